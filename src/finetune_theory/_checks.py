@@ -1,0 +1,136 @@
+"""Argument validation shared by every module.
+
+Every public function of the package validates its inputs here, so that bad input surfaces as
+one ``ValueError`` that names the argument and says what is wrong, instead of a numpy warning,
+a silent NaN or a traceback from deep inside linear algebra.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "as_array",
+    "as_vector",
+    "as_matrix",
+    "check_same_dim",
+    "check_positive_int",
+    "check_positive_int_array",
+    "check_nonnegative",
+    "check_positive",
+    "check_finite_scalar",
+    "check_depth",
+]
+
+
+def as_array(
+    value: Any, name: str, *, min_ndim: int = 0, max_ndim: int | None = None
+) -> np.ndarray:
+    """Convert ``value`` to a finite float64 array, or raise ``ValueError`` naming ``name``."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"{name} must be numeric; could not convert it to float64 ({exc})"
+        ) from None
+    if arr.ndim < min_ndim or (max_ndim is not None and arr.ndim > max_ndim):
+        want = f"{min_ndim}" if max_ndim == min_ndim else f"{min_ndim} to {max_ndim}"
+        raise ValueError(f"{name} must have {want} dimensions, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
+    return arr
+
+
+def as_vector(value: Any, name: str, *, batch: bool = False) -> np.ndarray:
+    """A finite float64 vector ``(d,)``; with ``batch=True`` also ``(..., d)``."""
+    return as_array(value, name, min_ndim=1, max_ndim=None if batch else 1)
+
+
+def as_matrix(value: Any, name: str, *, batch: bool = False) -> np.ndarray:
+    """A finite float64 matrix ``(n, d)``; with ``batch=True`` also ``(..., n, d)``."""
+    return as_array(value, name, min_ndim=2, max_ndim=None if batch else 2)
+
+
+def check_same_dim(d: int, arr: np.ndarray, name: str, *, axis: int = -1, what: str = "d") -> None:
+    """Raise unless ``arr.shape[axis] == d``."""
+    if arr.shape[axis] != d:
+        raise ValueError(
+            f"{name} has {arr.shape[axis]} entries along its last axis but {what} = {d} "
+            f"(shape {arr.shape})"
+        )
+
+
+def _is_integer(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, float) and math.isfinite(value) and value.is_integer()
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """An integer ``>= minimum``."""
+    if not _is_integer(value):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    ivalue = int(value)
+    if ivalue < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {ivalue}")
+    return ivalue
+
+
+def check_positive_int_array(value: Any, name: str) -> tuple[np.ndarray, bool]:
+    """Integers ``>= 1`` as an int64 array; also says whether the input was a scalar."""
+    arr = np.asarray(value)
+    scalar = arr.ndim == 0
+    flat = np.atleast_1d(arr)
+    if flat.size == 0:
+        raise ValueError(f"{name} must not be empty")
+    if flat.dtype.kind not in "iuf" or flat.dtype == np.bool_:
+        raise ValueError(f"{name} must hold integers, got dtype {flat.dtype}")
+    if flat.dtype.kind == "f" and not np.all(np.isfinite(flat) & (flat == np.round(flat))):
+        raise ValueError(f"{name} must hold whole numbers, got {flat.tolist()[:5]}")
+    ints = flat.astype(np.int64)
+    if np.any(ints < 1):
+        raise ValueError(f"{name} must be >= 1, got {int(ints.min())}")
+    return ints, scalar
+
+
+def check_finite_scalar(value: Any, name: str) -> float:
+    """A finite real number."""
+    try:
+        fvalue = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(fvalue):
+        raise ValueError(f"{name} must be finite, got {fvalue}")
+    return fvalue
+
+
+def check_nonnegative(value: Any, name: str) -> float:
+    """A finite real number ``>= 0``."""
+    fvalue = check_finite_scalar(value, name)
+    if fvalue < 0:
+        raise ValueError(f"{name} must be >= 0, got {fvalue}")
+    return fvalue
+
+
+def check_positive(value: Any, name: str) -> float:
+    """A finite real number ``> 0``."""
+    fvalue = check_finite_scalar(value, name)
+    if fvalue <= 0:
+        raise ValueError(f"{name} must be > 0, got {fvalue}")
+    return fvalue
+
+
+def check_depth(depth: Any, name: str = "depth") -> float:
+    """A network depth: an integer ``>= 1`` or ``math.inf``. Returned as int or ``math.inf``."""
+    if isinstance(depth, float) and math.isinf(depth) and depth > 0:
+        return math.inf
+    return check_positive_int(depth, name)

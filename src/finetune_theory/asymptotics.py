@@ -1,0 +1,178 @@
+"""Deterministic equivalents of interpolation from a Gaussian design.
+
+For ``n`` samples ``x ~ N(0, Sigma)`` with ``n`` below the rank ``r`` of ``Sigma``, the random
+projection ``P_perp = I - P_X`` onto the directions the data does not see behaves, for large
+``d`` and ``n``, like a deterministic operator diagonal in the eigenbasis of ``Sigma``. Its scale
+is ``kappa > 0``, the root of
+
+    n = sum_i lambda_i / (lambda_i + kappa).
+
+With ``rho = (1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2``:
+
+* ``E ||P_perp theta||^2 ~ sum_i kappa / (lambda_i + kappa) <theta, v_i>^2`` (``perp_weights``);
+* ``E ||P_perp theta||^2_Sigma ~ sum_i w_i <theta, v_i>^2`` with
+  ``w_i = kappa^2 lambda_i / (lambda_i + kappa)^2 / (1 - rho)`` (``bias_weights``);
+* the label-noise part of the risk is ``sigma^2 rho / (1 - rho)`` (``noise_factor``).
+
+For an isotropic ``Sigma`` the bias parts are exact at every size (``kappa = s (d/n - 1)``) and the
+package uses the exact noise factor ``n / (d - n - 1)``. When ``n >= r`` the data sees every
+direction of positive variance: the bias vanishes and the noise factor is the least-squares one,
+``r / (n - r - 1)`` (infinite for ``n`` in ``{r, r + 1}``, where its expectation diverges).
+
+This module is shared by the linear and deep-linear predictions; every formula above lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._checks import check_positive_int_array
+from .covariance import Covariance, as_covariance
+
+__all__ = ["DeterministicEquivalent", "deterministic_equivalent", "solve_kappa", "numerical_rank"]
+
+_RANK_RTOL = 1e-12
+
+
+def numerical_rank(eigvals: np.ndarray) -> int:
+    """Number of eigenvalues above ``1e-12`` times the largest."""
+    lam = np.asarray(eigvals, dtype=np.float64)
+    if lam.size == 0 or lam[0] <= 0:
+        return 0
+    return int(np.count_nonzero(lam > _RANK_RTOL * lam[0]))
+
+
+def solve_kappa(eigvals: np.ndarray, n: Any) -> np.ndarray:
+    """Solve ``n = sum_i lambda_i / (lambda_i + kappa)`` for ``kappa``, vectorised over ``n``.
+
+    Parameters
+    ----------
+    eigvals : ndarray, shape (d,)
+        Eigenvalues of the covariance (any order, ``>= 0``).
+    n : int or array of int
+        Sample sizes.
+
+    Returns
+    -------
+    ndarray
+        ``kappa`` for each ``n`` (same shape as ``np.atleast_1d(n)``); ``0`` where ``n`` is at
+        least the numerical rank.
+    """
+    lam = np.sort(np.asarray(eigvals, dtype=np.float64))[::-1]
+    r = numerical_rank(lam)
+    ns, _ = check_positive_int_array(n, "n")
+    nf = ns.astype(np.float64)
+    kappa = np.zeros(ns.shape)
+    active = ns < r
+    if not np.any(active):
+        return kappa
+    lam_pos = lam[:r]
+    m = nf[active]
+    # f(k) = sum lam/(lam+k) falls from r (k -> 0) to 0; these bounds bracket the root:
+    # f(sum(lam)/m) <= m and f(lam_min (r/m - 1)) >= m.
+    lo = np.log(lam_pos[-1] * (r / m - 1.0))
+    hi = np.log(lam_pos.sum() / m)
+    lo = np.minimum(lo, hi)
+    t = 0.5 * (lo + hi)
+    for _ in range(200):
+        k = np.exp(t)
+        q = lam_pos[None, :] / (lam_pos[None, :] + k[:, None])
+        f = q.sum(axis=1) - m
+        # d f / d log k = -sum lam k / (lam + k)^2 = -sum q (1 - q)
+        df = -(q * (1.0 - q)).sum(axis=1)
+        lo = np.where(f > 0, t, lo)
+        hi = np.where(f > 0, hi, t)
+        newton = t - f / np.where(df < 0, df, -1.0)
+        t_new = np.where((newton > lo) & (newton < hi), newton, 0.5 * (lo + hi))
+        if np.all(np.abs(t_new - t) <= 1e-15 * np.maximum(1.0, np.abs(t))):
+            t = t_new
+            break
+        t = t_new
+    kappa[active] = np.exp(t)
+    return kappa
+
+
+@dataclass(frozen=True)
+class DeterministicEquivalent:
+    """Per-direction weights of the asymptotic risk at each sample size.
+
+    Attributes
+    ----------
+    n : ndarray, shape (k,)
+    kappa, rho : ndarray, shape (k,)
+    bias_weights : ndarray, shape (k, d)
+        ``w_i``: the expected ``||P_perp theta||^2_Sigma`` is ``sum_i w_i <theta, v_i>^2``.
+    perp_weights : ndarray, shape (k, d)
+        The expected ``||P_perp theta||^2`` is ``sum_i perp_weights_i <theta, v_i>^2``.
+    noise_factor : ndarray, shape (k,)
+        Multiply by the noise variance for the noise part of the risk (may be ``inf``).
+    rank : int
+        Numerical rank of the covariance.
+    exact : bool
+        True when the covariance is isotropic (on its range): the bias parts are then exact
+        expectations and ``noise_factor`` is the exact Wishart value.
+    """
+
+    n: np.ndarray
+    kappa: np.ndarray
+    rho: np.ndarray
+    bias_weights: np.ndarray
+    perp_weights: np.ndarray
+    noise_factor: np.ndarray
+    rank: int
+    exact: bool
+
+
+def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> DeterministicEquivalent:
+    """The deterministic equivalent of minimum-distance interpolation at each ``n``.
+
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+        Covariance of the Gaussian inputs.
+    n : int or array of int
+        Sample sizes (``>= 1``).
+
+    Returns
+    -------
+    DeterministicEquivalent
+    """
+    cov = as_covariance(cov)
+    lam = cov.eigvals
+    ns, _ = check_positive_int_array(n, "n")
+    r = numerical_rank(lam)
+    exact = r > 0 and bool(lam[0] - lam[r - 1] <= 1e-12 * lam[0])
+    kappa = solve_kappa(lam, ns)
+    nf = ns.astype(np.float64)
+    interp = ns < r
+    k = kappa[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        denom = lam[None, :] + k
+        frac = np.where(denom > 0, lam[None, :] / np.where(denom > 0, denom, 1.0), 0.0)
+        rho = np.where(interp, (frac**2).sum(axis=1) / nf, 1.0)
+        perp = np.where(interp[:, None], 1.0 - frac, 0.0)
+        perp = np.where(lam[None, :] > _RANK_RTOL * max(lam[0], 1e-300), perp, 1.0)
+        one_minus_rho = np.where(interp, 1.0 - rho, 1.0)
+        bias = np.where(
+            interp[:, None], lam[None, :] * (1.0 - frac) ** 2 / one_minus_rho[:, None], 0.0
+        )
+        if exact:
+            # exact Wishart moments: n / (r - n - 1) below the rank, r / (n - r - 1) above it
+            below = np.where(r - nf - 1 > 0, nf / np.where(r - nf - 1 > 0, r - nf - 1, 1.0), np.inf)
+        else:
+            below = rho / one_minus_rho
+        above = np.where(nf - r - 1 > 0, r / np.where(nf - r - 1 > 0, nf - r - 1, 1.0), np.inf)
+        noise = np.where(interp, below, above)
+    return DeterministicEquivalent(
+        n=ns,
+        kappa=kappa,
+        rho=np.where(interp, rho, 1.0),
+        bias_weights=bias,
+        perp_weights=perp,
+        noise_factor=noise,
+        rank=r,
+        exact=exact,
+    )

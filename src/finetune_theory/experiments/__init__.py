@@ -1,0 +1,38 @@
+"""Experiments E1-E6, found by name.
+
+Each module holds one :class:`~finetune_theory.experiments.base.Experiment` named
+``EXPERIMENT``. Modules are imported only when asked for, so a missing optional dependency of
+one experiment does not stop the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from .base import Experiment, Verdict
+
+__all__ = ["Experiment", "Verdict", "REGISTRY", "available", "get"]
+
+#: experiment name -> module path, in report order
+REGISTRY: dict[str, str] = {
+    "measure": "finetune_theory.experiments.measure",  # E1 linear regression
+    "depth": "finetune_theory.experiments.depth",  # E2 deep linear, effect of depth
+    "scaling": "finetune_theory.experiments.scaling",  # E3 scaling in a 7-layer model
+    "freezing": "finetune_theory.experiments.freezing",  # E4 freezing layers
+    "relu": "finetune_theory.experiments.relu",  # E5 two-layer ReLU in the NTK regime
+    "realistic": "finetune_theory.experiments.realistic",  # E6 real covariances and tasks
+}
+
+
+def available() -> list[str]:
+    """Names of the experiments whose module is present, in report order."""
+    return [name for name, mod in REGISTRY.items() if importlib.util.find_spec(mod) is not None]
+
+
+def get(name: str) -> Experiment:
+    """The experiment called ``name``; ``ValueError`` for an unknown one."""
+    names = available()
+    if name not in names:
+        raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(names)}")
+    return importlib.import_module(REGISTRY[name]).EXPERIMENT

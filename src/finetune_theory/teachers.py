@@ -1,0 +1,174 @@
+"""Source/target teacher pairs with a controlled relation.
+
+A pair is two weight vectors ``theta_source`` (what the pretrained model realises) and
+``theta_target`` (the target task's linear teacher); ``delta = theta_source - theta_target``.
+Generators:
+
+* :func:`scaled_pair`: ``theta_T = alpha theta_S + eps xi`` (the depth experiments);
+* :func:`placed_pair`: a difference of chosen norm placed in the top or the tail
+  eigen-directions of a covariance (same Euclidean distance, very different risks);
+* :func:`profiled_pair`: a difference whose energy over the eigen-index follows a power
+  ``i^tilt`` (``tilt < 0`` head-heavy, ``tilt > 0`` tail-heavy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._checks import as_vector, check_finite_scalar, check_nonnegative, check_positive_int
+from ._random import SeedLike, as_generator
+from .covariance import Covariance, as_covariance
+
+__all__ = ["TeacherPair", "random_unit", "scaled_pair", "placed_pair", "profiled_pair"]
+
+
+@dataclass(frozen=True, eq=False)
+class TeacherPair:
+    """A source and a target teacher of the same dimension."""
+
+    theta_source: np.ndarray
+    theta_target: np.ndarray
+
+    def __post_init__(self) -> None:
+        ts = as_vector(self.theta_source, "theta_source")
+        tt = as_vector(self.theta_target, "theta_target")
+        if ts.shape != tt.shape:
+            raise ValueError(
+                f"theta_source has dimension {ts.size} but theta_target has dimension {tt.size}"
+            )
+        object.__setattr__(self, "theta_source", ts)
+        object.__setattr__(self, "theta_target", tt)
+
+    @property
+    def d(self) -> int:
+        return int(self.theta_source.size)
+
+    @property
+    def delta(self) -> np.ndarray:
+        """``theta_source - theta_target``."""
+        return self.theta_source - self.theta_target
+
+
+def random_unit(d: int, seed: SeedLike = 0) -> np.ndarray:
+    """A uniformly random unit vector in ``R^d``."""
+    d = check_positive_int(d, "d")
+    v = as_generator(seed).standard_normal(d)
+    return v / np.linalg.norm(v)
+
+
+def scaled_pair(
+    d: int | None = None,
+    *,
+    alpha: float = 1.0,
+    eps: float = 0.0,
+    theta_source: Any = None,
+    seed: SeedLike = 0,
+) -> TeacherPair:
+    """``theta_T = alpha theta_S + eps xi`` with ``xi`` uniform on the unit sphere.
+
+    Parameters
+    ----------
+    d : int, optional
+        Dimension (needed when ``theta_source`` is not given).
+    alpha : float
+        Scale of the source inside the target.
+    eps : float
+        Norm of the random perturbation, ``>= 0``.
+    theta_source : array, optional
+        The source; default a random unit vector.
+    seed : int or SeedSequence
+    """
+    alpha = check_finite_scalar(alpha, "alpha")
+    eps = check_nonnegative(eps, "eps")
+    rng = as_generator(seed)
+    if theta_source is None:
+        if d is None:
+            raise ValueError("give d or theta_source")
+        ts = random_unit(d, rng)
+    else:
+        ts = as_vector(theta_source, "theta_source")
+        if d is not None and ts.size != d:
+            raise ValueError(f"theta_source has dimension {ts.size} but d = {d}")
+    xi = random_unit(ts.size, rng)
+    return TeacherPair(ts, alpha * ts + eps * xi)
+
+
+def _source(cov: Covariance, theta_source: Any, rng: np.random.Generator) -> np.ndarray:
+    if theta_source is None:
+        return random_unit(cov.d, rng)
+    ts = as_vector(theta_source, "theta_source")
+    if ts.size != cov.d:
+        raise ValueError(f"theta_source has dimension {ts.size} but cov has dimension {cov.d}")
+    return ts
+
+
+def placed_pair(
+    cov: Any,
+    *,
+    distance: float = 1.0,
+    where: str = "top",
+    k: int = 10,
+    theta_source: Any = None,
+    seed: SeedLike = 0,
+) -> TeacherPair:
+    """A pair whose difference has norm ``distance`` and lies in chosen eigen-directions.
+
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+    distance : float
+        ``||theta_S - theta_T||``.
+    where : {"top", "tail", "random"}
+        The ``k`` leading eigenvectors, the ``k`` trailing ones, or a uniformly random direction.
+    k : int
+        Number of eigen-directions spanned by the difference.
+    theta_source : array, optional
+        Default: a random unit vector.
+    seed : int or SeedSequence
+    """
+    c = as_covariance(cov)
+    distance = check_nonnegative(distance, "distance")
+    k = check_positive_int(k, "k")
+    if k > c.d:
+        raise ValueError(f"k = {k} exceeds the dimension d = {c.d}")
+    if where not in ("top", "tail", "random"):
+        raise ValueError(f"where must be 'top', 'tail' or 'random', got {where!r}")
+    rng = as_generator(seed)
+    ts = _source(c, theta_source, rng)
+    coords = np.zeros(c.d)
+    g = rng.standard_normal(k if where != "random" else c.d)
+    if where == "top":
+        coords[:k] = g
+    elif where == "tail":
+        coords[c.d - k :] = g
+    else:
+        coords = g
+    delta = c.from_coords(coords / np.linalg.norm(coords) * distance)
+    return TeacherPair(ts, ts - delta)
+
+
+def profiled_pair(
+    cov: Any,
+    *,
+    distance: float = 1.0,
+    tilt: float = 0.0,
+    theta_source: Any = None,
+    seed: SeedLike = 0,
+) -> TeacherPair:
+    """A pair whose difference spreads its energy over the eigen-index like ``i^tilt``.
+
+    The coordinate of ``delta`` on the ``i``-th eigenvector is ``g_i i^(tilt/2)`` with ``g_i``
+    standard normal, rescaled to norm ``distance``: ``tilt < 0`` puts the difference in the
+    top directions of ``cov``, ``tilt > 0`` in its tail, ``tilt = 0`` spreads it evenly.
+    """
+    c = as_covariance(cov)
+    distance = check_nonnegative(distance, "distance")
+    tilt = check_finite_scalar(tilt, "tilt")
+    rng = as_generator(seed)
+    ts = _source(c, theta_source, rng)
+    coords = rng.standard_normal(c.d) * np.arange(1, c.d + 1, dtype=np.float64) ** (tilt / 2)
+    delta = c.from_coords(coords / np.linalg.norm(coords) * distance)
+    return TeacherPair(ts, ts - delta)
