@@ -38,7 +38,12 @@ def as_array(
             f"{name} must be numeric; could not convert it to float64 ({exc})"
         ) from None
     if arr.ndim < min_ndim or (max_ndim is not None and arr.ndim > max_ndim):
-        want = f"{min_ndim}" if max_ndim == min_ndim else f"{min_ndim} to {max_ndim}"
+        if max_ndim is None:
+            want = f"at least {min_ndim}"
+        elif max_ndim == min_ndim:
+            want = f"{min_ndim}"
+        else:
+            want = f"{min_ndim} to {max_ndim}"
         raise ValueError(f"{name} must have {want} dimensions, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
@@ -96,6 +101,8 @@ def check_positive_int_array(value: Any, name: str) -> tuple[np.ndarray, bool]:
         raise ValueError(f"{name} must hold integers, got dtype {flat.dtype}")
     if flat.dtype.kind == "f" and not np.all(np.isfinite(flat) & (flat == np.round(flat))):
         raise ValueError(f"{name} must hold whole numbers, got {flat.tolist()[:5]}")
+    if flat.dtype.kind in "uf" and np.any(flat > np.iinfo(np.int64).max // 2):
+        raise ValueError(f"{name} is too large, got {flat.max()}")
     ints = flat.astype(np.int64)
     if np.any(ints < 1):
         raise ValueError(f"{name} must be >= 1, got {int(ints.min())}")
@@ -104,6 +111,8 @@ def check_positive_int_array(value: Any, name: str) -> tuple[np.ndarray, bool]:
 
 def check_finite_scalar(value: Any, name: str) -> float:
     """A finite real number."""
+    if isinstance(value, bool | str | bytes):
+        raise ValueError(f"{name} must be a real number, got {value!r}")
     try:
         fvalue = float(value)
     except (TypeError, ValueError):

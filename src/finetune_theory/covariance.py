@@ -66,6 +66,8 @@ class Covariance:
             vec = as_matrix(self.eigvecs, "eigvecs")
             if vec.shape != (lam.size, lam.size):
                 raise ValueError(f"eigvecs must have shape {(lam.size, lam.size)}, got {vec.shape}")
+            if not np.allclose(vec.T @ vec, np.eye(lam.size), rtol=0.0, atol=1e-8):
+                raise ValueError("eigvecs must have orthonormal columns (V^T V = I)")
             vec = vec.copy()
             vec.setflags(write=False)
             object.__setattr__(self, "eigvecs", vec)
@@ -128,9 +130,11 @@ class Covariance:
         """Draw Gaussian inputs ``x ~ N(0, Sigma)`` with shape ``(*batch, n, d)``."""
         n = check_positive_int(n, "n")
         batch = (batch,) if isinstance(batch, int | np.integer) else tuple(batch)
+        batch = tuple(check_positive_int(b, "batch", minimum=0) for b in batch)
         rng = as_generator(seed)
         z = rng.standard_normal((*batch, n, self.d))
-        return self.from_coords(z * np.sqrt(self.eigvals))
+        z *= np.sqrt(self.eigvals)
+        return self.from_coords(z)
 
     def rotate(self, rotation: np.ndarray) -> Covariance:
         """The covariance of ``Q x``: eigenvectors turned by the orthogonal ``rotation``."""
@@ -247,4 +251,5 @@ def random_rotation(d: int, seed: SeedLike = 0) -> np.ndarray:
 
 def rotated(cov: Covariance, seed: SeedLike = 0) -> Covariance:
     """``cov`` turned by a random rotation: same spectrum, generic eigenvectors."""
+    cov = as_covariance(cov)
     return cov.rotate(random_rotation(cov.d, seed))

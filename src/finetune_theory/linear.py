@@ -130,7 +130,35 @@ def finetune(X: Any, y: Any, theta_source: Any) -> np.ndarray:
     """
     x, yy, ts = _problem(X, y, theta_source)
     residual = yy - np.einsum("...nd,...d->...n", x, ts)
-    return ts + np.einsum("...dn,...n->...d", np.linalg.pinv(x), residual)
+    # singular values below max(n, d) * eps * s_max are rounding noise of a rank-deficient X
+    # (numpy's default cutoff 1e-15 * s_max keeps them for large matrices and blows up)
+    rcond = max(x.shape[-2:]) * np.finfo(np.float64).eps
+    return ts + np.einsum("...dn,...n->...d", np.linalg.pinv(x, rcond=rcond), residual)
+
+
+def _finetune_fast(x: np.ndarray, y: np.ndarray, theta_source: np.ndarray) -> np.ndarray:
+    """:func:`finetune` for batches of well-conditioned designs, through Cholesky.
+
+    Solves with the smaller Gram matrix (``X X^T`` when ``n < d``, ``X^T X`` otherwise), which
+    costs a fraction of the SVD behind the pseudo-inverse. Falls back to :func:`finetune` when
+    a Gram matrix is not numerically positive definite or is badly conditioned (``cond > 1e8``),
+    so rank-deficient designs still get the pseudo-inverse limit.
+    """
+    n, d = x.shape[-2:]
+    residual = y - (x @ theta_source[..., None])[..., 0]
+    wide = n < d
+    gram = x @ np.swapaxes(x, -1, -2) if wide else np.swapaxes(x, -1, -2) @ x
+    try:
+        chol = np.linalg.cholesky(gram)
+    except np.linalg.LinAlgError:
+        return finetune(x, y, theta_source)
+    diag = np.abs(np.diagonal(chol, axis1=-2, axis2=-1))
+    if not np.all(diag > 0) or np.max(np.max(diag, -1) / np.min(diag, -1)) ** 2 > 1e8:
+        return finetune(x, y, theta_source)
+    rhs = residual if wide else (residual[..., None, :] @ x)[..., 0, :]
+    z = np.linalg.solve(gram, rhs[..., None])[..., 0]
+    step = (z[..., None, :] @ x)[..., 0, :] if wide else z
+    return theta_source + step
 
 
 @dataclass(frozen=True)
@@ -225,9 +253,11 @@ def gradient_descent(
     t = 0
     while np.any(active) and t < max_steps:
         t += 1
-        theta = np.where(active[..., None], theta - step[..., None] * g, theta)
-        g = grad(theta)
-        gnorm = np.linalg.norm(g, axis=-1)
+        # a diverging run may overflow before the check below reports it
+        with np.errstate(over="ignore", invalid="ignore"):
+            theta = np.where(active[..., None], theta - step[..., None] * g, theta)
+            g = grad(theta)
+            gnorm = np.linalg.norm(g, axis=-1)
         if not np.all(np.isfinite(gnorm)) or np.any(gnorm > 1e12 * np.maximum(g0, 1e-300)):
             bad = float(np.max(step * top))
             raise DivergenceError(
@@ -272,6 +302,12 @@ def excess_risk(theta: Any, theta_target: Any, cov: Any) -> np.ndarray | float:
         raise ValueError(
             f"theta has dimension {th.shape[-1]} but theta_target has dimension {tt.shape[-1]}"
         )
+    try:
+        np.broadcast_shapes(th.shape, tt.shape)
+    except ValueError:
+        raise ValueError(
+            f"batch shapes do not match: theta {th.shape}, theta_target {tt.shape}"
+        ) from None
     c = as_covariance(cov, "cov", d=th.shape[-1])
     return c.quad(th - tt)
 
@@ -378,7 +414,7 @@ def simulate_risk(
             b = min(size, repeats - start)
             x = c.sample(int(nj), rng, batch=b)
             y = x @ tt + sigma * rng.standard_normal((b, int(nj)))
-            risks[start : start + b] = c.quad(finetune(x, y, ts) - tt)
+            risks[start : start + b] = c.quad(_finetune_fast(x, y, ts) - tt)
         means[j] = risks.mean()
         errs[j] = risks.std(ddof=1) / math.sqrt(repeats) if repeats > 1 else np.inf
     return SimulatedRisk(n=ns, mean=means, stderr=errs, repeats=repeats)
@@ -451,8 +487,13 @@ def sample_complexity(
         return int(ns[hits[0]])
     # above the rank only noise remains, sigma^2 r / (n - r - 1), decreasing in n
     if sigma > 0:
-        n_ls = r + 1 + max(1, math.ceil(sigma**2 * r / eps))
-        while sigma**2 * r / (n_ls - r - 1) > eps:  # guard against rounding in the ceiling
+        # first guess from the formula, then settle the boundary on the very values that
+        # expected_risk returns, so that rounding cannot move the answer by one either way
+        guess = r + 1 + max(1, math.ceil(sigma**2 * r / eps))
+        window = np.arange(max(r + 2, guess - 2), guess + 3)
+        tail = np.atleast_1d(expected_risk(c, ts, tt, window, noise=sigma))
+        n_ls = int(window[np.flatnonzero(tail <= eps)[0]]) if np.any(tail <= eps) else guess + 3
+        while float(expected_risk(c, ts, tt, n_ls, noise=sigma)) > eps:
             n_ls += 1
     else:
         n_ls = r
@@ -495,13 +536,14 @@ MEASURES: dict[str, str] = {
 
 def similarity(
     cov: Any, theta_source: Any, theta_target: Any, n: int, *, k: int | None = None
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """The covariance-aware similarity measure and its alternatives, by name.
 
     Parameters
     ----------
     cov : Covariance or (d, d) array
-    theta_source, theta_target : array, shape (d,)
+    theta_source, theta_target : array, shape (d,) or (..., d)
+        One pair, or many pairs along leading axes (then every value is an array).
     n : int
         Number of target samples.
     k : int, optional
@@ -511,11 +553,19 @@ def similarity(
     Returns
     -------
     dict
-        Keys of :data:`MEASURES`. ``euclidean_cov_error`` uses the typical operator-norm error
-        of a sample covariance, ``lambda_1 max(sqrt(r_0 / n), r_0 / n)`` with effective rank
+        Keys of :data:`MEASURES`. ``covariance_aware`` equals the noiseless
+        :func:`expected_risk`. ``euclidean_cov_error`` uses the typical operator-norm error of
+        a sample covariance, ``lambda_1 max(sqrt(r_0 / n), r_0 / n)`` with effective rank
         ``r_0 = tr(Sigma) / lambda_1`` (constants set to one).
     """
-    c, ts, tt = _pair(cov, theta_source, theta_target)
+    ts = as_vector(theta_source, "theta_source", batch=True)
+    tt = as_vector(theta_target, "theta_target", batch=True)
+    if ts.shape[-1] != tt.shape[-1]:
+        raise ValueError(
+            f"theta_source has dimension {ts.shape[-1]} but theta_target has dimension "
+            f"{tt.shape[-1]}"
+        )
+    c = as_covariance(cov, "cov", d=ts.shape[-1])
     n = check_positive_int(n, "n")
     d = c.d
     k = max(1, n // 2) if k is None else check_positive_int(k, "k", minimum=0)
@@ -523,17 +573,25 @@ def similarity(
     lam = c.eigvals
     coords = c.coords(ts - tt)
     sq = coords * coords
-    tail = lam[k:].sum()
     head_lam = lam[:k]
-    with np.errstate(divide="ignore"):
-        inv_head = np.where(head_lam > 0, 1.0 / np.where(head_lam > 0, head_lam, 1.0), np.inf)
-    head_term = float(np.sum(np.where(sq[:k] > 0, sq[:k] * inv_head, 0.0))) * (tail / n) ** 2
+    safe = np.where(head_lam > 0, head_lam, 1.0)
+    head = np.sum(
+        np.where(head_lam > 0, sq[..., :k] / safe, np.where(sq[..., :k] > 0, np.inf, 0.0)), axis=-1
+    )
     r0 = lam.sum() / lam[0] if lam[0] > 0 else 0.0
     cov_err = lam[0] * max(math.sqrt(r0 / n), r0 / n)
-    return {
-        "covariance_aware": float(expected_risk(c, ts, tt, n)),
-        "spectral": float(np.sum(lam[k:] * sq[k:]) + head_term),
-        "euclidean_cov_error": float(sq.sum() * cov_err),
-        "source_risk": float(np.sum(lam * sq)),
-        "euclidean": float(sq.sum()),
+    # a zero eigenvalue among the k leading ones means every later one is zero too: the head
+    # term's factor (sum_{i>k} lambda_i / n)^2 vanishes and the term is zero (not inf * 0)
+    scale = (lam[k:].sum() / n) ** 2
+    head_term = head * scale if scale > 0 else np.zeros_like(head)
+    weights = deterministic_equivalent(c, n).bias_weights[0]
+    out = {
+        "covariance_aware": sq @ weights,
+        "spectral": sq[..., k:] @ lam[k:] + head_term,
+        "euclidean_cov_error": sq.sum(axis=-1) * cov_err,
+        "source_risk": sq @ lam,
+        "euclidean": sq.sum(axis=-1),
     }
+    if sq.ndim == 1:
+        return {key: float(value) for key, value in out.items()}
+    return out

@@ -18,11 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_vector, check_finite_scalar, check_nonnegative, check_positive_int
+from ._checks import as_array, as_vector, check_finite_scalar, check_nonnegative, check_positive_int
 from ._random import SeedLike, as_generator
 from .covariance import Covariance, as_covariance
 
-__all__ = ["TeacherPair", "random_unit", "scaled_pair", "placed_pair", "profiled_pair"]
+__all__ = [
+    "TeacherPair",
+    "random_unit",
+    "scaled_pair",
+    "placed_pair",
+    "profiled_pair",
+    "profiled_deltas",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,6 +157,40 @@ def placed_pair(
     return TeacherPair(ts, ts - delta)
 
 
+def profiled_deltas(cov: Any, distance: Any, tilt: Any, seed: SeedLike = 0) -> np.ndarray:
+    """Differences whose energy spreads over the eigen-index like ``i^tilt``, batched.
+
+    The coordinate of each difference on the ``i``-th eigenvector of ``cov`` is
+    ``g_i i^(tilt/2)`` with ``g_i`` standard normal, rescaled to norm ``distance``:
+    ``tilt < 0`` puts the difference in the top directions, ``tilt > 0`` in the tail,
+    ``tilt = 0`` spreads it evenly.
+
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+    distance, tilt : float or array, broadcast together to shape (P,) or ()
+    seed : int or SeedSequence
+
+    Returns
+    -------
+    ndarray, shape (P, d) or (d,)
+    """
+    c = as_covariance(cov)
+    dist = as_array(distance, "distance", max_ndim=1)
+    if np.any(dist < 0):
+        raise ValueError("distance must be >= 0")
+    tl = as_array(tilt, "tilt", max_ndim=1)
+    try:
+        dist, tl = np.broadcast_arrays(dist, tl)
+    except ValueError:
+        raise ValueError(f"distance {dist.shape} and tilt {tl.shape} do not broadcast") from None
+    rng = as_generator(seed)
+    index = np.arange(1, c.d + 1, dtype=np.float64)
+    coords = rng.standard_normal((*dist.shape, c.d)) * index ** (tl[..., None] / 2)
+    coords *= (dist / np.linalg.norm(coords, axis=-1))[..., None]
+    return c.from_coords(coords)
+
+
 def profiled_pair(
     cov: Any,
     *,
@@ -160,15 +201,11 @@ def profiled_pair(
 ) -> TeacherPair:
     """A pair whose difference spreads its energy over the eigen-index like ``i^tilt``.
 
-    The coordinate of ``delta`` on the ``i``-th eigenvector is ``g_i i^(tilt/2)`` with ``g_i``
-    standard normal, rescaled to norm ``distance``: ``tilt < 0`` puts the difference in the
-    top directions of ``cov``, ``tilt > 0`` in its tail, ``tilt = 0`` spreads it evenly.
+    See :func:`profiled_deltas`; ``theta_source`` defaults to a random unit vector.
     """
     c = as_covariance(cov)
     distance = check_nonnegative(distance, "distance")
     tilt = check_finite_scalar(tilt, "tilt")
     rng = as_generator(seed)
     ts = _source(c, theta_source, rng)
-    coords = rng.standard_normal(c.d) * np.arange(1, c.d + 1, dtype=np.float64) ** (tilt / 2)
-    delta = c.from_coords(coords / np.linalg.norm(coords) * distance)
-    return TeacherPair(ts, ts - delta)
+    return TeacherPair(ts, ts - profiled_deltas(c, distance, tilt, rng))

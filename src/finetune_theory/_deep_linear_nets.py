@@ -1,0 +1,416 @@
+"""Private engine of :mod:`finetune_theory.deep_linear`: weights, products, gradients, GD loops.
+
+A deep linear network with scalar output is a list of layer matrices
+``[W_1 (h_1 x d), W_2 (h_2 x h_1), ..., W_N (1 x h_{N-1})]``; internally every array carries a
+leading batch axis of independent repeats: ``(B, h_j, h_{j-1})``. The end-to-end vector is
+``theta^T = W_N ... W_1``.
+
+Hand-written gradients of ``L = (1/2n) ||X theta - y||^2``. With ``g = X^T (X theta - y) / n``
+(the gradient with respect to ``theta``), the left products ``a_j = W_N ... W_{j+1}`` (a row
+vector of size ``h_j``; ``a_N = 1``) and the right products applied to ``g``,
+``b_j = W_{j-1} ... W_1 g`` (``b_1 = g``),
+
+    dL / dW_j = a_j^T b_j^T,
+
+an outer product, so a step costs a few matrix-vector products per layer and no matrix-matrix
+product. The squared gradient norm of layer ``j`` is ``||a_j||^2 ||b_j||^2``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._checks import as_array, as_matrix, as_vector, check_positive, check_positive_int
+from .linear import ConvergenceError, DivergenceError
+
+__all__ = ["Net", "TrainResult", "as_net", "as_frozen", "as_data", "left_products"]
+
+#: the loss may grow by at most this factor over its reference before GD counts as diverged
+_BLOWUP = 1e10
+#: the interpolation test compares the loss with ``tol`` times the zero predictor's loss
+_TINY = 1e-300
+
+
+@dataclass
+class Net:
+    """Validated weights, always batched: ``layers[j]`` has shape ``(B, h_j, h_{j-1})``."""
+
+    layers: list[np.ndarray]
+    batched: bool
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+    @property
+    def batch(self) -> int:
+        return int(self.layers[0].shape[0])
+
+    @property
+    def d(self) -> int:
+        return int(self.layers[0].shape[-1])
+
+    def out(self, layers: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        """Layers in the caller's batching (batch axis dropped when the input had none)."""
+        src = self.layers if layers is None else layers
+        return [w.copy() if self.batched else w[0].copy() for w in src]
+
+
+def as_net(weights: Any, name: str = "weights") -> Net:
+    """Validate a list of layer matrices (unbatched 2-D or batched 3-D, all alike)."""
+    if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence) or not weights:
+        raise ValueError(
+            f"{name} must be a non-empty list of layer matrices [W_1, ..., W_N] (depth >= 1), "
+            f"got {type(weights).__name__}"
+        )
+    layers = [as_array(w, f"{name}[{j}]", min_ndim=2, max_ndim=3) for j, w in enumerate(weights)]
+    ndims = {w.ndim for w in layers}
+    if len(ndims) != 1:
+        raise ValueError(f"{name} mixes batched (3-D) and unbatched (2-D) layers")
+    batched = layers[0].ndim == 3
+    if not batched:
+        layers = [w[None] for w in layers]
+    sizes = {w.shape[0] for w in layers}
+    if len(sizes) != 1:
+        raise ValueError(f"{name} layers have different batch sizes {sorted(sizes)}")
+    for j in range(1, len(layers)):
+        if layers[j].shape[-1] != layers[j - 1].shape[-2]:
+            raise ValueError(
+                f"{name}[{j}] has {layers[j].shape[-1]} columns but {name}[{j - 1}] has "
+                f"{layers[j - 1].shape[-2]} rows: the layers do not chain"
+            )
+    if layers[-1].shape[-2] != 1:
+        raise ValueError(
+            f"{name}[{len(layers) - 1}] (the output layer) must have 1 row, "
+            f"got shape {layers[-1].shape[-2:]}"
+        )
+    return Net([np.array(w, dtype=np.float64, copy=True) for w in layers], batched)
+
+
+def as_frozen(frozen: Any, depth: int) -> np.ndarray:
+    """A boolean mask of trainable layers from the indices in ``frozen`` (0 = ``W_1``)."""
+    if isinstance(frozen, int | np.integer) and not isinstance(frozen, bool):
+        frozen = (frozen,)
+    if not isinstance(frozen, Iterable) or isinstance(frozen, str):
+        raise ValueError(f"frozen must be a collection of layer indices, got {frozen!r}")
+    trainable = np.ones(depth, dtype=bool)
+    for k in frozen:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer):
+            raise ValueError(f"frozen must hold integer layer indices, got {k!r}")
+        if not 0 <= int(k) < depth:
+            raise ValueError(
+                f"frozen index {int(k)} is out of range for a depth-{depth} network "
+                f"(valid: 0 .. {depth - 1}, 0 is the input layer W_1)"
+            )
+        trainable[int(k)] = False
+    if not trainable.any():
+        raise ValueError(f"frozen lists every layer of the depth-{depth} network: none to train")
+    return trainable
+
+
+def as_data(X: Any, y: Any, net: Net) -> tuple[np.ndarray, np.ndarray, Net, bool]:
+    """Validate ``X``, ``y`` against the weights and broadcast all three to one batch size."""
+    x = as_matrix(X, "X", batch=True)
+    yy = as_vector(y, "y", batch=True)
+    if x.ndim > 3:
+        raise ValueError(f"X must have shape (n, d) or (batch, n, d), got {x.shape}")
+    if yy.ndim > 2:
+        raise ValueError(f"y must have shape (n,) or (batch, n), got {yy.shape}")
+    if x.shape[-1] != net.d:
+        raise ValueError(f"X has {x.shape[-1]} columns but weights[0] has {net.d} (d)")
+    if yy.shape[-1] != x.shape[-2]:
+        raise ValueError(f"y has {yy.shape[-1]} entries but X has {x.shape[-2]} rows")
+    sizes = {
+        "weights": net.batch if net.batched else None,
+        "X": x.shape[0] if x.ndim == 3 else None,
+        "y": yy.shape[0] if yy.ndim == 2 else None,
+    }
+    given = {k: v for k, v in sizes.items() if v is not None}
+    if len(set(given.values())) > 1:
+        raise ValueError(f"batch sizes do not match: {given}")
+    batched = bool(given)
+    b = next(iter(given.values())) if given else 1
+    x = np.broadcast_to(x if x.ndim == 3 else x[None], (b, *x.shape[-2:]))
+    yy = np.broadcast_to(yy if yy.ndim == 2 else yy[None], (b, yy.shape[-1]))
+    if net.batch != b:
+        net = Net([np.repeat(w, b, axis=0) for w in net.layers], batched)
+    else:
+        net = Net(net.layers, batched)
+    return x, yy, net, batched
+
+
+# ------------------------------------------------------------------ kernels
+def left_products(layers: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``a_j = W_N ... W_{j+1}`` for ``j = 0 .. N`` as ``(B, h_j)``; ``a_0`` is ``theta``."""
+    depth = len(layers)
+    a: list[np.ndarray] = [np.empty(0)] * (depth + 1)
+    a[depth] = np.ones((layers[0].shape[0], 1))
+    for j in range(depth - 1, -1, -1):
+        a[j] = np.matmul(a[j + 1][:, None, :], layers[j])[:, 0, :]
+    return a
+
+
+def _right_products(layers: Sequence[np.ndarray], g: np.ndarray) -> list[np.ndarray]:
+    """``b_j = W_{j-1} ... W_1 g`` for ``j = 1 .. N`` (stored at index ``j - 1``)."""
+    b = [g]
+    for w in layers[:-1]:
+        b.append(np.matmul(w, b[-1][:, :, None])[:, :, 0])
+    return b
+
+
+def _residual(x: np.ndarray, yy: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    return np.matmul(x, theta[:, :, None])[:, :, 0] - yy
+
+
+def _loss_of(x: np.ndarray, yy: np.ndarray, layers: Sequence[np.ndarray]) -> np.ndarray:
+    res = _residual(x, yy, left_products(layers)[0])
+    return 0.5 * np.mean(res * res, axis=1)
+
+
+def gauss_newton_bound(
+    layers: Sequence[np.ndarray], x: np.ndarray, trainable: np.ndarray
+) -> np.ndarray:
+    """An upper bound on the Gauss-Newton curvature of the loss in weight space, per repeat.
+
+    ``lambda_max(X^T X / n) * sum_{j trainable} ||a_j||^2 ||W_{j-1} ... W_1||_op^2``: the
+    squared norm of the Jacobian from the trainable weights to ``theta`` times the data
+    curvature. For balanced rank-one weights the sum is ``N ||theta||^(2 - 2/N)``.
+    """
+    n = x.shape[1]
+    top = np.linalg.norm(x, ord=2, axis=(-2, -1)) ** 2 / n
+    a = left_products(layers)
+    total = np.zeros(x.shape[0])
+    right = None  # W_{j-1} ... W_1 as (B, h_{j-1}, d); None stands for the identity
+    for j, w in enumerate(layers):
+        if trainable[j]:
+            op = 1.0 if right is None else np.linalg.norm(right, ord=2, axis=(-2, -1))
+            total = total + np.sum(a[j + 1] ** 2, axis=1) * op**2
+        right = w if right is None else np.matmul(w, right)
+    return top * total
+
+
+# --------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of training a deep linear network by full-batch gradient descent.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        Final layers, batched like the input (``(B, h_j, h_{j-1})`` or ``(h_j, h_{j-1})``).
+    theta : ndarray, shape (B, d) or (d,)
+        Final end-to-end vector.
+    loss : ndarray, shape (B,) or float
+        Final training loss ``(1/2n) ||X theta - y||^2``.
+    steps : ndarray of int, shape (B,) or int
+        Steps each repeat took until it stopped.
+    lr : ndarray, shape (B,) or float
+        Step size of each repeat (the last one tried, for line-search training).
+    interpolated : ndarray of bool, shape (B,) or bool
+        True where training stopped because the loss fell below ``tol`` times the zero
+        predictor's loss; False where it stopped at a stationary point that does not
+        interpolate (e.g. with the first layer frozen).
+    history_steps : ndarray of int, shape (k,)
+        Log-spaced steps at which the loss was recorded.
+    history_loss : ndarray, shape (k, B) or (k,)
+        Training loss of each repeat at those steps.
+    """
+
+    weights: list[np.ndarray]
+    theta: np.ndarray
+    loss: np.ndarray
+    steps: np.ndarray
+    lr: np.ndarray
+    interpolated: np.ndarray
+    history_steps: np.ndarray
+    history_loss: np.ndarray
+
+    @property
+    def history(self) -> list[tuple[int, float]]:
+        """``(step, mean training loss over repeats)`` pairs."""
+        mean = self.history_loss if self.history_loss.ndim == 1 else self.history_loss.mean(1)
+        return [(int(t), float(v)) for t, v in zip(self.history_steps, mean, strict=True)]
+
+
+def _result(
+    net: Net,
+    layers: list[np.ndarray],
+    loss: np.ndarray,
+    steps: np.ndarray,
+    lr: np.ndarray,
+    interp: np.ndarray,
+    hist_t: list[int],
+    hist_l: list[np.ndarray],
+) -> TrainResult:
+    theta = left_products(layers)[0]
+
+    def fmt(v: np.ndarray) -> Any:
+        return v if net.batched else v[0]
+
+    hl = np.array(hist_l)
+    return TrainResult(
+        weights=net.out(layers),
+        theta=fmt(theta),
+        loss=fmt(loss),
+        steps=fmt(steps),
+        lr=fmt(lr),
+        interpolated=fmt(interp),
+        history_steps=np.array(hist_t, dtype=np.int64),
+        history_loss=hl if net.batched else hl[:, 0],
+    )
+
+
+def _check_budget(max_steps: Any, tol: Any) -> tuple[int, float]:
+    return check_positive_int(max_steps, "max_steps"), check_positive(tol, "tol")
+
+
+# ------------------------------------------------------------------- GD loops
+def gradient_descent(
+    net: Net,
+    x: np.ndarray,
+    yy: np.ndarray,
+    lr: np.ndarray,
+    trainable: np.ndarray,
+    max_steps: int,
+    tol: float,
+) -> TrainResult:
+    """Full-batch GD with a fixed step per repeat; see :func:`finetune_theory.deep_linear.train`.
+
+    A repeat stops when its loss is at most ``tol`` times the zero predictor's loss
+    (interpolation) or when ``lr ||grad||^2`` -- the first-order loss decrease of the next step
+    -- is at most ``tol`` times its loss (a stationary point that does not interpolate).
+    Stopped repeats take steps of size zero, so each repeat's result does not depend on the
+    others in the batch.
+    """
+    layers = net.layers
+    n = x.shape[1]
+    scale = 0.5 * np.mean(yy * yy, axis=1)
+    threshold = tol * np.where(scale > 0, scale, 1.0)
+    b = net.batch
+    active = np.ones(b, dtype=bool)
+    steps = np.zeros(b, dtype=np.int64)
+    interp = np.zeros(b, dtype=bool)
+    ref = None
+    hist_t: list[int] = []
+    hist_l: list[np.ndarray] = []
+    next_log = 0
+    idx = np.flatnonzero(trainable)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(max_steps + 1):
+            a = left_products(layers)
+            res = _residual(x, yy, a[0])
+            loss = 0.5 * np.mean(res * res, axis=1)
+            if ref is None:
+                ref = np.maximum(loss, scale) + _TINY
+            if not np.all(np.isfinite(loss)) or np.any(loss > _BLOWUP * ref):
+                raise DivergenceError(
+                    f"gradient descent diverged at step {t} (training loss "
+                    f"{float(np.max(np.nan_to_num(loss, nan=np.inf))):.3g}, started at "
+                    f"{float(np.max(ref)):.3g}) with lr = {float(np.max(lr)):.3g}; use a smaller "
+                    f"lr or leave lr=None for the default"
+                )
+            g = np.matmul(res[:, None, :], x)[:, 0, :] / n
+            bvec = _right_products(layers, g)
+            gsq = np.zeros(b)
+            for j in idx:
+                gsq = gsq + np.sum(a[j + 1] ** 2, axis=1) * np.sum(bvec[j] ** 2, axis=1)
+            fits = loss <= threshold
+            done = active & (fits | (lr * gsq <= tol * loss))
+            steps[done] = t
+            interp[done] = fits[done]
+            active &= ~done
+            if t >= next_log or not active.any():
+                hist_t.append(t)
+                hist_l.append(loss.copy())
+                next_log = max(next_log + 1, int(next_log * 1.25))
+            if not active.any():
+                return _result(net, layers, loss, steps, lr, interp, hist_t, hist_l)
+            if t == max_steps:
+                break
+            step = lr * active
+            for j in idx:
+                layers[j] -= (step[:, None] * a[j + 1])[:, :, None] * bvec[j][:, None, :]
+    left = int(np.count_nonzero(active))
+    worst = float(np.max(np.where(active, loss / np.where(scale > 0, scale, 1.0), 0.0)))
+    raise ConvergenceError(
+        f"{left} of {b} repeat(s) did not converge in {max_steps} steps (relative training loss "
+        f"still {worst:.3g}, tol {tol:.3g}); raise max_steps or lr"
+    )
+
+
+def line_search_descent(
+    net: Net,
+    x: np.ndarray,
+    yy: np.ndarray,
+    lr0: np.ndarray,
+    max_steps: int,
+    tol: float,
+    *,
+    grow: float = 1.5,
+    shrink: float = 0.5,
+) -> TrainResult:
+    """Full-batch GD whose step adapts by backtracking (Armijo condition with constant 1/2).
+
+    Used for pretraining from a small initialisation, where the loss surface is nearly flat
+    around the origin: a step that fits the end of training would take a very long time to leave
+    that plateau. A step is accepted when it lowers the loss by at least half its first-order
+    prediction; then the next trial step grows by ``grow``, otherwise the trial shrinks by
+    ``shrink`` and the weights stay. Every accepted move is a plain gradient step; the Armijo
+    condition keeps ``lr`` times the curvature along the gradient at most about 1.
+    """
+    layers = net.layers
+    n = x.shape[1]
+    trainable = np.ones(net.depth, dtype=bool)
+    scale = 0.5 * np.mean(yy * yy, axis=1)
+    threshold = tol * np.where(scale > 0, scale, 1.0)
+    b = net.batch
+    lr = lr0.astype(np.float64, copy=True)
+    active = np.ones(b, dtype=bool)
+    steps = np.zeros(b, dtype=np.int64)
+    interp = np.zeros(b, dtype=bool)
+    hist_t: list[int] = []
+    hist_l: list[np.ndarray] = []
+    next_log = 0
+    del trainable
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(max_steps + 1):
+            a = left_products(layers)
+            res = _residual(x, yy, a[0])
+            loss = 0.5 * np.mean(res * res, axis=1)
+            g = np.matmul(res[:, None, :], x)[:, 0, :] / n
+            bvec = _right_products(layers, g)
+            grads = [a[j + 1][:, :, None] * bvec[j][:, None, :] for j in range(net.depth)]
+            gsq = sum(np.sum(gr * gr, axis=(1, 2)) for gr in grads)
+            fits = loss <= threshold
+            done = active & (fits | (lr * gsq <= tol * loss))
+            steps[done] = t
+            interp[done] = fits[done]
+            active &= ~done
+            if t >= next_log or not active.any():
+                hist_t.append(t)
+                hist_l.append(loss.copy())
+                next_log = max(next_log + 1, int(next_log * 1.25))
+            if not active.any() or t == max_steps:
+                break
+            for _ in range(200):  # backtrack until every active repeat accepts its step
+                trial = [w - (lr * active)[:, None, None] * gr for w, gr in zip(layers, grads)]
+                new = _loss_of(x, yy, trial)
+                ok = np.isfinite(new) & (new <= loss - 0.5 * lr * gsq)
+                ok |= ~active
+                if ok.all():
+                    break
+                lr = np.where(ok, lr, lr * shrink)
+            else:
+                raise ConvergenceError("line search found no decreasing step in 200 halvings")
+            layers = trial
+            lr = np.where(active, lr * grow, lr)
+    if active.any():
+        left = int(np.count_nonzero(active))
+        raise ConvergenceError(
+            f"{left} of {b} repeat(s) did not converge in {max_steps} steps; raise max_steps"
+        )
+    return _result(net, layers, loss, steps, lr / grow, interp, hist_t, hist_l)

@@ -1,0 +1,691 @@
+"""Fine-tuning deep linear networks: what gradient descent converges to from pretrained weights.
+
+The network ``f(x) = W_N ... W_1 x`` (scalar output, hidden widths ``h_j``) realises the
+end-to-end vector ``theta^T = W_N ... W_1``. Started from *balanced* weights
+(``W_{j+1}^T W_{j+1} = W_j W_j^T``) whose product is the source ``theta_S``, gradient descent on
+``(1/2n) ||X theta - y||^2`` with small steps converges to
+
+    theta_hat_N = X^+ y + s_N P_perp theta_S,
+
+where ``P_perp`` projects onto the directions the data does not see and ``s_N > 0`` is the root
+of ``s^(N/(N-1)) ||theta_S|| = sqrt(||X^+ y||^2 + s^2 ||P_perp theta_S||^2)`` (``s_1 = 1``). Depth
+lets the network rescale the source inside the unseen subspace; as ``N -> inf`` the scale tends
+to ``||X^+ y|| / ||P_X theta_S||``. See ``docs/deep_linear.md`` for the derivation.
+
+Contents: weights (:func:`balanced_init`, :func:`pretrain`, :func:`end_to_end`,
+:func:`imbalance`), training (:func:`train`, :func:`default_lr`), the closed-form limit
+(:func:`finetune`, :func:`finetune_scale`, :func:`solve_scale`), risks (:func:`expected_risk`,
+:func:`simulate_risk`, :func:`frozen_risk_floor`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import linear
+from ._checks import (
+    as_matrix,
+    as_vector,
+    check_depth,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+    check_positive_int_array,
+)
+from ._deep_linear_nets import (
+    TrainResult,
+    as_data,
+    as_frozen,
+    as_net,
+    gauss_newton_bound,
+    gradient_descent,
+    left_products,
+    line_search_descent,
+)
+from ._random import SeedLike, as_generator
+from .asymptotics import DeterministicEquivalent, deterministic_equivalent
+from .covariance import Covariance, as_covariance
+from .linear import ConvergenceError, DivergenceError, SimulatedRisk
+
+__all__ = [
+    "ConvergenceError",
+    "DivergenceError",
+    "TrainResult",
+    "PretrainResult",
+    "SimulatedRisk",
+    "DEFAULT_LR_FRACTION",
+    "balanced_init",
+    "pretrain",
+    "end_to_end",
+    "imbalance",
+    "default_lr",
+    "train",
+    "solve_scale",
+    "finetune_scale",
+    "finetune",
+    "expected_risk",
+    "simulate_risk",
+    "frozen_risk_floor",
+]
+
+#: default step: this fraction of the inverse curvature bound (GD is stable below 2)
+DEFAULT_LR_FRACTION = 0.5
+
+
+# =========================================================================== weights
+def _depth_int(depth: Any) -> int:
+    value = check_depth(depth)
+    if math.isinf(value):
+        raise ValueError("depth must be a finite integer >= 1 for a network, got inf")
+    return int(value)
+
+
+def balanced_init(
+    theta_source: Any, depth: int, width: int, *, seed: SeedLike = 0
+) -> list[np.ndarray]:
+    """Balanced rank-one weights whose product is ``theta_source``.
+
+    With ``c = ||theta_S||^(1/N)`` and random unit vectors ``u_1 .. u_{N-1}`` in ``R^width``:
+    ``W_1 = c u_1 theta_S^T / ||theta_S||``, ``W_j = c u_j u_{j-1}^T``, ``W_N = c u_{N-1}^T``. Then
+    ``W_{j+1}^T W_{j+1} = W_j W_j^T = c^2 u_j u_j^T`` and ``W_N ... W_1 = theta_S^T``.
+
+    Parameters
+    ----------
+    theta_source : array, shape (d,) or (B, d)
+        End-to-end vector; a leading axis gives one network per row.
+    depth : int
+        Number of layers ``N >= 1`` (depth 1 is ``[theta_source[None, :]]``).
+    width : int
+        Hidden width ``h >= 1`` (ignored at depth 1, still checked).
+    seed : int or SeedSequence
+        Draws the hidden directions ``u_j``.
+
+    Returns
+    -------
+    list of ndarray
+        ``[W_1 (h, d), W_2 (h, h), ..., W_N (1, h)]``, with a leading batch axis when
+        ``theta_source`` has one.
+    """
+    ts = as_vector(theta_source, "theta_source", batch=True)
+    if ts.ndim > 2:
+        raise ValueError(f"theta_source must have shape (d,) or (B, d), got {ts.shape}")
+    depth = _depth_int(depth)
+    width = check_positive_int(width, "width")
+    batched = ts.ndim == 2
+    t = ts if batched else ts[None]
+    if depth == 1:
+        layers = [t[:, None, :].copy()]
+    else:
+        norm = np.linalg.norm(t, axis=1)
+        c = norm ** (1.0 / depth)
+        direction = t / np.where(norm > 0, norm, 1.0)[:, None]
+        u = as_generator(seed).standard_normal((t.shape[0], depth - 1, width))
+        u /= np.linalg.norm(u, axis=2, keepdims=True)
+        cc = c[:, None, None]
+        layers = [cc * u[:, 0, :, None] * direction[:, None, :]]
+        for j in range(1, depth - 1):
+            layers.append(cc * u[:, j, :, None] * u[:, j - 1, None, :])
+        layers.append(cc * u[:, depth - 2, None, :])
+    return layers if batched else [w[0] for w in layers]
+
+
+def end_to_end(weights: Any) -> np.ndarray:
+    """The end-to-end vector ``(W_N ... W_1)^T``: shape ``(d,)``, or ``(B, d)`` when batched."""
+    net = as_net(weights)
+    theta = left_products(net.layers)[0]
+    return theta if net.batched else theta[0]
+
+
+def imbalance(weights: Any) -> np.ndarray | float:
+    """How far the weights are from balanced, relative to their size.
+
+    ``max_j ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F / max(||W_j W_j^T||_F, ||W_{j+1}^T W_{j+1}||_F)``
+    over consecutive layers (0 for depth 1 and for balanced weights).
+
+    Returns
+    -------
+    float, or ndarray of shape (B,) for batched weights
+    """
+    net = as_net(weights)
+    worst = np.zeros(net.batch)
+    for lower, upper in zip(net.layers[:-1], net.layers[1:], strict=True):
+        gram_low = np.matmul(lower, np.swapaxes(lower, 1, 2))
+        gram_up = np.matmul(np.swapaxes(upper, 1, 2), upper)
+        size = np.maximum(np.linalg.norm(gram_low, axis=(1, 2)), np.linalg.norm(gram_up, axis=(1, 2)))
+        gap = np.linalg.norm(gram_up - gram_low, axis=(1, 2))
+        worst = np.maximum(worst, np.where(size > 0, gap / np.where(size > 0, size, 1.0), 0.0))
+    return worst if net.batched else float(worst[0])
+
+
+# ========================================================================== training
+def _pinv_solution(x: np.ndarray, yy: np.ndarray) -> np.ndarray:
+    """``X^+ y`` batched: the minimum-norm least-squares solution."""
+    return np.matmul(np.linalg.pinv(x), yy[:, :, None])[:, :, 0]
+
+
+def _default_lr(
+    layers: list[np.ndarray], x: np.ndarray, yy: np.ndarray, trainable: np.ndarray, fraction: float
+) -> np.ndarray:
+    depth = len(layers)
+    curv = gauss_newton_bound(layers, x, trainable)
+    theta = left_products(layers)[0]
+    start = np.linalg.norm(theta, axis=1)
+    goal = np.linalg.norm(_pinv_solution(x, yy), axis=1)
+    ratio = np.where(start > 0, goal / np.where(start > 0, start, 1.0), 1.0)
+    curv = curv * np.maximum(ratio, 1.0) ** (2.0 - 2.0 / depth)
+    top = np.linalg.norm(x, ord=2, axis=(-2, -1)) ** 2 / x.shape[1]
+    curv = np.where(curv > 0, curv, np.where(top > 0, top, 1.0))
+    return fraction / curv
+
+
+def default_lr(
+    weights: Any, X: Any, y: Any, *, frozen: Any = (), fraction: float = DEFAULT_LR_FRACTION
+) -> np.ndarray | float:
+    """The default step of :func:`train`: ``fraction`` over a bound on the loss curvature.
+
+    The curvature of the loss in weight space near interpolation is at most
+    ``lambda_max(X^T X / n) * sum_{j trainable} ||W_N..W_{j+1}||^2 ||W_{j-1}..W_1||_op^2``
+    (the squared Jacobian from the trainable weights to ``theta`` times the data curvature;
+    ``N ||theta||^(2 - 2/N) lambda_max`` for balanced rank-one weights). Balanced layers grow like
+    ``||theta||^(1/N)``, so the bound is multiplied by ``(||X^+ y|| / ||theta_0||)^(2 - 2/N)``
+    when the data asks for a larger end-to-end vector than the start. GD is stable for
+    ``fraction < 2``; the default 0.5 leaves room for the neglected residual term.
+
+    Returns
+    -------
+    float, or ndarray of shape (B,) for a batch
+    """
+    net = as_net(weights)
+    x, yy, net, batched = as_data(X, y, net)
+    fraction = check_positive(fraction, "fraction")
+    trainable = as_frozen(frozen, net.depth)
+    lr = _default_lr(net.layers, x, yy, trainable, fraction)
+    return lr if batched else float(lr[0])
+
+
+def train(
+    weights: Any,
+    X: Any,
+    y: Any,
+    *,
+    lr: Any = None,
+    max_steps: int = 200_000,
+    tol: float = 1e-12,
+    frozen: Any = (),
+) -> TrainResult:
+    """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` for a deep linear network.
+
+    Parameters
+    ----------
+    weights : list of arrays
+        ``[W_1 (h_1, d), ..., W_N (1, h_{N-1})]``, or batched ``(B, h_1, d), ..., (B, 1, h)``:
+        ``B`` independent repeats trained together, each with its own weights and data. Any
+        depth ``N >= 1`` and any widths. The arrays are not modified.
+    X : array, shape (n, d) or (B, n, d)
+    y : array, shape (n,) or (B, n)
+        Unbatched weights or data are shared by every repeat.
+    lr : float or array of shape (B,), optional
+        Step size. Default :func:`default_lr` per repeat (half the inverse of a bound on the
+        curvature of the loss), which is stable; smaller steps follow the gradient flow more
+        closely (the drift from the closed form of :func:`finetune` is linear in ``lr``).
+    max_steps : int
+        Step budget.
+    tol : float
+        A repeat stops when its loss is at most ``tol`` times the zero predictor's loss
+        ``(1/2n) ||y||^2`` (it interpolates), or when the first-order decrease of its next step,
+        ``lr ||grad||^2``, is at most ``tol`` times its loss (a stationary point that does not
+        interpolate, e.g. with the first layer frozen; ``interpolated`` is then False).
+    frozen : collection of int
+        Indices of layers kept fixed; 0 is the input layer ``W_1``, ``N - 1`` the output layer.
+
+    Returns
+    -------
+    TrainResult
+        Final weights, end-to-end vector, loss, steps, step sizes, and the loss at log-spaced
+        steps. The same inputs give the same bits.
+
+    Raises
+    ------
+    DivergenceError
+        The loss blew up (the step is too large).
+    ConvergenceError
+        Some repeat had not stopped within ``max_steps``.
+    """
+    net = as_net(weights)
+    x, yy, net, _ = as_data(X, y, net)
+    trainable = as_frozen(frozen, net.depth)
+    max_steps = check_positive_int(max_steps, "max_steps")
+    tol = check_positive(tol, "tol")
+    if lr is None:
+        step = _default_lr(net.layers, x, yy, trainable, DEFAULT_LR_FRACTION)
+    else:
+        step = as_vector(np.atleast_1d(lr), "lr")
+        if step.size not in (1, net.batch):
+            raise ValueError(f"lr must be a scalar or have one value per repeat ({net.batch})")
+        if np.any(step <= 0):
+            raise ValueError(f"lr must be > 0, got {float(step.min())}")
+        step = np.broadcast_to(step, (net.batch,)).copy()
+    return gradient_descent(net, x, yy, step, trainable, max_steps, tol)
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    """Outcome of :func:`pretrain`.
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        Pretrained layers (batched when ``repeats`` was given).
+    theta : ndarray
+        Their end-to-end vector.
+    imbalance : ndarray or float
+        :func:`imbalance` of the pretrained weights.
+    rank_one : ndarray or float
+        Largest ratio, over layers, of the second to the first singular value: how far the
+        pretrained layers are from rank one.
+    source_error : ndarray or float
+        ``||theta - theta_source|| / ||theta_source||``.
+    training : TrainResult
+        The pretraining run (line-search GD).
+    """
+
+    weights: list[np.ndarray]
+    theta: np.ndarray
+    imbalance: np.ndarray | float
+    rank_one: np.ndarray | float
+    source_error: np.ndarray | float
+    training: TrainResult
+
+
+def _second_singular_ratio(layers: list[np.ndarray]) -> np.ndarray:
+    worst = np.zeros(layers[0].shape[0])
+    for w in layers:
+        if min(w.shape[1:]) < 2:
+            continue
+        sv = np.linalg.svd(w, compute_uv=False)
+        worst = np.maximum(worst, sv[:, 1] / np.where(sv[:, 0] > 0, sv[:, 0], 1.0))
+    return worst
+
+
+def pretrain(
+    theta_source: Any,
+    cov: Any,
+    n_source: int,
+    depth: int,
+    width: int,
+    *,
+    noise: float = 0.0,
+    init_scale: float = 0.1,
+    repeats: int | None = None,
+    max_steps: int = 100_000,
+    tol: float = 1e-14,
+    seed: SeedLike = 0,
+) -> PretrainResult:
+    """Pretrain a deep linear network on source data by GD from a small random initialisation.
+
+    Draws ``n_source`` inputs ``x ~ N(0, cov)`` with labels ``theta_source^T x`` (plus noise),
+    initialises each layer with i.i.d. Gaussian entries scaled so that its Frobenius norm is
+    about ``init_scale * ||theta_source||^(1/N)`` (the size of a balanced layer), and trains all
+    layers by gradient descent with a backtracking step (the loss is almost flat near the
+    origin, and a fixed step small enough for the end would take very long to leave it).
+
+    Gradient flow conserves ``W_{j+1}^T W_{j+1} - W_j W_j^T``, so a small start gives nearly
+    balanced, nearly rank-one weights: the reported :attr:`PretrainResult.imbalance` is of order
+    ``init_scale^2``.
+
+    Parameters
+    ----------
+    theta_source : array, shape (d,)
+        The source teacher.
+    cov : Covariance or (d, d) array
+        Covariance of the source inputs.
+    n_source : int
+        Source samples (``>= d`` with no noise pins the end-to-end vector to ``theta_source``).
+    depth, width : int
+    noise : float
+        Label-noise standard deviation on the source data.
+    init_scale : float
+        Size of the random initial layers relative to a balanced layer.
+    repeats : int, optional
+        Pretrain this many networks at once (each its own data and initialisation); the result
+        is then batched.
+    max_steps, tol
+        As for :func:`train`.
+    seed : int or SeedSequence
+
+    Returns
+    -------
+    PretrainResult
+    """
+    ts = as_vector(theta_source, "theta_source")
+    c = as_covariance(cov, "cov", d=ts.size)
+    n_source = check_positive_int(n_source, "n_source")
+    depth = _depth_int(depth)
+    width = check_positive_int(width, "width")
+    sigma = check_nonnegative(noise, "noise")
+    init_scale = check_positive(init_scale, "init_scale")
+    batched = repeats is not None
+    b = check_positive_int(repeats, "repeats") if batched else 1
+    norm = float(np.linalg.norm(ts))
+    if norm == 0:
+        raise ValueError("theta_source must be nonzero to pretrain towards it")
+    rng = as_generator(seed)
+    x = c.sample(n_source, rng, batch=b)
+    yy = x @ ts + sigma * rng.standard_normal((b, n_source))
+    widths = [ts.size] + [width] * (depth - 1) + [1]
+    size = init_scale * norm ** (1.0 / depth)
+    layers = [
+        rng.standard_normal((b, widths[j + 1], widths[j])) * size / math.sqrt(widths[j + 1] * widths[j])
+        for j in range(depth)
+    ]
+    net = as_net(layers)
+    lr0 = 1.0 / (np.linalg.norm(x, ord=2, axis=(-2, -1)) ** 2 / n_source * norm ** (2 - 2 / depth))
+    result = line_search_descent(net, x, yy, lr0, check_positive_int(max_steps, "max_steps"),
+                                 check_positive(tol, "tol"))
+    w = [np.asarray(v) for v in result.weights]
+    theta = left_products(w)[0]
+    out = w if batched else [v[0] for v in w]
+
+    def fmt(v: np.ndarray) -> Any:
+        return v if batched else float(v[0])
+
+    return PretrainResult(
+        weights=out,
+        theta=theta if batched else theta[0],
+        imbalance=fmt(np.atleast_1d(imbalance(w))),
+        rank_one=fmt(_second_singular_ratio(w)),
+        source_error=fmt(np.linalg.norm(theta - ts, axis=1) / norm),
+        training=result,
+    )
+
+
+# ======================================================================= closed form
+def solve_scale(target_sq: Any, perp_sq: Any, source_sq: Any, depth: Any, *,
+                seen_sq: Any = None) -> np.ndarray:
+    """The scale ``s_N`` from squared norms (vectorised; the core of the closed form).
+
+    Solves ``s^(N/(N-1)) c = sqrt(a^2 + b^2 s^2)`` for ``s > 0`` with ``a^2 = target_sq``
+    (``||X^+ y||^2``), ``b^2 = perp_sq`` (``||P_perp theta_S||^2``) and ``c^2 = source_sq``
+    (``||theta_S||^2``). In ``t = log s`` the equation reads
+    ``h(t) = (2/(N-1)) t + log c^2 - log(a^2 e^(-2t) + b^2) = 0``; ``h`` is strictly increasing
+    (its slope exceeds ``2/(N-1)``) and concave, so the root is unique, and Newton's method
+    started left of it climbs to it monotonically. It is bracketed by
+    ``max(log(a/c)/p, (N-1) log(b/c)) <= t <= max(log(2a^2/c^2)/(2p), (N-1)/2 log(2b^2/c^2))``
+    with ``p = N/(N-1)``; the bracket also guards each step.
+
+    Depth 1 gives ``s = 1``; ``depth = inf`` gives ``a / sqrt(c^2 - b^2)``, for which
+    ``seen_sq`` (``||P_X theta_S||^2``) may be passed to avoid the cancellation. ``a = b = 0``
+    gives ``s = 0``.
+    """
+    depth = check_depth(depth)
+    a2, b2, c2 = (np.asarray(v, dtype=np.float64) for v in (target_sq, perp_sq, source_sq))
+    a2, b2, c2 = np.broadcast_arrays(a2, b2, c2)
+    if np.any(c2 <= 0):
+        raise ValueError("theta_source must be nonzero: zero weights are a stationary point")
+    if depth == 1:
+        return np.ones(a2.shape)
+    if math.isinf(depth):
+        seen = c2 - b2 if seen_sq is None else np.broadcast_to(np.asarray(seen_sq, float), a2.shape)
+        if np.any(seen <= 1e-24 * c2):
+            raise ValueError(
+                "theta_source has no component in the row space of X (P_X theta_S = 0): the "
+                "infinite-depth scale ||X^+ y|| / ||P_X theta_S|| does not exist"
+            )
+        return np.sqrt(a2 / seen)
+    p = depth / (depth - 1.0)
+    k = 2.0 / (depth - 1.0)
+    with np.errstate(divide="ignore"):
+        la, lb, lc = 0.5 * np.log(a2), 0.5 * np.log(b2), 0.5 * np.log(c2)
+    both_zero = (a2 <= 0) & (b2 <= 0)
+    la = np.where(both_zero, lc, la)  # placeholder root, overwritten below
+    lo = np.maximum((la - lc) / p, (depth - 1.0) * (lb - lc))
+    hi = np.maximum((math.log(2.0) + 2 * (la - lc)) / (2 * p),
+                    0.5 * (depth - 1.0) * (math.log(2.0) + 2 * (lb - lc)))
+    t = lo.copy()
+    for _ in range(200):
+        mix = np.logaddexp(2 * la - 2 * t, 2 * lb)
+        h = k * t + 2 * lc - mix
+        q = np.exp(2 * la - 2 * t - mix)
+        slope = k + 2 * q
+        lo = np.where(h < 0, t, lo)
+        hi = np.where(h < 0, hi, t)
+        newton = t - h / slope
+        t_new = np.where((newton >= lo) & (newton <= hi), newton, 0.5 * (lo + hi))
+        if np.all(np.abs(t_new - t) <= 4e-16 * np.maximum(1.0, np.abs(t))):
+            t = t_new
+            break
+        t = t_new
+    return np.where(both_zero, 0.0, np.exp(t))
+
+
+def _projections(
+    X: Any, y: Any, theta_source: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
+    """``X^+ y``, ``P_perp theta_S``, ``P_X theta_S`` and the broadcast ``theta_S``."""
+    x = as_matrix(X, "X", batch=True)
+    yy = as_vector(y, "y", batch=True)
+    ts = as_vector(theta_source, "theta_source", batch=True)
+    n, d = x.shape[-2:]
+    if yy.shape[-1] != n:
+        raise ValueError(f"y has {yy.shape[-1]} entries but X has {n} rows")
+    if ts.shape[-1] != d:
+        raise ValueError(f"theta_source has dimension {ts.shape[-1]} but X has {d} columns")
+    try:
+        batch = np.broadcast_shapes(x.shape[:-2], yy.shape[:-1], ts.shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"batch shapes do not match: X {x.shape}, y {yy.shape}, theta_source {ts.shape}"
+        ) from None
+    pinv = np.linalg.pinv(x)
+    sol = np.einsum("...dn,...n->...d", pinv, np.broadcast_to(yy, (*batch, n)))
+    ts = np.broadcast_to(ts, (*batch, d))
+    seen = np.einsum("...dn,...n->...d", pinv, np.einsum("...nd,...d->...n", x, ts))
+    seen = np.broadcast_to(seen, (*batch, d))
+    return sol, ts - seen, seen, ts, len(batch) > 0
+
+
+def _closed_form(X: Any, y: Any, theta_source: Any, depth: Any) -> tuple[np.ndarray, np.ndarray]:
+    depth = check_depth(depth)
+    sol, perp, seen, ts, _ = _projections(X, y, theta_source)
+    if depth == 1:
+        return linear.finetune(X, y, theta_source), np.ones(sol.shape[:-1])
+    s = solve_scale(
+        np.sum(sol * sol, -1), np.sum(perp * perp, -1), np.sum(ts * ts, -1), depth,
+        seen_sq=np.sum(seen * seen, -1),
+    )
+    return sol + s[..., None] * perp, s
+
+
+def finetune_scale(X: Any, y: Any, theta_source: Any, depth: Any) -> np.ndarray | float:
+    """The scale ``s_N`` of the source inside the unseen subspace (see :func:`finetune`)."""
+    _, s = _closed_form(X, y, theta_source, depth)
+    return float(s) if np.ndim(s) == 0 else s
+
+
+def finetune(
+    X: Any, y: Any, theta_source: Any, depth: Any, *, return_scale: bool = False
+) -> np.ndarray | tuple[np.ndarray, np.ndarray | float]:
+    """The end-to-end vector that fine-tuning a balanced depth-``N`` network converges to.
+
+    Parameters
+    ----------
+    X : array, shape (..., n, d)
+    y : array, shape (..., n)
+    theta_source : array, shape (..., d)
+        End-to-end vector of the pretrained (balanced) network; must be nonzero for ``N >= 2``.
+    depth : int or math.inf
+    return_scale : bool
+        Also return ``s_N``.
+
+    Returns
+    -------
+    ndarray, shape (..., d)
+        ``X^+ y + s_N P_perp theta_S`` (depth 1: :func:`finetune_theory.linear.finetune`;
+        ``depth = inf``: ``s = ||X^+ y|| / ||P_X theta_S||``), and ``s_N`` when asked.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0]])
+    >>> finetune(X, np.array([2.0]), np.array([1.0, 1.0]), math.inf)
+    array([2., 2.])
+    """
+    theta, s = _closed_form(X, y, theta_source, depth)
+    if return_scale:
+        return theta, (float(s) if np.ndim(s) == 0 else s)
+    return theta
+
+
+# ============================================================================ risks
+def _pinv_noise_factor(eq: DeterministicEquivalent, cov: Covariance) -> np.ndarray:
+    """Deterministic equivalent of ``E tr((X X^T)^-1)`` (so ``E ||X^+ xi||^2 = sigma^2`` times it).
+
+    ``1 / kappa`` below the rank (exact isotropic value ``n / (lambda (d - n - 1))``); at or above
+    the rank the source does not enter the risk and 0 is returned.
+    """
+    nf = eq.n.astype(np.float64)
+    interp = eq.n < eq.rank
+    with np.errstate(divide="ignore"):
+        if eq.exact:
+            lam = cov.eigvals[0]
+            room = eq.rank - nf - 1
+            value = np.where(room > 0, nf / (lam * np.where(room > 0, room, 1.0)), np.inf)
+        else:
+            value = 1.0 / np.where(eq.kappa > 0, eq.kappa, 1.0)
+    return np.where(interp, value, 0.0)
+
+
+def _risk_pair(cov: Any, theta_source: Any, theta_target: Any) -> tuple[Covariance, np.ndarray, np.ndarray]:
+    ts = as_vector(theta_source, "theta_source")
+    tt = as_vector(theta_target, "theta_target")
+    if ts.shape != tt.shape:
+        raise ValueError(
+            f"theta_source has dimension {ts.size} but theta_target has dimension {tt.size}"
+        )
+    return as_covariance(cov, "cov", d=ts.size), ts, tt
+
+
+def expected_scale(
+    cov: Any, theta_source: Any, theta_target: Any, n: Any, depth: Any, *, noise: float = 0.0
+) -> np.ndarray | float:
+    """Asymptotic ``s_N`` over Gaussian designs: :func:`solve_scale` of deterministic equivalents.
+
+    ``||P_perp theta_S||^2 ~ sum_i perp_weights_i <theta_S, v_i>^2`` and
+    ``||X^+ y||^2 ~ ||theta_T||^2 - sum_i perp_weights_i <theta_T, v_i>^2 + sigma^2 E tr((XX^T)^-1)``.
+    """
+    c, ts, tt = _risk_pair(cov, theta_source, theta_target)
+    sigma = check_nonnegative(noise, "noise")
+    depth = check_depth(depth)
+    ns, scalar = check_positive_int_array(n, "n")
+    eq = deterministic_equivalent(c, ns)
+    cs, ct = c.coords(ts) ** 2, c.coords(tt) ** 2
+    perp_sq = eq.perp_weights @ cs
+    seen_sq = (1.0 - eq.perp_weights) @ cs
+    target_sq = (1.0 - eq.perp_weights) @ ct
+    if sigma > 0:
+        target_sq = target_sq + sigma**2 * _pinv_noise_factor(eq, c)
+    finite = np.isfinite(target_sq)
+    s = np.full(ns.shape, np.inf)
+    unseen = eq.n >= eq.rank  # the data sees every direction: the source is forgotten
+    ok = finite & ~unseen
+    if np.any(ok):
+        s[ok] = solve_scale(target_sq[ok], perp_sq[ok], float(ts @ ts), depth, seen_sq=seen_sq[ok])
+    s[unseen] = 1.0
+    return float(s[0]) if scalar else s
+
+
+def expected_risk(
+    cov: Any,
+    theta_source: Any,
+    theta_target: Any,
+    n: Any,
+    depth: Any,
+    *,
+    noise: float = 0.0,
+) -> np.ndarray | float:
+    """Asymptotic excess risk of fine-tuning a balanced depth-``N`` network on ``n`` samples.
+
+    The scale ``s_N`` comes from :func:`expected_scale`; the risk is then the linear one
+    (:func:`finetune_theory.linear.expected_risk`) of the rescaled source ``s_N theta_S``,
+    ``sum_i w_i <s_N theta_S - theta_T, v_i>^2 + sigma^2 rho / (1 - rho)``. Depth 1 is exactly
+    :func:`finetune_theory.linear.expected_risk`.
+
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+    theta_source, theta_target : array, shape (d,)
+    n : int or array of int
+    depth : int or math.inf
+    noise : float
+        Label-noise standard deviation.
+
+    Returns
+    -------
+    float or ndarray (``inf`` where the noise term diverges)
+    """
+    depth = check_depth(depth)
+    if depth == 1:
+        return linear.expected_risk(cov, theta_source, theta_target, n, noise=noise)
+    c, ts, tt = _risk_pair(cov, theta_source, theta_target)
+    ns, scalar = check_positive_int_array(n, "n")
+    s = np.atleast_1d(expected_scale(c, ts, tt, ns, depth, noise=noise))
+    risk = np.full(ns.shape, np.inf)
+    for j, (nj, sj) in enumerate(zip(ns, s, strict=True)):
+        if np.isfinite(sj):
+            risk[j] = linear.expected_risk(c, sj * ts, tt, int(nj), noise=noise)
+    return float(risk[0]) if scalar else risk
+
+
+def simulate_risk(
+    cov: Any,
+    theta_source: Any,
+    theta_target: Any,
+    n: Any,
+    depth: Any,
+    *,
+    noise: float = 0.0,
+    repeats: int = 100,
+    seed: SeedLike = 0,
+) -> SimulatedRisk:
+    """Monte Carlo of the closed-form risk (:func:`finetune`) over Gaussian designs.
+
+    Mirrors :func:`finetune_theory.linear.simulate_risk`; all repeats at one ``n`` form one
+    batch (in memory-bounded chunks). The same seed gives the same numbers.
+    """
+    c, ts, tt = _risk_pair(cov, theta_source, theta_target)
+    sigma = check_nonnegative(noise, "noise")
+    depth = check_depth(depth)
+    repeats = check_positive_int(repeats, "repeats")
+    ns, _ = check_positive_int_array(n, "n")
+    rng = as_generator(seed)
+    means, errs = np.empty(ns.size), np.empty(ns.size)
+    for j, nj in enumerate(ns):
+        risks = np.empty(repeats)
+        size = max(1, min(repeats, int(2.0e8 // (8.0 * (3 * int(nj) * c.d + c.d)))))
+        for start in range(0, repeats, size):
+            b = min(size, repeats - start)
+            x = c.sample(int(nj), rng, batch=b)
+            y = x @ tt + sigma * rng.standard_normal((b, int(nj)))
+            risks[start : start + b] = c.quad(finetune(x, y, ts, depth) - tt)
+        means[j] = risks.mean()
+        errs[j] = risks.std(ddof=1) / math.sqrt(repeats) if repeats > 1 else np.inf
+    return SimulatedRisk(n=ns, mean=means, stderr=errs, repeats=repeats)
+
+
+def frozen_risk_floor(cov: Any, theta_source: Any, theta_target: Any) -> float:
+    """``min_a ||a theta_S - theta_T||^2_Sigma``: the best risk with the rank-one ``W_1`` frozen.
+
+    With the pretrained first layer fixed, the network can only express ``a theta_S^T x``; the
+    best such predictor scales by ``a* = <theta_S, theta_T>_Sigma / ||theta_S||^2_Sigma``. When
+    ``theta_T`` is ``Sigma``-orthogonal to ``theta_S`` the floor is ``||theta_T||^2_Sigma``, the
+    risk of predicting zero, whatever the number of samples.
+    """
+    c, ts, tt = _risk_pair(cov, theta_source, theta_target)
+    qs = float(c.quad(ts))
+    cross = float(np.sum(c.eigvals * c.coords(ts) * c.coords(tt)))
+    a = cross / qs if qs > 0 else 0.0
+    return float(c.quad(a * ts - tt))

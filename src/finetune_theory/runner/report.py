@@ -1,0 +1,285 @@
+"""The HTML report: one self-contained page per reproduction.
+
+Figures are embedded as base64 PNG, the style sheet is inline, and nothing is fetched from
+the network, so the file can be mailed or archived on its own. For each experiment the page
+shows its claims with the verdict computed from the records (and the number behind it), the
+figures, a short table, and how the records were obtained (units computed or read back from
+the store, wall time).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .results import ExperimentOutcome, RunInfo, RunResult
+
+__all__ = ["render_report", "write_report"]
+
+_MAX_TABLE_ROWS = 40
+
+_CSS = """
+:root { --ok: #1a7f37; --bad: #b42318; --warn: #9a6700; --muted: #57606a; --line: #d0d7de; }
+* { box-sizing: border-box; }
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;
+       color: #1f2328; background: #f6f8fa; line-height: 1.45; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px 28px 48px; background: #fff;
+       min-height: 100vh; }
+h1 { font-size: 1.7em; margin: 0 0 4px; }
+h2 { font-size: 1.35em; margin: 0 0 6px; }
+h3 { font-size: 1.05em; margin: 18px 0 6px; }
+.sub { color: var(--muted); margin: 0 0 18px; }
+section.exp { border-top: 2px solid var(--line); padding-top: 18px; margin-top: 28px; }
+.badge { display: inline-block; padding: 1px 9px; border-radius: 11px; font-size: 0.85em;
+         font-weight: 600; color: #fff; white-space: nowrap; vertical-align: middle; }
+.badge.holds { background: var(--ok); }
+.badge.does-not-hold, .badge.failed { background: var(--bad); }
+.badge.no-claims { background: var(--warn); }
+table { border-collapse: collapse; font-size: 0.9em; margin: 6px 0 10px; }
+th, td { border: 1px solid var(--line); padding: 4px 9px; text-align: right; }
+th { background: #f6f8fa; }
+td.text, th.text { text-align: left; }
+table.summary td, table.summary th { text-align: left; }
+ul.claims { list-style: none; padding: 0; margin: 6px 0; }
+ul.claims li { margin: 0 0 10px; padding: 8px 12px; border-left: 4px solid var(--line);
+               background: #f6f8fa; }
+ul.claims li.holds { border-left-color: var(--ok); }
+ul.claims li.does-not-hold { border-left-color: var(--bad); }
+.evidence { color: var(--muted); font-size: 0.92em; margin-top: 3px; }
+figure { margin: 10px 0 18px; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: 0.85em; }
+.meta { color: var(--muted); font-size: 0.88em; }
+.error { background: #ffebe9; border: 1px solid #ff818266; padding: 10px 12px;
+         border-radius: 6px; }
+pre { white-space: pre-wrap; font-size: 0.82em; background: #f6f8fa; padding: 8px;
+      overflow-x: auto; }
+details { margin: 8px 0; }
+summary { cursor: pointer; color: var(--muted); }
+.tablewrap { overflow-x: auto; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _css_class(status: str) -> str:
+    return status.replace(" ", "-")
+
+
+def _numbered(title: str, number: int) -> str:
+    """``title`` prefixed with ``E<number>`` unless it already starts with such a label."""
+    return title if re.match(r"E\d", title) else f"E{number} · {title}"
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge {_css_class(status)}">{_e(status)}</span>'
+
+
+def _seconds(value: float) -> str:
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, secs = divmod(value, 60)
+    return f"{int(minutes)} min {secs:04.1f} s"
+
+
+def _format_cell(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if value == 0 or 1e-3 <= abs(value) < 1e5:
+            return f"{value:.4g}"
+        return f"{value:.3e}"
+    return str(value)
+
+
+def _table_html(table: pd.DataFrame) -> str:
+    """A small HTML table; numbers right-aligned to 4 significant digits."""
+    shown = table.head(_MAX_TABLE_ROWS)
+    keep_index = not isinstance(shown.index, pd.RangeIndex)
+    if keep_index:
+        shown = shown.reset_index()
+    heads = "".join(
+        f'<th class="{"num" if pd.api.types.is_numeric_dtype(shown[c]) else "text"}">{_e(c)}</th>'
+        for c in shown.columns
+    )
+    rows = []
+    for values in zip(*(shown[c].tolist() for c in shown.columns), strict=True):
+        cells = []
+        for value in values:
+            cls = (
+                "num" if isinstance(value, int | float) and not isinstance(value, bool) else "text"
+            )
+            cells.append(f'<td class="{cls}">{_e(_format_cell(value))}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    note = ""
+    if len(table) > _MAX_TABLE_ROWS:
+        note = f'<p class="meta">first {_MAX_TABLE_ROWS} of {len(table)} rows</p>'
+    return (
+        f'<div class="tablewrap"><table><thead><tr>{heads}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>{note}"
+    )
+
+
+def _figure_html(path: Path, out: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f'<p class="error">figure {_e(path.name)} could not be read: {_e(exc)}</p>'
+    encoded = base64.b64encode(data).decode("ascii")
+    svg = path.with_suffix(".svg")
+    links = [f"{_e(path.name)}"]
+    if svg.exists():
+        try:
+            rel = svg.relative_to(out).as_posix()
+        except ValueError:
+            rel = svg.as_uri()
+        links.append(f'<a href="{_e(rel)}">SVG</a>')
+    return (
+        f'<figure><img alt="{_e(path.stem)}" src="data:image/png;base64,{encoded}">'
+        f"<figcaption>{' · '.join(links)}</figcaption></figure>"
+    )
+
+
+def _claims_html(outcome: ExperimentOutcome) -> str:
+    if not outcome.verdicts:
+        return '<p class="meta">This experiment states no claim.</p>'
+    items = []
+    for verdict in outcome.verdicts:
+        status = "holds" if verdict.holds else "does not hold"
+        items.append(
+            f'<li class="{_css_class(status)}">{_badge(status)} {_e(verdict.claim)}'
+            f'<div class="evidence">{_e(verdict.evidence)}</div></li>'
+        )
+    return f'<ul class="claims">{"".join(items)}</ul>'
+
+
+def _provenance(outcome: ExperimentOutcome) -> str:
+    sweep = outcome.sweep
+    parts = [f"wall time this run {_seconds(outcome.wall_seconds)}"]
+    if sweep is not None:
+        parts.insert(
+            0,
+            f"{sweep.units_total} units ({sweep.units_computed} computed now, "
+            f"{sweep.units_reused} read from the store), {len(sweep.records)} records",
+        )
+        parts.append(f"unit compute time {_seconds(sweep.compute_seconds)}")
+    if outcome.csv is not None:
+        parts.append(f'records: <a href="{_e(outcome.csv.name)}">{_e(outcome.csv.name)}</a>')
+    return (
+        '<p class="meta">'
+        + "; ".join(p if p.startswith("records:") else _e(p) for p in parts)
+        + "</p>"
+    )
+
+
+def _experiment_html(outcome: ExperimentOutcome, number: int, out: Path) -> str:
+    body = [
+        f'<section class="exp" id="{_e(outcome.name)}">',
+        f"<h2>{_e(_numbered(outcome.title, number))} {_badge(outcome.status)}</h2>",
+        f'<p class="meta">experiment <code>{_e(outcome.name)}</code></p>',
+        f"<p>{_e(outcome.description)}</p>",
+    ]
+    if outcome.error is not None:
+        body.append(
+            f'<div class="error"><strong>This experiment failed:</strong> {_e(outcome.error)}'
+            f"<details><summary>traceback</summary><pre>{_e(outcome.error_details)}</pre>"
+            "</details></div>"
+        )
+    body.append("<h3>Claims and verdicts</h3>")
+    body.append(_claims_html(outcome))
+    if outcome.figures:
+        body.append("<h3>Figures</h3>")
+        body.extend(_figure_html(p, out) for p in outcome.figures if p.suffix.lower() == ".png")
+    if outcome.table is not None and len(outcome.table):
+        body.append("<h3>Summary table</h3>")
+        body.append(_table_html(outcome.table))
+    body.append(_provenance(outcome))
+    config = json.dumps(outcome.config, indent=2, sort_keys=True, default=str)
+    body.append(f"<details><summary>configuration</summary><pre>{_e(config)}</pre></details>")
+    body.append("</section>")
+    return "\n".join(body)
+
+
+def _summary_html(result: RunResult) -> str:
+    rows = []
+    for number, outcome in enumerate(result.outcomes, start=1):
+        claims = f"{outcome.claims_held} / {len(outcome.verdicts)}" if outcome.verdicts else "-"
+        rows.append(
+            f'<tr><td><a href="#{_e(outcome.name)}">{_e(_numbered(outcome.title, number))}</a>'
+            f"</td><td>{_badge(outcome.status)}</td><td>{claims}</td>"
+            f"<td>{_e(_seconds(outcome.wall_seconds))}</td></tr>"
+        )
+    return (
+        '<table class="summary"><thead><tr><th>experiment</th><th>verdict</th>'
+        "<th>claims holding</th><th>wall time</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _metadata_html(info: RunInfo) -> str:
+    items = [
+        ("package version", f"finetune-theory {info.version}"),
+        ("size", info.size),
+        ("root seed", info.seed),
+        ("started (UTC)", info.started),
+        ("total wall time", _seconds(info.wall_seconds)),
+        ("executor", info.executor),
+        ("results store", info.store),
+        ("command", info.command),
+        ("Python / NumPy", f"{info.python} / {info.numpy}"),
+        ("platform", info.platform),
+    ]
+    rows = "".join(
+        f'<tr><th class="text">{_e(k)}</th><td class="text">{_e(v)}</td></tr>' for k, v in items
+    )
+    return f"<table>{rows}</table>"
+
+
+def render_report(result: RunResult) -> str:
+    """The report page as one HTML string."""
+    info = result.info
+    sections = "\n".join(
+        _experiment_html(o, number, info.out) for number, o in enumerate(result.outcomes, start=1)
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>finetune-theory reproduction report</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<main>
+<h1>Fine-tuning with linear teachers: reproduction report</h1>
+<p class="sub">finetune-theory {_e(info.version)} · size <strong>{_e(info.size)}</strong> ·
+seed {_e(info.seed)} · {_e(info.started)} UTC · {_e(_seconds(info.wall_seconds))} in all</p>
+<h3>Summary</h3>
+{_summary_html(result)}
+{sections}
+<section class="exp" id="metadata">
+<h2>Run metadata</h2>
+{_metadata_html(info)}
+</section>
+</main>
+</body>
+</html>
+"""
+
+
+def write_report(result: RunResult, path: Path) -> Path:
+    """Write :func:`render_report` to ``path`` (atomically: a temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_report(result), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,160 @@
+"""``risk``: the predicted learning curve of one described setting.
+
+The setting is a target covariance (isotropic, power-law or spiked), a teacher pair
+``theta_T = alpha * theta_S + eps * xi`` from :func:`finetune_theory.teachers.scaled_pair`, a
+depth (1 is linear regression, larger or ``inf`` a deep linear network) and label noise. For
+each sample size ``n`` the curve gives the expected excess risk of fine-tuning from
+``theta_S`` and, as a reference, of the minimum-norm interpolant learned from scratch
+(linear regression started at zero).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import RunnerError
+
+__all__ = ["SPECTRA", "make_covariance", "default_sample_sizes", "learning_curve", "plot_curve"]
+
+SPECTRA = ("isotropic", "power-law", "spiked")
+
+
+def make_covariance(
+    spectrum: str, d: int, a: float = 1.0, spikes: Sequence[float] = (10.0,)
+) -> Any:
+    """The target covariance of a named spectrum family."""
+    from .. import covariance
+
+    if spectrum == "isotropic":
+        return covariance.isotropic(d)
+    if spectrum == "power-law":
+        return covariance.power_law(d, a=a)
+    if spectrum == "spiked":
+        return covariance.spiked(d, spikes=tuple(spikes))
+    raise ValueError(f"spectrum must be one of {', '.join(SPECTRA)}, got {spectrum!r}")
+
+
+def default_sample_sizes(d: int) -> list[int]:
+    """Eight sample sizes spread geometrically from about d/50 to d/2."""
+    sizes = np.geomspace(max(2, d // 50), max(3, d // 2), 8)
+    return sorted({int(n) for n in np.round(sizes) if 1 <= n < d})
+
+
+def _risk_at(
+    cov: Any, theta_source: np.ndarray, theta_target: np.ndarray, n: int, depth: float, noise: float
+) -> float:
+    """Expected excess risk at ``n`` samples: linear for depth 1, deep linear otherwise."""
+    if depth == 1:
+        from .. import linear
+
+        value = linear.expected_risk(cov, theta_source, theta_target, n, noise=noise)
+    else:
+        try:
+            from .. import deep_linear
+        except ImportError as exc:
+            raise RunnerError(
+                f"depth > 1 needs finetune_theory.deep_linear, which cannot be imported ({exc})"
+            ) from None
+        value = deep_linear.expected_risk(cov, theta_source, theta_target, n, depth, noise=noise)
+    return float(np.asarray(value))
+
+
+def learning_curve(
+    *,
+    spectrum: str = "power-law",
+    d: int = 200,
+    a: float = 1.0,
+    spikes: Sequence[float] = (10.0,),
+    depth: float = 1,
+    alpha: float = 1.0,
+    eps: float = 0.1,
+    noise: float = 0.0,
+    n_values: Sequence[int] | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Expected excess risk against the number of target samples.
+
+    Parameters
+    ----------
+    spectrum, d, a, spikes
+        The target covariance: ``isotropic``, ``power-law`` (``lambda_i = i^-a``) or
+        ``spiked`` (eigenvalues ``spikes`` on a flat unit spectrum).
+    depth
+        1 for linear regression, an integer > 1 or ``math.inf`` for a deep linear network.
+    alpha, eps, seed
+        The teachers: ``theta_T = alpha * theta_S + eps * xi`` (see
+        :func:`finetune_theory.teachers.scaled_pair`).
+    noise
+        Label noise standard deviation.
+    n_values
+        Sample sizes (default :func:`default_sample_sizes`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``n``, ``fine_tuned``, ``from_scratch`` and ``gain`` (scratch / fine-tuned).
+    """
+    from .._checks import check_depth, check_nonnegative, check_positive_int
+
+    d = check_positive_int(d, "d")
+    depth = check_depth(depth)
+    noise = check_nonnegative(noise, "noise")
+    if n_values is None or len(n_values) == 0:
+        n_values = default_sample_sizes(d)
+    ns = [check_positive_int(n, "n") for n in n_values]
+    cov = make_covariance(spectrum, d, a=a, spikes=spikes)
+    from ..teachers import scaled_pair
+
+    pair = scaled_pair(d, alpha=alpha, eps=eps, seed=seed)
+    source = np.asarray(pair.theta_source, dtype=np.float64)
+    target = np.asarray(pair.theta_target, dtype=np.float64)
+    zero = np.zeros_like(source)
+    rows = []
+    for n in ns:
+        tuned = _risk_at(cov, source, target, n, depth, noise)
+        scratch = _risk_at(cov, zero, target, n, 1, noise)
+        gain = scratch / tuned if tuned > 0 else math.inf
+        rows.append({"n": n, "fine_tuned": tuned, "from_scratch": scratch, "gain": gain})
+    return pd.DataFrame.from_records(rows)
+
+
+def plot_curve(curve: pd.DataFrame, path: str | Path, title: str = "") -> Path:
+    """Draw a learning curve (log-log) to ``path``; the format follows the file suffix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path).expanduser()
+    if not path.suffix:
+        raise ValueError(f"plot file {path} needs a suffix such as .png, .svg or .pdf")
+    if not path.parent.is_dir():
+        raise ValueError(f"plot file {path}: the folder {path.parent} does not exist")
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    try:
+        ax.plot(curve["n"], curve["fine_tuned"], "o-", label="fine-tuned from the source")
+        ax.plot(curve["n"], curve["from_scratch"], "s--", label="from scratch (min-norm)")
+        positive = (curve[["fine_tuned", "from_scratch"]] > 0).all(axis=None)
+        ax.set_xscale("log")
+        if positive:
+            ax.set_yscale("log")
+        ax.set_xlabel("target samples n")
+        ax.set_ylabel("expected excess risk")
+        if title:
+            ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        try:
+            fig.savefig(path)
+        except ValueError as exc:  # unknown format
+            raise ValueError(f"plot file {path}: {exc}") from None
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,153 @@
+"""Run one experiment's units through an executor, storing each unit as it finishes.
+
+The sweep is what makes a run resumable and executor-independent:
+
+- unit ``i`` gets the seed :func:`unit_seed` ``(root_seed, i)``, the ``i``-th child of
+  ``SeedSequence(root_seed)`` (the same seed :meth:`Experiment.run_all` hands it), whichever
+  process runs it and in whatever order;
+- a unit already in the store for the same experiment, config, root seed and package version
+  is read back instead of computed;
+- every record goes through the store's JSON encoding, whether computed now or read back, so an
+  interrupted-then-resumed run returns exactly the records of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..experiments.base import Experiment, config_hash
+from .errors import UnitFailed
+from .executors import Executor, compute_unit
+from .store import ResultStore, decode_records
+
+__all__ = ["SweepResult", "unit_seed", "run_sweep"]
+
+
+def unit_seed(root_seed: int, index: int) -> int:
+    """The seed of unit ``index``: the ``index``-th spawned child of ``SeedSequence(root_seed)``.
+
+    Equal to ``SeedSequence(root_seed).spawn(n)[index].generate_state(1)[0]`` for any
+    ``n > index``, without spawning the others.
+    """
+    child = np.random.SeedSequence(int(root_seed), spawn_key=(int(index),))
+    return int(child.generate_state(1)[0])
+
+
+@dataclass
+class SweepResult:
+    """The records of one experiment and how they were obtained."""
+
+    name: str
+    config: Any
+    records: pd.DataFrame
+    units_total: int
+    units_computed: int
+    units_reused: int
+    wall_seconds: float
+    compute_seconds: float
+
+
+#: progress callback: (units finished so far, units in total)
+ProgressFn = Callable[[int, int], None]
+
+
+def run_sweep(
+    experiment: Experiment,
+    config: Any,
+    *,
+    seed: int,
+    store: ResultStore,
+    executor: Executor,
+    version: str,
+    fresh: bool = False,
+    progress: ProgressFn | None = None,
+) -> SweepResult:
+    """Compute (or read back) every unit of ``experiment`` at ``config``.
+
+    Parameters
+    ----------
+    experiment, config
+        What to run; ``experiment.units(config)`` splits it.
+    seed
+        The root seed.
+    store
+        Where finished units are kept; each one is committed as soon as it arrives.
+    executor
+        Where the missing units run.
+    version
+        The package version written with (and required of) stored units.
+    fresh
+        Forget every stored unit of this experiment first.
+    progress
+        Called with ``(finished, total)`` at the start and after each unit.
+
+    Raises
+    ------
+    UnitFailed
+        A unit raised (the units finished before it stay stored).
+    """
+    start = time.perf_counter()
+    units = list(experiment.units(config))
+    chash = config_hash(config)
+    hashes = [config_hash(u) for u in units]
+    seeds = [unit_seed(seed, i) for i in range(len(units))]
+    if fresh:
+        store.clear(experiment.name)
+    stored = store.load(experiment.name, chash, seed, version)
+    done: dict[int, list[dict[str, Any]]] = {}
+    seconds: dict[int, float] = {}
+    for i, (uhash, useed) in enumerate(zip(hashes, seeds, strict=True)):
+        unit = stored.get(i)
+        if unit is not None and unit.unit_hash == uhash and unit.unit_seed == useed:
+            done[i] = unit.records
+            seconds[i] = unit.seconds
+    reused = len(done)
+    todo = [i for i in range(len(units)) if i not in done]
+    if progress is not None:
+        progress(reused, len(units))
+    tasks = [(experiment.run, units[i], seeds[i], f"{experiment.name} unit {i}") for i in todo]
+    for pos, (text, secs) in executor.map_unordered(compute_unit, tasks):
+        i = todo[pos]
+        store.put(
+            experiment.name,
+            chash,
+            i,
+            seed,
+            unit_hash=hashes[i],
+            unit_seed=seeds[i],
+            version=version,
+            records=text,
+            seconds=secs,
+        )
+        done[i] = decode_records(text)
+        seconds[i] = secs
+        if progress is not None:
+            progress(len(done), len(units))
+    records: list[dict[str, Any]] = []
+    for i in range(len(units)):
+        records.extend(done[i])
+    return SweepResult(
+        name=experiment.name,
+        config=config,
+        records=pd.DataFrame.from_records(records),
+        units_total=len(units),
+        units_computed=len(todo),
+        units_reused=reused,
+        wall_seconds=time.perf_counter() - start,
+        compute_seconds=float(sum(seconds.values())),
+    )
+
+
+def describe_failure(exc: BaseException) -> tuple[str, str]:
+    """A one-line message and the detailed traceback text of a failed unit or step."""
+    import traceback
+
+    if isinstance(exc, UnitFailed):
+        return str(exc), exc.details
+    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))

@@ -1,0 +1,327 @@
+"""The command line: reproduce, list, risk; one-line errors; a killed run that resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import toy_experiment
+from finetune_theory import __version__, experiments
+from finetune_theory.cli import COMMANDS, main
+from finetune_theory.runner.executors import InlineExecutor
+from finetune_theory.runner.store import ResultStore
+from finetune_theory.runner.sweep import run_sweep
+from toy_experiment import assert_same_bits
+
+TESTS = Path(__file__).resolve().parent
+#: the real experiment modules present when the tests were collected
+REAL = experiments.available()
+
+#: a Python program that runs the CLI with the toy experiment registered
+CLI_WITH_TOY = (
+    "import sys; from finetune_theory import experiments; "
+    "experiments.REGISTRY['toy'] = 'toy_experiment'; "
+    "from finetune_theory.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _env(**extra: str) -> dict[str, str]:
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    toy_experiment.register(monkeypatch)
+
+
+# ------------------------------------------------------------------ help and list
+@pytest.mark.parametrize("command", [[], ["reproduce"], ["list"], ["risk"]])
+def test_help_everywhere_shows_examples(command, capsys):
+    assert main([*command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "usage: finetune-theory" in out and "example" in out
+
+
+def test_every_command_is_registered_and_version_prints(capsys):
+    assert len(COMMANDS) == 3
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+    assert main([]) == 2
+    assert "reproduce" in capsys.readouterr().err
+
+
+def test_list_shows_installed_and_missing_experiments(toy, capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "toy" in out and "Toy <experiment> for tests" in out
+    for name in experiments.REGISTRY:
+        assert name in out
+    if len(REAL) < 6:
+        assert "not installed" in out
+
+
+# ------------------------------------------------------------------ reproduce
+def test_reproduce_writes_outputs_and_reuses_stored_units(toy, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "res"
+    marker = tmp_path / "marker.txt"
+    monkeypatch.setenv("TOY_MARKER", str(marker))
+    args = ["reproduce", "toy", "--size", "quick", "--out", str(out), "--workers", "1"]
+    assert main([*args, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+    assert {p.name for p in out.iterdir()} >= {"toy.csv", "report.html", "store.sqlite", "figures"}
+    assert len(marker.read_text().splitlines()) == 4
+    assert main(args) == 0  # second run: everything read back, summary printed
+    assert len(marker.read_text().splitlines()) == 4
+    summary = capsys.readouterr().out
+    assert "toy" in summary and "does not hold" in summary and "0/4" in summary
+    assert main([*args, "--fresh", "--quiet"]) == 0
+    assert len(marker.read_text().splitlines()) == 8
+
+
+def test_a_failing_experiment_exits_non_zero_with_one_line(toy, tmp_path, capsys):
+    code = main(["reproduce", "toy", "broken", "--size", "quick", "--out", str(tmp_path)])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "broken" in err and "report.html" in err
+    assert (tmp_path / "toy.csv").exists() and (tmp_path / "report.html").exists()
+
+
+def _one_line_error(capsys, argv, expected_code=None):
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code != 0 if expected_code is None else code == expected_code
+    assert "Traceback" not in err
+    assert err.strip().count("\n") == 0 and err.startswith("finetune-theory")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "code"),
+    [
+        (["reproduce", "nosuch", "--out", "{tmp}"], "unknown experiment 'nosuch'", 1),
+        (["reproduce", "toy", "--out", "{tmp}/file/sub"], "cannot write to the output folder", 1),
+        (["reproduce", "toy", "--out", "{tmp}", "--scheduler", "nonsense"], "scheduler", 1),
+        (["reproduce", "toy", "--out", "{tmp}", "--store", "{tmp}/file"], "not an SQLite", 1),
+        (["reproduce", "--size", "huge"], "invalid choice", 2),
+        (["reproduce", "--workers", "0"], "expected a number >= 1", 2),
+        (["reproduce", "--seed", "-3"], "--seed", 2),
+        (["nosuchcommand"], "invalid choice", 2),
+        (["risk", "--depth", "0"], "--depth", 2),
+        (["risk", "--n", "ten"], "--n", 2),
+        (["risk", "--alpha", "nan"], "finite", 2),
+    ],
+)
+def test_bad_arguments_give_one_line_and_a_non_zero_exit(
+    toy, tmp_path, capsys, argv, message, code
+):
+    (tmp_path / "file").write_text("not a folder, not a store\n")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    err = _one_line_error(capsys, argv, code)
+    assert message in err
+    assert (tmp_path / "file").read_text() == "not a folder, not a store\n"
+
+
+def test_a_corrupted_store_in_the_output_folder_is_refused(toy, tmp_path, capsys):
+    (tmp_path / "store.sqlite").write_bytes(b"\x00" * 16 + b"junk" * 100)
+    err = _one_line_error(capsys, ["reproduce", "toy", "--size", "quick", "--out", str(tmp_path)])
+    assert "store.sqlite is not a finetune-theory results store" in err
+    assert (tmp_path / "store.sqlite").read_bytes()[:16] == b"\x00" * 16
+
+
+def test_an_unreachable_scheduler_gives_one_line_in_a_real_process(tmp_path):
+    pytest.importorskip("distributed")
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    argv = ["reproduce", "toy", "--out", str(tmp_path), "--scheduler", address]
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI_WITH_TOY, *argv, "--connect-timeout", "0.5"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert f"could not reach the Dask scheduler at {address} within 0.5 s" in proc.stderr
+
+
+def _stored_units(path: Path) -> set[int]:
+    if not path.exists():
+        return set()
+    try:
+        conn = sqlite3.connect(path, timeout=5)
+        try:
+            rows = conn.execute("SELECT unit_index FROM units WHERE experiment = 'toy'").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:  # not created yet
+        return set()
+    return {int(r[0]) for r in rows}
+
+
+def _markers(path: Path, run: str) -> list[int]:
+    lines = [line.split() for line in path.read_text().splitlines()]
+    return [int(i) for i, tag in lines if tag == run]
+
+
+def test_a_killed_run_resumes_without_recomputing_and_gives_the_same_records(tmp_path):
+    out, marker = tmp_path / "out", tmp_path / "marker.txt"
+    store = out / "store.sqlite"
+    argv = ["reproduce", "toy", "--size", "paper", "--out", str(out), "--workers", "2", "--quiet"]
+    cmd = [sys.executable, "-c", CLI_WITH_TOY, *argv]
+    env = _env(TOY_MARKER=str(marker), TOY_SLEEP="0.4", TOY_RUN="first")
+    first = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    try:
+        while len(_stored_units(store)) < 3:
+            assert first.poll() is None, "the run ended before it could be killed"
+            assert time.monotonic() < deadline, "no progress within 60 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # the CLI and its workers, like a power cut
+        first.wait()
+    stored = _stored_units(store)
+    assert 3 <= len(stored) < 8
+    assert stored <= set(_markers(marker, "first"))
+    assert not (out / "report.html").exists()
+
+    second = subprocess.run(
+        cmd, env={**env, "TOY_RUN": "second"}, capture_output=True, text=True, timeout=120
+    )
+    assert second.returncode == 0, second.stderr
+    recomputed = _markers(marker, "second")
+    assert len(recomputed) == len(set(recomputed))  # nothing computed twice in the rerun
+    assert not set(recomputed) & stored  # nothing stored before the kill was computed again
+    assert set(recomputed) | stored == set(range(8))
+    assert (out / "report.html").exists()
+
+    config = toy_experiment.EXPERIMENT.config("paper")
+    with ResultStore(store) as results:
+        resumed = run_sweep(
+            toy_experiment.EXPERIMENT,
+            config,
+            seed=0,
+            store=results,
+            executor=InlineExecutor(),
+            version=__version__,
+        )
+    assert resumed.units_computed == 0
+    with ResultStore(tmp_path / "clean.sqlite") as results:
+        clean = run_sweep(
+            toy_experiment.EXPERIMENT,
+            config,
+            seed=0,
+            store=results,
+            executor=InlineExecutor(),
+            version=__version__,
+        )
+    assert_same_bits(resumed.records, clean.records)
+
+
+# ------------------------------------------------------------------ the real experiments
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("quick")
+    start = time.perf_counter()
+    code = main(["reproduce", *REAL, "--size", "quick", "--out", str(out), "--quiet"])
+    return code, out, time.perf_counter() - start
+
+
+@pytest.mark.skipif(not REAL, reason="no experiment module is installed yet")
+def test_all_available_experiments_run_at_quick_size_through_the_cli(quick_run):
+    code, out, _ = quick_run
+    assert code == 0
+    assert (out / "report.html").exists()
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_each_available_experiment_has_records_figures_and_verdicts(quick_run, name):
+    code, out, _ = quick_run
+    records = out / f"{name}.csv"
+    assert records.exists() and records.stat().st_size > 0
+    figures = list((out / "figures" / name).glob("*.png"))
+    assert figures and all(f.with_suffix(".svg").exists() for f in figures)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    section = page.split(f'<section class="exp" id="{name}">', 1)[1].split("</section>", 1)[0]
+    assert 'class="badge failed"' not in section
+    assert "Claims and verdicts" in section and "data:image/png;base64," in section
+    assert ('class="badge holds"' in section) or ('class="badge does-not-hold"' in section)
+
+
+# ------------------------------------------------------------------ risk
+def test_risk_depth_one_matches_the_isotropic_closed_form(capsys):
+    pytest.importorskip("finetune_theory.linear")
+    from finetune_theory.runner.risk import learning_curve
+    from finetune_theory.teachers import scaled_pair
+
+    d, ns, sigma = 50, [5, 10, 25, 40], 0.3
+    curve = learning_curve(
+        spectrum="isotropic", d=d, alpha=1.5, eps=0.5, noise=sigma, n_values=ns, seed=4
+    )
+    pair = scaled_pair(d, alpha=1.5, eps=0.5, seed=4)
+    delta = float(np.sum((pair.theta_source - pair.theta_target) ** 2))
+    target = float(np.sum(pair.theta_target**2))
+    n = np.array(ns, dtype=float)
+    noise_term = sigma**2 * n / (d - n - 1)
+    np.testing.assert_allclose(curve["fine_tuned"], (1 - n / d) * delta + noise_term, rtol=1e-10)
+    np.testing.assert_allclose(curve["from_scratch"], (1 - n / d) * target + noise_term, rtol=1e-10)
+    np.testing.assert_allclose(curve["gain"], curve["from_scratch"] / curve["fine_tuned"])
+
+    argv = ["risk", "--spectrum", "isotropic", "--d", "50", "--alpha", "1.5", "--eps", "0.5"]
+    assert main([*argv, "--noise", "0.3", "--seed", "4", "--n", *map(str, ns)]) == 0
+    out = capsys.readouterr().out
+    for value in curve["fine_tuned"]:
+        assert f"{value:.4g}" in out
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_risk_plot_writes_the_file(tmp_path, capsys, suffix):
+    pytest.importorskip("finetune_theory.linear")
+    path = tmp_path / f"curve{suffix}"
+    assert main(["risk", "--d", "60", "--plot", str(path)]) == 0
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" if suffix == ".png" else b"<svg" in data[:2000]
+    assert str(path) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["risk", "--plot", "{tmp}/missing/x.png"], "does not exist"),
+        (["risk", "--plot", "{tmp}/x.unknown"], "not supported"),
+        (["risk", "--spectrum", "spiked", "--spikes", "0.5"], "spikes"),
+        (["risk", "--spectrum", "power-law", "--a", "-1"], "a must be >= 0"),
+    ],
+)
+def test_bad_risk_settings_give_one_line(tmp_path, capsys, argv, message):
+    pytest.importorskip("finetune_theory.linear")
+    err = _one_line_error(capsys, [a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert message in err
+
+
+@pytest.mark.parametrize("depth", ["3", "inf"])
+def test_risk_deep_networks_equal_teachers_have_zero_risk(depth, capsys):
+    pytest.importorskip("finetune_theory.deep_linear")
+    from finetune_theory.runner.risk import learning_curve
+
+    curve = learning_curve(d=80, depth=float(depth), alpha=1.0, eps=0.0, n_values=[4, 8, 16])
+    np.testing.assert_allclose(curve["fine_tuned"], 0.0, atol=1e-12)
+    assert (curve["from_scratch"] > 0).all()
+    assert main(["risk", "--d", "80", "--depth", depth, "--eps", "0.2", "--alpha", "2"]) == 0
+    assert f"depth={float(depth) if depth == 'inf' else depth}" in capsys.readouterr().out
