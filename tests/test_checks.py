@@ -169,7 +169,9 @@ def test_spawned_streams_reproduce_and_are_distinct():
     assert np.array_equal(kids1[1].standard_normal(5), kids2[1].standard_normal(5))
 
 
-@pytest.mark.parametrize(("bad", "match"), [(-1, r"seed must be >= 0"), (1.5, "seed"), (True, "seed")])
+@pytest.mark.parametrize(
+    ("bad", "match"), [(-1, r"seed must be >= 0"), (1.5, "seed"), (True, "seed")]
+)
 def test_bad_seeds(bad, match):
     with pytest.raises(ValueError, match=match):
         seed_sequence(bad)

@@ -186,7 +186,7 @@ def test_a_killed_run_resumes_without_recomputing_and_gives_the_same_records(tmp
     argv = ["reproduce", "toy", "--size", "paper", "--out", str(out), "--workers", "2", "--quiet"]
     cmd = [sys.executable, "-c", CLI_WITH_TOY, *argv]
     env = _env(TOY_MARKER=str(marker), TOY_SLEEP="0.4", TOY_RUN="first")
-    first = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.PIPE)
+    first = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     try:
         while len(_stored_units(store)) < 3:

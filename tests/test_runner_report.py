@@ -110,6 +110,7 @@ def test_the_page_shows_every_experiment_its_claims_and_verdicts(run, page):
     assert page.count('class="badge does-not-hold"') >= 2  # the claim and the experiment
     assert 'class="badge failed"' in page
     assert "toy unit 1 fails on purpose" in page
+    assert "failed before its claims were checked" in page
 
 
 def test_the_page_carries_run_metadata_and_the_summary_table(page):
@@ -150,7 +151,11 @@ def test_progress_bars_follow_the_callbacks():
         update = progress.task("toy")
         update(2, 5)
         update(5, 5)
+        update.stage("figures")
         task = progress._bars.tasks[0]
         assert (task.completed, task.total) == (5, 5)
+        assert task.description == "toy (figures)"
     with Progress(False) as progress:
-        progress.task("toy")(1, 2)  # a no-op
+        bar = progress.task("toy")
+        bar(1, 2)  # no-ops
+        bar.stage("figures")

@@ -44,7 +44,8 @@ scalars = st.one_of(
     st.none(),
     st.text(max_size=8),
 )
-records_strategy = st.lists(st.dictionaries(st.text(max_size=6), scalars, max_size=5), max_size=4)
+keys = st.text(max_size=6).filter(lambda k: k != "$f64")  # the one reserved key
+records_strategy = st.lists(st.dictionaries(keys, scalars, max_size=5), max_size=4)
 
 
 @settings(max_examples=200, deadline=None)
@@ -61,6 +62,22 @@ def test_float32_comes_back_as_the_same_value_in_float64(x):
     assert type(back) is float and _bits(back) == _bits(float(value))
 
 
+@pytest.mark.parametrize("bits", ["fff8000000000000", "7ff8000000000001", "fff0000000000abc"])
+def test_nans_with_a_sign_or_payload_keep_their_bits(bits):
+    value = struct.unpack(">d", bytes.fromhex(bits))[0]
+    back = decode_records(encode_records([{"x": value, "y": np.float64(value)}]))[0]
+    assert struct.pack(">d", back["x"]).hex() == bits == struct.pack(">d", back["y"]).hex()
+
+
+def test_the_negative_nan_of_inf_minus_inf_survives_the_store(tmp_path):
+    with np.errstate(invalid="ignore"):
+        value = np.float64(np.inf) - np.float64(np.inf)
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        _put(store, 0, records=[{"x": value}])
+        back = store.load("toy", "h", 0, "1")[0].records[0]["x"]
+    assert _bits(back) == _bits(float(value))
+
+
 def test_numpy_scalars_become_python_scalars_of_equal_value():
     rec = {"i": np.int64(-(2**62)), "b": np.bool_(True), "f": np.float64(0.1), "u": np.uint8(7)}
     back = decode_records(encode_records([rec]))[0]
@@ -75,6 +92,7 @@ def test_numpy_scalars_become_python_scalars_of_equal_value():
         ([[1.0, 2.0]], "not a dict"),
         ([{"x": object()}], "record field 'x'"),
         ([{"x": {"nested": 1}}], "record field 'x'"),
+        ([{"$f64": 1.0}], "reserved key"),
     ],
 )
 def test_records_that_json_cannot_keep_are_refused(records, match):

@@ -52,6 +52,9 @@ def run(config: ToyConfig, seed: int) -> list[dict[str, Any]]:
         raise ValueError(f"toy unit {config.index} fails on purpose")
     rng = as_generator(seed)
     values = rng.standard_normal(config.draws)
+    a = rng.standard_normal((40, 40))
+    gram = a @ a.T + np.eye(40)  # BLAS work, so executor comparisons cover it
+    solved = np.linalg.solve(gram, a[:, : config.draws])
     return [
         {
             "unit": np.int64(config.index),
@@ -62,6 +65,7 @@ def run(config: ToyConfig, seed: int) -> list[dict[str, Any]]:
             "awkward": AWKWARD[j % len(AWKWARD)],
             "label": f"u{config.index}-é",
             "seed": seed,
+            "blas": float(a[:, j] @ solved[:, j]),
         }
         for j in range(config.draws)
     ]

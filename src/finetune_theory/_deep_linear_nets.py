@@ -33,6 +33,8 @@ __all__ = ["Net", "TrainResult", "as_net", "as_frozen", "as_data", "left_product
 _BLOWUP = 1e10
 #: the interpolation test compares the loss with ``tol`` times the zero predictor's loss
 _TINY = 1e-300
+#: a few units in the last place: loss differences below this fraction are rounding
+_ROUNDING = 8 * np.finfo(np.float64).eps
 
 
 @dataclass
@@ -350,21 +352,31 @@ def line_search_descent(
     max_steps: int,
     tol: float,
     *,
+    armijo: float = 0.9,
+    move: float = 0.02,
     grow: float = 1.5,
     shrink: float = 0.5,
 ) -> TrainResult:
-    """Full-batch GD whose step adapts by backtracking (Armijo condition with constant 1/2).
+    """Full-batch GD whose step adapts by backtracking, for pretraining from a small start.
 
-    Used for pretraining from a small initialisation, where the loss surface is nearly flat
-    around the origin: a step that fits the end of training would take a very long time to leave
-    that plateau. A step is accepted when it lowers the loss by at least half its first-order
-    prediction; then the next trial step grows by ``grow``, otherwise the trial shrinks by
-    ``shrink`` and the weights stay. Every accepted move is a plain gradient step; the Armijo
-    condition keeps ``lr`` times the curvature along the gradient at most about 1.
+    Near the origin the loss of a deep network is almost flat: a fixed step small enough for
+    the end of training would take very long to leave that plateau. Here each step is
+
+    * capped so that it moves the weights by at most ``move`` times their norm (a trust
+      region: large moves would break the balance that gradient flow conserves);
+    * accepted when it lowers the loss by at least ``armijo`` times its first-order prediction
+      ``lr ||grad||^2``, otherwise halved (``shrink``) with the weights left in place; after an
+      accepted step the next trial grows by ``grow``.
+
+    Every accepted move is a plain gradient step. On a quadratic the Armijo condition holds
+    exactly when ``lr`` times the curvature along the gradient is at most ``2 (1 - armijo)``.
+    The stationary-point test of :func:`gradient_descent` applies to a repeat only when its step
+    is limited by the curvature (it has been cut back before and is not capped by the trust
+    region now); on the plateau the gradient is tiny but the weights still grow by ``move``
+    per step.
     """
     layers = net.layers
     n = x.shape[1]
-    trainable = np.ones(net.depth, dtype=bool)
     scale = 0.5 * np.mean(yy * yy, axis=1)
     threshold = tol * np.where(scale > 0, scale, 1.0)
     b = net.batch
@@ -372,10 +384,10 @@ def line_search_descent(
     active = np.ones(b, dtype=bool)
     steps = np.zeros(b, dtype=np.int64)
     interp = np.zeros(b, dtype=bool)
+    saturated = np.zeros(b, dtype=bool)
     hist_t: list[int] = []
     hist_l: list[np.ndarray] = []
     next_log = 0
-    del trainable
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(max_steps + 1):
             a = left_products(layers)
@@ -385,8 +397,13 @@ def line_search_descent(
             bvec = _right_products(layers, g)
             grads = [a[j + 1][:, :, None] * bvec[j][:, None, :] for j in range(net.depth)]
             gsq = sum(np.sum(gr * gr, axis=(1, 2)) for gr in grads)
+            wsq = sum(np.sum(w * w, axis=(1, 2)) for w in layers)
+            cap = move * np.sqrt(wsq / np.where(gsq > 0, gsq, 1.0))
+            capped = (gsq > 0) & (cap < lr)
+            lr = np.where(capped, cap, lr)
             fits = loss <= threshold
-            done = active & (fits | (lr * gsq <= tol * loss))
+            still = saturated & ~capped & (lr * gsq <= tol * loss)
+            done = active & (fits | still | (gsq == 0))
             steps[done] = t
             interp[done] = fits[done]
             active &= ~done
@@ -399,10 +416,13 @@ def line_search_descent(
             for _ in range(200):  # backtrack until every active repeat accepts its step
                 trial = [w - (lr * active)[:, None, None] * gr for w, gr in zip(layers, grads)]
                 new = _loss_of(x, yy, trial)
-                ok = np.isfinite(new) & (new <= loss - 0.5 * lr * gsq)
-                ok |= ~active
+                # rounding of the loss itself is forgiven: on a plateau the predicted decrease
+                # can be far below one unit in the last place of the loss
+                slack = _ROUNDING * loss
+                ok = (np.isfinite(new) & (new <= loss - armijo * lr * gsq + slack)) | ~active
                 if ok.all():
                     break
+                saturated |= ~ok & (armijo * lr * gsq > slack)
                 lr = np.where(ok, lr, lr * shrink)
             else:
                 raise ConvergenceError("line search found no decreasing step in 200 halvings")

@@ -189,9 +189,7 @@ def _print_outcomes(result: Any) -> None:
         )
     console = Console()
     console.print(table)
-    console.print(
-        f"report: {result.report}  ({result.info.wall_seconds:.1f} s in all)", highlight=False
-    )
+    print(f"report: {result.report}  ({result.info.wall_seconds:.1f} s in all)")
 
 
 # ------------------------------------------------------------------ list
@@ -313,7 +311,7 @@ def _cmd_risk(args: argparse.Namespace) -> int:
     console.print(table)
     if args.plot:
         path = plot_curve(curve, args.plot, title=setting)
-        console.print(f"plot: {path}", highlight=False)
+        print(f"plot: {path}")  # plain print: a long path must not be wrapped
     return 0
 
 

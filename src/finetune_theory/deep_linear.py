@@ -319,7 +319,9 @@ def pretrain(
     width: int,
     *,
     noise: float = 0.0,
-    init_scale: float = 0.1,
+    init_scale: float = 0.05,
+    armijo: float = 0.98,
+    move: float = 0.01,
     repeats: int | None = None,
     max_steps: int = 100_000,
     tol: float = 1e-14,
@@ -339,8 +341,8 @@ def pretrain(
 
     Parameters
     ----------
-    theta_source : array, shape (d,)
-        The source teacher.
+    theta_source : array, shape (d,) or (B, d)
+        The source teacher; a leading axis pretrains one network per row.
     cov : Covariance or (d, d) array
         Covariance of the source inputs.
     n_source : int
@@ -351,8 +353,11 @@ def pretrain(
     init_scale : float
         Size of the random initial layers relative to a balanced layer.
     repeats : int, optional
-        Pretrain this many networks at once (each its own data and initialisation); the result
-        is then batched.
+        Pretrain this many networks of one source at once (each its own data and
+        initialisation); the result is then batched.
+    armijo, move : float
+        Line-search constants (see ``_deep_linear_nets.line_search_descent``): the accepted
+        decrease fraction, and the largest move per step relative to the weights' norm.
     max_steps, tol
         As for :func:`train`.
     seed : int or SeedSequence
@@ -361,31 +366,47 @@ def pretrain(
     -------
     PretrainResult
     """
-    ts = as_vector(theta_source, "theta_source")
-    c = as_covariance(cov, "cov", d=ts.size)
+    ts = as_vector(theta_source, "theta_source", batch=True)
+    if ts.ndim > 2:
+        raise ValueError(f"theta_source must have shape (d,) or (B, d), got {ts.shape}")
+    d = ts.shape[-1]
+    c = as_covariance(cov, "cov", d=d)
     n_source = check_positive_int(n_source, "n_source")
     depth = _depth_int(depth)
     width = check_positive_int(width, "width")
     sigma = check_nonnegative(noise, "noise")
     init_scale = check_positive(init_scale, "init_scale")
-    batched = repeats is not None
-    b = check_positive_int(repeats, "repeats") if batched else 1
-    norm = float(np.linalg.norm(ts))
-    if norm == 0:
+    move = check_positive(move, "move")
+    armijo = check_positive(armijo, "armijo")
+    if armijo >= 1:
+        raise ValueError(f"armijo must lie in (0, 1), got {armijo}")
+    max_steps = check_positive_int(max_steps, "max_steps")
+    tol = check_positive(tol, "tol")
+    batched = repeats is not None or ts.ndim == 2
+    b = ts.shape[0] if ts.ndim == 2 else 1
+    if repeats is not None:
+        repeats = check_positive_int(repeats, "repeats")
+        if ts.ndim == 2 and repeats != b:
+            raise ValueError(f"repeats = {repeats} but theta_source holds {b} sources")
+        b = repeats
+    sources = np.broadcast_to(ts, (b, d))
+    norm = np.linalg.norm(sources, axis=1)
+    if np.any(norm == 0):
         raise ValueError("theta_source must be nonzero to pretrain towards it")
     rng = as_generator(seed)
     x = c.sample(n_source, rng, batch=b)
-    yy = x @ ts + sigma * rng.standard_normal((b, n_source))
-    widths = [ts.size] + [width] * (depth - 1) + [1]
+    yy = np.matmul(x, sources[:, :, None])[:, :, 0] + sigma * rng.standard_normal((b, n_source))
+    widths = [d] + [width] * (depth - 1) + [1]
     size = init_scale * norm ** (1.0 / depth)
     layers = [
-        rng.standard_normal((b, widths[j + 1], widths[j])) * size / math.sqrt(widths[j + 1] * widths[j])
+        rng.standard_normal((b, widths[j + 1], widths[j]))
+        * (size / math.sqrt(widths[j + 1] * widths[j]))[:, None, None]
         for j in range(depth)
     ]
     net = as_net(layers)
-    lr0 = 1.0 / (np.linalg.norm(x, ord=2, axis=(-2, -1)) ** 2 / n_source * norm ** (2 - 2 / depth))
-    result = line_search_descent(net, x, yy, lr0, check_positive_int(max_steps, "max_steps"),
-                                 check_positive(tol, "tol"))
+    top = np.linalg.norm(x, ord=2, axis=(-2, -1)) ** 2 / n_source
+    lr0 = 1.0 / (top * norm ** (2 - 2 / depth))
+    result = line_search_descent(net, x, yy, lr0, max_steps, tol, armijo=armijo, move=move)
     w = [np.asarray(v) for v in result.weights]
     theta = left_products(w)[0]
     out = w if batched else [v[0] for v in w]
@@ -398,7 +419,7 @@ def pretrain(
         theta=theta if batched else theta[0],
         imbalance=fmt(np.atleast_1d(imbalance(w))),
         rank_one=fmt(_second_singular_ratio(w)),
-        source_error=fmt(np.linalg.norm(theta - ts, axis=1) / norm),
+        source_error=fmt(np.linalg.norm(theta - sources, axis=1) / norm),
         training=result,
     )
 

@@ -79,6 +79,8 @@ DEFAULT_DELTA = 0.05
 SPHERE_TOL = 1e-6
 #: relative pivot under which the Cholesky factor of ``H`` is declared singular
 _PIVOT_RTOL = 1e-12
+#: evaluation on many inputs runs in blocks of rows of about this many (input, neuron) floats
+_BLOCK_FLOATS = 2**22
 
 
 # ----------------------------------------------------------------------- errors
@@ -395,12 +397,24 @@ class ReluNetwork:
         check_same_dim(self.d, x, name, what="the network's input dimension d")
         return x
 
+    def _row_blocks(self, x: np.ndarray) -> list[slice]:
+        """Blocks of input rows that keep the ``(..., rows, m)`` temporaries bounded."""
+        batch = np.broadcast_shapes(self.batch_shape, x.shape[:-2])
+        per_row = max(1, math.prod(batch)) * self.width
+        rows = max(1, _BLOCK_FLOATS // per_row)
+        n = x.shape[-2]
+        return [slice(i, min(i + rows, n)) for i in range(0, n, rows)]
+
     def __call__(self, X: Any) -> np.ndarray:
         """Outputs ``(..., n)`` on inputs ``X`` of shape ``(n, d)`` or ``(..., n, d)``."""
         x = self._inputs(X, "X")
-        pre = np.matmul(x, np.swapaxes(self.weights, -1, -2))
-        np.maximum(pre, 0.0, out=pre)
-        return np.matmul(pre, self.signs) / math.sqrt(self.width)
+        wt = np.swapaxes(self.weights, -1, -2)
+        parts = []
+        for rows in self._row_blocks(x):
+            pre = np.matmul(x[..., rows, :], wt)
+            np.maximum(pre, 0.0, out=pre)
+            parts.append(np.matmul(pre, self.signs))
+        return np.concatenate(parts, axis=-1) / math.sqrt(self.width)
 
     def ntk(self, X1: Any, X2: Any = None) -> np.ndarray:
         """The empirical NTK of the first layer at these weights, shape ``(..., n1, n2)``.
@@ -411,10 +425,13 @@ class ReluNetwork:
         x1 = self._inputs(X1, "X1")
         x2 = x1 if X2 is None else self._inputs(X2, "X2")
         wt = np.swapaxes(self.weights, -1, -2)
-        s1 = (np.matmul(x1, wt) > 0).astype(np.float64)
-        s2 = s1 if X2 is None else (np.matmul(x2, wt) > 0).astype(np.float64)
-        same = np.matmul(s1, np.swapaxes(s2, -1, -2)) / self.width
-        return same * np.matmul(x1, np.swapaxes(x2, -1, -2))
+        s2 = (np.matmul(x2, wt) > 0).astype(np.float64)
+        parts = []
+        for rows in self._row_blocks(x1):
+            s1 = (np.matmul(x1[..., rows, :], wt) > 0).astype(np.float64)
+            same = np.matmul(s1, np.swapaxes(s2, -1, -2)) / self.width
+            parts.append(same * np.matmul(x1[..., rows, :], np.swapaxes(x2, -1, -2)))
+        return np.concatenate(parts, axis=-2)
 
     def relative_distance(self, other: ReluNetwork) -> np.ndarray | float:
         """``||W - W_other||_F / ||W_other||_F`` per network: how far training moved."""

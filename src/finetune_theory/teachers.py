@@ -139,10 +139,10 @@ def placed_pair(
     c = as_covariance(cov)
     distance = check_nonnegative(distance, "distance")
     k = check_positive_int(k, "k")
-    if k > c.d:
-        raise ValueError(f"k = {k} exceeds the dimension d = {c.d}")
     if where not in ("top", "tail", "random"):
         raise ValueError(f"where must be 'top', 'tail' or 'random', got {where!r}")
+    if k > c.d and where != "random":  # k plays no part in a random direction
+        raise ValueError(f"k = {k} exceeds the dimension d = {c.d}")
     rng = as_generator(seed)
     ts = _source(c, theta_source, rng)
     coords = np.zeros(c.d)

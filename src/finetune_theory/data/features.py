@@ -172,9 +172,7 @@ class FeatureMap:
         self.mean_ = num.mean(axis=0) if num.size else np.zeros(0)
         std = num.std(axis=0) if num.size else np.zeros(0)
         self.scale_ = np.where(std > 0, std, 1.0)
-        self.levels_ = {
-            c: tuple(sorted(frame[c].astype(str).unique())) for c in self.categorical
-        }
+        self.levels_ = {c: tuple(sorted(frame[c].astype(str).unique())) for c in self.categorical}
         p = len(self.numeric) + sum(len(v) for v in self.levels_.values())
         rng = as_generator(self.seed)
         self.weights_ = rng.standard_normal((p, self.random_features)) / np.sqrt(max(p, 1))

@@ -7,10 +7,9 @@ logs and pipes get no control characters.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Progress", "progress_enabled"]
+__all__ = ["Bar", "Progress", "progress_enabled"]
 
 
 def progress_enabled(quiet: bool, stream: Any = None) -> bool:
@@ -44,7 +43,7 @@ class Progress:
             from rich.progress import Progress as RichProgress
 
             self._bars = RichProgress(
-                TextColumn("[bold]{task.description:<10}"),
+                TextColumn("[bold]{task.description:<20}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("units"),
@@ -61,23 +60,35 @@ class Progress:
             self._bars.__exit__(None, None, None)
             self._bars = None
 
-    def task(self, name: str) -> Callable[[int, int], None]:
-        """A ``(finished, total)`` callback that drives the bar of ``name``."""
-        if self._bars is None:
-            return lambda finished, total: None
-        bars = self._bars
-        task_id = bars.add_task(name, total=None, start=False)
-
-        def update(finished: int, total: int) -> None:
-            if not bars.tasks[task_id].started:
-                bars.update(task_id, total=total, completed=finished)
-                bars.start_task(task_id)
-            else:
-                bars.update(task_id, completed=finished)
-
-        return update
+    def task(self, name: str) -> Bar:
+        """The bar of ``name``: call it with ``(finished, total)``; :meth:`Bar.stage` labels it."""
+        return Bar(self._bars, name)
 
     def print(self, message: str) -> None:
         """A line above the bars (only when enabled)."""
         if self._bars is not None:
             self._bars.console.print(message, highlight=False, markup=False)
+
+
+class Bar:
+    """One experiment's bar; a no-op when progress is off."""
+
+    def __init__(self, bars: Any, name: str) -> None:
+        self._bars = bars
+        self.name = name
+        self._id = None if bars is None else bars.add_task(name, total=None, start=False)
+
+    def __call__(self, finished: int, total: int) -> None:
+        """Units finished so far out of ``total``."""
+        if self._bars is None:
+            return
+        if not self._bars.tasks[self._id].started:
+            self._bars.update(self._id, total=total, completed=finished)
+            self._bars.start_task(self._id)
+        else:
+            self._bars.update(self._id, completed=finished)
+
+    def stage(self, text: str) -> None:
+        """Show what happens after the units (e.g. drawing figures) beside the name."""
+        if self._bars is not None:
+            self._bars.update(self._id, description=f"{self.name} ({text})")

@@ -43,9 +43,11 @@ section.exp { border-top: 2px solid var(--line); padding-top: 18px; margin-top: 
 .badge.does-not-hold, .badge.failed { background: var(--bad); }
 .badge.no-claims { background: var(--warn); }
 table { border-collapse: collapse; font-size: 0.9em; margin: 6px 0 10px; }
-th, td { border: 1px solid var(--line); padding: 4px 9px; text-align: right; }
+th, td { border: 1px solid var(--line); padding: 4px 9px; text-align: right;
+         white-space: nowrap; }
 th { background: #f6f8fa; }
 td.text, th.text { text-align: left; }
+table.meta-table td { white-space: normal; }
 table.summary td, table.summary th { text-align: left; }
 ul.claims { list-style: none; padding: 0; margin: 6px 0; }
 ul.claims li { margin: 0 0 10px; padding: 8px 12px; border-left: 4px solid var(--line);
@@ -92,9 +94,11 @@ def _seconds(value: float) -> str:
 
 
 def _format_cell(value: Any) -> str:
+    if value is None:
+        return "–"
     if isinstance(value, float):
         if math.isnan(value):
-            return "NaN"
+            return "–"  # missing in this row (the CSV keeps the NaN)
         if value == 0 or 1e-3 <= abs(value) < 1e5:
             return f"{value:.4g}"
         return f"{value:.3e}"
@@ -150,6 +154,10 @@ def _figure_html(path: Path, out: Path) -> str:
 
 
 def _claims_html(outcome: ExperimentOutcome) -> str:
+    if outcome.error is not None and not outcome.verdicts:
+        return (
+            '<p class="meta">No verdict: the experiment failed before its claims were checked.</p>'
+        )
     if not outcome.verdicts:
         return '<p class="meta">This experiment states no claim.</p>'
     items = []
@@ -241,7 +249,7 @@ def _metadata_html(info: RunInfo) -> str:
     rows = "".join(
         f'<tr><th class="text">{_e(k)}</th><td class="text">{_e(v)}</td></tr>' for k, v in items
     )
-    return f"<table>{rows}</table>"
+    return f'<table class="meta-table">{rows}</table>'
 
 
 def render_report(result: RunResult) -> str:

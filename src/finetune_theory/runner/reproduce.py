@@ -92,6 +92,7 @@ def _run_one(
         config=config_to_dict(config),
     )
     step = "run"
+    bar = progress.task(experiment.name)
     try:
         sweep = run_sweep(
             experiment,
@@ -101,10 +102,11 @@ def _run_one(
             executor=executor,
             version=__version__,
             fresh=fresh,
-            progress=progress.task(experiment.name),
+            progress=bar,
         )
         outcome.sweep = sweep
         records = sweep.records
+        bar.stage("verdicts, figures")
         step = "csv"
         outcome.csv = out / f"{experiment.name}.csv"
         records.to_csv(outcome.csv, index=False)
@@ -126,6 +128,7 @@ def _run_one(
         outcome.error = f"{step} step: {message}"
         outcome.error_details = details
     outcome.wall_seconds = time.perf_counter() - start
+    bar.stage(f"{outcome.status}, {outcome.wall_seconds:.1f} s")
     return outcome
 
 

@@ -7,8 +7,9 @@ with the same arguments finds the finished ones and does not compute them again.
 
 Records are stored as JSON. Python writes a float with its shortest round-tripping ``repr``
 and parses it back to the same double, so the records that come back are bit-identical to the
-ones that went in (NaN, infinities and ``-0.0`` included). NumPy scalars are converted to the
-Python scalar of the same value on the way in.
+ones that went in (infinities and ``-0.0`` included; a NaN other than the standard one, such
+as the negative NaN of ``inf - inf``, is written as its raw bits). NumPy scalars are converted
+to the Python scalar of the same value on the way in.
 
 The file is marked with an SQLite ``application_id``; a file that is not SQLite, is corrupted,
 or is an SQLite database of some other program is reported with :class:`StoreError` and left
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import struct
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -80,18 +82,40 @@ class StoredUnit:
 
 
 # ------------------------------------------------------------------ records <-> JSON
+#: key of the JSON object that carries a NaN other than the standard one, as 16 hex digits
+_FLOAT_BITS = "$f64"
+_STANDARD_NAN = struct.pack(">d", math.nan)
+
+
+def _float(value: float) -> float | dict[str, str]:
+    """A float JSON keeps exactly; a NaN with a sign or payload goes as its raw bits."""
+    if math.isnan(value):
+        bits = struct.pack(">d", value)
+        if bits != _STANDARD_NAN:  # e.g. inf - inf gives a negative NaN on x86
+            return {_FLOAT_BITS: bits.hex()}
+    return value
+
+
+def _decode_object(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and _FLOAT_BITS in obj:
+        return struct.unpack(">d", bytes.fromhex(obj[_FLOAT_BITS]))[0]
+    return obj
+
+
 def _to_json_value(value: Any, field: str) -> Any:
     """A JSON-native value equal to ``value``; ``TypeError`` for what JSON cannot keep."""
     if value is None or isinstance(value, bool | str):
         return value
-    if isinstance(value, int | float):  # np.float64 is a float subclass: kept as it is
+    if isinstance(value, int):
         return value
+    if isinstance(value, float):  # np.float64 is a float subclass: kept as it is
+        return _float(value)
     if isinstance(value, np.bool_):
         return bool(value)
     if isinstance(value, np.integer):
         return int(value)
     if isinstance(value, np.floating):
-        return float(value)
+        return _float(float(value))
     if isinstance(value, list | tuple | np.ndarray):
         return [_to_json_value(v, field) for v in np.asarray(value, dtype=object).tolist()]
     raise TypeError(
@@ -116,6 +140,8 @@ def encode_records(records: Sequence[dict[str, Any]]) -> str:
         for key, value in record.items():
             if not isinstance(key, str):
                 raise TypeError(f"record {i} has a non-string key {key!r}")
+            if key == _FLOAT_BITS:
+                raise TypeError(f"record {i} uses the reserved key {_FLOAT_BITS!r}")
             row[key] = _to_json_value(value, key)
         clean.append(row)
     return json.dumps(clean, allow_nan=True, separators=(",", ":"))
@@ -123,7 +149,7 @@ def encode_records(records: Sequence[dict[str, Any]]) -> str:
 
 def decode_records(text: str) -> list[dict[str, Any]]:
     """The records of :func:`encode_records`, bit for bit."""
-    return json.loads(text)
+    return json.loads(text, object_hook=_decode_object)
 
 
 # ------------------------------------------------------------------ the store

@@ -1,0 +1,132 @@
+"""Private helpers shared by the deep-linear experiments (E2 depth, E3 scaling, E4 freezing).
+
+Every helper works on a batch of independent repeats (leading axis ``B``): teachers, designs,
+training and the closed form are drawn or computed for all repeats at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import deep_linear as dl
+from . import linear
+from .covariance import Covariance
+
+__all__ = [
+    "unit_vectors",
+    "scaled_pairs",
+    "design",
+    "fitted_scale",
+    "train_and_compare",
+    "mean_se",
+    "save_figure",
+    "depth_axis",
+]
+
+
+def unit_vectors(count: int, d: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` uniform unit vectors in ``R^d`` (the law of :func:`teachers.random_unit`)."""
+    v = rng.standard_normal((count, d))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def scaled_pairs(
+    d: int, alpha: float, eps: float, repeats: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """``repeats`` pairs ``theta_T = alpha theta_S + eps xi`` (:func:`teachers.scaled_pair`'s law)."""
+    source = unit_vectors(repeats, d, rng)
+    xi = unit_vectors(repeats, d, rng)
+    return source, alpha * source + eps * xi
+
+
+def design(
+    cov: Covariance, theta_target: np.ndarray, n: int, noise: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian inputs ``(B, n, d)`` and labels ``theta_T^T x + noise`` for each repeat."""
+    b = theta_target.shape[0]
+    x = cov.sample(n, rng, batch=b)
+    y = np.matmul(x, theta_target[:, :, None])[:, :, 0]
+    if noise > 0:
+        y = y + noise * rng.standard_normal((b, n))
+    return x, y
+
+
+def fitted_scale(theta: np.ndarray, X: np.ndarray, y: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """The scale ``s`` that best writes ``theta - X^+ y`` as ``s P_perp theta_S`` (per repeat)."""
+    pinv = np.linalg.pinv(X)
+    sol = np.matmul(pinv, y[:, :, None])[:, :, 0]
+    seen = np.matmul(pinv, np.matmul(X, source[:, :, None]))[:, :, 0]
+    perp = source - seen
+    norm = np.sum(perp * perp, axis=1)
+    return np.sum((theta - sol) * perp, axis=1) / np.where(norm > 0, norm, 1.0)
+
+
+def train_and_compare(
+    weights: list[np.ndarray],
+    X: np.ndarray,
+    y: np.ndarray,
+    depth: int,
+    *,
+    lr_fraction: float,
+    frozen: Sequence[int] = (),
+    closed: np.ndarray | None = None,
+    max_steps: int = 500_000,
+) -> dict[str, np.ndarray]:
+    """Train a batch of networks and compare the end-to-end vectors with the closed form.
+
+    ``closed`` is the closed-form vector to compare with; by default :func:`deep_linear.finetune`
+    from the networks' own starting end-to-end vector at this depth.
+    """
+    source = dl.end_to_end(weights)
+    lr = dl.default_lr(weights, X, y, frozen=frozen, fraction=lr_fraction)
+    result = dl.train(weights, X, y, lr=lr, frozen=frozen, max_steps=max_steps)
+    if closed is None:
+        closed = dl.finetune(X, y, source, depth)
+    gap = np.linalg.norm(result.theta - closed, axis=1) / np.maximum(
+        np.linalg.norm(closed, axis=1), 1e-300
+    )
+    return {
+        "theta": result.theta,
+        "closed": closed,
+        "gap": gap,
+        "steps": result.steps,
+        "lr": result.lr,
+        "interpolated": result.interpolated,
+        "scale": fitted_scale(result.theta, X, y, source),
+    }
+
+
+def risks(theta: np.ndarray, theta_target: np.ndarray, cov: Covariance) -> np.ndarray:
+    """Excess risk of each repeat's vector."""
+    return np.asarray(linear.excess_risk(theta, theta_target, cov), dtype=np.float64)
+
+
+def mean_se(frame: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
+    """Mean and standard error of ``column`` over repeats, per group of ``keys``."""
+    g = frame.groupby(keys, sort=True)[column]
+    out = g.agg(["mean", "std", "count"]).reset_index()
+    out["se"] = out["std"].fillna(0.0) / np.sqrt(out["count"])
+    return out
+
+
+def save_figure(fig: Any, stem: Path) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg``."""
+    paths = []
+    for ext in ("png", "svg"):
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=110)
+        paths.append(path)
+    return paths
+
+
+def depth_axis(depths: Any) -> tuple[np.ndarray, float]:
+    """Plot positions for depths (infinity drawn two steps right of the deepest finite one)."""
+    arr = np.asarray(depths, dtype=np.float64)
+    finite = arr[np.isfinite(arr)]
+    inf_at = (finite.max() if finite.size else 1.0) + 2.0
+    return np.where(np.isfinite(arr), arr, inf_at), float(inf_at)

@@ -1,0 +1,122 @@
+"""E5: the ReLU experiment's records, units, claims, plots and table."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finetune_theory.experiments import get
+from finetune_theory.experiments import relu as e5
+
+TINY = e5.Config(
+    d=6, widths=(400, 20), n_source=30, deltas=(0.2, 1.0), ns=(10, 20), repeats=2, n_test=100
+)
+
+
+@pytest.fixture(scope="module")
+def quick() -> pd.DataFrame:
+    exp = get("relu")
+    return exp.run_all(exp.config("quick"), seed=0)
+
+
+def test_registered_with_three_sizes() -> None:
+    exp = get("relu")
+    assert exp.name == "relu" and exp is e5.EXPERIMENT
+    assert set(exp.sizes) == {"quick", "default", "paper"}
+    sizes = [exp.config(s) for s in ("quick", "default", "paper")]
+    assert sizes[0].repeats <= sizes[1].repeats <= sizes[2].repeats
+    assert max(sizes[1].widths) <= max(sizes[2].widths)
+
+
+def test_records_are_tidy_and_complete(quick: pd.DataFrame) -> None:
+    cfg = get("relu").config("quick")
+    per_width = cfg.repeats * len(cfg.deltas) * len(cfg.ns) * 2
+    assert len(quick) == per_width * len(cfg.widths)
+    counts = quick.groupby(["width", "method", "delta", "n"]).size()
+    assert (counts == cfg.repeats).all()
+    assert sorted(quick["repeat"].unique()) == list(range(cfg.repeats))
+    numeric = quick.select_dtypes("number")
+    ft = quick["method"] == "fine-tune"
+    assert np.isfinite(numeric[ft]).all().all()
+    # the fine-tuning distance is delta; from scratch it is ||theta_T|| = sqrt(1 + delta^2)
+    np.testing.assert_allclose(quick.loc[ft, "distance"], quick.loc[ft, "delta"])
+    scratch_dist = np.sqrt(1 + quick.loc[~ft, "delta"] ** 2)
+    np.testing.assert_allclose(quick.loc[~ft, "distance"], scratch_dist)
+    # bound pieces are consistent with each other
+    np.testing.assert_allclose(quick["bound_data"], np.sqrt(2 * quick["rkhs_norm_sq"] / quick["n"]))
+    assert (quick["bound_full"] > quick["bound_data"]).all()
+    # exactly linear residual from scratch: r^T H^-1 r <= 4 s^2 ||theta_T||^2
+    assert (quick.loc[~ft, "rkhs_norm_sq"] <= quick.loc[~ft, "rkhs_linear"] * (1 + 1e-9)).all()
+
+
+def test_claims_hold_at_quick_size(quick: pd.DataFrame) -> None:
+    verdicts = get("relu").claims(quick)
+    assert len(verdicts) >= 6
+    failed = [v for v in verdicts if not v.holds]
+    assert not failed, failed
+
+
+def test_claims_are_computed_from_the_records(quick: pd.DataFrame) -> None:
+    exp = get("relu")
+    broken = quick.copy()
+    broken["bound_full"] = 0.0  # a bound below every risk
+    broken["test_mse"] = 1.0 / (1.0 + broken["delta"])  # error falling with the distance
+    verdicts = {v.claim.split(" (")[0]: v.holds for v in exp.claims(broken)}
+    assert verdicts["The bound lies above the measured ramp risk"] is False
+    assert verdicts["Fine-tuned test error grows with the teacher distance"] is False
+    lazy = quick.copy()
+    lazy["net_vs_kernel"] = lazy["kernel_mse"]  # the network far from its predictor
+    verdicts = {v.claim.split(" (")[0]: v.holds for v in exp.claims(lazy)}
+    assert verdicts["The wide fine-tuned network follows the kernel predictor"] is False
+
+
+def test_same_seed_same_records() -> None:
+    a = e5.run(TINY, 3)
+    b = e5.run(TINY, 3)
+    c = e5.run(TINY, 4)
+    assert a == b
+    assert a != c
+
+
+def test_units_split_widths_and_bound_memory() -> None:
+    cfg = dataclasses.replace(TINY, repeats=5, unit_repeats=2)
+    units = e5.units(cfg)
+    assert [u.widths for u in units] == [(400,)] * 3 + [(20,)] * 3
+    assert [u.repeats for u in units] == [2, 2, 1] * 2
+    assert [u.repeat_start for u in units] == [0, 2, 4] * 2
+    huge = dataclasses.replace(TINY, widths=(2_000_000,), repeats=3, unit_repeats=3)
+    assert [u.repeats for u in e5.units(huge)] == [1, 1, 1]
+    records = get("relu").run_all(dataclasses.replace(TINY, repeats=3, unit_repeats=2), seed=1)
+    assert sorted(records["repeat"].unique()) == [0, 1, 2]
+
+
+def test_plots_and_table(quick: pd.DataFrame, tmp_path) -> None:
+    exp = get("relu")
+    paths = exp.plot(quick, tmp_path)
+    assert {p.suffix for p in paths} == {".png", ".svg"}
+    assert len(paths) == 6
+    assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
+    tab = exp.table(quick)
+    assert {"test_mse", "kernel_mse", "bound_full", "n_pred_0.1"} <= set(tab.columns)
+    ft = tab[tab["method"] == "fine-tune"]
+    sc = tab[tab["method"] == "scratch"]
+    # the predicted sample complexity is smaller for fine-tuning (distance < ||theta_T||)
+    assert (ft["n_pred_0.1"].to_numpy() < sc["n_pred_0.1"].to_numpy()).all()
+
+
+@pytest.mark.parametrize(
+    ("change", "name"),
+    [
+        ({"widths": (401,)}, "widths"),
+        ({"deltas": (-0.1,)}, "deltas"),
+        ({"ns": (1,)}, "ns"),
+        ({"repeats": 0}, "repeats"),
+        ({"label_scale": -1.0}, "label_scale"),
+    ],
+)
+def test_bad_config_names_the_field(change: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        e5.run(dataclasses.replace(TINY, **change), 0)
