@@ -35,11 +35,14 @@ def main(width: int = 10_000, n: int = 500, d: int = 50) -> None:
     threads = sum(p.get("num_threads", 0) for p in threadpool_info() if p["user_api"] == "blas")
 
     t0 = time.perf_counter()
-    pre = relu.pretrain(theta_s, width=width, n_source=500, label_scale=scale, seed=1,
-                        step_scale=1.5)
+    pre = relu.pretrain(
+        theta_s, width=width, n_source=500, label_scale=scale, seed=1, step_scale=1.5
+    )
     t_pre = time.perf_counter() - t0
-    print(f"pretraining: width {width}, 500 source samples, d={d}: {t_pre:.1f} s, "
-          f"{int(pre.steps)} steps, weights moved {float(pre.movement):.2%}")
+    print(
+        f"pretraining: width {width}, 500 source samples, d={d}: {t_pre:.1f} s, "
+        f"{int(pre.steps)} steps, weights moved {float(pre.movement):.2%}"
+    )
 
     x = relu.sample_sphere(n, d, 2)
     y = scale * x @ theta_t
@@ -51,13 +54,17 @@ def main(width: int = 10_000, n: int = 500, d: int = 50) -> None:
             results[label] = (time.perf_counter() - t0, res)
     for label, (sec, res) in results.items():
         steps = int(res.steps)
-        print(f"fine-tuning ({label}): n={n}, {steps} steps to loss {float(res.loss):.2e} "
-              f"(start {float(res.initial_loss):.2e}), {sec:.2f} s, "
-              f"{1e3 * sec / max(steps, 1):.1f} ms per step, weights moved "
-              f"{float(res.movement):.2%}")
+        print(
+            f"fine-tuning ({label}): n={n}, {steps} steps to loss {float(res.loss):.2e} "
+            f"(start {float(res.initial_loss):.2e}), {sec:.2f} s, "
+            f"{1e3 * sec / max(steps, 1):.1f} ms per step, weights moved "
+            f"{float(res.movement):.2%}"
+        )
     sec = results[f"{threads} BLAS thread(s)"][0]
-    print(f"measured {sec:.2f} s; ratio to the {TARGET_S:.0f} s target = {sec / TARGET_S:.2f} "
-          f"({'meets' if sec < TARGET_S else 'misses'} the target)")
+    print(
+        f"measured {sec:.2f} s; ratio to the {TARGET_S:.0f} s target = {sec / TARGET_S:.2f} "
+        f"({'meets' if sec < TARGET_S else 'misses'} the target)"
+    )
 
 
 if __name__ == "__main__":

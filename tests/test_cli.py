@@ -175,11 +175,32 @@ def _stored_units(path: Path) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
+def _live_group_members(pgid: int) -> list[int]:
+    """Processes of a process group that are not zombies (Linux /proc)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def _markers(path: Path, run: str) -> list[int]:
     lines = [line.split() for line in path.read_text().splitlines()]
     return [int(i) for i, tag in lines if tag == run]
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and prctl")
 def test_a_killed_run_resumes_without_recomputing_and_gives_the_same_records(tmp_path):
     out, marker = tmp_path / "out", tmp_path / "marker.txt"
     store = out / "store.sqlite"
@@ -194,8 +215,15 @@ def test_a_killed_run_resumes_without_recomputing_and_gives_the_same_records(tmp
             assert time.monotonic() < deadline, "no progress within 60 s"
             time.sleep(0.05)
     finally:
-        os.killpg(first.pid, signal.SIGKILL)  # the CLI and its workers, like a power cut
+        os.kill(first.pid, signal.SIGKILL)  # the CLI process alone, without warning
         first.wait()
+    try:  # its local workers die with it (they are not left waiting for tasks)
+        deadline = time.monotonic() + 15
+        while _live_group_members(first.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _live_group_members(first.pid) == []
+    finally:
+        _kill_group(first.pid)
     stored = _stored_units(store)
     assert 3 <= len(stored) < 8
     assert stored <= set(_markers(marker, "first"))
@@ -325,3 +353,34 @@ def test_risk_deep_networks_equal_teachers_have_zero_risk(depth, capsys):
     assert (curve["from_scratch"] > 0).all()
     assert main(["risk", "--d", "80", "--depth", depth, "--eps", "0.2", "--alpha", "2"]) == 0
     assert f"depth={float(depth) if depth == 'inf' else depth}" in capsys.readouterr().out
+
+
+def test_ctrl_c_and_sigterm_end_with_one_line_and_status_130(toy, tmp_path, capsys, monkeypatch):
+    import threading
+
+    from finetune_theory.runner import reproduction as reproduce_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reproduce_module, "reproduce", interrupted)
+    assert main(["reproduce", "toy", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "finetune-theory: interrupted; finished units are stored, run the same command to resume"
+    )
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("SIGTERM handling is installed from the main thread only")
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminated(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler interrupts this
+        raise AssertionError("SIGTERM did not interrupt the run")
+
+    monkeypatch.setattr(reproduce_module, "reproduce", terminated)
+    start = time.monotonic()
+    assert main(["reproduce", "toy", "--out", str(tmp_path)]) == 130
+    assert time.monotonic() - start < 5
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # restored

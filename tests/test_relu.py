@@ -240,8 +240,9 @@ def test_wide_network_follows_the_kernel_predictor() -> None:
 def test_fine_tuning_follows_the_predictor_from_the_pretrained_network() -> None:
     d = 8
     theta_s = np.eye(d)[0]
-    pre = relu.pretrain(theta_s, width=4000, n_source=60, label_scale=np.sqrt(d), seed=14,
-                        step_scale=1.5)
+    pre = relu.pretrain(
+        theta_s, width=4000, n_source=60, label_scale=np.sqrt(d), seed=14, step_scale=1.5
+    )
     assert pre.movement < 0.1
     source = pre.network
     x = relu.sample_sphere(25, d, 15)
@@ -280,8 +281,9 @@ def test_batched_training_equals_separate_runs() -> None:
     for b in range(3):
         alone = relu.train(relu.ReluNetwork(net.weights[b], net.signs), x[b], y[b], step_scale=1.5)
         assert int(alone.steps) == int(together.steps[b])
-        np.testing.assert_allclose(alone.network.weights, together.network.weights[b],
-                                   rtol=0, atol=1e-10)
+        np.testing.assert_allclose(
+            alone.network.weights, together.network.weights[b], rtol=0, atol=1e-10
+        )
 
 
 def test_divergence_and_non_convergence_raise() -> None:
@@ -316,16 +318,25 @@ def test_same_seed_same_bits() -> None:
         (lambda: relu.init_network(8, 3)(_sphere(4, 5)), "X"),
         (lambda: relu.loss_and_gradient(relu.init_network(8, 3), _sphere(4, 3), np.ones(5)), "y"),
         (lambda: relu.train(relu.init_network(8, 3), _sphere(4, 3), np.ones(4), tol=0), "tol"),
-        (lambda: relu.train(relu.init_network(8, 3), _sphere(4, 3), np.ones(4), step_scale=2),
-         "step_scale"),
-        (lambda: relu.train(relu.init_network(8, 3), _sphere(4, 3), np.ones(4), step=-1.0),
-         "step"),
-        (lambda: relu.train(relu.init_network(8, 3), _sphere(4, 3), np.ones(4), max_steps=0),
-         "max_steps"),
-        (lambda: relu.kernel_predictor(_sphere(4, 3), np.ones(4), _sphere(2, 3), kernel="x"),
-         "kernel"),
-        (lambda: relu.kernel_predictor(_sphere(4, 3), np.ones(4), _sphere(2, 3),
-                                       kernel="empirical"), "start"),
+        (
+            lambda: relu.train(relu.init_network(8, 3), _sphere(4, 3), np.ones(4), step_scale=2),
+            "step_scale",
+        ),
+        (lambda: relu.train(relu.init_network(8, 3), _sphere(4, 3), np.ones(4), step=-1.0), "step"),
+        (
+            lambda: relu.train(relu.init_network(8, 3), _sphere(4, 3), np.ones(4), max_steps=0),
+            "max_steps",
+        ),
+        (
+            lambda: relu.kernel_predictor(_sphere(4, 3), np.ones(4), _sphere(2, 3), kernel="x"),
+            "kernel",
+        ),
+        (
+            lambda: relu.kernel_predictor(
+                _sphere(4, 3), np.ones(4), _sphere(2, 3), kernel="empirical"
+            ),
+            "start",
+        ),
         (lambda: relu.kernel_predictor(_sphere(4, 3), np.ones(4), _sphere(2, 2)), "X_test"),
         (lambda: relu.pretrain(np.ones(3), width=8, n_source=0), "n_source"),
         (lambda: relu.pretrain(np.ones(3), width=8, n_source=5, label_scale=0), "label_scale"),

@@ -12,7 +12,7 @@ import pytest
 import toy_experiment
 from finetune_theory import __version__
 from finetune_theory.runner.progress import Progress, progress_enabled
-from finetune_theory.runner.reproduce import reproduce
+from finetune_theory.runner.reproduction import reproduce
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +159,23 @@ def test_progress_bars_follow_the_callbacks():
         bar = progress.task("toy")
         bar(1, 2)  # no-ops
         bar.stage("figures")
+
+
+def test_summary_tables_show_index_levels_and_readable_numbers():
+    from finetune_theory.runner.report import _table_html
+
+    index = pd.MultiIndex.from_tuples([("a", 1), ("b", 2)])  # unnamed levels
+    table = pd.DataFrame({"x": [0.123456, float("nan")], "flag": [True, False]}, index=index)
+    cell = _table_html(table)
+    assert "level_0" not in cell and cell.count("<th ") == 4
+    assert ">0.1235<" in cell and ">–<" in cell and ">True<" in cell
+    parser = _Structure()
+    parser.feed(cell)
+    assert parser.errors == [] and parser.stack == []
+    wide = pd.DataFrame(
+        [[1.5e-7, 2]], columns=pd.MultiIndex.from_tuples([("risk", "n=5"), ("n", "")])
+    )
+    cell = _table_html(wide)
+    assert ">risk / n=5<" in cell and ">1.500e-07<" in cell
+    long = pd.DataFrame({"v": range(100)})
+    assert "first 40 of 100 rows" in _table_html(long)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import deep_linear as dl
 from . import linear
+from ._deep_linear_closed import pinv
 from .covariance import Covariance
 
 __all__ = [
@@ -38,7 +39,7 @@ def unit_vectors(count: int, d: int, rng: np.random.Generator) -> np.ndarray:
 def scaled_pairs(
     d: int, alpha: float, eps: float, repeats: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``repeats`` pairs ``theta_T = alpha theta_S + eps xi`` (:func:`teachers.scaled_pair`'s law)."""
+    """``repeats`` pairs ``theta_T = alpha theta_S + eps xi`` (as ``teachers.scaled_pair``)."""
     source = unit_vectors(repeats, d, rng)
     xi = unit_vectors(repeats, d, rng)
     return source, alpha * source + eps * xi
@@ -58,9 +59,9 @@ def design(
 
 def fitted_scale(theta: np.ndarray, X: np.ndarray, y: np.ndarray, source: np.ndarray) -> np.ndarray:
     """The scale ``s`` that best writes ``theta - X^+ y`` as ``s P_perp theta_S`` (per repeat)."""
-    pinv = np.linalg.pinv(X)
-    sol = np.matmul(pinv, y[:, :, None])[:, :, 0]
-    seen = np.matmul(pinv, np.matmul(X, source[:, :, None]))[:, :, 0]
+    inv = pinv(X)
+    sol = np.matmul(inv, y[:, :, None])[:, :, 0]
+    seen = np.matmul(inv, np.matmul(X, source[:, :, None]))[:, :, 0]
     perp = source - seen
     norm = np.sum(perp * perp, axis=1)
     return np.sum((theta - sol) * perp, axis=1) / np.where(norm > 0, norm, 1.0)
@@ -76,6 +77,7 @@ def train_and_compare(
     frozen: Sequence[int] = (),
     closed: np.ndarray | None = None,
     max_steps: int = 500_000,
+    strict: bool = True,
 ) -> dict[str, np.ndarray]:
     """Train a batch of networks and compare the end-to-end vectors with the closed form.
 
@@ -84,7 +86,7 @@ def train_and_compare(
     """
     source = dl.end_to_end(weights)
     lr = dl.default_lr(weights, X, y, frozen=frozen, fraction=lr_fraction)
-    result = dl.train(weights, X, y, lr=lr, frozen=frozen, max_steps=max_steps)
+    result = dl.train(weights, X, y, lr=lr, frozen=frozen, max_steps=max_steps, strict=strict)
     if closed is None:
         closed = dl.finetune(X, y, source, depth)
     gap = np.linalg.norm(result.theta - closed, axis=1) / np.maximum(
@@ -97,6 +99,7 @@ def train_and_compare(
         "steps": result.steps,
         "lr": result.lr,
         "interpolated": result.interpolated,
+        "converged": result.converged,
         "scale": fitted_scale(result.theta, X, y, source),
     }
 

@@ -27,7 +27,18 @@ import numpy as np
 from ._checks import as_array, as_matrix, as_vector, check_positive, check_positive_int
 from .linear import ConvergenceError, DivergenceError
 
-__all__ = ["Net", "TrainResult", "as_net", "as_frozen", "as_data", "left_products"]
+__all__ = [
+    "Net",
+    "TrainResult",
+    "as_net",
+    "as_frozen",
+    "as_data",
+    "left_products",
+    "loss_and_gradients",
+    "gradient_descent",
+    "line_search_descent",
+    "gauss_newton_bound",
+]
 
 #: the loss may grow by at most this factor over its reference before GD counts as diverged
 _BLOWUP = 1e10
@@ -173,6 +184,23 @@ def _loss_of(x: np.ndarray, yy: np.ndarray, layers: Sequence[np.ndarray]) -> np.
     return 0.5 * np.mean(res * res, axis=1)
 
 
+def loss_and_gradients(
+    layers: Sequence[np.ndarray], x: np.ndarray, yy: np.ndarray
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Loss ``(1/2n) ||X theta - y||^2`` and the hand-written gradients ``a_j^T b_j^T``.
+
+    All arrays batched: layers ``(B, h_j, h_{j-1})``, ``x`` ``(B, n, d)``, ``yy`` ``(B, n)``.
+    Both GD loops use these kernels (:func:`gradient_descent` inlines them to form the update
+    without storing the gradient matrices).
+    """
+    a = left_products(layers)
+    res = _residual(x, yy, a[0])
+    g = np.matmul(res[:, None, :], x)[:, 0, :] / x.shape[1]
+    bvec = _right_products(layers, g)
+    grads = [a[j + 1][:, :, None] * bvec[j][:, None, :] for j in range(len(layers))]
+    return 0.5 * np.mean(res * res, axis=1), grads
+
+
 def gauss_newton_bound(
     layers: Sequence[np.ndarray], x: np.ndarray, trainable: np.ndarray
 ) -> np.ndarray:
@@ -215,7 +243,10 @@ class TrainResult:
     interpolated : ndarray of bool, shape (B,) or bool
         True where training stopped because the loss fell below ``tol`` times the zero
         predictor's loss; False where it stopped at a stationary point that does not
-        interpolate (e.g. with the first layer frozen).
+        interpolate (e.g. with the first layer frozen), or did not stop.
+    converged : ndarray of bool, shape (B,) or bool
+        True where a stopping test was met within the step budget (always True unless
+        training ran with ``strict=False``).
     history_steps : ndarray of int, shape (k,)
         Log-spaced steps at which the loss was recorded.
     history_loss : ndarray, shape (k, B) or (k,)
@@ -228,6 +259,7 @@ class TrainResult:
     steps: np.ndarray
     lr: np.ndarray
     interpolated: np.ndarray
+    converged: np.ndarray
     history_steps: np.ndarray
     history_loss: np.ndarray
 
@@ -245,6 +277,7 @@ def _result(
     steps: np.ndarray,
     lr: np.ndarray,
     interp: np.ndarray,
+    converged: np.ndarray,
     hist_t: list[int],
     hist_l: list[np.ndarray],
 ) -> TrainResult:
@@ -261,6 +294,7 @@ def _result(
         steps=fmt(steps),
         lr=fmt(lr),
         interpolated=fmt(interp),
+        converged=fmt(converged),
         history_steps=np.array(hist_t, dtype=np.int64),
         history_loss=hl if net.batched else hl[:, 0],
     )
@@ -279,6 +313,7 @@ def gradient_descent(
     trainable: np.ndarray,
     max_steps: int,
     tol: float,
+    strict: bool = True,
 ) -> TrainResult:
     """Full-batch GD with a fixed step per repeat; see :func:`finetune_theory.deep_linear.train`.
 
@@ -330,12 +365,15 @@ def gradient_descent(
                 hist_l.append(loss.copy())
                 next_log = max(next_log + 1, int(next_log * 1.25))
             if not active.any():
-                return _result(net, layers, loss, steps, lr, interp, hist_t, hist_l)
+                return _result(net, layers, loss, steps, lr, interp, ~active, hist_t, hist_l)
             if t == max_steps:
                 break
             step = lr * active
             for j in idx:
                 layers[j] -= (step[:, None] * a[j + 1])[:, :, None] * bvec[j][:, None, :]
+    if not strict:
+        steps[active] = max_steps
+        return _result(net, layers, loss, steps, lr, interp, ~active, hist_t, hist_l)
     left = int(np.count_nonzero(active))
     worst = float(np.max(np.where(active, loss / np.where(scale > 0, scale, 1.0), 0.0)))
     raise ConvergenceError(
@@ -376,7 +414,6 @@ def line_search_descent(
     per step.
     """
     layers = net.layers
-    n = x.shape[1]
     scale = 0.5 * np.mean(yy * yy, axis=1)
     threshold = tol * np.where(scale > 0, scale, 1.0)
     b = net.batch
@@ -390,12 +427,7 @@ def line_search_descent(
     next_log = 0
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(max_steps + 1):
-            a = left_products(layers)
-            res = _residual(x, yy, a[0])
-            loss = 0.5 * np.mean(res * res, axis=1)
-            g = np.matmul(res[:, None, :], x)[:, 0, :] / n
-            bvec = _right_products(layers, g)
-            grads = [a[j + 1][:, :, None] * bvec[j][:, None, :] for j in range(net.depth)]
+            loss, grads = loss_and_gradients(layers, x, yy)
             gsq = sum(np.sum(gr * gr, axis=(1, 2)) for gr in grads)
             wsq = sum(np.sum(w * w, axis=(1, 2)) for w in layers)
             cap = move * np.sqrt(wsq / np.where(gsq > 0, gsq, 1.0))
@@ -414,7 +446,10 @@ def line_search_descent(
             if not active.any() or t == max_steps:
                 break
             for _ in range(200):  # backtrack until every active repeat accepts its step
-                trial = [w - (lr * active)[:, None, None] * gr for w, gr in zip(layers, grads)]
+                trial = [
+                    w - (lr * active)[:, None, None] * gr
+                    for w, gr in zip(layers, grads, strict=True)
+                ]
                 new = _loss_of(x, yy, trial)
                 # rounding of the loss itself is forgiven: on a plateau the predicted decrease
                 # can be far below one unit in the last place of the loss
@@ -433,4 +468,4 @@ def line_search_descent(
         raise ConvergenceError(
             f"{left} of {b} repeat(s) did not converge in {max_steps} steps; raise max_steps"
         )
-    return _result(net, layers, loss, steps, lr / grow, interp, hist_t, hist_l)
+    return _result(net, layers, loss, steps, lr / grow, interp, ~active, hist_t, hist_l)

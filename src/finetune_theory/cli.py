@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
@@ -99,7 +101,7 @@ def _add_reproduce(sub: Any) -> None:
     p = sub.add_parser(
         "reproduce",
         help="run experiments; write figures, CSV records and report.html",
-        description="Run the named experiments (all installed ones by default) and write one "
+        description="Run the named experiments (all installed ones by default) and write one\n"
         "figure per result, the records as CSV and a self-contained report.html.",
         epilog=_REPRODUCE_EPILOG,
         formatter_class=_formatter,
@@ -142,12 +144,15 @@ def _add_reproduce(sub: Any) -> None:
     p.add_argument(
         "--store", default=None, metavar="FILE", help="results store (default: DIR/store.sqlite)"
     )
-    p.set_defaults(handler=_cmd_reproduce)
+    p.set_defaults(
+        handler=_cmd_reproduce,
+        interrupted="finished units are stored, run the same command to resume",
+    )
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .runner.progress import progress_enabled
-    from .runner.reproduce import command_line, reproduce
+    from .runner.reproduction import command_line, reproduce
 
     result = reproduce(
         args.experiments,
@@ -197,7 +202,7 @@ def _add_list(sub: Any) -> None:
     p = sub.add_parser(
         "list",
         help="list the experiments and their sizes",
-        description="List every experiment, whether it is installed, and the number of units "
+        description="List every experiment, whether it is installed, and the number of units\n"
         "of work at each size.",
         epilog="example:\n  finetune-theory list",
         formatter_class=_formatter,
@@ -241,7 +246,7 @@ def _add_risk(sub: Any) -> None:
     p = sub.add_parser(
         "risk",
         help="predicted learning curve of a described setting",
-        description="Expected excess risk of fine-tuning (and of learning from scratch) "
+        description="Expected excess risk of fine-tuning (and of learning from scratch)\n"
         "against the number of target samples n, for a described setting.",
         epilog=_RISK_EPILOG,
         formatter_class=_formatter,
@@ -364,13 +369,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    previous = _interrupt_on_sigterm()
     try:
         return int(handler(args))
     except KeyboardInterrupt:
-        print(
-            f"{PROG}: interrupted; finished units are stored, run the same command to resume",
-            file=sys.stderr,
-        )
+        hint = getattr(args, "interrupted", "")
+        print(f"{PROG}: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
         return 130
     except _user_errors() as exc:
         if args.debug:
@@ -378,6 +382,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).split()) or type(exc).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Treat SIGTERM like Ctrl-C (clean stop, workers ended); the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -28,7 +28,6 @@ import numpy as np
 
 from . import linear
 from ._checks import (
-    as_matrix,
     as_vector,
     check_depth,
     check_nonnegative,
@@ -36,6 +35,7 @@ from ._checks import (
     check_positive_int,
     check_positive_int_array,
 )
+from ._deep_linear_closed import pinv, pinv_noise_factor, projections, solve_scale
 from ._deep_linear_nets import (
     TrainResult,
     as_data,
@@ -47,7 +47,7 @@ from ._deep_linear_nets import (
     line_search_descent,
 )
 from ._random import SeedLike, as_generator
-from .asymptotics import DeterministicEquivalent, deterministic_equivalent
+from .asymptotics import deterministic_equivalent
 from .covariance import Covariance, as_covariance
 from .linear import ConvergenceError, DivergenceError, SimulatedRisk
 
@@ -67,6 +67,7 @@ __all__ = [
     "solve_scale",
     "finetune_scale",
     "finetune",
+    "expected_scale",
     "expected_risk",
     "simulate_risk",
     "frozen_risk_floor",
@@ -155,7 +156,9 @@ def imbalance(weights: Any) -> np.ndarray | float:
     for lower, upper in zip(net.layers[:-1], net.layers[1:], strict=True):
         gram_low = np.matmul(lower, np.swapaxes(lower, 1, 2))
         gram_up = np.matmul(np.swapaxes(upper, 1, 2), upper)
-        size = np.maximum(np.linalg.norm(gram_low, axis=(1, 2)), np.linalg.norm(gram_up, axis=(1, 2)))
+        size = np.maximum(
+            np.linalg.norm(gram_low, axis=(1, 2)), np.linalg.norm(gram_up, axis=(1, 2))
+        )
         gap = np.linalg.norm(gram_up - gram_low, axis=(1, 2))
         worst = np.maximum(worst, np.where(size > 0, gap / np.where(size > 0, size, 1.0), 0.0))
     return worst if net.batched else float(worst[0])
@@ -164,7 +167,7 @@ def imbalance(weights: Any) -> np.ndarray | float:
 # ========================================================================== training
 def _pinv_solution(x: np.ndarray, yy: np.ndarray) -> np.ndarray:
     """``X^+ y`` batched: the minimum-norm least-squares solution."""
-    return np.matmul(np.linalg.pinv(x), yy[:, :, None])[:, :, 0]
+    return np.matmul(pinv(x), yy[:, :, None])[:, :, 0]
 
 
 def _default_lr(
@@ -216,6 +219,7 @@ def train(
     max_steps: int = 200_000,
     tol: float = 1e-12,
     frozen: Any = (),
+    strict: bool = True,
 ) -> TrainResult:
     """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` for a deep linear network.
 
@@ -241,6 +245,11 @@ def train(
         interpolate, e.g. with the first layer frozen; ``interpolated`` is then False).
     frozen : collection of int
         Indices of layers kept fixed; 0 is the input layer ``W_1``, ``N - 1`` the output layer.
+    strict : bool
+        Raise :class:`ConvergenceError` when some repeat has not stopped within ``max_steps``
+        (default). With False, return the weights reached and mark those repeats in
+        ``converged`` (useful where the limit is approached sublinearly, e.g. a frozen first
+        layer and a product of several trainable layers shrinking towards zero).
 
     Returns
     -------
@@ -253,7 +262,7 @@ def train(
     DivergenceError
         The loss blew up (the step is too large).
     ConvergenceError
-        Some repeat had not stopped within ``max_steps``.
+        Some repeat had not stopped within ``max_steps`` (with ``strict=True``).
     """
     net = as_net(weights)
     x, yy, net, _ = as_data(X, y, net)
@@ -269,7 +278,7 @@ def train(
         if np.any(step <= 0):
             raise ValueError(f"lr must be > 0, got {float(step.min())}")
         step = np.broadcast_to(step, (net.batch,)).copy()
-    return gradient_descent(net, x, yy, step, trainable, max_steps, tol)
+    return gradient_descent(net, x, yy, step, trainable, max_steps, tol, bool(strict))
 
 
 @dataclass(frozen=True)
@@ -425,97 +434,16 @@ def pretrain(
 
 
 # ======================================================================= closed form
-def solve_scale(target_sq: Any, perp_sq: Any, source_sq: Any, depth: Any, *,
-                seen_sq: Any = None) -> np.ndarray:
-    """The scale ``s_N`` from squared norms (vectorised; the core of the closed form).
-
-    Solves ``s^(N/(N-1)) c = sqrt(a^2 + b^2 s^2)`` for ``s > 0`` with ``a^2 = target_sq``
-    (``||X^+ y||^2``), ``b^2 = perp_sq`` (``||P_perp theta_S||^2``) and ``c^2 = source_sq``
-    (``||theta_S||^2``). In ``t = log s`` the equation reads
-    ``h(t) = (2/(N-1)) t + log c^2 - log(a^2 e^(-2t) + b^2) = 0``; ``h`` is strictly increasing
-    (its slope exceeds ``2/(N-1)``) and concave, so the root is unique, and Newton's method
-    started left of it climbs to it monotonically. It is bracketed by
-    ``max(log(a/c)/p, (N-1) log(b/c)) <= t <= max(log(2a^2/c^2)/(2p), (N-1)/2 log(2b^2/c^2))``
-    with ``p = N/(N-1)``; the bracket also guards each step.
-
-    Depth 1 gives ``s = 1``; ``depth = inf`` gives ``a / sqrt(c^2 - b^2)``, for which
-    ``seen_sq`` (``||P_X theta_S||^2``) may be passed to avoid the cancellation. ``a = b = 0``
-    gives ``s = 0``.
-    """
-    depth = check_depth(depth)
-    a2, b2, c2 = (np.asarray(v, dtype=np.float64) for v in (target_sq, perp_sq, source_sq))
-    a2, b2, c2 = np.broadcast_arrays(a2, b2, c2)
-    if np.any(c2 <= 0):
-        raise ValueError("theta_source must be nonzero: zero weights are a stationary point")
-    if depth == 1:
-        return np.ones(a2.shape)
-    if math.isinf(depth):
-        seen = c2 - b2 if seen_sq is None else np.broadcast_to(np.asarray(seen_sq, float), a2.shape)
-        if np.any(seen <= 1e-24 * c2):
-            raise ValueError(
-                "theta_source has no component in the row space of X (P_X theta_S = 0): the "
-                "infinite-depth scale ||X^+ y|| / ||P_X theta_S|| does not exist"
-            )
-        return np.sqrt(a2 / seen)
-    p = depth / (depth - 1.0)
-    k = 2.0 / (depth - 1.0)
-    with np.errstate(divide="ignore"):
-        la, lb, lc = 0.5 * np.log(a2), 0.5 * np.log(b2), 0.5 * np.log(c2)
-    both_zero = (a2 <= 0) & (b2 <= 0)
-    la = np.where(both_zero, lc, la)  # placeholder root, overwritten below
-    lo = np.maximum((la - lc) / p, (depth - 1.0) * (lb - lc))
-    hi = np.maximum((math.log(2.0) + 2 * (la - lc)) / (2 * p),
-                    0.5 * (depth - 1.0) * (math.log(2.0) + 2 * (lb - lc)))
-    t = lo.copy()
-    for _ in range(200):
-        mix = np.logaddexp(2 * la - 2 * t, 2 * lb)
-        h = k * t + 2 * lc - mix
-        q = np.exp(2 * la - 2 * t - mix)
-        slope = k + 2 * q
-        lo = np.where(h < 0, t, lo)
-        hi = np.where(h < 0, hi, t)
-        newton = t - h / slope
-        t_new = np.where((newton >= lo) & (newton <= hi), newton, 0.5 * (lo + hi))
-        if np.all(np.abs(t_new - t) <= 4e-16 * np.maximum(1.0, np.abs(t))):
-            t = t_new
-            break
-        t = t_new
-    return np.where(both_zero, 0.0, np.exp(t))
-
-
-def _projections(
-    X: Any, y: Any, theta_source: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
-    """``X^+ y``, ``P_perp theta_S``, ``P_X theta_S`` and the broadcast ``theta_S``."""
-    x = as_matrix(X, "X", batch=True)
-    yy = as_vector(y, "y", batch=True)
-    ts = as_vector(theta_source, "theta_source", batch=True)
-    n, d = x.shape[-2:]
-    if yy.shape[-1] != n:
-        raise ValueError(f"y has {yy.shape[-1]} entries but X has {n} rows")
-    if ts.shape[-1] != d:
-        raise ValueError(f"theta_source has dimension {ts.shape[-1]} but X has {d} columns")
-    try:
-        batch = np.broadcast_shapes(x.shape[:-2], yy.shape[:-1], ts.shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"batch shapes do not match: X {x.shape}, y {yy.shape}, theta_source {ts.shape}"
-        ) from None
-    pinv = np.linalg.pinv(x)
-    sol = np.einsum("...dn,...n->...d", pinv, np.broadcast_to(yy, (*batch, n)))
-    ts = np.broadcast_to(ts, (*batch, d))
-    seen = np.einsum("...dn,...n->...d", pinv, np.einsum("...nd,...d->...n", x, ts))
-    seen = np.broadcast_to(seen, (*batch, d))
-    return sol, ts - seen, seen, ts, len(batch) > 0
-
-
 def _closed_form(X: Any, y: Any, theta_source: Any, depth: Any) -> tuple[np.ndarray, np.ndarray]:
     depth = check_depth(depth)
-    sol, perp, seen, ts, _ = _projections(X, y, theta_source)
+    sol, perp, seen, ts, _ = projections(X, y, theta_source)
     if depth == 1:
         return linear.finetune(X, y, theta_source), np.ones(sol.shape[:-1])
     s = solve_scale(
-        np.sum(sol * sol, -1), np.sum(perp * perp, -1), np.sum(ts * ts, -1), depth,
+        np.sum(sol * sol, -1),
+        np.sum(perp * perp, -1),
+        np.sum(ts * ts, -1),
+        depth,
         seen_sq=np.sum(seen * seen, -1),
     )
     return sol + s[..., None] * perp, s
@@ -562,25 +490,9 @@ def finetune(
 
 
 # ============================================================================ risks
-def _pinv_noise_factor(eq: DeterministicEquivalent, cov: Covariance) -> np.ndarray:
-    """Deterministic equivalent of ``E tr((X X^T)^-1)`` (so ``E ||X^+ xi||^2 = sigma^2`` times it).
-
-    ``1 / kappa`` below the rank (exact isotropic value ``n / (lambda (d - n - 1))``); at or above
-    the rank the source does not enter the risk and 0 is returned.
-    """
-    nf = eq.n.astype(np.float64)
-    interp = eq.n < eq.rank
-    with np.errstate(divide="ignore"):
-        if eq.exact:
-            lam = cov.eigvals[0]
-            room = eq.rank - nf - 1
-            value = np.where(room > 0, nf / (lam * np.where(room > 0, room, 1.0)), np.inf)
-        else:
-            value = 1.0 / np.where(eq.kappa > 0, eq.kappa, 1.0)
-    return np.where(interp, value, 0.0)
-
-
-def _risk_pair(cov: Any, theta_source: Any, theta_target: Any) -> tuple[Covariance, np.ndarray, np.ndarray]:
+def _risk_pair(
+    cov: Any, theta_source: Any, theta_target: Any
+) -> tuple[Covariance, np.ndarray, np.ndarray]:
     ts = as_vector(theta_source, "theta_source")
     tt = as_vector(theta_target, "theta_target")
     if ts.shape != tt.shape:
@@ -596,7 +508,8 @@ def expected_scale(
     """Asymptotic ``s_N`` over Gaussian designs: :func:`solve_scale` of deterministic equivalents.
 
     ``||P_perp theta_S||^2 ~ sum_i perp_weights_i <theta_S, v_i>^2`` and
-    ``||X^+ y||^2 ~ ||theta_T||^2 - sum_i perp_weights_i <theta_T, v_i>^2 + sigma^2 E tr((XX^T)^-1)``.
+    ``||X^+ y||^2 ~ ||theta_T||^2 - sum_i perp_weights_i <theta_T, v_i>^2``
+    ``+ sigma^2 E tr((X X^T)^-1)``.
     """
     c, ts, tt = _risk_pair(cov, theta_source, theta_target)
     sigma = check_nonnegative(noise, "noise")
@@ -608,7 +521,7 @@ def expected_scale(
     seen_sq = (1.0 - eq.perp_weights) @ cs
     target_sq = (1.0 - eq.perp_weights) @ ct
     if sigma > 0:
-        target_sq = target_sq + sigma**2 * _pinv_noise_factor(eq, c)
+        target_sq = target_sq + sigma**2 * pinv_noise_factor(eq, c)
     finite = np.isfinite(target_sq)
     s = np.full(ns.shape, np.inf)
     unseen = eq.n >= eq.rank  # the data sees every direction: the source is forgotten

@@ -182,18 +182,17 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
                 x, y, ts, lr=self.lr, max_steps=self.max_steps, tol=self.tol
             )
             return res.theta, None
+        if not np.any(ts):
+            # from scratch the balanced weights vanish: a stationary point of the loss that
+            # gradient descent cannot leave; the limit of a small random start is X^+ y
+            return linear.finetune(x, y, ts), None
         dl = _deep_linear()
-        if self.solver == "closed_form" or not np.any(ts):
-            # from scratch (theta_S = 0) the balanced weights vanish, a saddle of the loss that
-            # gradient descent cannot leave; the limit there is the minimum-norm solution
+        if self.solver == "closed_form":
             return np.asarray(dl.finetune(x, y, ts, depth), dtype=np.float64), None
         width = x.shape[1] if self.width is None else self.width
         weights = dl.balanced_init(ts, depth, width)
-        kwargs: dict[str, Any] = {"max_steps": self.max_steps, "tol": self.tol}
-        if self.lr is not None:
-            kwargs["lr"] = self.lr
-        out = dl.train(weights, x, y, **kwargs)
-        return np.asarray(out.theta, dtype=np.float64), list(out.weights)
+        out = dl.train(weights, x, y, lr=self.lr, max_steps=self.max_steps, tol=self.tol)
+        return np.asarray(out.theta, dtype=np.float64), [np.asarray(w) for w in out.weights]
 
     # ----------------------------------------------------------------- predict
     def predict(self, X: Any) -> np.ndarray:

@@ -469,11 +469,24 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         for method, fmt, ls in (("fine-tune", "o", "-"), ("scratch", "s", ":")):
             g = net[(net["n"] == n) & (net["method"] == method)]
             k = ker[(ker["n"] == n) & (ker["method"] == method)]
-            ax.errorbar(g["delta"], g["mean"], yerr=2 * g["sem"], fmt=fmt, color=c, ms=4,
-                        capsize=2, mfc="none" if method == "scratch" else c,
-                        label=f"n={n}: network" if method == "fine-tune" else None)
-            ax.plot(k["delta"], k["mean"], ls, color=c,
-                    label=f"n={n}: kernel predictor" if method == "fine-tune" else None)
+            ax.errorbar(
+                g["delta"],
+                g["mean"],
+                yerr=2 * g["sem"],
+                fmt=fmt,
+                color=c,
+                ms=4,
+                capsize=2,
+                mfc="none" if method == "scratch" else c,
+                label=f"n={n}: network" if method == "fine-tune" else None,
+            )
+            ax.plot(
+                k["delta"],
+                k["mean"],
+                ls,
+                color=c,
+                label=f"n={n}: kernel predictor" if method == "fine-tune" else None,
+            )
     ax.set_yscale("log")
     ax.set_xlabel("teacher distance ||theta_T - theta_S||")
     ax.set_ylabel("test mean squared error")
@@ -485,17 +498,26 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         for method, fmt, ls in (("fine-tune", "o", "-"), ("scratch", "s", ":")):
             g = net[(net["delta"] == delta) & (net["method"] == method)]
             k = ker[(ker["delta"] == delta) & (ker["method"] == method)]
-            ax.errorbar(g["n"], g["mean"], yerr=2 * g["sem"], fmt=fmt, color=c, ms=4,
-                        capsize=2, mfc="none" if method == "scratch" else c,
-                        label=f"delta={delta:g}" if method == "fine-tune" else None)
+            ax.errorbar(
+                g["n"],
+                g["mean"],
+                yerr=2 * g["sem"],
+                fmt=fmt,
+                color=c,
+                ms=4,
+                capsize=2,
+                mfc="none" if method == "scratch" else c,
+                label=f"delta={delta:g}" if method == "fine-tune" else None,
+            )
             ax.plot(k["n"], k["mean"], ls, color=c)
     _n_axis(ax, ns)
     ax.set_yscale("log")
     ax.set_ylabel("test mean squared error")
     ax.set_title("points: trained networks (2 s.e.); lines: kernel predictor", fontsize=9)
     ax.legend(fontsize=7)
-    fig.suptitle(f"E5: two-layer ReLU network, width {width}, d = {int(records['d'].iloc[0])}",
-                 fontsize=10)
+    fig.suptitle(
+        f"E5: two-layer ReLU network, width {width}, d = {int(records['d'].iloc[0])}", fontsize=10
+    )
     fig.tight_layout()
     paths += _save(fig, outdir / "relu_error")
     plt.close(fig)
@@ -509,8 +531,16 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         c = f"C{i}"
         sel = (risk["delta"] == delta) & (risk["method"] == "fine-tune")
         g = risk[sel]
-        ax.errorbar(g["n"], g["mean"], yerr=2 * g["sem"], fmt="o", color=c, ms=4, capsize=2,
-                    label=f"delta={delta:g}: measured risk")
+        ax.errorbar(
+            g["n"],
+            g["mean"],
+            yerr=2 * g["sem"],
+            fmt="o",
+            color=c,
+            ms=4,
+            capsize=2,
+            label=f"delta={delta:g}: measured risk",
+        )
         ax.plot(full[sel]["n"], full[sel]["mean"], "-", color=c)
         ax.plot(data[sel]["n"], data[sel]["mean"], "--", color=c)
         p = pred[(pred["delta"] == delta) & (pred["method"] == "fine-tune")]
@@ -518,8 +548,11 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     _n_axis(ax, ns)
     ax.set_yscale("log")
     ax.set_ylabel("ramp risk  E min(|f(x) - y|, 1)")
-    ax.set_title("fine-tuning: measured risk (points) against the bound: full (solid),\n"
-                 "data-dependent part (dashed), predicted from the distance (dotted)", fontsize=8)
+    ax.set_title(
+        "fine-tuning: measured risk (points) against the bound: full (solid),\n"
+        "data-dependent part (dashed), predicted from the distance (dotted)",
+        fontsize=8,
+    )
     ax.legend(fontsize=7)
     fig.tight_layout()
     paths += _save(fig, outdir / "relu_bound")
@@ -527,13 +560,21 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     ft = records[records["method"] == "fine-tune"]
-    by_w = ft.groupby(["width", "repeat"]).apply(
-        lambda g: pd.Series({"dev": g["net_vs_kernel"].sum() / g["kernel_mse"].sum(),
-                             "lin": g["net_vs_linearised"].sum() / g["kernel_mse"].sum(),
-                             "move": g["movement"].mean(),
-                             "pre": g["pretrain_movement"].mean()}),
-        include_groups=False,
-    ).reset_index()
+    by_w = (
+        ft.groupby(["width", "repeat"])
+        .apply(
+            lambda g: pd.Series(
+                {
+                    "dev": g["net_vs_kernel"].sum() / g["kernel_mse"].sum(),
+                    "lin": g["net_vs_linearised"].sum() / g["kernel_mse"].sum(),
+                    "move": g["movement"].mean(),
+                    "pre": g["pretrain_movement"].mean(),
+                }
+            ),
+            include_groups=False,
+        )
+        .reset_index()
+    )
     agg = by_w.groupby("width").agg(["mean", "std", "count"])
     widths = agg.index.to_numpy()
 
@@ -542,12 +583,19 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         return agg[(col, "mean")].to_numpy(), 2 * sem.to_numpy()
 
     ax = axes[0]
-    for col, label, fmt in (("dev", "from the analytic kernel predictor", "o-"),
-                            ("lin", "from the linearised network (empirical NTK)", "s--")):
+    for col, label, fmt in (
+        ("dev", "from the analytic kernel predictor", "o-"),
+        ("lin", "from the linearised network (empirical NTK)", "s--"),
+    ):
         mean, err = bar(col)
         ax.errorbar(widths, mean, yerr=err, fmt=fmt, capsize=2, label=label)
-    ax.plot(widths, widths[-1] ** 1.0 * bar("dev")[0][-1] / widths, ":", color="gray",
-            label="slope 1/width")
+    ax.plot(
+        widths,
+        widths[-1] ** 1.0 * bar("dev")[0][-1] / widths,
+        ":",
+        color="gray",
+        label="slope 1/width",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("hidden width m")
@@ -555,8 +603,10 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     ax.set_title("fine-tuned network's departure from the kernel picture", fontsize=9)
     ax.legend(fontsize=7)
     ax = axes[1]
-    for col, label, fmt in (("pre", "pretraining (from the initialisation)", "o-"),
-                            ("move", "fine-tuning (from the pretrained weights)", "s--")):
+    for col, label, fmt in (
+        ("pre", "pretraining (from the initialisation)", "o-"),
+        ("move", "fine-tuning (from the pretrained weights)", "s--"),
+    ):
         mean, err = bar(col)
         ax.errorbar(widths, mean, yerr=err, fmt=fmt, capsize=2, label=label)
     ax.set_xscale("log")

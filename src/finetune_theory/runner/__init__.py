@@ -4,7 +4,7 @@
 - :mod:`~finetune_theory.runner.executors`: in-process, local processes, Dask;
 - :mod:`~finetune_theory.runner.sweep`: one experiment's units through an executor, with seeds
   derived from the root seed by unit index;
-- :mod:`~finetune_theory.runner.reproduce`: records, figures and verdicts of many experiments;
+- :mod:`~finetune_theory.runner.reproduction`: records, figures and verdicts of many experiments;
 - :mod:`~finetune_theory.runner.report`: the self-contained HTML report;
 - :mod:`~finetune_theory.runner.risk`: predicted learning curves for the ``risk`` command;
 - :mod:`~finetune_theory.runner.catalog`: the experiment list for the ``list`` command.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .errors import RunnerError, UnitFailed
 from .executors import make_executor
-from .reproduce import SIZES, reproduce
+from .reproduction import SIZES, reproduce
 from .store import ResultStore, StoreError
 from .sweep import run_sweep, unit_seed
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -85,8 +86,27 @@ def pin_blas_threads() -> None:
     threadpool_limits(limits=1)
 
 
-def _init_worker() -> None:
-    """Local worker start-up: one BLAS thread, and leave Ctrl-C to the parent."""
+def _die_with_parent(parent_pid: int) -> None:
+    """On Linux, have the kernel kill this worker when its parent dies (even by SIGKILL).
+
+    Without it, workers of a parent killed alone would wait for tasks forever.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no prctl
+        return
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _init_worker(parent_pid: int) -> None:
+    """Local worker start-up: one BLAS thread, die with the parent, leave Ctrl-C to it."""
+    _die_with_parent(parent_pid)
     pin_blas_threads()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -153,6 +173,7 @@ class ProcessExecutor(Executor):
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

@@ -105,24 +105,42 @@ def _format_cell(value: Any) -> str:
     return str(value)
 
 
+def _header(label: Any) -> str:
+    if label is None:
+        return ""
+    if isinstance(label, tuple):  # MultiIndex columns
+        return " / ".join(str(part) for part in label if str(part))
+    return str(label)
+
+
 def _table_html(table: pd.DataFrame) -> str:
-    """A small HTML table; numbers right-aligned to 4 significant digits."""
+    """A small HTML table; numbers right-aligned to 4 significant digits.
+
+    A meaningful index (anything but the default 0..n-1) is shown as leading columns, headed
+    by its level names (blank when unnamed).
+    """
     shown = table.head(_MAX_TABLE_ROWS)
-    keep_index = not isinstance(shown.index, pd.RangeIndex)
-    if keep_index:
-        shown = shown.reset_index()
+    columns: list[tuple[str, list[Any], bool]] = []  # header, values, numeric
+    if not isinstance(shown.index, pd.RangeIndex):
+        levels = shown.index.to_frame(index=False)
+        for pos, name in enumerate(shown.index.names):
+            values = levels.iloc[:, pos]
+            columns.append((_header(name), values.tolist(), _is_numeric(values)))
+    for pos, label in enumerate(shown.columns):
+        values = shown.iloc[:, pos]
+        columns.append((_header(label), values.tolist(), _is_numeric(values)))
     heads = "".join(
-        f'<th class="{"num" if pd.api.types.is_numeric_dtype(shown[c]) else "text"}">{_e(c)}</th>'
-        for c in shown.columns
+        f'<th class="{"num" if numeric else "text"}">{_e(head)}</th>'
+        for head, _, numeric in columns
     )
     rows = []
-    for values in zip(*(shown[c].tolist() for c in shown.columns), strict=True):
+    for values in zip(*(vals for _, vals, _ in columns), strict=True):
         cells = []
         for value in values:
-            cls = (
-                "num" if isinstance(value, int | float) and not isinstance(value, bool) else "text"
+            numeric = isinstance(value, int | float) and not isinstance(value, bool)
+            cells.append(
+                f'<td class="{"num" if numeric else "text"}">{_e(_format_cell(value))}</td>'
             )
-            cells.append(f'<td class="{cls}">{_e(_format_cell(value))}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     note = ""
     if len(table) > _MAX_TABLE_ROWS:
@@ -131,6 +149,10 @@ def _table_html(table: pd.DataFrame) -> str:
         f'<div class="tablewrap"><table><thead><tr>{heads}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>{note}"
     )
+
+
+def _is_numeric(values: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(values)) and not pd.api.types.is_bool_dtype(values)
 
 
 def _figure_html(path: Path, out: Path) -> str:

@@ -1,0 +1,447 @@
+"""E2 - deep linear networks: how depth changes what fine-tuning converges to.
+
+The target teacher is a scaled, perturbed copy of the source, ``theta_T = alpha theta_S + eps xi``
+(``xi`` a random unit vector), and the target data has ``n = d/10`` Gaussian samples. For each
+``alpha``, each depth ``N`` and each repeat (its own pair and design) the experiment
+
+* builds the balanced rank-one network realising ``theta_S`` (:func:`deep_linear.balanced_init`)
+  and fine-tunes it by full-batch gradient descent to interpolation (all repeats in one batch);
+* computes the closed-form limit ``X^+ y + s_N P_perp theta_S`` (:func:`deep_linear.finetune`);
+* computes the asymptotic prediction (:func:`deep_linear.expected_risk`);
+
+and, at depth infinity, the closed form and the prediction only. Optionally the source networks
+are also *pretrained* by gradient descent from a small random start on source data
+(:func:`deep_linear.pretrain`) and fine-tuned the same way, to show the result does not hinge
+on exact balance. Risks are reported relative to ``||theta_T||^2_Sigma`` (the zero predictor's
+risk; ``||theta_T||^2`` for the isotropic covariance).
+
+Records: one per (alpha, depth, init, repeat) with the columns
+
+``alpha, eps, d, n, noise, spectrum, depth, init, repeat, width, target_sq, risk_trained,
+risk_closed, risk_asymptotic, rel_trained, rel_closed, rel_asymptotic, scale_trained,
+scale_closed, scale_asymptotic, gap, steps, lr, imbalance, rank_one, source_error``
+
+``depth`` is a float (``inf`` for the limit, where the trained columns are NaN); ``init`` is
+``"balanced"`` or ``"pretrained"``; ``gap`` is ``||theta_trained - theta_closed|| /
+||theta_closed||``; ``scale_*`` are ``s_N`` (for the trained network, the least-squares fit of
+``theta - X^+ y`` on ``P_perp theta_S``); ``imbalance``, ``rank_one`` and ``source_error``
+describe the starting network (zero for the constructed balanced one).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import covariance as covmod
+from .. import deep_linear as dl
+from .._deep_linear_exp import (
+    depth_axis,
+    design,
+    mean_se,
+    risks,
+    save_figure,
+    scaled_pairs,
+    train_and_compare,
+)
+from .._random import as_generator
+from .base import Experiment, Verdict
+
+SPECTRA = ("isotropic", "power_law")
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of E2.
+
+    Attributes
+    ----------
+    d, n : int
+        Dimension and number of target samples (the paper's setting is ``n = d / 10``).
+    alphas : tuple of float
+        Scales of the source inside the target.
+    eps : float
+        Norm of the perturbation ``xi``.
+    depths : tuple of int
+        Depths of the trained networks.
+    infinite : bool
+        Also report the infinite-depth limit (closed form and prediction).
+    repeats : int
+        Independent (pair, design) draws per alpha; all depths share them.
+    width : int
+        Hidden width (the balanced start is rank one, so the width does not change the
+        trajectory; it only costs time).
+    lr_fraction : float
+        Step size as a fraction of the inverse curvature bound (:func:`deep_linear.default_lr`);
+        the drift from the gradient-flow limit is about ``4e-3 * lr_fraction`` relative.
+    noise : float
+        Label-noise standard deviation on the target data.
+    spectrum : str
+        ``isotropic`` or ``power_law`` (``lambda_i = i^-power``) target covariance.
+    power : float
+    pretrained_depths : tuple of int
+        Depths at which GD-pretrained source networks are fine-tuned too (empty: none).
+    source_factor : float
+        Source samples for pretraining, as a multiple of ``d``.
+    """
+
+    d: int = 100
+    n: int = 10
+    alphas: tuple[float, ...] = (0.5, 1.0, 2.0)
+    eps: float = 0.1
+    depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+    infinite: bool = True
+    repeats: int = 10
+    width: int = 16
+    lr_fraction: float = 0.1
+    noise: float = 0.0
+    spectrum: str = "isotropic"
+    power: float = 1.0
+    pretrained_depths: tuple[int, ...] = (2, 5)
+    source_factor: float = 2.0
+
+
+SIZES = {
+    "quick": Config(
+        d=60, n=6, depths=(1, 2, 3, 5), repeats=4, lr_fraction=0.2, pretrained_depths=(3,)
+    ),
+    "default": Config(),
+    "paper": Config(d=200, n=20, alphas=(0.25, 0.5, 1.0, 2.0, 4.0), repeats=20),
+}
+
+
+def covariance(config: Config) -> covmod.Covariance:
+    """The target covariance of the config."""
+    if config.spectrum == "isotropic":
+        return covmod.isotropic(config.d)
+    if config.spectrum == "power_law":
+        return covmod.power_law(config.d, config.power)
+    raise ValueError(f"spectrum must be one of {SPECTRA}, got {config.spectrum!r}")
+
+
+def units(config: Config) -> list[Config]:
+    """One unit per alpha."""
+    return [dataclasses.replace(config, alphas=(a,)) for a in config.alphas]
+
+
+def _asymptotic(
+    cov: covmod.Covariance,
+    source: np.ndarray,
+    target: np.ndarray,
+    n: int,
+    depth: float,
+    noise: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted risk and scale for each repeat's pair."""
+    risk = np.array(
+        [
+            float(dl.expected_risk(cov, s, t, n, depth, noise=noise))
+            for s, t in zip(source, target, strict=True)
+        ]
+    )
+    scale = np.array(
+        [
+            float(dl.expected_scale(cov, s, t, n, depth, noise=noise))
+            for s, t in zip(source, target, strict=True)
+        ]
+    )
+    return risk, scale
+
+
+def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[str, Any]]:
+    cov = covariance(config)
+    b, n = config.repeats, config.n
+    source, target = scaled_pairs(config.d, alpha, config.eps, b, rng)
+    x, y = design(cov, target, n, config.noise, rng)
+    target_sq = np.asarray(cov.quad(target))
+    base = {
+        "alpha": float(alpha),
+        "eps": config.eps,
+        "d": config.d,
+        "n": n,
+        "noise": config.noise,
+        "spectrum": config.spectrum,
+        "width": config.width,
+    }
+    records: list[dict[str, Any]] = []
+
+    def emit(
+        depth: float,
+        init: str,
+        start: np.ndarray,
+        fit: dict[str, np.ndarray] | None,
+        extra: dict[str, np.ndarray],
+    ) -> None:
+        closed, scale = dl.finetune(x, y, start, depth, return_scale=True)
+        r_closed = risks(closed, target, cov)
+        r_asym, s_asym = _asymptotic(cov, start, target, n, depth, config.noise)
+        nan = np.full(b, np.nan)
+        r_tr = risks(fit["theta"], target, cov) if fit else nan
+        for i in range(b):
+            rec = dict(
+                base,
+                depth=float(depth),
+                init=init,
+                repeat=i,
+                target_sq=float(target_sq[i]),
+                risk_trained=float(r_tr[i]),
+                risk_closed=float(r_closed[i]),
+                risk_asymptotic=float(r_asym[i]),
+            )
+            for key in ("trained", "closed", "asymptotic"):
+                rec[f"rel_{key}"] = rec[f"risk_{key}"] / rec["target_sq"]
+            rec.update(
+                scale_trained=float(fit["scale"][i]) if fit else math.nan,
+                scale_closed=float(np.atleast_1d(scale)[i]),
+                scale_asymptotic=float(s_asym[i]),
+                gap=float(fit["gap"][i]) if fit else math.nan,
+                steps=int(fit["steps"][i]) if fit else -1,
+                lr=float(fit["lr"][i]) if fit else math.nan,
+            )
+            rec.update({k: float(v[i]) for k, v in extra.items()})
+            records.append(rec)
+
+    zeros = {"imbalance": np.zeros(b), "rank_one": np.zeros(b), "source_error": np.zeros(b)}
+    for depth in config.depths:
+        weights = dl.balanced_init(source, depth, config.width, seed=rng)
+        fit = train_and_compare(weights, x, y, depth, lr_fraction=config.lr_fraction)
+        emit(depth, "balanced", source, fit, zeros)
+    if config.infinite:
+        emit(math.inf, "balanced", source, None, zeros)
+    for depth in config.pretrained_depths:
+        pre = dl.pretrain(
+            source,
+            covariance(config),
+            int(round(config.source_factor * config.d)),
+            depth,
+            config.width,
+            seed=rng,
+        )
+        start = np.asarray(pre.theta)
+        fit = train_and_compare(pre.weights, x, y, depth, lr_fraction=config.lr_fraction)
+        emit(
+            depth,
+            "pretrained",
+            start,
+            fit,
+            {
+                "imbalance": np.asarray(pre.imbalance),
+                "rank_one": np.asarray(pre.rank_one),
+                "source_error": np.asarray(pre.source_error),
+            },
+        )
+    return records
+
+
+def run(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Compute one unit (or every unit of the config, in order) of E2."""
+    rng = as_generator(seed)
+    records: list[dict[str, Any]] = []
+    for unit in units(config):
+        records.extend(_unit(unit, unit.alphas[0], rng))
+    return records
+
+
+# ------------------------------------------------------------------ analysis
+def summary(records: pd.DataFrame, init: str = "balanced") -> pd.DataFrame:
+    """Mean and standard error of the relative risks per (alpha, depth)."""
+    frame = records[records["init"] == init]
+    out = None
+    for col in ("rel_trained", "rel_closed", "rel_asymptotic"):
+        s = mean_se(frame, ["alpha", "depth"], col)[["alpha", "depth", "mean", "se"]]
+        s = s.rename(columns={"mean": col, "se": f"{col}_se"})
+        out = s if out is None else out.merge(s, on=["alpha", "depth"])
+    assert out is not None
+    gap = frame.groupby(["alpha", "depth"])["gap"].median().rename("median_gap").reset_index()
+    return out.merge(gap, on=["alpha", "depth"])
+
+
+def table(records: pd.DataFrame) -> pd.DataFrame:
+    """Relative risk per alpha (rows) and depth (columns): trained (closed form)."""
+    s = summary(records)
+    s["cell"] = [
+        (f"{t:.3f} ({c:.3f})" if np.isfinite(t) else f"- ({c:.3f})")
+        for t, c in zip(s["rel_trained"], s["rel_closed"], strict=True)
+    ]
+    s["depth"] = [("inf" if math.isinf(v) else str(int(v))) for v in s["depth"]]
+    order = list(dict.fromkeys(s["depth"]))
+    return s.pivot(index="alpha", columns="depth", values="cell")[order]
+
+
+def claims(records: pd.DataFrame) -> list[Verdict]:
+    """Verdicts on depth, the closed form, the prediction and pretrained starts."""
+    s = summary(records)
+    finite = s[np.isfinite(s["depth"])]
+    verdicts: list[Verdict] = []
+    shallow, deep = finite["depth"].min(), finite["depth"].max()
+    by_alpha = {a: g.set_index("depth") for a, g in finite.groupby("alpha")}
+    differ = [a for a in by_alpha if abs(math.log(a)) > 0.1]
+    if differ and deep > shallow:
+        ok, parts = True, []
+        for a in differ:
+            g = by_alpha[a]
+            t1, tN = g.loc[shallow, "rel_trained"], g.loc[deep, "rel_trained"]
+            mono = bool(np.all(np.diff(g["rel_closed"].to_numpy()) < 0))
+            ok &= bool(tN < 0.9 * t1) and mono
+            parts.append(f"alpha {a:g}: {t1:.3f} -> {tN:.3f}" + ("" if mono else " (not monotone)"))
+        verdicts.append(
+            Verdict(
+                "Depth lowers the risk when source and target differ in scale (alpha != 1)",
+                ok,
+                f"trained, relative risk at depth {shallow:g} -> {deep:g}: "
+                + "; ".join(parts)
+                + "; closed form decreasing in depth",
+            )
+        )
+    if 1.0 in by_alpha and deep > shallow:
+        g = by_alpha[1.0]["rel_closed"]
+        spread = float((g.max() - g.min()) / g.loc[shallow])
+        others = [
+            float(
+                (by_alpha[a]["rel_closed"].max() - by_alpha[a]["rel_closed"].min())
+                / by_alpha[a]["rel_closed"].loc[shallow]
+            )
+            for a in differ
+        ]
+        verdicts.append(
+            Verdict(
+                "Depth is neutral when alpha = 1",
+                spread < 0.15,
+                f"alpha 1: relative risk {g.min():.4f} .. {g.max():.4f} over depths "
+                f"{shallow:g}..{deep:g} (spread {spread:.1%} of depth {shallow:g})"
+                + (f"; spread {min(others):.0%} or more for alpha != 1" if others else ""),
+            )
+        )
+    bal = records[(records["init"] == "balanced") & np.isfinite(records["depth"])]
+    if not bal.empty:
+        rel = ((bal["risk_trained"] - bal["risk_closed"]).abs() / bal["risk_closed"]).max()
+        verdicts.append(
+            Verdict(
+                "Trained networks match the closed form X^+ y + s_N P_perp theta_S",
+                bool(bal["gap"].max() < 0.01 and rel < 0.05),
+                f"relative distance of end-to-end vectors: median {bal['gap'].median():.1e}, "
+                f"largest {bal['gap'].max():.1e}; largest relative risk difference {rel:.1e} "
+                f"({len(bal)} networks)",
+            )
+        )
+    if not finite.empty:
+        n = int(records["n"].iloc[0])
+        tol = 3 * finite["rel_closed_se"] + (2.5 / n) * finite["rel_closed"]
+        off = (finite["rel_asymptotic"] - finite["rel_closed"]).abs()
+        worst = float((off / finite["rel_closed"]).max())
+        verdicts.append(
+            Verdict(
+                "The asymptotic prediction tracks the closed form (within 3 s.e. plus its finite-n "
+                "bias, at most 2.5/n relative)",
+                bool((off <= tol).all()),
+                f"largest relative difference {worst:.1%} at n = {n} "
+                f"(allowed 3 s.e. + {2.5 / n:.0%})",
+            )
+        )
+    pre = records[records["init"] == "pretrained"]
+    if not pre.empty:
+        rel = ((pre["risk_trained"] - pre["risk_closed"]).abs() / pre["risk_closed"]).max()
+        verdicts.append(
+            Verdict(
+                "GD-pretrained (not constructed) sources fine-tune to the same closed form",
+                bool(pre["gap"].max() < 0.05),
+                f"pretrained networks: imbalance median {pre['imbalance'].median():.1e}, "
+                f"second/first singular value up to {pre['rank_one'].max():.2f}; distance to the "
+                f"closed form median {pre['gap'].median():.1e}, largest {pre['gap'].max():.1e} "
+                f"(balanced starts: {bal['gap'].median():.1e}); largest relative risk difference "
+                f"{rel:.1e}",
+            )
+        )
+    return verdicts
+
+
+def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
+    """Relative risk against depth, one panel per alpha: trained points beside theory lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    s = summary(records)
+    alphas = sorted(s["alpha"].unique())
+    fig, axes = plt.subplots(1, len(alphas), figsize=(3.6 * len(alphas), 3.6), squeeze=False)
+    pos_all, inf_at = depth_axis(s["depth"])
+    pre = summary(records, "pretrained") if (records["init"] == "pretrained").any() else None
+    for ax, a in zip(axes[0], alphas, strict=True):
+        g = s[s["alpha"] == a].sort_values("depth")
+        pos = np.where(np.isfinite(g["depth"]), g["depth"], inf_at)
+        fin = np.isfinite(g["depth"]).to_numpy()
+        ax.plot(pos[fin], g["rel_closed"][fin], "-", color="C0", label="closed form (mean)")
+        ax.plot(pos[fin], g["rel_asymptotic"][fin], "--", color="C2", label="asymptotic prediction")
+        ax.plot(pos[~fin], g["rel_closed"][~fin], "s", color="C0", mfc="none")
+        ax.plot(pos[~fin], g["rel_asymptotic"][~fin], "D", color="C2", mfc="none")
+        ax.errorbar(
+            pos[fin],
+            g["rel_trained"][fin],
+            yerr=g["rel_trained_se"][fin],
+            fmt="o",
+            color="C1",
+            ms=4,
+            capsize=2,
+            label="trained networks (mean +- s.e.)",
+        )
+        if pre is not None:
+            p = pre[pre["alpha"] == a]
+            ax.errorbar(
+                p["depth"] + 0.15,
+                p["rel_trained"],
+                yerr=p["rel_trained_se"],
+                fmt="^",
+                color="C3",
+                ms=5,
+                capsize=2,
+                label="trained from GD-pretrained source",
+            )
+        ticks = sorted(set(pos_all.tolist()))
+        ax.set_xticks(ticks, [("inf" if t == inf_at else f"{t:g}") for t in ticks])
+        ax.set_yscale("log")
+        lo, hi = ax.get_ylim()
+        if hi / lo < 10:  # show at least a decade, so that a flat curve looks flat
+            mid = math.sqrt(lo * hi)
+            ax.set_ylim(mid / math.sqrt(10), mid * math.sqrt(10))
+        ax.set_xlabel("network depth N (inf: the infinite-depth limit, theory only)")
+        ax.set_title(f"alpha = {a:g}")
+    axes[0, 0].set_ylabel("excess risk / ||theta_T||^2")
+    axes[0, 0].legend(fontsize=7)
+    first = records.iloc[0]
+    fig.suptitle(
+        f"E2: fine-tuning risk against depth, theta_T = alpha theta_S + {first['eps']:g} xi "
+        f"(d = {first['d']}, n = {first['n']}, {first['spectrum']})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    paths = save_figure(fig, outdir / "depth_risk")
+    plt.close(fig)
+    return paths
+
+
+EXPERIMENT = Experiment(
+    name="depth",
+    title="E2 - deep linear networks: the effect of depth (paper Fig. 2a)",
+    description=(
+        "Fine-tuning balanced deep linear networks of depth 1..10 from theta_S on n = d/10 "
+        "samples of theta_T = alpha theta_S + eps xi: trained networks beside the closed form "
+        "X^+ y + s_N P_perp theta_S and its asymptotic prediction, infinite depth included; "
+        "also from GD-pretrained source networks."
+    ),
+    config_cls=Config,
+    sizes=SIZES,
+    run=run,
+    claims=claims,
+    plot=plot,
+    table=table,
+    units=units,
+)
