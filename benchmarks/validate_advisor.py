@@ -47,7 +47,7 @@ def planted(d: int, n: int, unlabelled: int, reps: int, seed: int = 0) -> list[d
         for tilt in (-1.0, 0.0, 1.0):
             for noise in (0.0, 0.1):
                 for rep in range(reps):
-                    cov = covariance.rotated(covariance.power_law(d, a), seed=rep)
+                    cov = covariance.rotated(covariance.power_law(d, a), seed=100 + rep)
                     pair = teachers.profiled_pair(cov, distance=1.0, tilt=tilt, seed=1000 + rep)
                     ts, tt = pair.theta_source, pair.theta_target
                     x = cov.sample(n, seed=rng)
@@ -97,7 +97,7 @@ def coverage(d: int, n: int, unlabelled: int, reps: int, n_boot: int, seed: int 
     for a in (0.5, 1.0):
         for tilt in (-1.0, 0.0, 1.0):
             for rep in range(reps):
-                cov = covariance.rotated(covariance.power_law(d, a), seed=rep)
+                cov = covariance.rotated(covariance.power_law(d, a), seed=100 + rep)
                 pair = teachers.profiled_pair(cov, distance=1.0, tilt=tilt, seed=2000 + rep)
                 ts, tt = pair.theta_source, pair.theta_target
                 x = cov.sample(n, seed=rng)
@@ -120,7 +120,7 @@ def coverage(d: int, n: int, unlabelled: int, reps: int, n_boot: int, seed: int 
 def monte_carlo_check(d: int, n: int, unlabelled: int, seed: int = 2) -> None:
     """Predicted test MSE against the measured MSE of FineTunedRegressor (intercept refitted)."""
     rng = np.random.default_rng(seed)
-    cov = covariance.rotated(covariance.power_law(d, 1.0), seed=0)
+    cov = covariance.rotated(covariance.power_law(d, 1.0), seed=100)
     pair = teachers.profiled_pair(cov, distance=1.0, tilt=0.0, seed=5)
     ts, tt = pair.theta_source, pair.theta_target
     noise, shift = 0.1, 3.0

@@ -305,6 +305,16 @@ def _check_budget(max_steps: Any, tol: Any) -> tuple[int, float]:
 
 
 # ------------------------------------------------------------------- GD loops
+def _mv(m: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Batched matrix-vector product ``(B, p, q) @ (B, q) -> (B, p)``."""
+    return np.matmul(m, v[:, :, None])[:, :, 0]
+
+
+def _vm(v: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Batched vector-matrix product ``(B, p) @ (B, p, q) -> (B, q)``."""
+    return np.matmul(v[:, None, :], m)[:, 0, :]
+
+
 def gradient_descent(
     net: Net,
     x: np.ndarray,
@@ -318,12 +328,23 @@ def gradient_descent(
     """Full-batch GD with a fixed step per repeat; see :func:`finetune_theory.deep_linear.train`.
 
     A repeat stops when its loss is at most ``tol`` times the zero predictor's loss
-    (interpolation) or when ``lr ||grad||^2`` -- the first-order loss decrease of the next step
-    -- is at most ``tol`` times its loss (a stationary point that does not interpolate).
-    Stopped repeats take steps of size zero, so each repeat's result does not depend on the
-    others in the batch.
+    (interpolation) or when one step changed its loss by at most ``tol`` times the loss (a
+    stationary point that does not interpolate; for a stable step the decrease per step is
+    between ``lr ||grad||^2 / 2`` and ``lr ||grad||^2``). Stopped repeats take steps of size zero,
+    so each repeat's result does not depend on the others in the batch.
+
+    Two exact rearrangements make a step cheap (the arithmetic is that of GD, rounded
+    differently):
+
+    * every gradient of the input layer is ``a_1^T r^T X / n`` (``r`` the residual), so
+      ``W_1 = W_1(0) + C X`` with ``C`` of shape ``(h_1, n)``; with ``M = X W_1(0)^T`` and
+      ``K = X X^T`` computed once, the residual is ``r = M a_1 + K C^T a_1 - y`` and
+      ``W_1 g = (M^T r + C K r) / n``: a step never touches a vector of length ``d``;
+    * hidden layers of one shape are held in one stacked array (the list holds views into it),
+      so that their update is one array operation.
     """
-    layers = net.layers
+    layers = list(net.layers)
+    depth = len(layers)
     n = x.shape[1]
     scale = 0.5 * np.mean(yy * yy, axis=1)
     threshold = tol * np.where(scale > 0, scale, 1.0)
@@ -331,15 +352,31 @@ def gradient_descent(
     active = np.ones(b, dtype=bool)
     steps = np.zeros(b, dtype=np.int64)
     interp = np.zeros(b, dtype=bool)
-    ref = None
+    ref = prev = None
     hist_t: list[int] = []
     hist_l: list[np.ndarray] = []
     next_log = 0
-    idx = np.flatnonzero(trainable)
+    first = layers[0]
+    m_mat = np.matmul(x, np.swapaxes(first, 1, 2))  # (B, n, h_1)
+    k_mat = np.matmul(x, np.swapaxes(x, 1, 2))  # (B, n, n)
+    coef = np.zeros((b, first.shape[1], n))  # W_1 = W_1(0) + coef @ X
+    hidden = [j for j in range(1, depth - 1) if trainable[j]]
+    if len(hidden) >= 2 and len({layers[j].shape for j in hidden}) == 1:
+        stack = np.stack([layers[j] for j in hidden], axis=1)  # (B, K, h, h)
+        for k, j in enumerate(hidden):
+            layers[j] = stack[:, k]
+        single = [j for j in range(1, depth) if trainable[j] and j not in hidden]
+    else:
+        stack = None
+        single = [j for j in range(1, depth) if trainable[j]]
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(max_steps + 1):
-            a = left_products(layers)
-            res = _residual(x, yy, a[0])
+            a = [np.empty(0)] * (depth + 1)  # a[j] = W_N ... W_{j+1}, for j >= 1
+            a[depth] = np.ones((b, 1))
+            for j in range(depth - 1, 0, -1):
+                a[j] = _vm(a[j + 1], layers[j])
+            ca = _vm(a[1], coef)  # C^T a_1, (B, n)
+            res = _mv(m_mat, a[1]) + _mv(k_mat, ca) - yy
             loss = 0.5 * np.mean(res * res, axis=1)
             if ref is None:
                 ref = np.maximum(loss, scale) + _TINY
@@ -350,27 +387,37 @@ def gradient_descent(
                     f"{float(np.max(ref)):.3g}) with lr = {float(np.max(lr)):.3g}; use a smaller "
                     f"lr or leave lr=None for the default"
                 )
-            g = np.matmul(res[:, None, :], x)[:, 0, :] / n
-            bvec = _right_products(layers, g)
-            gsq = np.zeros(b)
-            for j in idx:
-                gsq = gsq + np.sum(a[j + 1] ** 2, axis=1) * np.sum(bvec[j] ** 2, axis=1)
             fits = loss <= threshold
-            done = active & (fits | (lr * gsq <= tol * loss))
+            still = np.zeros(b, dtype=bool) if prev is None else np.abs(prev - loss) <= tol * loss
+            done = active & (fits | still)
             steps[done] = t
             interp[done] = fits[done]
             active &= ~done
+            prev = loss
             if t >= next_log or not active.any():
                 hist_t.append(t)
                 hist_l.append(loss.copy())
                 next_log = max(next_log + 1, int(next_log * 1.25))
-            if not active.any():
-                return _result(net, layers, loss, steps, lr, interp, ~active, hist_t, hist_l)
-            if t == max_steps:
+            if not active.any() or t == max_steps:
                 break
             step = lr * active
-            for j in idx:
+            rn = res / n
+            bvec = [np.empty(0)] * depth  # bvec[j] = W_j ... W_1 g (the b_{j+1} of the docs)
+            if depth > 1:
+                bvec[1] = _vm(rn, m_mat) + _mv(coef, _mv(k_mat, rn))
+                for j in range(2, depth):
+                    bvec[j] = _mv(layers[j - 1], bvec[j - 1])
+            if stack is not None:
+                left = np.stack([a[j + 1] for j in hidden], axis=1) * step[:, None, None]
+                right = np.stack([bvec[j] for j in hidden], axis=1)
+                stack -= left[:, :, :, None] * right[:, :, None, :]
+            for j in single:
                 layers[j] -= (step[:, None] * a[j + 1])[:, :, None] * bvec[j][:, None, :]
+            if trainable[0]:
+                coef -= (step[:, None] * a[1])[:, :, None] * rn[:, None, :]
+    layers[0] = first + np.matmul(coef, x)
+    if not active.any():
+        return _result(net, layers, loss, steps, lr, interp, ~active, hist_t, hist_l)
     if not strict:
         steps[active] = max_steps
         return _result(net, layers, loss, steps, lr, interp, ~active, hist_t, hist_l)

@@ -499,13 +499,14 @@ def _analyse(
     res = yh[None, :] - coefs @ xh.T  # (S, n - 1)
     fit = fit_profiles(p, res)
     noise = fit.noise_var
-    if shared_noise:
-        # the noise belongs to the target, not to the source: pool the per-source estimates
-        fit = fit_profiles(p, res, noise_var=float(np.median(fit.noise_var)))
+    ref = int(np.argmin(np.mean(res * res, axis=1)))  # the source closest to the labels
+    if shared_noise and coefs.shape[0] > 1:
+        # the noise belongs to the target, not to the source: take the estimate of the
+        # source that explains the labels best (least confounded with unexplained signal)
+        fit = fit_profiles(p, res, noise_var=float(fit.noise_var[ref]))
         noise = fit.noise_var
     model = _Model(lam, fit.energy, noise)
     if anchor and coefs.shape[0] > 1:
-        ref = int(np.argmin(np.mean(res * res, axis=1)))
         coords = coefs @ basis
         model = _Model(
             lam,

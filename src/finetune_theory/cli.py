@@ -322,13 +322,46 @@ def _cmd_risk(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ main
 #: functions that each add one subcommand (append to extend the CLI)
-COMMANDS: list[Callable[[Any], None]] = [_add_reproduce, _add_list, _add_risk]
+_ADVISE_EPILOG = """\
+examples:
+  finetune-theory advise --data target.csv --target price --source pretrained.json
+  finetune-theory advise --data target.csv --target y --source a.json --source b.csv \\
+      --unlabelled more_inputs.csv --eps 0.1 --json advice.json --plot advice.png
+"""
+
+
+def _add_advise(sub: Any) -> None:
+    from .advisor import add_advise_arguments
+
+    p = sub.add_parser(
+        "advise",
+        help="predict whether fine-tuning pays off, and rank source models",
+        description=(
+            "From labelled target data (CSV) and one or more source models, predict the risk "
+            "of fine-tuning against training from scratch at every n, the n needed for a "
+            "requested risk, and the ranking of the sources."
+        ),
+        epilog=_ADVISE_EPILOG,
+        formatter_class=_formatter,
+    )
+    add_advise_arguments(p)
+    p.set_defaults(handler=_cmd_advise)
+
+
+def _cmd_advise(args: argparse.Namespace) -> int:
+    from .advisor import run_advise
+
+    return run_advise(args)
+
+
+COMMANDS: list[Callable[[Any], None]] = [_add_reproduce, _add_list, _add_risk, _add_advise]
 
 _MAIN_EPILOG = """\
 examples:
   finetune-theory list
   finetune-theory reproduce --size quick
   finetune-theory risk --depth inf --alpha 2
+  finetune-theory advise --data target.csv --target y --source coef.json
   finetune-theory reproduce --help
 """
 

@@ -348,14 +348,15 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         for ax, spectrum in zip(axes[0], spectra, strict=True):
             g = curves[curves["spectrum"] == spectrum]
             for i, (method, gm) in enumerate(g.groupby("method", sort=False)):
-                color = f"C{i}"
-                ax.plot(gm["n"], gm["predicted"], "-", color=color, label=f"{method}: theory")
+                color, line, mark = f"C{i}", ("-", "--", ":")[i % 3], "osd"[i % 3]
+                ax.plot(gm["n"], gm["predicted"], line, color=color, label=f"{method}: theory")
                 ax.errorbar(
                     gm["n"],
                     gm["simulated"],
                     yerr=2 * gm["stderr"],
-                    fmt="o",
-                    ms=3,
+                    fmt=mark,
+                    ms=4,
+                    mfc="none",
                     color=color,
                     capsize=2,
                     label=f"{method}: simulated",

@@ -1,0 +1,121 @@
+"""The deep-linear experiments E2 (depth), E3 (scaling) and E4 (freezing) at quick size.
+
+Each runs through the registry, must produce records with the documented columns, its claims
+must hold, its plots must be written as PNG and SVG, and the same seed must give the same bits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from finetune_theory import experiments
+from finetune_theory.experiments import depth, freezing, scaling
+
+COLUMNS = {
+    "depth": (
+        "alpha eps d n noise spectrum depth init repeat width target_sq risk_trained risk_closed "
+        "risk_asymptotic rel_trained rel_closed rel_asymptotic scale_trained scale_closed "
+        "scale_asymptotic gap steps lr imbalance rank_one source_error"
+    ),
+    "scaling": (
+        "mode factor group depth repeat d n eps width target_sq risk_trained risk_closed "
+        "risk_asymptotic rel_trained rel_closed rel_asymptotic scale_closed gap steps lr"
+    ),
+    "freezing": (
+        "target n d depth width freeze frozen_count repeat zero_risk floor risk_trained "
+        "risk_expected risk_unfrozen risk_depth1 rel_trained rel_floor gap steps interpolated "
+        "converged"
+    ),
+}
+
+
+@pytest.fixture(scope="module", params=["depth", "scaling", "freezing"])
+def quick(request):
+    exp = experiments.get(request.param)
+    records = exp.run_all(exp.config("quick"), seed=0)
+    return exp, records
+
+
+def test_records_have_the_documented_columns(quick):
+    exp, records = quick
+    assert set(records.columns) == set(COLUMNS[exp.name].split())
+    assert len(records) > 0
+    finite = records.select_dtypes("number")
+    # NaN only where a column does not apply (trained columns at infinite depth)
+    if "depth" in records and exp.name != "freezing":
+        trained = records[np.isfinite(records["depth"])]
+        assert trained["risk_trained"].notna().all()
+        assert records.loc[np.isinf(records["depth"]), "risk_trained"].isna().all()
+    assert np.isfinite(finite["risk_closed" if "risk_closed" in finite else "risk_expected"]).all()
+
+
+def test_claims_hold_at_quick_size(quick):
+    exp, records = quick
+    verdicts = exp.claims(records)
+    assert len(verdicts) >= 4
+    failed = [f"{v.claim}: {v.evidence}" for v in verdicts if not v.holds]
+    assert not failed, failed
+
+
+def test_plots_and_table(quick, tmp_path):
+    exp, records = quick
+    paths = exp.plot(records, tmp_path)
+    assert {p.suffix for p in paths} == {".png", ".svg"}
+    assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
+    assert isinstance(exp.table(records), pd.DataFrame)
+
+
+def test_units_split_the_sweep():
+    cfg = depth.SIZES["default"]
+    assert [u.alphas for u in depth.units(cfg)] == [(a,) for a in cfg.alphas]
+    cfg = scaling.SIZES["default"]
+    groups = [u.factors for u in scaling.units(cfg)]
+    assert sorted(c for g in groups for c in g) == sorted(cfg.factors)
+    assert all(len(g) == 1 or math.isclose(g[0] * g[1], 1.0) for g in groups)
+    cfg = freezing.SIZES["default"]
+    assert [u.ns for u in freezing.units(cfg)] == [(n,) for n in cfg.ns]
+    assert set(freezing.freeze_patterns(4)) == {
+        "none",
+        "first 1",
+        "first 2",
+        "first 3",
+        "all but first",
+    }
+
+
+def test_same_seed_same_records():
+    cfg = dataclasses.replace(scaling.SIZES["quick"], factors=(0.5, 2.0), repeats=2)
+    a = pd.DataFrame(scaling.run(cfg, 3))
+    b = pd.DataFrame(scaling.run(cfg, 3))
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    c = pd.DataFrame(scaling.run(cfg, 4))
+    assert not np.allclose(a["risk_closed"], c["risk_closed"])
+
+
+def test_claims_can_fail():
+    """The verdicts react to records that contradict them."""
+    exp = experiments.get("freezing")
+    records = exp.run_all(dataclasses.replace(exp.config("quick"), ns=(6,)), seed=1)
+    bad = records.copy()
+    first = bad["freeze"].str.startswith("first")
+    bad.loc[first, "risk_trained"] = 0.5 * bad.loc[first, "floor"]
+    bad.loc[first, "rel_trained"] = bad.loc[first, "risk_trained"] / bad.loc[first, "zero_risk"]
+    holds = {v.claim.split(" (")[0]: v.holds for v in exp.claims(bad)}
+    assert not holds[
+        "With the first layer(s) frozen the risk never goes below the floor "
+        "min_a ||a theta_S - theta_T||^2_Sigma"
+    ]
+
+
+def test_bad_config_values_raise():
+    with pytest.raises(ValueError, match="spectrum"):
+        depth.run(dataclasses.replace(depth.SIZES["quick"], spectrum="flat"), 0)
+    with pytest.raises(ValueError, match="factors"):
+        scaling.units(dataclasses.replace(scaling.SIZES["quick"], factors=(0.0, 1.0)))
+    with pytest.raises(ValueError, match="targets"):
+        freezing.run(dataclasses.replace(freezing.SIZES["quick"], targets=("other",)), 0)
