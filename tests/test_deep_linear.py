@@ -448,7 +448,8 @@ def test_zero_start_of_a_deep_network_is_a_stationary_point():
     _, _, x, y = problem(d=10, n=3)
     w = dl.balanced_init(np.zeros(10), 3, 4)
     out = dl.train(w, x, y)
-    assert not out.interpolated and out.steps == 0
+    assert out.converged and not out.interpolated and out.steps == 1  # one step changed nothing
+    np.testing.assert_array_equal(out.theta, np.zeros(10))
     with pytest.raises(ValueError, match="theta_source"):
         dl.finetune(x, y, np.zeros(10), 3)
 

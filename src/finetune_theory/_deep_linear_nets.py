@@ -13,7 +13,7 @@ vector of size ``h_j``; ``a_N = 1``) and the right products applied to ``g``,
     dL / dW_j = a_j^T b_j^T,
 
 an outer product, so a step costs a few matrix-vector products per layer and no matrix-matrix
-product. The squared gradient norm of layer ``j`` is ``||a_j||^2 ||b_j||^2``.
+product (:func:`gradient_descent` also keeps ``W_1`` in the row space of ``X``, see there).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_array, as_matrix, as_vector, check_positive, check_positive_int
+from ._checks import as_array, as_matrix, as_vector
 from .linear import ConvergenceError, DivergenceError
 
 __all__ = [
@@ -42,7 +42,7 @@ __all__ = [
 
 #: the loss may grow by at most this factor over its reference before GD counts as diverged
 _BLOWUP = 1e10
-#: the interpolation test compares the loss with ``tol`` times the zero predictor's loss
+#: keeps the divergence reference positive when the loss starts at zero
 _TINY = 1e-300
 #: a few units in the last place: loss differences below this fraction are rounding
 _ROUNDING = 8 * np.finfo(np.float64).eps
@@ -300,11 +300,6 @@ def _result(
     )
 
 
-def _check_budget(max_steps: Any, tol: Any) -> tuple[int, float]:
-    return check_positive_int(max_steps, "max_steps"), check_positive(tol, "tol")
-
-
-# ------------------------------------------------------------------- GD loops
 def _mv(m: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Batched matrix-vector product ``(B, p, q) @ (B, q) -> (B, p)``."""
     return np.matmul(m, v[:, :, None])[:, :, 0]

@@ -91,8 +91,8 @@ class Config:
         Source samples for pretraining, as a multiple of ``d``.
     """
 
-    d: int = 100
-    n: int = 10
+    d: int = 200
+    n: int = 20
     alphas: tuple[float, ...] = (0.5, 1.0, 2.0)
     eps: float = 0.1
     depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
@@ -381,8 +381,22 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         fin = np.isfinite(g["depth"]).to_numpy()
         ax.plot(pos[fin], g["rel_closed"][fin], "-", color="C0", label="closed form (mean)")
         ax.plot(pos[fin], g["rel_asymptotic"][fin], "--", color="C2", label="asymptotic prediction")
-        ax.plot(pos[~fin], g["rel_closed"][~fin], "s", color="C0", mfc="none")
-        ax.plot(pos[~fin], g["rel_asymptotic"][~fin], "D", color="C2", mfc="none")
+        ax.plot(
+            pos[~fin],
+            g["rel_closed"][~fin],
+            "s",
+            color="C0",
+            mfc="none",
+            label="infinite depth: closed form",
+        )
+        ax.plot(
+            pos[~fin],
+            g["rel_asymptotic"][~fin],
+            "D",
+            color="C2",
+            mfc="none",
+            label="infinite depth: prediction",
+        )
         ax.errorbar(
             pos[fin],
             g["rel_trained"][fin],
@@ -412,7 +426,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         if hi / lo < 10:  # show at least a decade, so that a flat curve looks flat
             mid = math.sqrt(lo * hi)
             ax.set_ylim(mid / math.sqrt(10), mid * math.sqrt(10))
-        ax.set_xlabel("network depth N (inf: the infinite-depth limit, theory only)")
+        ax.set_xlabel("network depth N")
         ax.set_title(f"alpha = {a:g}")
     axes[0, 0].set_ylabel("excess risk / ||theta_T||^2")
     axes[0, 0].legend(fontsize=7)

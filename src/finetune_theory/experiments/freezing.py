@@ -89,7 +89,7 @@ class Config:
     targets: tuple[str, ...] = TARGETS
     repeats: int = 8
     lr_fraction: float = 0.2
-    max_steps: int = 40_000
+    max_steps: int = 20_000
     spectrum: str = "spiked"
     power: float = 1.0
     spikes: tuple[float, ...] = (8.0, 4.0, 2.0)
@@ -98,7 +98,7 @@ class Config:
 SIZES = {
     "quick": Config(d=30, ns=(4, 8), depth=3, repeats=4, max_steps=20_000),
     "default": Config(),
-    "paper": Config(d=100, ns=(5, 10, 20, 40), depth=5, repeats=20, max_steps=100_000),
+    "paper": Config(d=100, ns=(5, 10, 20, 40), depth=5, repeats=20, max_steps=50_000),
 }
 
 

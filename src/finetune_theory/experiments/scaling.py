@@ -74,8 +74,8 @@ class Config:
     power : float
     """
 
-    d: int = 100
-    n: int = 10
+    d: int = 200
+    n: int = 20
     eps: float = 0.1
     factors: tuple[float, ...] = tuple(2.0 ** (k / 2) for k in range(-4, 5))
     modes: tuple[str, ...] = MODES
