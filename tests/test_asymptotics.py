@@ -176,3 +176,24 @@ def test_equivalent_bad_input():
         asy.deterministic_equivalent(np.array([[1.0, 2.0], [2.0, 1.0]]), 1)
     with pytest.raises(ValueError, match=r"n must be >= 1"):
         asy.deterministic_equivalent(cv.isotropic(3), [2, -1])
+
+
+# ------------------------------------------------------------- pinv_trace
+@pytest.mark.parametrize("n", [8, 60])
+def test_pinv_trace_matches_monte_carlo_on_both_sides_of_the_rank(n):
+    # E ||X^+||_F^2: exact Wishart moments for an isotropic covariance, either side of d
+    cov = cv.isotropic(30, scale=2.0)
+    eq = asy.deterministic_equivalent(cov, n)
+    x = cov.sample(n, 7, batch=3000)
+    draws = np.sum(np.linalg.pinv(x) ** 2, axis=(-2, -1))
+    se = draws.std(ddof=1) / np.sqrt(draws.size)
+    assert abs(draws.mean() - eq.pinv_trace[0]) < 4 * se
+
+
+def test_pinv_trace_is_inverse_kappa_for_a_decaying_spectrum():
+    cov = cv.power_law(400, 1.0)
+    eq = asy.deterministic_equivalent(cov, 40)
+    assert eq.pinv_trace[0] == pytest.approx(1.0 / eq.kappa[0], rel=1e-12)
+    x = cov.sample(40, 3, batch=200)
+    mc = np.mean(np.sum(np.linalg.pinv(x) ** 2, axis=(-2, -1)))
+    assert mc == pytest.approx(eq.pinv_trace[0], rel=0.05)

@@ -59,11 +59,13 @@ def test_help_everywhere_shows_examples(command, capsys):
 
 
 def test_every_command_is_registered_and_version_prints(capsys):
-    assert len(COMMANDS) == 3
+    assert len(COMMANDS) == 4
     assert main(["--version"]) == 0
     assert __version__ in capsys.readouterr().out
     assert main([]) == 2
-    assert "reproduce" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    for command in ("reproduce", "list", "risk", "advise"):
+        assert command in err
 
 
 def test_list_shows_installed_and_missing_experiments(toy, capsys):

@@ -3,9 +3,7 @@
 * :func:`solve_scale`: the scalar equation for the scale ``s_N`` of the source in the unseen
   subspace, vectorised, from squared norms (realised ones for :func:`deep_linear.finetune`,
   deterministic equivalents for :func:`deep_linear.expected_risk`);
-* :func:`projections`: ``X^+ y``, ``P_perp theta_S`` and ``P_X theta_S``, batched;
-* :func:`pinv_noise_factor`: the deterministic equivalent of ``E tr((X X^T)^-1)`` (the noise part
-  of ``||X^+ y||^2``), which :mod:`finetune_theory.asymptotics` does not provide.
+* :func:`projections`: ``X^+ y``, ``P_perp theta_S`` and ``P_X theta_S``, batched.
 """
 
 from __future__ import annotations
@@ -16,10 +14,8 @@ from typing import Any
 import numpy as np
 
 from ._checks import as_matrix, as_vector, check_depth
-from .asymptotics import DeterministicEquivalent
-from .covariance import Covariance
 
-__all__ = ["solve_scale", "pinv", "projections", "pinv_noise_factor"]
+__all__ = ["solve_scale", "pinv", "projections"]
 
 
 def pinv(x: np.ndarray) -> np.ndarray:
@@ -117,21 +113,3 @@ def projections(
     seen = np.einsum("...dn,...n->...d", inv, np.einsum("...nd,...d->...n", x, ts))
     seen = np.broadcast_to(seen, (*batch, d))
     return sol, ts - seen, seen, ts, len(batch) > 0
-
-
-def pinv_noise_factor(eq: DeterministicEquivalent, cov: Covariance) -> np.ndarray:
-    """Deterministic equivalent of ``E tr((X X^T)^-1)`` (so ``E ||X^+ xi||^2 = sigma^2`` times it).
-
-    ``1 / kappa`` below the rank (exact isotropic value ``n / (lambda (d - n - 1))``); at or above
-    the rank the source does not enter the risk and 0 is returned.
-    """
-    nf = eq.n.astype(np.float64)
-    interp = eq.n < eq.rank
-    with np.errstate(divide="ignore"):
-        if eq.exact:
-            lam = cov.eigvals[0]
-            room = eq.rank - nf - 1
-            value = np.where(room > 0, nf / (lam * np.where(room > 0, room, 1.0)), np.inf)
-        else:
-            value = 1.0 / np.where(eq.kappa > 0, eq.kappa, 1.0)
-    return np.where(interp, value, 0.0)

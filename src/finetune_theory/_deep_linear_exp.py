@@ -19,8 +19,6 @@ from ._deep_linear_closed import pinv
 from .covariance import Covariance
 
 __all__ = [
-    "unit_vectors",
-    "scaled_pairs",
     "design",
     "fitted_scale",
     "train_and_compare",
@@ -28,21 +26,6 @@ __all__ = [
     "save_figure",
     "depth_axis",
 ]
-
-
-def unit_vectors(count: int, d: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` uniform unit vectors in ``R^d`` (the law of :func:`teachers.random_unit`)."""
-    v = rng.standard_normal((count, d))
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def scaled_pairs(
-    d: int, alpha: float, eps: float, repeats: int, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """``repeats`` pairs ``theta_T = alpha theta_S + eps xi`` (as ``teachers.scaled_pair``)."""
-    source = unit_vectors(repeats, d, rng)
-    xi = unit_vectors(repeats, d, rng)
-    return source, alpha * source + eps * xi
 
 
 def design(

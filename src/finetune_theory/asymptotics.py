@@ -109,6 +109,10 @@ class DeterministicEquivalent:
         The expected ``||P_perp theta||^2`` is ``sum_i perp_weights_i <theta, v_i>^2``.
     noise_factor : ndarray, shape (k,)
         Multiply by the noise variance for the noise part of the risk (may be ``inf``).
+    pinv_trace : ndarray, shape (k,)
+        ``E ||X^+||_F^2``, so that ``E ||X^+ xi||^2 = sigma^2 pinv_trace``: ``1 / kappa`` below
+        the rank (exact isotropic value ``n / (lambda (r - n - 1))``), and the exact Wishart
+        value ``tr(Sigma_r^-1) / (n - r - 1)`` above it (``inf`` where it diverges).
     rank : int
         Numerical rank of the covariance.
     exact : bool
@@ -122,6 +126,7 @@ class DeterministicEquivalent:
     bias_weights: np.ndarray
     perp_weights: np.ndarray
     noise_factor: np.ndarray
+    pinv_trace: np.ndarray
     rank: int
     exact: bool
 
@@ -166,6 +171,14 @@ def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> Determinis
             below = rho / one_minus_rho
         above = np.where(nf - r - 1 > 0, r / np.where(nf - r - 1 > 0, nf - r - 1, 1.0), np.inf)
         noise = np.where(interp, below, above)
+        lam_pos = lam[:r] if r > 0 else np.ones(1)
+        if exact:
+            pinv_below = below / lam_pos[0]
+        else:
+            pinv_below = 1.0 / np.where(kappa > 0, kappa, 1.0)
+        room = np.where(nf - r - 1 > 0, nf - r - 1, 1.0)
+        pinv_above = np.where(nf - r - 1 > 0, np.sum(1.0 / lam_pos) / room, np.inf)
+        pinv_trace = np.where(interp, pinv_below, pinv_above)
     return DeterministicEquivalent(
         n=ns,
         kappa=kappa,
@@ -173,6 +186,7 @@ def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> Determinis
         bias_weights=bias,
         perp_weights=perp,
         noise_factor=noise,
+        pinv_trace=pinv_trace,
         rank=r,
         exact=exact,
     )

@@ -35,7 +35,7 @@ from ._checks import (
     check_positive_int,
     check_positive_int_array,
 )
-from ._deep_linear_closed import pinv, pinv_noise_factor, projections, solve_scale
+from ._deep_linear_closed import pinv, projections, solve_scale
 from ._deep_linear_nets import (
     TrainResult,
     as_data,
@@ -509,7 +509,7 @@ def expected_scale(
 
     ``||P_perp theta_S||^2 ~ sum_i perp_weights_i <theta_S, v_i>^2`` and
     ``||X^+ y||^2 ~ ||theta_T||^2 - sum_i perp_weights_i <theta_T, v_i>^2``
-    ``+ sigma^2 E tr((X X^T)^-1)``.
+    ``+ sigma^2 E ||X^+||_F^2`` (``pinv_trace`` of the deterministic equivalent).
     """
     c, ts, tt = _risk_pair(cov, theta_source, theta_target)
     sigma = check_nonnegative(noise, "noise")
@@ -521,7 +521,7 @@ def expected_scale(
     seen_sq = (1.0 - eq.perp_weights) @ cs
     target_sq = (1.0 - eq.perp_weights) @ ct
     if sigma > 0:
-        target_sq = target_sq + sigma**2 * pinv_noise_factor(eq, c)
+        target_sq = target_sq + sigma**2 * eq.pinv_trace
     finite = np.isfinite(target_sq)
     s = np.full(ns.shape, np.inf)
     unseen = eq.n >= eq.rank  # the data sees every direction: the source is forgotten

@@ -25,6 +25,8 @@ from .covariance import Covariance, as_covariance
 __all__ = [
     "TeacherPair",
     "random_unit",
+    "random_units",
+    "scaled_pairs",
     "scaled_pair",
     "placed_pair",
     "profiled_pair",
@@ -59,11 +61,36 @@ class TeacherPair:
         return self.theta_source - self.theta_target
 
 
-def random_unit(d: int, seed: SeedLike = 0) -> np.ndarray:
-    """A uniformly random unit vector in ``R^d``."""
+def random_units(count: int, d: int, seed: SeedLike = 0) -> np.ndarray:
+    """``count`` independent uniformly random unit vectors in ``R^d``, shape ``(count, d)``."""
+    count = check_positive_int(count, "count")
     d = check_positive_int(d, "d")
-    v = as_generator(seed).standard_normal(d)
-    return v / np.linalg.norm(v)
+    v = as_generator(seed).standard_normal((count, d))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def random_unit(d: int, seed: SeedLike = 0) -> np.ndarray:
+    """A uniformly random unit vector in ``R^d`` (the first row of :func:`random_units`)."""
+    return random_units(1, d, seed)[0]
+
+
+def scaled_pairs(
+    d: int, alpha: float, eps: float, repeats: int, seed: SeedLike = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``repeats`` pairs ``theta_T = alpha theta_S + eps xi`` at once (law of :func:`scaled_pair`).
+
+    Returns
+    -------
+    (theta_source, theta_target) : ndarrays of shape (repeats, d)
+        Unit sources; ``xi`` uniform on the unit sphere. With ``repeats = 1`` and the same seed
+        the bits equal those of :func:`scaled_pair`.
+    """
+    alpha = check_finite_scalar(alpha, "alpha")
+    eps = check_nonnegative(eps, "eps")
+    rng = as_generator(seed)
+    source = random_units(repeats, d, rng)
+    xi = random_units(repeats, d, rng)
+    return source, alpha * source + eps * xi
 
 
 def scaled_pair(

@@ -47,10 +47,10 @@ from .._deep_linear_exp import (
     mean_se,
     risks,
     save_figure,
-    scaled_pairs,
     train_and_compare,
 )
 from .._random import as_generator
+from ..teachers import scaled_pairs
 from .base import Experiment, Verdict
 
 SPECTRA = ("isotropic", "power_law")

@@ -43,8 +43,9 @@ import pandas as pd
 from .. import covariance as covmod
 from .. import deep_linear as dl
 from .. import linear
-from .._deep_linear_exp import mean_se, risks, save_figure, train_and_compare, unit_vectors
+from .._deep_linear_exp import mean_se, risks, save_figure, train_and_compare
 from .._random import as_generator
+from ..teachers import random_units
 from .base import Experiment, Verdict
 
 TARGETS = ("scaled", "orthogonal")
@@ -135,9 +136,9 @@ def _targets(
 ) -> np.ndarray:
     b, d = source.shape
     if kind == "scaled":
-        return config.alpha * source + config.eps * unit_vectors(b, d, rng)
+        return config.alpha * source + config.eps * random_units(b, d, rng)
     if kind == "orthogonal":
-        z = unit_vectors(b, d, rng)
+        z = random_units(b, d, rng)
         sig_s = cov.from_coords(cov.eigvals * cov.coords(source))  # Sigma theta_S
         z = z - (np.sum(z * sig_s, 1) / np.sum(source * sig_s, 1))[:, None] * source
         return z / np.linalg.norm(z, axis=1, keepdims=True)
@@ -164,7 +165,7 @@ def frozen_limit(x: np.ndarray, y: np.ndarray, source: np.ndarray, trainable: in
 def _unit(config: Config, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     cov = covariance(config)
     b, d, depth = config.repeats, config.d, config.depth
-    source = unit_vectors(b, d, rng)
+    source = random_units(b, d, rng)
     x = cov.sample(n, rng, batch=b)
     weights = dl.balanced_init(source, depth, config.width, seed=rng)
     records: list[dict[str, Any]] = []

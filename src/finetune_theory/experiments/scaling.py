@@ -41,8 +41,9 @@ import pandas as pd
 
 from .. import covariance as covmod
 from .. import deep_linear as dl
-from .._deep_linear_exp import mean_se, risks, save_figure, scaled_pairs, train_and_compare
+from .._deep_linear_exp import mean_se, risks, save_figure, train_and_compare
 from .._random import as_generator
+from ..teachers import scaled_pairs
 from .base import Experiment, Verdict
 
 MODES = ("source", "target")
