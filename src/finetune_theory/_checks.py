@@ -24,6 +24,8 @@ __all__ = [
     "check_positive",
     "check_finite_scalar",
     "check_depth",
+    "regression_problem",
+    "teacher_vectors",
 ]
 
 
@@ -143,3 +145,44 @@ def check_depth(depth: Any, name: str = "depth") -> float:
     if isinstance(depth, float) and math.isinf(depth) and depth > 0:
         return math.inf
     return check_positive_int(depth, name)
+
+
+def regression_problem(
+    X: Any, y: Any, theta_source: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a regression problem, possibly batched along leading axes.
+
+    Shapes ``X (..., n, d)``, ``y (..., n)``, ``theta_source (..., d)``; returns the three
+    arrays broadcast to a common batch shape.
+    """
+    x = as_matrix(X, "X", batch=True)
+    yy = as_vector(y, "y", batch=True)
+    ts = as_vector(theta_source, "theta_source", batch=True)
+    n, d = x.shape[-2:]
+    if yy.shape[-1] != n:
+        raise ValueError(f"y has {yy.shape[-1]} entries but X has {n} rows")
+    if ts.shape[-1] != d:
+        raise ValueError(f"theta_source has dimension {ts.shape[-1]} but X has {d} columns")
+    batch = x.shape[:-2]
+    try:
+        batch = np.broadcast_shapes(batch, yy.shape[:-1], ts.shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"batch shapes do not match: X {x.shape}, y {yy.shape}, theta_source {ts.shape}"
+        ) from None
+    return (
+        np.broadcast_to(x, (*batch, n, d)),
+        np.broadcast_to(yy, (*batch, n)),
+        np.broadcast_to(ts, (*batch, d)),
+    )
+
+
+def teacher_vectors(theta_source: Any, theta_target: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A source and a target teacher: finite float64 vectors of the same dimension."""
+    ts = as_vector(theta_source, "theta_source")
+    tt = as_vector(theta_target, "theta_target")
+    if ts.shape != tt.shape:
+        raise ValueError(
+            f"theta_source has dimension {ts.size} but theta_target has dimension {tt.size}"
+        )
+    return ts, tt

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_matrix, as_vector, check_depth
+from ._checks import check_depth, regression_problem
 
 __all__ = ["solve_scale", "pinv", "projections"]
 
@@ -93,21 +93,10 @@ def projections(
     X: Any, y: Any, theta_source: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
     """``X^+ y``, ``P_perp theta_S``, ``P_X theta_S`` and the broadcast ``theta_S``."""
-    x = as_matrix(X, "X", batch=True)
-    yy = as_vector(y, "y", batch=True)
-    ts = as_vector(theta_source, "theta_source", batch=True)
+    x, yy, ts = regression_problem(X, y, theta_source)
     n, d = x.shape[-2:]
-    if yy.shape[-1] != n:
-        raise ValueError(f"y has {yy.shape[-1]} entries but X has {n} rows")
-    if ts.shape[-1] != d:
-        raise ValueError(f"theta_source has dimension {ts.shape[-1]} but X has {d} columns")
-    try:
-        batch = np.broadcast_shapes(x.shape[:-2], yy.shape[:-1], ts.shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"batch shapes do not match: X {x.shape}, y {yy.shape}, theta_source {ts.shape}"
-        ) from None
-    inv = pinv(x)
+    batch = x.shape[:-2]
+    inv = pinv(np.asarray(X, dtype=np.float64))  # one pseudo-inverse per distinct design
     sol = np.einsum("...dn,...n->...d", inv, np.broadcast_to(yy, (*batch, n)))
     ts = np.broadcast_to(ts, (*batch, d))
     seen = np.einsum("...dn,...n->...d", inv, np.einsum("...nd,...d->...n", x, ts))

@@ -7,7 +7,6 @@ training and the closed form are drawn or computed for all repeats at once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ from . import deep_linear as dl
 from . import linear
 from ._deep_linear_closed import pinv
 from .covariance import Covariance
+from .experiments._plotting import save_figure
 
 __all__ = [
     "design",
@@ -98,16 +98,6 @@ def mean_se(frame: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
     out = g.agg(["mean", "std", "count"]).reset_index()
     out["se"] = out["std"].fillna(0.0) / np.sqrt(out["count"])
     return out
-
-
-def save_figure(fig: Any, stem: Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg``."""
-    paths = []
-    for ext in ("png", "svg"):
-        path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=110)
-        paths.append(path)
-    return paths
 
 
 def depth_axis(depths: Any) -> tuple[np.ndarray, float]:

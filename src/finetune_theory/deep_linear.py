@@ -34,6 +34,7 @@ from ._checks import (
     check_positive,
     check_positive_int,
     check_positive_int_array,
+    teacher_vectors,
 )
 from ._deep_linear_closed import pinv, projections, solve_scale
 from ._deep_linear_nets import (
@@ -493,12 +494,7 @@ def finetune(
 def _risk_pair(
     cov: Any, theta_source: Any, theta_target: Any
 ) -> tuple[Covariance, np.ndarray, np.ndarray]:
-    ts = as_vector(theta_source, "theta_source")
-    tt = as_vector(theta_target, "theta_target")
-    if ts.shape != tt.shape:
-        raise ValueError(
-            f"theta_source has dimension {ts.size} but theta_target has dimension {tt.size}"
-        )
+    ts, tt = teacher_vectors(theta_source, theta_target)
     return as_covariance(cov, "cov", d=ts.size), ts, tt
 
 

@@ -22,12 +22,13 @@ from typing import Any
 import numpy as np
 
 from ._checks import (
-    as_matrix,
     as_vector,
     check_nonnegative,
     check_positive,
     check_positive_int,
     check_positive_int_array,
+    regression_problem,
+    teacher_vectors,
 )
 from ._random import SeedLike, as_generator
 from .asymptotics import deterministic_equivalent, numerical_rank
@@ -65,39 +66,10 @@ class UnreachableRiskError(ValueError):
 
 
 # --------------------------------------------------------------------------- checks
-def _problem(X: Any, y: Any, theta_source: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate a (possibly batched) regression problem and broadcast the source."""
-    x = as_matrix(X, "X", batch=True)
-    yy = as_vector(y, "y", batch=True)
-    ts = as_vector(theta_source, "theta_source", batch=True)
-    n, d = x.shape[-2:]
-    if yy.shape[-1] != n:
-        raise ValueError(f"y has {yy.shape[-1]} entries but X has {n} rows")
-    if ts.shape[-1] != d:
-        raise ValueError(f"theta_source has dimension {ts.shape[-1]} but X has {d} columns")
-    batch = x.shape[:-2]
-    try:
-        batch = np.broadcast_shapes(batch, yy.shape[:-1], ts.shape[:-1])
-    except ValueError:
-        raise ValueError(
-            f"batch shapes do not match: X {x.shape}, y {yy.shape}, theta_source {ts.shape}"
-        ) from None
-    return (
-        np.broadcast_to(x, (*batch, n, d)),
-        np.broadcast_to(yy, (*batch, n)),
-        np.broadcast_to(ts, (*batch, d)),
-    )
-
-
 def _pair(
     cov: Any, theta_source: Any, theta_target: Any
 ) -> tuple[Covariance, np.ndarray, np.ndarray]:
-    ts = as_vector(theta_source, "theta_source")
-    tt = as_vector(theta_target, "theta_target")
-    if ts.shape != tt.shape:
-        raise ValueError(
-            f"theta_source has dimension {ts.size} but theta_target has dimension {tt.size}"
-        )
+    ts, tt = teacher_vectors(theta_source, theta_target)
     return as_covariance(cov, "cov", d=ts.size), ts, tt
 
 
@@ -128,7 +100,7 @@ def finetune(X: Any, y: Any, theta_source: Any) -> np.ndarray:
     >>> finetune(X, np.array([2.0]), np.array([0.0, 1.0, 1.0]))
     array([2., 1., 1.])
     """
-    x, yy, ts = _problem(X, y, theta_source)
+    x, yy, ts = regression_problem(X, y, theta_source)
     residual = yy - np.einsum("...nd,...d->...n", x, ts)
     # singular values below max(n, d) * eps * s_max are rounding noise of a rank-deficient X
     # (numpy's default cutoff 1e-15 * s_max keeps them for large matrices and blows up)
@@ -226,7 +198,7 @@ def gradient_descent(
     ConvergenceError
         Some problem did not reach ``tol`` within ``max_steps``.
     """
-    x, yy, ts = _problem(X, y, theta_source)
+    x, yy, ts = regression_problem(X, y, theta_source)
     max_steps = check_positive_int(max_steps, "max_steps")
     tol = check_positive(tol, "tol")
     n = x.shape[-2]

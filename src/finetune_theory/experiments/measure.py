@@ -27,6 +27,7 @@ from .. import covariance as covmod
 from .. import linear
 from .._random import as_generator
 from ..teachers import placed_pair, profiled_deltas, random_unit
+from ._plotting import save_figure
 from .base import Experiment, Verdict
 
 SPECTRA = ("isotropic", "power_law", "spiked")
@@ -339,7 +340,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             fontsize=10,
         )
         fig.tight_layout()
-        paths += _save(fig, outdir / "measure_scatter")
+        paths += save_figure(fig, outdir / "measure_scatter")
         plt.close(fig)
     curves = records[records["kind"] == "curve"]
     spectra = list(dict.fromkeys(curves["spectrum"]))
@@ -370,18 +371,9 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             "E1: learning curves, fine-tuning vs scratch (error bars: 2 s.e.)", fontsize=10
         )
         fig.tight_layout()
-        paths += _save(fig, outdir / "measure_curves")
+        paths += save_figure(fig, outdir / "measure_curves")
         plt.close(fig)
     return paths
-
-
-def _save(fig: Any, stem: Path) -> list[Path]:
-    out = []
-    for ext in ("png", "svg"):
-        path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=110)
-        out.append(path)
-    return out
 
 
 EXPERIMENT = Experiment(

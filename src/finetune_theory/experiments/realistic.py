@@ -40,6 +40,7 @@ from .. import linear
 from .._checks import check_depth
 from ..asymptotics import numerical_rank
 from ..teachers import placed_pair
+from ._plotting import save_figure
 from .base import Experiment, Verdict
 
 __all__ = [
@@ -135,7 +136,7 @@ SIZES = {
         rows_per_group=1000,
         task_fractions=(0.1, 0.35),
     ),
-    "default": Config(),
+    "default": Config(repeats=500, groups=7, rows_per_group=5000),
     "paper": Config(
         n_fractions=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
         depths=(1, 2, 3, 5, 10, math.inf),
@@ -650,13 +651,6 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------- plots
-def _save(fig: Any, stem: Path) -> list[Path]:
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=120 if path.suffix == ".png" else None)
-    return paths
-
-
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     """Planted-teacher risk curves, real-task learning curves, predicted against measured."""
     import matplotlib
@@ -712,7 +706,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             fontsize=10,
         )
         fig.tight_layout()
-        paths += _save(fig, outdir / "realistic_planted")
+        paths += save_figure(fig, outdir / "realistic_planted")
         plt.close(fig)
     t = _task_records(records)
     if len(t):
@@ -746,7 +740,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             ax.set_visible(False)
         fig.suptitle("E6: real tasks, measured (points) and predicted (dashed) error", fontsize=10)
         fig.tight_layout()
-        paths += _save(fig, outdir / "realistic_tasks")
+        paths += save_figure(fig, outdir / "realistic_tasks")
         plt.close(fig)
     if len(records) and "predicted" in records:
         fig, ax = plt.subplots(figsize=(4.8, 4.4))
@@ -771,7 +765,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         ax.set_title("E6: predicted against measured", fontsize=10)
         ax.legend(fontsize=7)
         fig.tight_layout()
-        paths += _save(fig, outdir / "realistic_accuracy")
+        paths += save_figure(fig, outdir / "realistic_accuracy")
         plt.close(fig)
     return paths
 

@@ -35,6 +35,7 @@ from scipy import stats
 
 from .. import relu
 from .._random import spawn_generators
+from ._plotting import save_figure
 from .base import Experiment, Verdict
 
 #: a fine-tuning batch (repeats x deltas x n x width floats) is kept under this many bytes
@@ -519,7 +520,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         f"E5: two-layer ReLU network, width {width}, d = {int(records['d'].iloc[0])}", fontsize=10
     )
     fig.tight_layout()
-    paths += _save(fig, outdir / "relu_error")
+    paths += save_figure(fig, outdir / "relu_error")
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
@@ -555,7 +556,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     )
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths += _save(fig, outdir / "relu_bound")
+    paths += save_figure(fig, outdir / "relu_bound")
     plt.close(fig)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -616,7 +617,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     ax.set_title("how far the first layer moved: ||W - W_start|| / ||W_start||", fontsize=9)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    paths += _save(fig, outdir / "relu_width")
+    paths += save_figure(fig, outdir / "relu_width")
     plt.close(fig)
     return paths
 
@@ -628,15 +629,6 @@ def _n_axis(ax: Any, ns: list[int]) -> None:
     ax.set_xticklabels([str(int(n)) for n in ns])
     ax.tick_params(axis="x", which="minor", bottom=False, labelbottom=False)
     ax.set_xlabel("number of target samples n")
-
-
-def _save(fig: Any, stem: Path) -> list[Path]:
-    out = []
-    for ext in ("png", "svg"):
-        path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=110)
-        out.append(path)
-    return out
 
 
 EXPERIMENT = Experiment(
