@@ -97,6 +97,16 @@ def test_reproduce_writes_outputs_and_reuses_stored_units(toy, tmp_path, capsys,
     assert len(marker.read_text().splitlines()) == 8
 
 
+def test_a_relative_output_folder_embeds_every_figure(toy, tmp_path, monkeypatch):
+    # figures come back as paths under the output folder; a relative --out must not double them
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "toy", "--size", "quick", "--out", "res", "--quiet"]) == 0
+    html = (tmp_path / "res" / "report.html").read_text()
+    assert "could not be read" not in html
+    assert "data:image/png;base64," in html
+    assert 'href="figures/toy/toy_values.svg"' in html
+
+
 def test_a_failing_experiment_exits_non_zero_with_one_line(toy, tmp_path, capsys):
     code = main(["reproduce", "toy", "broken", "--size", "quick", "--out", str(tmp_path)])
     assert code == 1

@@ -62,7 +62,7 @@ def prepare_output(out: str | Path) -> Path:
     OSError
         With a message that names the folder.
     """
-    path = Path(out).expanduser()
+    path = Path(out).expanduser().absolute()  # figure paths stay valid whatever they return
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
@@ -118,7 +118,7 @@ def _run_one(
         figdir = out / "figures" / experiment.name
         figdir.mkdir(parents=True, exist_ok=True)
         outcome.figures = [
-            p if Path(p).is_absolute() else figdir / p
+            p if p.is_absolute() else figdir / p
             for p in map(Path, experiment.plot(records, figdir))
         ]
     except (KeyboardInterrupt, SystemExit):
