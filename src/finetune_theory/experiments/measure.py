@@ -294,7 +294,8 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
                 bool((red > 1).all()),
                 "samples to reach the risk eps, scratch / fine-tune: "
                 + ", ".join(
-                    f"{s} {piv.loc[s, 'scratch']} / {piv.loc[s, 'finetune (top)']} = {red[s]:.1f}x"
+                    f"{s} {piv.loc[s, 'scratch']:.0f} / "
+                    f"{piv.loc[s, 'finetune (top)']:.0f} = {red[s]:.2f}x"
                     for s in piv.index
                 ),
             )
