@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -85,7 +86,7 @@ def _is_integer(value: Any) -> bool:
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     """An integer ``>= minimum``."""
     if not _is_integer(value):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
+        raise ValueError(f"{name} must be an integer, got {reprlib.repr(value)}")
     ivalue = int(value)
     if ivalue < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {ivalue}")
@@ -114,11 +115,11 @@ def check_positive_int_array(value: Any, name: str) -> tuple[np.ndarray, bool]:
 def check_finite_scalar(value: Any, name: str) -> float:
     """A finite real number."""
     if isinstance(value, bool | str | bytes):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
+        raise ValueError(f"{name} must be a real number, got {reprlib.repr(value)}")
     try:
         fvalue = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {value!r}") from None
+        raise ValueError(f"{name} must be a real number, got {reprlib.repr(value)}") from None
     if not math.isfinite(fvalue):
         raise ValueError(f"{name} must be finite, got {fvalue}")
     return fvalue
