@@ -36,24 +36,23 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 # ------------------------------------------------------------------ argument types
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number ``>= minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a number >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value}")
-    return value
+_positive_int = _int_at_least(1)
+_nonnegative_int = _int_at_least(0)
 
 
 def _finite_float(text: str) -> float:
@@ -89,7 +88,7 @@ examples:
   finetune-theory reproduce measure depth --size quick --out /tmp/quick
   finetune-theory reproduce --workers 1              everything in this process
   finetune-theory reproduce --scheduler local:4      on a Dask LocalCluster with 4 workers
-  finetune-theory reproduce --scheduler tcp://10.0.0.5:8786
+  finetune-theory reproduce --scheduler tcp://scheduler-host:8786
   finetune-theory reproduce relu --fresh             recompute E5, ignoring stored units
 
 An interrupted run resumes where it stopped when started again with the same arguments:
