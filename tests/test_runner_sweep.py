@@ -160,7 +160,7 @@ def test_bad_scheduler_addresses_are_refused(address):
 
 def test_scheduler_addresses_are_understood():
     assert parse_scheduler("local:3") == ("local", 3)
-    assert parse_scheduler("tcp://10.0.0.5:8786") == ("remote", "tcp://10.0.0.5:8786")
+    assert parse_scheduler("tcp://scheduler-host:8786") == ("remote", "tcp://scheduler-host:8786")
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True])
