@@ -197,3 +197,11 @@ def test_pinv_trace_is_inverse_kappa_for_a_decaying_spectrum():
     x = cov.sample(40, 3, batch=200)
     mc = np.mean(np.sum(np.linalg.pinv(x) ** 2, axis=(-2, -1)))
     assert mc == pytest.approx(eq.pinv_trace[0], rel=0.05)
+
+
+def test_zero_covariance_costs_no_noise() -> None:
+    # Sigma = 0: every design is X = 0, X^+ = 0 and the risk of any weights is 0
+    eq = asy.deterministic_equivalent(np.zeros((4, 4)), [1, 2, 3, 7])
+    np.testing.assert_array_equal(eq.noise_factor, 0.0)
+    np.testing.assert_array_equal(eq.pinv_trace, 0.0)
+    np.testing.assert_array_equal(eq.bias_weights, 0.0)

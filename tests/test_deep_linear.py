@@ -506,3 +506,35 @@ def test_bad_input_raises_value_error_naming_the_argument(case):
     call, name = _bad_cases()[case]
     with pytest.raises(ValueError, match=name):
         call()
+
+
+@pytest.mark.parametrize("depth", [3, math.inf])
+def test_expected_scale_keeps_null_space_source_above_the_rank(depth: float) -> None:
+    # n >= rank of a rank-deficient covariance: X^+ y and P_perp theta_S (the source's part in
+    # the null space) are the same for every design, so the realised scale is the prediction
+    cov = cv.from_matrix(np.diag([2.0, 1.0, 0.5, 0.0, 0.0]))
+    ts = np.array([1.0, 0.5, 0.0, 1.0, 2.0])
+    tt = np.array([0.0, 1.0, 1.0, 3.0, 0.0])
+    rng = np.random.default_rng(3)
+    for n in (3, 6):
+        x = cov.sample(n, rng, batch=3)
+        realised = dl.finetune_scale(x, x @ tt, ts, depth)
+        assert abs(realised[0] - 1.0) > 0.05  # the case is not the trivial s = 1
+        np.testing.assert_allclose(realised, realised[0], rtol=1e-10)
+        predicted = dl.expected_scale(cov, ts, tt, n, depth)
+        np.testing.assert_allclose(predicted, realised[0], rtol=1e-10)
+
+
+def test_simulate_risk_shares_the_linear_driver_at_depth_one() -> None:
+    # depth 1 is linear fine-tuning: same seed, same draws, the same numbers
+    cov = cv.power_law(12, 1.0)
+    ts, tt = np.ones(12), np.linspace(0.0, 1.0, 12)
+    deep = dl.simulate_risk(cov, ts, tt, [3, 15], 1, noise=0.2, repeats=7, seed=5)
+    lin = linear.simulate_risk(cov, ts, tt, [3, 15], noise=0.2, repeats=7, seed=5)
+    np.testing.assert_allclose(deep.mean, lin.mean, rtol=1e-9)
+    np.testing.assert_allclose(deep.stderr, lin.stderr, rtol=1e-9)
+
+
+def test_pretrain_on_zero_covariance_names_cov() -> None:
+    with pytest.raises(ValueError, match="cov"):
+        dl.pretrain(np.ones(3), np.zeros((3, 3)), 5, 2, 4)

@@ -517,3 +517,11 @@ _C = cv.isotropic(5)
 def test_bad_input_raises_value_error_naming_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_expected_risk_with_zero_covariance_is_zero_even_with_noise() -> None:
+    cov = np.zeros((3, 3))
+    risk = lin.expected_risk(cov, [1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1, 2, 5], noise=0.7)
+    sim = lin.simulate_risk(cov, [1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1, 2, 5], noise=0.7)
+    np.testing.assert_array_equal(risk, 0.0)
+    np.testing.assert_array_equal(sim.mean, 0.0)

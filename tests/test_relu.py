@@ -348,3 +348,18 @@ def test_same_seed_same_bits() -> None:
 def test_bad_input_names_the_argument(call, name: str) -> None:
     with pytest.raises(ValueError, match=rf"\b{name}\b"):
         call()
+
+
+def test_relative_distance_from_zero_weights_is_inf_or_zero() -> None:
+    signs = np.array([1.0, -1.0])
+    zero = relu.ReluNetwork(np.zeros((2, 2, 3)), signs)
+    moved = relu.ReluNetwork(np.stack([np.zeros((2, 3)), np.ones((2, 3))]), signs)
+    np.testing.assert_array_equal(moved.relative_distance(zero), [0.0, np.inf])
+    assert moved.relative_distance(moved)[1] == 0.0
+
+
+def test_train_from_dead_network_names_the_network() -> None:
+    dead = relu.ReluNetwork(np.zeros((4, 3)), np.array([1.0, -1.0, 1.0, -1.0]))
+    x = _sphere(5, 3)
+    with pytest.raises(ValueError, match="network"):
+        relu.train(dead, x, x[:, 0])

@@ -16,16 +16,19 @@ from . import deep_linear as dl
 from . import linear
 from ._deep_linear_closed import pinv
 from .covariance import Covariance
-from .experiments._plotting import save_figure
 
 __all__ = [
     "design",
     "fitted_scale",
     "train_and_compare",
     "mean_se",
-    "save_figure",
+    "mean_se_columns",
+    "RISK_COLUMNS",
     "depth_axis",
 ]
+
+#: the relative risks every deep-linear experiment summarises
+RISK_COLUMNS = ("rel_trained", "rel_closed", "rel_asymptotic")
 
 
 def design(
@@ -97,6 +100,19 @@ def mean_se(frame: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:
     g = frame.groupby(keys, sort=True)[column]
     out = g.agg(["mean", "std", "count"]).reset_index()
     out["se"] = out["std"].fillna(0.0) / np.sqrt(out["count"])
+    return out
+
+
+def mean_se_columns(
+    frame: pd.DataFrame, keys: list[str], columns: Sequence[str] = RISK_COLUMNS
+) -> pd.DataFrame:
+    """One row per group of ``keys``: the mean of each column and its s.e. as ``<column>_se``."""
+    out = None
+    for col in columns:
+        s = mean_se(frame, keys, col)[[*keys, "mean", "se"]]
+        s = s.rename(columns={"mean": col, "se": f"{col}_se"})
+        out = s if out is None else out.merge(s, on=keys)
+    assert out is not None
     return out
 
 

@@ -270,6 +270,22 @@ class TrainResult:
         return [(int(t), float(v)) for t, v in zip(self.history_steps, mean, strict=True)]
 
 
+def _log_history(
+    t: int,
+    loss: np.ndarray,
+    active: np.ndarray,
+    next_log: int,
+    hist_t: list[int],
+    hist_l: list[np.ndarray],
+) -> int:
+    """Record the loss at log-spaced steps (and at the last one); return the next step to log."""
+    if t >= next_log or not active.any():
+        hist_t.append(t)
+        hist_l.append(loss.copy())
+        next_log = max(next_log + 1, int(next_log * 1.25))
+    return next_log
+
+
 def _result(
     net: Net,
     layers: list[np.ndarray],
@@ -389,10 +405,7 @@ def gradient_descent(
             interp[done] = fits[done]
             active &= ~done
             prev = loss
-            if t >= next_log or not active.any():
-                hist_t.append(t)
-                hist_l.append(loss.copy())
-                next_log = max(next_log + 1, int(next_log * 1.25))
+            next_log = _log_history(t, loss, active, next_log, hist_t, hist_l)
             if not active.any() or t == max_steps:
                 break
             step = lr * active
@@ -481,10 +494,7 @@ def line_search_descent(
             steps[done] = t
             interp[done] = fits[done]
             active &= ~done
-            if t >= next_log or not active.any():
-                hist_t.append(t)
-                hist_l.append(loss.copy())
-                next_log = max(next_log + 1, int(next_log * 1.25))
+            next_log = _log_history(t, loss, active, next_log, hist_t, hist_l)
             if not active.any() or t == max_steps:
                 break
             for _ in range(200):  # backtrack until every active repeat accepts its step

@@ -179,6 +179,10 @@ def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> Determinis
         room = np.where(nf - r - 1 > 0, nf - r - 1, 1.0)
         pinv_above = np.where(nf - r - 1 > 0, np.sum(1.0 / lam_pos) / room, np.inf)
         pinv_trace = np.where(interp, pinv_below, pinv_above)
+    if r == 0:
+        # no direction has variance: X = 0, so X^+ = 0 and the label noise costs nothing
+        noise = np.zeros(ns.shape)
+        pinv_trace = np.zeros(ns.shape)
     return DeterministicEquivalent(
         n=ns,
         kappa=kappa,

@@ -34,7 +34,6 @@ from ._checks import (
     check_positive,
     check_positive_int,
     check_positive_int_array,
-    teacher_vectors,
 )
 from ._deep_linear_closed import pinv, projections, solve_scale
 from ._deep_linear_nets import (
@@ -49,7 +48,7 @@ from ._deep_linear_nets import (
 )
 from ._random import SeedLike, as_generator
 from .asymptotics import deterministic_equivalent
-from .covariance import Covariance, as_covariance
+from .covariance import as_covariance
 from .linear import ConvergenceError, DivergenceError, SimulatedRisk
 
 __all__ = [
@@ -415,6 +414,11 @@ def pretrain(
     ]
     net = as_net(layers)
     top = np.linalg.norm(x, ord=2, axis=(-2, -1)) ** 2 / n_source
+    if np.any(top <= 0):
+        raise ValueError(
+            "cov has no variance: every source input is zero, so nothing pulls the network "
+            "towards theta_source"
+        )
     lr0 = 1.0 / (top * norm ** (2 - 2 / depth))
     result = line_search_descent(net, x, yy, lr0, max_steps, tol, armijo=armijo, move=move)
     w = [np.asarray(v) for v in result.weights]
@@ -491,11 +495,8 @@ def finetune(
 
 
 # ============================================================================ risks
-def _risk_pair(
-    cov: Any, theta_source: Any, theta_target: Any
-) -> tuple[Covariance, np.ndarray, np.ndarray]:
-    ts, tt = teacher_vectors(theta_source, theta_target)
-    return as_covariance(cov, "cov", d=ts.size), ts, tt
+# the same validation as the linear risks: one source, one target, a covariance of their size
+_risk_pair = linear._pair
 
 
 def expected_scale(
@@ -520,7 +521,9 @@ def expected_scale(
         target_sq = target_sq + sigma**2 * eq.pinv_trace
     finite = np.isfinite(target_sq)
     s = np.full(ns.shape, np.inf)
-    unseen = eq.n >= eq.rank  # the data sees every direction: the source is forgotten
+    # the data sees every direction of the source: it is forgotten (s = 1 by convention); with
+    # a rank-deficient covariance the part of theta_S in its null space stays unseen at any n
+    unseen = (eq.n >= eq.rank) & (perp_sq <= 0)
     ok = finite & ~unseen
     if np.any(ok):
         s[ok] = solve_scale(target_sq[ok], perp_sq[ok], float(ts @ ts), depth, seen_sq=seen_sq[ok])
@@ -591,19 +594,9 @@ def simulate_risk(
     depth = check_depth(depth)
     repeats = check_positive_int(repeats, "repeats")
     ns, _ = check_positive_int_array(n, "n")
-    rng = as_generator(seed)
-    means, errs = np.empty(ns.size), np.empty(ns.size)
-    for j, nj in enumerate(ns):
-        risks = np.empty(repeats)
-        size = max(1, min(repeats, int(2.0e8 // (8.0 * (3 * int(nj) * c.d + c.d)))))
-        for start in range(0, repeats, size):
-            b = min(size, repeats - start)
-            x = c.sample(int(nj), rng, batch=b)
-            y = x @ tt + sigma * rng.standard_normal((b, int(nj)))
-            risks[start : start + b] = c.quad(finetune(x, y, ts, depth) - tt)
-        means[j] = risks.mean()
-        errs[j] = risks.std(ddof=1) / math.sqrt(repeats) if repeats > 1 else np.inf
-    return SimulatedRisk(n=ns, mean=means, stderr=errs, repeats=repeats)
+    return linear._monte_carlo(
+        c, tt, ns, sigma, repeats, seed, lambda x, y: finetune(x, y, ts, depth)
+    )
 
 
 def frozen_risk_floor(cov: Any, theta_source: Any, theta_target: Any) -> float:

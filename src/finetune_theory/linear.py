@@ -16,6 +16,7 @@ covariance-aware similarity measure. Training from scratch is ``theta_S = 0``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -376,17 +377,36 @@ def simulate_risk(
     sigma = check_nonnegative(noise, "noise")
     repeats = check_positive_int(repeats, "repeats")
     ns, _ = _as_n(n)
+    return _monte_carlo(c, tt, ns, sigma, repeats, seed, lambda x, y: _finetune_fast(x, y, ts))
+
+
+def _monte_carlo(
+    cov: Covariance,
+    theta_target: np.ndarray,
+    ns: np.ndarray,
+    sigma: float,
+    repeats: int,
+    seed: SeedLike,
+    estimator: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> SimulatedRisk:
+    """Monte Carlo driver shared by the ``simulate_risk`` functions of every architecture.
+
+    For each ``n`` draws ``repeats`` Gaussian designs ``x ~ N(0, cov)`` with labels
+    ``x theta_T + sigma xi`` (in memory-bounded chunks, one batch per chunk), maps each batch
+    to weights with ``estimator(x, y)`` (shapes ``(b, n, d), (b, n) -> (b, d)``) and averages
+    their excess risk. Arguments are already validated.
+    """
     rng = as_generator(seed)
     means = np.empty(ns.size)
     errs = np.empty(ns.size)
     for j, nj in enumerate(ns):
         risks = np.empty(repeats)
-        size = _chunk(repeats, int(nj), c.d)
+        size = _chunk(repeats, int(nj), cov.d)
         for start in range(0, repeats, size):
             b = min(size, repeats - start)
-            x = c.sample(int(nj), rng, batch=b)
-            y = x @ tt + sigma * rng.standard_normal((b, int(nj)))
-            risks[start : start + b] = c.quad(_finetune_fast(x, y, ts) - tt)
+            x = cov.sample(int(nj), rng, batch=b)
+            y = x @ theta_target + sigma * rng.standard_normal((b, int(nj)))
+            risks[start : start + b] = cov.quad(estimator(x, y) - theta_target)
         means[j] = risks.mean()
         errs[j] = risks.std(ddof=1) / math.sqrt(repeats) if repeats > 1 else np.inf
     return SimulatedRisk(n=ns, mean=means, stderr=errs, repeats=repeats)

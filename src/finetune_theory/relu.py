@@ -279,6 +279,13 @@ def generalization_bound(
     return float(out) if np.ndim(out) == 0 else out
 
 
+def _check_distance(distance: Any) -> np.ndarray:
+    dist = as_array(distance, "distance")
+    if np.any(dist < 0):
+        raise ValueError("distance must be >= 0")
+    return dist
+
+
 def predicted_bound(
     distance: Any, n: Any, *, label_scale: float = 1.0, delta: float = DEFAULT_DELTA
 ) -> np.ndarray | float:
@@ -289,9 +296,7 @@ def predicted_bound(
     ``D = ||theta_T||``. How far the pretrained network is from ``s theta_S^T x`` is ignored.
     Broadcasts over ``distance`` and ``n``.
     """
-    dist = as_array(distance, "distance")
-    if np.any(dist < 0):
-        raise ValueError("distance must be >= 0")
+    dist = _check_distance(distance)
     s = check_positive(label_scale, "label_scale")
     conf = np.asarray(confidence_term(n, delta))
     out = np.sqrt(8.0 * s * s * dist * dist / np.asarray(n, dtype=np.float64)) + conf
@@ -311,9 +316,7 @@ def sample_complexity(
     For small ``eps`` it behaves as ``8 s^2 D^2 / eps^2`` plus the confidence term's share.
     Broadcasts over ``distance`` and ``eps`` (an integer bisection run on all entries at once).
     """
-    dist = as_array(distance, "distance")
-    if np.any(dist < 0):
-        raise ValueError("distance must be >= 0")
+    dist = _check_distance(distance)
     e = as_array(eps, "eps")
     if np.any(e <= 0):
         raise ValueError("eps must be > 0")
@@ -438,7 +441,9 @@ class ReluNetwork:
         if other.weights.shape[-2:] != self.weights.shape[-2:]:
             raise ValueError("other must have the same width and input dimension")
         num = np.linalg.norm(self.weights - other.weights, axis=(-2, -1))
-        out = num / np.linalg.norm(other.weights, axis=(-2, -1))
+        den = np.linalg.norm(other.weights, axis=(-2, -1))
+        # from zero weights any move is infinitely far, staying put is no move at all
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, 0.0))
         return float(out) if np.ndim(out) == 0 else out
 
 
@@ -567,6 +572,12 @@ def _auto_step(net: ReluNetwork, x: np.ndarray, step_scale: float) -> np.ndarray
     """
     K = net.ntk(x)
     lam = np.linalg.eigvalsh(K)[..., -1]
+    if np.any(lam <= 0):
+        raise ValueError(
+            "network: its empirical NTK on X is zero (no neuron is active on any input), so "
+            "gradient descent cannot move it and there is no default step; start from other "
+            "weights"
+        )
     return step_scale * x.shape[-2] / lam
 
 

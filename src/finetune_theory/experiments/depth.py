@@ -41,16 +41,10 @@ import pandas as pd
 
 from .. import covariance as covmod
 from .. import deep_linear as dl
-from .._deep_linear_exp import (
-    depth_axis,
-    design,
-    mean_se,
-    risks,
-    save_figure,
-    train_and_compare,
-)
+from .._deep_linear_exp import depth_axis, design, mean_se_columns, risks, train_and_compare
 from .._random import as_generator
 from ..teachers import scaled_pairs
+from ._plotting import finish, open_figures
 from .base import Experiment, Verdict
 
 SPECTRA = ("isotropic", "power_law")
@@ -252,12 +246,7 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
 def summary(records: pd.DataFrame, init: str = "balanced") -> pd.DataFrame:
     """Mean and standard error of the relative risks per (alpha, depth)."""
     frame = records[records["init"] == init]
-    out = None
-    for col in ("rel_trained", "rel_closed", "rel_asymptotic"):
-        s = mean_se(frame, ["alpha", "depth"], col)[["alpha", "depth", "mean", "se"]]
-        s = s.rename(columns={"mean": col, "se": f"{col}_se"})
-        out = s if out is None else out.merge(s, on=["alpha", "depth"])
-    assert out is not None
+    out = mean_se_columns(frame, ["alpha", "depth"])
     gap = frame.groupby(["alpha", "depth"])["gap"].median().rename("median_gap").reset_index()
     return out.merge(gap, on=["alpha", "depth"])
 
@@ -363,13 +352,7 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     """Relative risk against depth, one panel per alpha: trained points beside theory lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    plt, outdir = open_figures(outdir)
     s = summary(records)
     alphas = sorted(s["alpha"].unique())
     fig, axes = plt.subplots(1, len(alphas), figsize=(3.6 * len(alphas), 3.6), squeeze=False)
@@ -381,22 +364,18 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         fin = np.isfinite(g["depth"]).to_numpy()
         ax.plot(pos[fin], g["rel_closed"][fin], "-", color="C0", label="closed form (mean)")
         ax.plot(pos[fin], g["rel_asymptotic"][fin], "--", color="C2", label="asymptotic prediction")
-        ax.plot(
-            pos[~fin],
-            g["rel_closed"][~fin],
-            "s",
-            color="C0",
-            mfc="none",
-            label="infinite depth: closed form",
-        )
-        ax.plot(
-            pos[~fin],
-            g["rel_asymptotic"][~fin],
-            "D",
-            color="C2",
-            mfc="none",
-            label="infinite depth: prediction",
-        )
+        for col, mark, color, what in (
+            ("rel_closed", "s", "C0", "closed form"),
+            ("rel_asymptotic", "D", "C2", "prediction"),
+        ):
+            ax.plot(
+                pos[~fin],
+                g[col][~fin],
+                mark,
+                color=color,
+                mfc="none",
+                label=f"infinite depth: {what}",
+            )
         ax.errorbar(
             pos[fin],
             g["rel_trained"][fin],
@@ -436,10 +415,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         f"(d = {first['d']}, n = {first['n']}, {first['spectrum']})",
         fontsize=10,
     )
-    fig.tight_layout()
-    paths = save_figure(fig, outdir / "depth_risk")
-    plt.close(fig)
-    return paths
+    return finish(fig, outdir / "depth_risk")
 
 
 EXPERIMENT = Experiment(

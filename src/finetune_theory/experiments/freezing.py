@@ -43,9 +43,10 @@ import pandas as pd
 from .. import covariance as covmod
 from .. import deep_linear as dl
 from .. import linear
-from .._deep_linear_exp import mean_se, risks, save_figure, train_and_compare
+from .._deep_linear_exp import mean_se, risks, train_and_compare
 from .._random import as_generator
 from ..teachers import random_units
+from ._plotting import finish, log_axes, open_figures
 from .base import Experiment, Verdict
 
 TARGETS = ("scaled", "orthogonal")
@@ -321,13 +322,7 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     """Risk relative to predicting zero against n, per target kind and freezing pattern."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    plt, outdir = open_figures(outdir)
     kinds = [t for t in TARGETS if t in set(records["target"])]
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.8 * len(kinds), 3.8), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
@@ -349,11 +344,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         fl = mean_se(g, ["n"], "rel_floor")
         ax.plot(fl["n"], fl["mean"], "k--", label="floor min_a ||a theta_S - theta_T||^2")
         ax.axhline(1.0, color="grey", ls=":", label="predicting zero")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ns = sorted(g["n"].unique())
-        ax.set_xticks(ns, [str(v) for v in ns])
-        ax.minorticks_off()
+        log_axes(ax, sorted(g["n"].unique()), str)
         ax.set_xlabel("number of target samples n")
         ax.set_ylabel("excess risk / ||theta_T||^2_Sigma")
         ax.set_title(
@@ -373,10 +364,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         f"(d = {first['d']}; error bars: 1 s.e.)",
         fontsize=10,
     )
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
-    paths = save_figure(fig, outdir / "freezing_risk")
-    plt.close(fig)
-    return paths
+    return finish(fig, outdir / "freezing_risk", rect=(0, 0.14, 1, 1))
 
 
 EXPERIMENT = Experiment(

@@ -27,7 +27,7 @@ from .. import covariance as covmod
 from .. import linear
 from .._random import as_generator
 from ..teachers import placed_pair, profiled_deltas, random_unit
-from ._plotting import save_figure
+from ._plotting import finish, open_figures
 from .base import Experiment, Verdict
 
 SPECTRA = ("isotropic", "power_law", "spiked")
@@ -305,13 +305,7 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     """A scatter of true risk against each measure and the learning curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    plt, outdir = open_figures(outdir)
     paths: list[Path] = []
     pairs = records[records["kind"] == "pair"]
     spectra = list(dict.fromkeys(pairs["spectrum"]))
@@ -340,9 +334,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             "difference in top directions)",
             fontsize=10,
         )
-        fig.tight_layout()
-        paths += save_figure(fig, outdir / "measure_scatter")
-        plt.close(fig)
+        paths += finish(fig, outdir / "measure_scatter")
     curves = records[records["kind"] == "curve"]
     spectra = list(dict.fromkeys(curves["spectrum"]))
     if spectra:
@@ -371,9 +363,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         fig.suptitle(
             "E1: learning curves, fine-tuning vs scratch (error bars: 2 s.e.)", fontsize=10
         )
-        fig.tight_layout()
-        paths += save_figure(fig, outdir / "measure_curves")
-        plt.close(fig)
+        paths += finish(fig, outdir / "measure_curves")
     return paths
 
 

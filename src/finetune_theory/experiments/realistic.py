@@ -40,7 +40,7 @@ from .. import linear
 from .._checks import check_depth
 from ..asymptotics import numerical_rank
 from ..teachers import placed_pair
-from ._plotting import save_figure
+from ._plotting import finish, open_figures
 from .base import Experiment, Verdict
 
 __all__ = [
@@ -653,13 +653,7 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------------------- plots
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     """Planted-teacher risk curves, real-task learning curves, predicted against measured."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    plt, outdir = open_figures(outdir)
     paths: list[Path] = []
     p = _planted_records(records)
     if len(p):
@@ -675,16 +669,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                 for i, (where, gw) in enumerate(g.groupby("where", sort=False)):
                     col = f"C{i}"
                     ax.plot(gw["n"], gw["predicted"], "-", color=col, label=f"{where}: predicted")
-                    ax.errorbar(
-                        gw["n"],
-                        gw["measured"],
-                        yerr=2 * gw["measured_se"],
-                        fmt="o",
-                        ms=4,
-                        capsize=2,
-                        color=col,
-                        label=f"{where}: measured",
-                    )
+                    _measured(ax, gw, fmt="o", ms=4, color=col, label=f"{where}: measured")
                     if "gaussian" in gw:
                         ax.plot(
                             gw["n"],
@@ -705,9 +690,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             "principal directions of real inputs",
             fontsize=10,
         )
-        fig.tight_layout()
-        paths += save_figure(fig, outdir / "realistic_planted")
-        plt.close(fig)
+        paths += finish(fig, outdir / "realistic_planted")
     t = _task_records(records)
     if len(t):
         panels = list(t.groupby(["dataset", "target"], sort=False).groups)
@@ -720,17 +703,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                 col = "k" if src == "scratch" else f"C{i}"
                 label = "scratch" if src == "scratch" else f"from {src}"
                 ax.plot(gs["n"], gs["predicted"], "--", color=col)
-                ax.errorbar(
-                    gs["n"],
-                    gs["measured"],
-                    yerr=2 * gs["measured_se"],
-                    fmt="o-",
-                    ms=3,
-                    lw=0.8,
-                    capsize=2,
-                    color=col,
-                    label=label,
-                )
+                _measured(ax, gs, fmt="o-", ms=3, lw=0.8, color=col, label=label)
             ax.set_yscale("log")
             ax.set_title(f"{name}: target {g['group_column'].iloc[0]} = {target}", fontsize=9)
             ax.set_xlabel("number of target samples n")
@@ -739,9 +712,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
         fig.suptitle("E6: real tasks, measured (points) and predicted (dashed) error", fontsize=10)
-        fig.tight_layout()
-        paths += save_figure(fig, outdir / "realistic_tasks")
-        plt.close(fig)
+        paths += finish(fig, outdir / "realistic_tasks")
     if len(records) and "predicted" in records:
         fig, ax = plt.subplots(figsize=(4.8, 4.4))
         for i, (part, g) in enumerate(records.groupby("part", sort=False)):
@@ -764,10 +735,13 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         ax.set_ylabel("measured held-out risk")
         ax.set_title("E6: predicted against measured", fontsize=10)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        paths += save_figure(fig, outdir / "realistic_accuracy")
-        plt.close(fig)
+        paths += finish(fig, outdir / "realistic_accuracy")
     return paths
+
+
+def _measured(ax: Any, g: pd.DataFrame, **style: Any) -> None:
+    """The measured held-out risk of ``g`` against n, with 2 s.e. error bars."""
+    ax.errorbar(g["n"], g["measured"], yerr=2 * g["measured_se"], capsize=2, **style)
 
 
 EXPERIMENT = Experiment(

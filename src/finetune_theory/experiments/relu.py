@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from scipy import stats
 
 from .. import relu
 from .._random import spawn_generators
-from ._plotting import save_figure
+from ._plotting import finish, open_figures
 from .base import Experiment, Verdict
 
 #: a fine-tuning batch (repeats x deltas x n x width floats) is kept under this many bytes
@@ -457,13 +458,7 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 # ----------------------------------------------------------------------- plots
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     """Error against distance and n, the bound, and laziness against width (PNG + SVG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    plt, outdir = open_figures(outdir)
     paths: list[Path] = []
     wide = _widest(records)
     width = int(wide["width"].iloc[0])
@@ -474,52 +469,16 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     ax = axes[0]
-    for i, n in enumerate(ns):
-        c = f"C{i}"
-        for method, fmt, ls in (("fine-tune", "o", "-"), ("scratch", "s", ":")):
-            g = net[(net["n"] == n) & (net["method"] == method)]
-            k = ker[(ker["n"] == n) & (ker["method"] == method)]
-            ax.errorbar(
-                g["delta"],
-                g["mean"],
-                yerr=2 * g["sem"],
-                fmt=fmt,
-                color=c,
-                ms=4,
-                capsize=2,
-                mfc="none" if method == "scratch" else c,
-                label=f"n={n}: network" if method == "fine-tune" else None,
-            )
-            ax.plot(
-                k["delta"],
-                k["mean"],
-                ls,
-                color=c,
-                label=f"n={n}: kernel predictor" if method == "fine-tune" else None,
-            )
+    _error_panel(
+        ax, net, ker, "n", ns, "delta", lambda n: (f"n={n}: network", f"n={n}: kernel predictor")
+    )
     ax.set_yscale("log")
     ax.set_xlabel("teacher distance ||theta_T - theta_S||")
     ax.set_ylabel("test mean squared error")
     ax.set_title("fine-tuned (filled, solid) vs scratch (open, dotted)", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
     ax = axes[1]
-    for i, delta in enumerate(deltas):
-        c = f"C{i}"
-        for method, fmt, ls in (("fine-tune", "o", "-"), ("scratch", "s", ":")):
-            g = net[(net["delta"] == delta) & (net["method"] == method)]
-            k = ker[(ker["delta"] == delta) & (ker["method"] == method)]
-            ax.errorbar(
-                g["n"],
-                g["mean"],
-                yerr=2 * g["sem"],
-                fmt=fmt,
-                color=c,
-                ms=4,
-                capsize=2,
-                mfc="none" if method == "scratch" else c,
-                label=f"delta={delta:g}" if method == "fine-tune" else None,
-            )
-            ax.plot(k["n"], k["mean"], ls, color=c)
+    _error_panel(ax, net, ker, "delta", deltas, "n", lambda delta: (f"delta={delta:g}", None))
     _n_axis(ax, ns)
     ax.set_yscale("log")
     ax.set_ylabel("test mean squared error")
@@ -528,9 +487,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     fig.suptitle(
         f"E5: two-layer ReLU network, width {width}, d = {int(records['d'].iloc[0])}", fontsize=10
     )
-    fig.tight_layout()
-    paths += save_figure(fig, outdir / "relu_error")
-    plt.close(fig)
+    paths += finish(fig, outdir / "relu_error")
 
     fig, ax = plt.subplots(figsize=(6, 4.2))
     risk = _means(wide, "test_ramp")
@@ -564,9 +521,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         fontsize=8,
     )
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths += save_figure(fig, outdir / "relu_bound")
-    plt.close(fig)
+    paths += finish(fig, outdir / "relu_bound")
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     ft = records[records["method"] == "fine-tune"]
@@ -625,10 +580,44 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     ax.set_ylabel("relative weight movement")
     ax.set_title("how far the first layer moved: ||W - W_start|| / ||W_start||", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths += save_figure(fig, outdir / "relu_width")
-    plt.close(fig)
+    paths += finish(fig, outdir / "relu_width")
     return paths
+
+
+def _error_panel(
+    ax: Any,
+    net: pd.DataFrame,
+    ker: pd.DataFrame,
+    by: str,
+    values: list[Any],
+    x: str,
+    labels: Callable[[Any], tuple[str | None, str | None]],
+) -> None:
+    """Test MSE against column ``x``, one colour per value of ``by``.
+
+    Points: trained networks (2 s.e.); lines: the kernel predictor. Fine-tuned runs are filled
+    points on solid lines, scratch runs open points on dotted lines. ``labels(value)`` gives the
+    legend labels of the fine-tuned points and line (``None``: left out of the legend).
+    """
+    for i, value in enumerate(values):
+        c = f"C{i}"
+        point_label, line_label = labels(value)
+        for method, fmt, ls in (("fine-tune", "o", "-"), ("scratch", "s", ":")):
+            tuned = method == "fine-tune"
+            g = net[(net[by] == value) & (net["method"] == method)]
+            k = ker[(ker[by] == value) & (ker["method"] == method)]
+            ax.errorbar(
+                g[x],
+                g["mean"],
+                yerr=2 * g["sem"],
+                fmt=fmt,
+                color=c,
+                ms=4,
+                capsize=2,
+                mfc=c if tuned else "none",
+                label=point_label if tuned else None,
+            )
+            ax.plot(k[x], k["mean"], ls, color=c, label=line_label if tuned else None)
 
 
 def _n_axis(ax: Any, ns: list[int]) -> None:

@@ -41,9 +41,10 @@ import pandas as pd
 
 from .. import covariance as covmod
 from .. import deep_linear as dl
-from .._deep_linear_exp import mean_se, risks, save_figure, train_and_compare
+from .._deep_linear_exp import mean_se_columns, risks, train_and_compare
 from .._random import as_generator
 from ..teachers import scaled_pairs
+from ._plotting import finish, log_axes, open_figures
 from .base import Experiment, Verdict
 
 MODES = ("source", "target")
@@ -190,14 +191,7 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------ analysis
 def summary(records: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard error of the relative risks per (mode, factor, depth)."""
-    keys = ["mode", "factor", "depth"]
-    out = None
-    for col in ("rel_trained", "rel_closed", "rel_asymptotic"):
-        s = mean_se(records, keys, col)[[*keys, "mean", "se"]]
-        s = s.rename(columns={"mean": col, "se": f"{col}_se"})
-        out = s if out is None else out.merge(s, on=keys)
-    assert out is not None
-    return out
+    return mean_se_columns(records, ["mode", "factor", "depth"])
 
 
 def table(records: pd.DataFrame) -> pd.DataFrame:
@@ -297,13 +291,7 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     """Relative risk against the factor c, one panel per mode, depths side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
+    plt, outdir = open_figures(outdir)
     s = summary(records)
     modes = [m for m in MODES if m in set(s["mode"])]
     fig, axes = plt.subplots(1, len(modes), figsize=(4.8 * len(modes), 3.8), squeeze=False)
@@ -346,11 +334,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                 capsize=2,
                 label=f"depth {depth:g}: trained (+- s.e.)",
             )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        cs = sorted(g["factor"].unique())
-        ax.set_xticks(cs, [f"{v:.3g}" for v in cs])
-        ax.minorticks_off()
+        log_axes(ax, sorted(g["factor"].unique()), lambda v: f"{v:.3g}")
         ax.set_xlabel(f"factor c multiplying the {mode}")
         ax.set_ylabel("excess risk / ||theta_T||^2 (of the scaled target)")
         ax.set_title(f"scaling the {mode}")
@@ -361,10 +345,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
         f"(d = {first['d']}, n = {first['n']})",
         fontsize=10,
     )
-    fig.tight_layout()
-    paths = save_figure(fig, outdir / "scaling_risk")
-    plt.close(fig)
-    return paths
+    return finish(fig, outdir / "scaling_risk")
 
 
 EXPERIMENT = Experiment(
