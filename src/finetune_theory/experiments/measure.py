@@ -210,13 +210,19 @@ def correlations(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def table(records: pd.DataFrame) -> pd.DataFrame:
-    """Spearman correlation with the true risk, measures as rows and spectra as columns."""
+    """Correlation of each measure with the true risk: Spearman per spectrum, then Pearson of logs.
+
+    Rows are the measures of :data:`finetune_theory.linear.MEASURES`; columns are
+    ``"<spectrum>: Spearman"`` for every spectrum, then ``"<spectrum>: Pearson (logs)"``.
+    """
     corr = correlations(records)
-    return (
-        corr.pivot(index="measure", columns="spectrum", values="spearman")
-        .loc[list(linear.MEASURES)]
-        .round(3)
-    )
+    spectra = list(dict.fromkeys(corr["spectrum"]))
+    out = pd.DataFrame(index=pd.Index(list(linear.MEASURES), name="measure"))
+    for column, label in (("spearman", "Spearman"), ("pearson_log", "Pearson (logs)")):
+        piv = corr.pivot(index="measure", columns="spectrum", values=column)
+        for spectrum in spectra:
+            out[f"{spectrum}: {label}"] = piv[spectrum]
+    return out.round(3)
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
