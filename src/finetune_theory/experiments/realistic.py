@@ -746,7 +746,7 @@ def _measured(ax: Any, g: pd.DataFrame, **style: Any) -> None:
 
 EXPERIMENT = Experiment(
     name="realistic",
-    title="E6: realistic data",
+    title="E6 - realistic data: real covariances and real source/target tasks",
     description="Real input covariances (image patches, digits) with planted teachers, and real "
     "source/target tasks from grouped tables; predicted against measured risk.",
     config_cls=Config,
