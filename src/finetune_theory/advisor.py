@@ -444,9 +444,7 @@ def _first_n_above_rank(noise_var: float, r: int, eps: float, n_max: int) -> flo
     return float(hi)
 
 
-def _scan(
-    model: _Model, eps: float | None, n_max: int, rank: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _scan(model: _Model, eps: float | None, n_max: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
     """``n`` needed for test MSE ``eps`` and the crossover with scratch (the last row)."""
     noise_var = model.noise_var
     n_src = noise_var.size
