@@ -16,8 +16,8 @@ test MSE of fine-tuning each source on such draws. Baselines from the same ``n``
 rows: LogME of the source's prediction as a feature, the Euclidean distance to a ridge
 estimate of the target, and the source's own MSE.
 
-Run: ``python benchmarks/validate_advisor.py [--quick]``. Prints numbers only; nothing is
-timed.
+Run: ``python benchmarks/validate_advisor.py [--quick] [--real-only]``. Prints numbers only;
+nothing is timed.
 """
 
 from __future__ import annotations
@@ -256,15 +256,7 @@ def grouped(
     return taus
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
-    args = parser.parse_args()
-    start = time.perf_counter()
-    if args.quick:
-        d, n, m, reps, boot_reps, draws, rank_draws = 200, 30, 1000, 1, 1, 3, 2
-    else:
-        d, n, m, reps, boot_reps, draws, rank_draws = 400, 40, 2000, 3, 2, 10, 5
+def part1(d: int, n: int, m: int, reps: int, boot_reps: int) -> None:
     print(
         f"Part 1: planted problems, d = {d}, n = {n}, power-law a in (0.5, 1, 1.5), "
         "tilt in (-1, 0, 1), noise in (0, 0.1)"
@@ -277,6 +269,22 @@ def main() -> None:
     print_planted(planted(d, n, 0, reps, seed=10), "labelled inputs only")
     coverage(d, n, m, boot_reps, n_boot=20)
     monte_carlo_check(d, n, m)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
+    parser.add_argument(
+        "--real-only", action="store_true", help="run only part 2 (the real grouped data)"
+    )
+    args = parser.parse_args()
+    start = time.perf_counter()
+    if args.quick:
+        d, n, m, reps, boot_reps, draws, rank_draws = 200, 30, 1000, 1, 1, 3, 2
+    else:
+        d, n, m, reps, boot_reps, draws, rank_draws = 400, 40, 2000, 3, 2, 10, 5
+    if not args.real_only:
+        part1(d, n, m, reps, boot_reps)
     for n_real in (15, 30):
         print(
             f"Part 2: diamonds (60 random ReLU features) grouped by cut x colour, n = {n_real} "
@@ -288,6 +296,14 @@ def main() -> None:
             print(
                 f"  Kendall tau {key:16s}: mean {np.nanmean(arr):+.3f}  "
                 f"(sd over draws {np.nanstd(arr):.3f}, {arr.size} rankings)"
+            )
+        # paired over the same rankings: the noise of a difference between two methods
+        ref = np.array(taus["advisor"])
+        for key in ("logme", "euclidean", "source_mse"):
+            diff = ref - np.array(taus[key])
+            print(
+                f"  advisor - {key:10s}: {np.nanmean(diff):+.3f} "
+                f"(paired standard error {np.nanstd(diff) / np.sqrt(diff.size):.3f})"
             )
     print(f"total {time.perf_counter() - start:.0f} s")
 

@@ -12,7 +12,12 @@ from scipy.stats import multivariate_normal
 from sklearn.linear_model import LinearRegression
 
 from finetune_theory import advise, covariance, linear, teachers
-from finetune_theory._advisor_fit import _posterior_energy, fit_profiles, helmert
+from finetune_theory._advisor_fit import (
+    _posterior_energy,
+    _posterior_moments,
+    fit_profiles,
+    helmert,
+)
 from finetune_theory._logme import log_evidence, logme
 from finetune_theory.advisor import _Model, _risk_curve, main_advise
 
@@ -43,6 +48,10 @@ def test_posterior_energy_matches_dense_gaussian_conditioning():
     want = (gain @ r.T).T ** 2 + np.diag(post_cov)
     got = _posterior_energy(p, r, np.full(2, s), t, np.full(2, noise))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    # the signed posterior mean (used to anchor the sources on the reference)
+    mean, second = _posterior_moments(p, r, np.full(2, s), t, np.full(2, noise))
+    np.testing.assert_allclose(mean, -(gain @ r.T).T, rtol=1e-9, atol=1e-12)  # r = -P c + e
+    np.testing.assert_allclose(second, want, rtol=1e-9, atol=1e-12)
 
 
 def test_profile_fit_recovers_planted_tilt_energy_and_noise():

@@ -43,6 +43,8 @@ class ProfileFit:
         ``t``, ``s`` and ``sigma^2`` at the maximum of the marginal likelihood.
     energy : ndarray, shape (S, d)
         Posterior ``E[<Delta, v_k>^2 | data]`` in the estimated eigenbasis.
+    mean : ndarray, shape (S, d)
+        Posterior mean ``E[<Delta, v_k> | data]`` (signed; ``Delta = theta_S - theta_T``).
     prior_energy : ndarray, shape (S, d)
         ``s k^t`` (the fitted profile before the data refines it).
     loglik : ndarray, shape (S,)
@@ -53,6 +55,7 @@ class ProfileFit:
     scale: np.ndarray
     noise_var: np.ndarray
     energy: np.ndarray
+    mean: np.ndarray
     prior_energy: np.ndarray
     loglik: np.ndarray
 
@@ -179,15 +182,17 @@ def fit_profiles(
     best_s = np.where(empty, 0.0, best_s)
     noise_var = np.where(empty, 0.0, best_noise)
     energy = np.zeros((n_src, d))
+    mean = np.zeros((n_src, d))
     for t in np.unique(best_t):
         idx = np.flatnonzero(best_t == t)
-        energy[idx] = _posterior_energy(p, res[idx], best_s[idx], t, noise_var[idx])
+        mean[idx], energy[idx] = _posterior_moments(p, res[idx], best_s[idx], t, noise_var[idx])
     prior = best_s[:, None] * k[None, :] ** best_t[:, None]
     return ProfileFit(
         tilt=best_t,
         scale=best_s,
         noise_var=noise_var,
         energy=energy,
+        mean=mean,
         prior_energy=prior,
         loglik=-best_nll,
     )
@@ -196,10 +201,17 @@ def fit_profiles(
 def _posterior_energy(
     p: np.ndarray, res: np.ndarray, s: np.ndarray, t: float, noise_var: np.ndarray
 ) -> np.ndarray:
-    """``E[c_k^2 | r] = mu_k^2 + var_k`` for sources sharing the tilt ``t``.
+    """``E[c_k^2 | r] = mu_k^2 + var_k`` for sources sharing the tilt ``t``."""
+    return _posterior_moments(p, res, s, t, noise_var)[1]
 
-    With ``M = P D^{1/2} = U S W^T`` and ``K = s M M^T + sigma^2 I``:
-    ``mu = -s D^{1/2} M^T K^{-1} r`` (the sign is irrelevant here) and
+
+def _posterior_moments(
+    p: np.ndarray, res: np.ndarray, s: np.ndarray, t: float, noise_var: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior mean ``mu_k`` and second moment ``mu_k^2 + var_k`` of ``c_k`` given ``r``.
+
+    With ``M = P D^{1/2} = U S W^T`` and ``K = s M M^T + sigma^2 I``, and ``r = -P c + noise``:
+    ``mu = -s D^{1/2} M^T K^{-1} r`` and
     ``var_k = s D_k (1 - s sum_j W_jk^2 g_j / (s g_j + sigma^2))``.
     """
     d = p.shape[1]
@@ -215,6 +227,6 @@ def _posterior_energy(
     with np.errstate(divide="ignore", invalid="ignore"):
         coef = np.where(denom > 0, s * sv[None, :] / np.where(denom > 0, denom, 1.0), 0.0)
         shrink = np.where(denom > 0, s * g[None, :] / np.where(denom > 0, denom, 1.0), 0.0)
-    mu = ((res @ u) * coef) @ wt * dh[None, :]  # (S, d)
+    mu = -((res @ u) * coef) @ wt * dh[None, :]  # (S, d)
     var = s * (dh * dh)[None, :] * (1.0 - shrink @ (wt * wt))
-    return mu * mu + np.maximum(var, 0.0)
+    return mu, mu * mu + np.maximum(var, 0.0)

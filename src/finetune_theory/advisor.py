@@ -364,10 +364,11 @@ class _Model:
     """What the curves of every source are computed from.
 
     ``energy[i, k]`` is the posterior ``E <Delta_i, v_k>^2`` of source ``i``. With anchoring,
-    source ``i``'s bias is that of the reference source ``ref`` plus the exact difference
-    ``sum_k w_k [(a_ik - a_rk)^2 + 2 (a_ik - a_rk) delta_rk]``, where ``a`` are the known source
-    coordinates and ``w_k delta_rk`` is estimated without bias from the reference's residuals
-    (``cross = -V^T X^T r_ref / m``, so that ``delta_rk = cross_k / lambda_k``).
+    ``Delta_i = Delta_ref + (a_i - a_ref)`` with ``a`` the known source coordinates, so source
+    ``i``'s bias is the posterior expectation ``sum_k w_k [E c_rk^2 + 2 (a_ik - a_rk) E c_rk +
+    (a_ik - a_rk)^2]`` under the reference's fitted profile: ``ref_mean`` is the posterior mean
+    ``E[c_rk | r_ref]``, which shrinks the raw moment estimate ``-V^T X^T r_ref / m`` (divided by
+    ``lambda_k``) towards zero where the data cannot resolve a direction.
     """
 
     eigvals: np.ndarray
@@ -375,17 +376,15 @@ class _Model:
     noise_var: np.ndarray  # (S,)
     ref: int | None = None
     diff: np.ndarray | None = None  # (S, d): a_i - a_ref
-    cross: np.ndarray | None = None  # (d,): lambda_k * delta_ref,k estimated
+    ref_mean: np.ndarray | None = None  # (d,): posterior mean of the reference's c_k
 
     def bias(self, eq: Any) -> np.ndarray:
         """``sum_k w_k(n) E <Delta_i, v_k>^2`` for each source (rows) and ``n`` (columns)."""
         w = eq.bias_weights  # (G, d)
-        if self.ref is None or self.diff is None or self.cross is None:
+        if self.ref is None or self.diff is None or self.ref_mean is None:
             return self.energy @ w.T
-        lam = self.eigvals
-        w_over = w / np.where(lam > 0, lam, np.inf)[None, :]
         base = self.energy[self.ref] @ w.T  # (G,)
-        corr = (self.diff * self.diff) @ w.T + 2.0 * (self.diff * self.cross[None, :]) @ w_over.T
+        corr = (self.diff * (self.diff + 2.0 * self.ref_mean[None, :])) @ w.T
         return np.maximum(base[None, :] + corr, 0.0)
 
     def excess(self, eq: Any) -> np.ndarray:
@@ -497,10 +496,14 @@ def _analyse(
     res = yh[None, :] - coefs @ xh.T  # (S, n - 1)
     fit = fit_profiles(p, res)
     noise = fit.noise_var
-    ref = int(np.argmin(np.mean(res * res, axis=1)))  # the source closest to the labels
+    # the reference is the prior centre theta_T ~ N(theta_ref, s k^t) with the largest
+    # marginal likelihood: empirical Bayes picks it like the other hyperparameters (the
+    # smallest residual ignores how the residual spreads over the spectrum; a zero "scratch"
+    # centre chosen that way made the posterior shrink the target towards zero)
+    ref = int(np.argmax(fit.loglik))
     if shared_noise and coefs.shape[0] > 1:
         # the noise belongs to the target, not to the source: take the estimate of the
-        # source that explains the labels best (least confounded with unexplained signal)
+        # reference, the source whose model explains the labels best
         fit = fit_profiles(p, res, noise_var=float(fit.noise_var[ref]))
         noise = fit.noise_var
     model = _Model(lam, fit.energy, noise)
@@ -512,7 +515,7 @@ def _analyse(
             np.full(coefs.shape[0], noise[ref]),
             ref=ref,
             diff=coords - coords[ref],
-            cross=-(p.T @ res[ref]) / p.shape[0],
+            ref_mean=fit.mean[ref],
         )
     excess, risk = _risk_curve(model, ns)
     similarity = model.bias(deterministic_equivalent(Covariance(lam), n_lab))[:, 0]
@@ -615,9 +618,9 @@ def advise(
     holdout_splits : int
         Random halvings of the labelled data for the hold-out check (0: none; needs n >= 8).
     anchor : bool
-        Predict every source relative to the one that fits the labelled data best (exact
-        source differences plus an unbiased cross term; consistent rankings). False: fit each
-        source's profile on its own.
+        Predict every source from the posterior of one reference (the source whose profile
+        model has the largest marginal likelihood) plus the exact source differences;
+        consistent rankings. False: fit each source's profile on its own.
     seed : int or SeedSequence
         Bootstrap and hold-out randomness; the same seed gives the same advice.
 
