@@ -33,8 +33,8 @@ import numpy as np  # noqa: E402
 from scipy.stats import kendalltau  # noqa: E402
 
 from finetune_theory import covariance, linear, teachers  # noqa: E402
-from finetune_theory._logme import logme_linear_source  # noqa: E402
 from finetune_theory.advisor import advise  # noqa: E402
+from finetune_theory.advisor._logme import logme_linear_source  # noqa: E402
 from finetune_theory.estimator import FineTunedRegressor  # noqa: E402
 
 

@@ -12,14 +12,15 @@ from scipy.stats import multivariate_normal
 from sklearn.linear_model import LinearRegression
 
 from finetune_theory import advise, covariance, linear, teachers
-from finetune_theory._advisor_fit import (
+from finetune_theory.advisor._advise import _Model, _risk_curve
+from finetune_theory.advisor._fit import (
     _posterior_energy,
     _posterior_moments,
     fit_profiles,
     helmert,
 )
-from finetune_theory._logme import log_evidence, logme
-from finetune_theory.advisor import _Model, _risk_curve, main_advise
+from finetune_theory.advisor._logme import log_evidence, logme
+from finetune_theory.cli import main
 
 # --------------------------------------------------------------------------- the core
 
@@ -298,9 +299,9 @@ def _write_cli_files(tmp_path):
 
 def test_cli_writes_table_json_and_plot(tmp_path, capsys):
     _write_cli_files(tmp_path)
-    code = main_advise(
+    code = main(
         [
-            "--data", str(tmp_path / "data.csv"), "--target", "price",
+            "advise", "--data", str(tmp_path / "data.csv"), "--target", "price",
             "--source", str(tmp_path / "good.json"), "--source", str(tmp_path / "bad.json"),
             "--eps", "0.5", "--boot", "3",
             "--json", str(tmp_path / "out.json"), "--plot", str(tmp_path / "out.png"),
@@ -320,7 +321,7 @@ def test_cli_writes_table_json_and_plot(tmp_path, capsys):
         (["--target", "price", "--source", "{tmp}/short.json"], 1, "has 2 coefficients"),
         (["--target", "price", "--source", "{tmp}/broken.json"], 1, "not valid JSON"),
         (["--target", "price", "--features", "u,q"], 1, "--features columns not in --data: q"),
-        (["--target", "price", "--eps", "abc"], 2, "invalid float value"),
+        (["--target", "price", "--eps", "abc"], 2, "expected a number"),
         (["--target", "price", "--data", "{tmp}/text.csv"], 1, "column 'label' is not numeric"),
         (["--target", "label", "--data", "{tmp}/text.csv"], 1, "'label' is not numeric"),
         (["--target", "price", "--data", "{tmp}/gap.csv"], 1, "column 'v' has 1 missing"),
@@ -337,8 +338,8 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, capsys, args, code,
     data[:1].to_csv(tmp_path / "one.csv", index=False)
     (tmp_path / "short.json").write_text("[1, 2]")
     (tmp_path / "broken.json").write_text("{oops")
-    argv = ["--data", str(tmp_path / "data.csv")] + [a.format(tmp=tmp_path) for a in args]
-    assert main_advise(argv) == code
+    argv = ["advise", "--data", str(tmp_path / "data.csv")] + [a.format(tmp=tmp_path) for a in args]
+    assert main(argv) == code
     err = capsys.readouterr().err
     assert match in err
     assert len(err.strip().splitlines()) == 1

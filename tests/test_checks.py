@@ -1,4 +1,4 @@
-"""Argument validation (``_checks``) and random streams (``_random``)."""
+"""Argument validation (``_validation``) and random streams (``_random``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from finetune_theory import _checks as ck
+from finetune_theory import _validation as ck
 from finetune_theory._random import as_generator, seed_sequence, spawn_generators
 
 

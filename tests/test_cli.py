@@ -307,7 +307,7 @@ def test_each_available_experiment_has_records_figures_and_verdicts(quick_run, n
 # ------------------------------------------------------------------ risk
 def test_risk_depth_one_matches_the_isotropic_closed_form(capsys):
     pytest.importorskip("finetune_theory.linear")
-    from finetune_theory.runner.risk import learning_curve
+    from finetune_theory.curves import learning_curve
     from finetune_theory.teachers import scaled_pair
 
     d, ns, sigma = 50, [5, 10, 25, 40], 0.3
@@ -358,7 +358,7 @@ def test_bad_risk_settings_give_one_line(tmp_path, capsys, argv, message):
 @pytest.mark.parametrize("depth", ["3", "inf"])
 def test_risk_deep_networks_equal_teachers_have_zero_risk(depth, capsys):
     pytest.importorskip("finetune_theory.deep_linear")
-    from finetune_theory.runner.risk import learning_curve
+    from finetune_theory.curves import learning_curve
 
     curve = learning_curve(d=80, depth=float(depth), alpha=1.0, eps=0.0, n_values=[4, 8, 16])
     np.testing.assert_allclose(curve["fine_tuned"], 0.0, atol=1e-12)

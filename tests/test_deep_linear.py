@@ -18,7 +18,7 @@ from scipy import optimize
 from finetune_theory import covariance as cv
 from finetune_theory import deep_linear as dl
 from finetune_theory import linear, teachers
-from finetune_theory._deep_linear_nets import loss_and_gradients
+from finetune_theory.deep_linear._nets import loss_and_gradients
 
 
 def problem(d=40, n=8, alpha=0.5, eps=0.3, seed=0, batch=None):

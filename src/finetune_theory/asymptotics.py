@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_positive_int_array
+from ._validation import check_positive_int_array
 from .covariance import Covariance, as_covariance
 
 __all__ = ["DeterministicEquivalent", "deterministic_equivalent", "solve_kappa", "numerical_rank"]

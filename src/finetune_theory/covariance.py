@@ -15,8 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_array, as_matrix, check_finite_scalar, check_positive, check_positive_int
 from ._random import SeedLike, as_generator
+from ._validation import (
+    as_array,
+    as_matrix,
+    check_finite_scalar,
+    check_positive,
+    check_positive_int,
+)
 
 __all__ = [
     "Covariance",
@@ -24,6 +30,8 @@ __all__ = [
     "isotropic",
     "power_law",
     "spiked",
+    "FAMILIES",
+    "family",
     "from_matrix",
     "from_data",
     "random_rotation",
@@ -178,6 +186,43 @@ def spiked(d: int, spikes: Any = (10.0,), base: float = 1.0) -> Covariance:
     lam = np.full(d, base)
     lam[: s.size] = np.sort(s)[::-1]
     return Covariance(lam, None, name=f"spiked k={s.size}")
+
+
+#: the spectrum families that have a name (``power-law`` is accepted for ``power_law``)
+FAMILIES = ("isotropic", "power_law", "spiked")
+
+
+def family(name: str, d: int, *, a: float = 1.0, spikes: Any = (10.0,)) -> Covariance:
+    """The covariance of a spectrum family given by name: the one place names become spectra.
+
+    Parameters
+    ----------
+    name : {"isotropic", "power_law", "spiked"}
+        The family; a hyphen may stand for the underscore (``"power-law"``).
+    d : int
+        Dimension.
+    a : float, default 1.0
+        Exponent of ``power_law`` (``lambda_i = i^-a``); ignored by the other families.
+    spikes : sequence of float, default (10.0,)
+        Leading eigenvalues of ``spiked`` on a unit spectrum; ignored by the others.
+
+    Examples
+    --------
+    >>> family("power-law", 4, a=2.0).eigvals.round(4)
+    array([1.    , 0.25  , 0.1111, 0.0625])
+    >>> family("gaussian", 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: spectrum must be one of isotropic, power_law, spiked, got 'gaussian'
+    """
+    key = str(name).strip().lower().replace("-", "_")
+    if key == "isotropic":
+        return isotropic(d)
+    if key == "power_law":
+        return power_law(d, a=a)
+    if key == "spiked":
+        return spiked(d, spikes=spikes)
+    raise ValueError(f"spectrum must be one of {', '.join(FAMILIES)}, got {name!r}")
 
 
 def from_matrix(matrix: Any, name: str = "cov") -> Covariance:

@@ -126,7 +126,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
     def _check_params(self, d: int) -> tuple[np.ndarray, float, int]:
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
-        from ._checks import as_vector, check_depth, check_finite_scalar
+        from ._validation import as_vector, check_depth, check_finite_scalar
 
         depth = check_depth(self.depth)
         if depth == math.inf:

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import (
+from ._random import SeedLike, as_generator
+from ._validation import (
     as_vector,
     check_nonnegative,
     check_positive,
@@ -31,9 +32,9 @@ from ._checks import (
     regression_problem,
     teacher_vectors,
 )
-from ._random import SeedLike, as_generator
 from .asymptotics import deterministic_equivalent, numerical_rank
 from .covariance import Covariance, as_covariance
+from .exceptions import ConvergenceError, DivergenceError, UnreachableRiskError
 
 __all__ = [
     "ConvergenceError",
@@ -52,18 +53,6 @@ __all__ = [
     "similarity",
     "MEASURES",
 ]
-
-
-class ConvergenceError(RuntimeError):
-    """Gradient descent did not reach its tolerance within the allowed number of steps."""
-
-
-class DivergenceError(RuntimeError):
-    """Gradient descent diverged: the step size is too large for the data."""
-
-
-class UnreachableRiskError(ValueError):
-    """The requested risk cannot be reached within the allowed sample sizes."""
 
 
 # --------------------------------------------------------------------------- checks

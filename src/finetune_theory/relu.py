@@ -38,14 +38,15 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import (
+from ._random import SeedLike, as_generator, spawn_generators
+from ._validation import (
     as_array,
     as_matrix,
     check_positive,
     check_positive_int,
     check_same_dim,
 )
-from ._random import SeedLike, as_generator, spawn_generators
+from .exceptions import ConvergenceError, DivergenceError, TrainingError
 
 __all__ = [
     "DEFAULT_DELTA",
@@ -81,19 +82,6 @@ SPHERE_TOL = 1e-6
 _PIVOT_RTOL = 1e-12
 #: evaluation on many inputs runs in blocks of rows of about this many (input, neuron) floats
 _BLOCK_FLOATS = 2**22
-
-
-# ----------------------------------------------------------------------- errors
-class TrainingError(RuntimeError):
-    """Gradient descent failed; raised instead of returning unusable weights."""
-
-
-class DivergenceError(TrainingError):
-    """The loss became non-finite or grew far above its initial value."""
-
-
-class ConvergenceError(TrainingError):
-    """The loss did not reach the tolerance within the allowed number of steps."""
 
 
 # ------------------------------------------------------------------ the kernel

@@ -18,8 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_array, as_vector, check_finite_scalar, check_nonnegative, check_positive_int
 from ._random import SeedLike, as_generator
+from ._validation import (
+    as_array,
+    as_vector,
+    check_finite_scalar,
+    check_nonnegative,
+    check_positive_int,
+)
 from .covariance import Covariance, as_covariance
 
 __all__ = [

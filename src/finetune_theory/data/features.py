@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._checks import check_positive_int
 from .._random import SeedLike, as_generator
+from .._validation import check_positive_int
 
 __all__ = ["FeatureMap", "check_frame"]
 

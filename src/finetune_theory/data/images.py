@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import check_positive_int
+from .._validation import check_positive_int
 
 __all__ = ["LUMA", "sample_images", "image_patches", "patch_grid", "digit_images"]
 

@@ -41,9 +41,9 @@ import pandas as pd
 
 from .. import covariance as covmod
 from .. import deep_linear as dl
-from .._deep_linear_exp import depth_axis, design, mean_se_columns, risks, train_and_compare
 from .._random import as_generator
 from ..teachers import scaled_pairs
+from ._deep import depth_axis, design, mean_se_columns, risks, train_and_compare
 from ._plotting import finish, open_figures
 from .base import Experiment, Verdict
 

@@ -43,9 +43,9 @@ import pandas as pd
 from .. import covariance as covmod
 from .. import deep_linear as dl
 from .. import linear
-from .._deep_linear_exp import mean_se, risks, train_and_compare
 from .._random import as_generator
 from ..teachers import random_units
+from ._deep import mean_se, risks, train_and_compare
 from ._plotting import finish, log_axes, open_figures
 from .base import Experiment, Verdict
 

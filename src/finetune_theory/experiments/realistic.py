@@ -37,7 +37,7 @@ import pandas as pd
 
 from .. import covariance as covmod
 from .. import linear
-from .._checks import check_depth
+from .._validation import check_depth
 from ..asymptotics import numerical_rank
 from ..teachers import placed_pair
 from ._plotting import finish, open_figures

@@ -6,7 +6,6 @@
   derived from the root seed by unit index;
 - :mod:`~finetune_theory.runner.reproduction`: records, figures and verdicts of many experiments;
 - :mod:`~finetune_theory.runner.report`: the self-contained HTML report;
-- :mod:`~finetune_theory.runner.risk`: predicted learning curves for the ``risk`` command;
 - :mod:`~finetune_theory.runner.catalog`: the experiment list for the ``list`` command.
 
 The command line (:mod:`finetune_theory.cli`) only parses arguments and calls these.

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import as_array, as_matrix, as_vector
-from .linear import ConvergenceError, DivergenceError
+from .._validation import as_array, as_matrix, as_vector
+from ..exceptions import ConvergenceError, DivergenceError
 
 __all__ = [
     "Net",

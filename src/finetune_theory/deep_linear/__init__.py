@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from . import linear
-from ._checks import (
+from .. import linear
+from .._random import SeedLike, as_generator
+from .._validation import (
     as_vector,
     check_depth,
     check_nonnegative,
@@ -35,8 +36,11 @@ from ._checks import (
     check_positive_int,
     check_positive_int_array,
 )
-from ._deep_linear_closed import pinv, projections, solve_scale
-from ._deep_linear_nets import (
+from ..asymptotics import deterministic_equivalent
+from ..covariance import as_covariance
+from ..linear import ConvergenceError, DivergenceError, SimulatedRisk
+from ._closed import pinv, projections, solve_scale
+from ._nets import (
     TrainResult,
     as_data,
     as_frozen,
@@ -46,10 +50,6 @@ from ._deep_linear_nets import (
     left_products,
     line_search_descent,
 )
-from ._random import SeedLike, as_generator
-from .asymptotics import deterministic_equivalent
-from .covariance import as_covariance
-from .linear import ConvergenceError, DivergenceError, SimulatedRisk
 
 __all__ = [
     "ConvergenceError",
@@ -365,7 +365,7 @@ def pretrain(
         Pretrain this many networks of one source at once (each its own data and
         initialisation); the result is then batched.
     armijo, move : float
-        Line-search constants (see ``_deep_linear_nets.line_search_descent``): the accepted
+        Line-search constants (see ``_nets.line_search_descent``): the accepted
         decrease fraction, and the largest move per step relative to the weights' norm.
     max_steps, tol
         As for :func:`train`.

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import RunnerError
+from .runner.errors import RunnerError
 
 __all__ = ["SPECTRA", "make_covariance", "default_sample_sizes", "learning_curve", "plot_curve"]
 
@@ -28,16 +28,10 @@ SPECTRA = ("isotropic", "power-law", "spiked")
 def make_covariance(
     spectrum: str, d: int, a: float = 1.0, spikes: Sequence[float] = (10.0,)
 ) -> Any:
-    """The target covariance of a named spectrum family."""
-    from .. import covariance
+    """The target covariance of a named spectrum family (see :func:`covariance.family`)."""
+    from . import covariance
 
-    if spectrum == "isotropic":
-        return covariance.isotropic(d)
-    if spectrum == "power-law":
-        return covariance.power_law(d, a=a)
-    if spectrum == "spiked":
-        return covariance.spiked(d, spikes=tuple(spikes))
-    raise ValueError(f"spectrum must be one of {', '.join(SPECTRA)}, got {spectrum!r}")
+    return covariance.family(spectrum, d, a=a, spikes=tuple(spikes))
 
 
 def default_sample_sizes(d: int) -> list[int]:
@@ -51,12 +45,12 @@ def _risk_at(
 ) -> float:
     """Expected excess risk at ``n`` samples: linear for depth 1, deep linear otherwise."""
     if depth == 1:
-        from .. import linear
+        from . import linear
 
         value = linear.expected_risk(cov, theta_source, theta_target, n, noise=noise)
     else:
         try:
-            from .. import deep_linear
+            from . import deep_linear
         except ImportError as exc:
             raise RunnerError(
                 f"depth > 1 needs finetune_theory.deep_linear, which cannot be imported ({exc})"
@@ -100,7 +94,7 @@ def learning_curve(
     pandas.DataFrame
         Columns ``n``, ``fine_tuned``, ``from_scratch`` and ``gain`` (scratch / fine-tuned).
     """
-    from .._checks import check_depth, check_nonnegative, check_positive_int
+    from ._validation import check_depth, check_nonnegative, check_positive_int
 
     d = check_positive_int(d, "d")
     depth = check_depth(depth)
@@ -109,7 +103,7 @@ def learning_curve(
         n_values = default_sample_sizes(d)
     ns = [check_positive_int(n, "n") for n in n_values]
     cov = make_covariance(spectrum, d, a=a, spikes=spikes)
-    from ..teachers import scaled_pair
+    from .teachers import scaled_pair
 
     pair = scaled_pair(d, alpha=alpha, eps=eps, seed=seed)
     source = np.asarray(pair.theta_source, dtype=np.float64)

@@ -12,7 +12,7 @@ advisor estimates each ingredient from the data:
 * the covariance spectrum from every target input given, labelled or not (Ledoit-Wolf
   shrinkage, which fades away when there are many samples);
 * the energy of the source-target difference on each eigen-direction and the noise level by
-  empirical Bayes (:mod:`finetune_theory._advisor_fit`): a two-parameter profile
+  empirical Bayes (:mod:`finetune_theory.advisor._fit`): a two-parameter profile
   ``E <Delta, v_k>^2 = s k^t`` fitted by maximum marginal likelihood to the source's
   residuals on the labelled data, then refined direction by direction by the posterior;
 * uncertainty by the bootstrap (labelled and unlabelled rows resampled, everything refitted).
@@ -21,15 +21,15 @@ It returns an :class:`Advice`: the learning curves of fine-tuning and of trainin
 scratch with intervals, the crossover sample size, the sample size needed for a requested
 risk, the ranking of the sources, a hold-out check of the curve on the labelled data itself,
 and the assumptions, stated plainly. ``docs/advisor.md`` describes the method and its
-measured accuracy. :func:`main_advise` is the logic of the ``finetune-theory advise`` command.
+measured accuracy.
+The ``finetune-theory advise`` command (:mod:`finetune_theory.cli.advise`) reads CSV and JSON
+files and calls :func:`advise`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,29 +37,20 @@ from typing import Any
 
 import numpy as np
 
-from . import linear
-from ._advisor_fit import fit_profiles, helmert
-from ._advisor_io import (
+from .. import linear
+from .._random import SeedLike, as_generator
+from .._validation import check_positive, check_positive_int
+from ..asymptotics import deterministic_equivalent, numerical_rank
+from ..covariance import Covariance, from_data
+from ._fit import fit_profiles, helmert
+from ._io import (
     as_inputs,
     as_labels,
     check_not_constant,
     load_sources,
-    read_csv,
 )
-from ._checks import check_positive, check_positive_int
-from ._random import SeedLike, as_generator
-from .asymptotics import deterministic_equivalent, numerical_rank
-from .covariance import Covariance, from_data
 
-__all__ = [
-    "Advice",
-    "SourceAdvice",
-    "advise",
-    "add_advise_arguments",
-    "add_advise_parser",
-    "run_advise",
-    "main_advise",
-]
+__all__ = ["Advice", "SourceAdvice", "advise"]
 
 SCRATCH = "scratch"
 _DENSE_LIMIT = 4000  # beyond this many sample sizes, scan a log-spaced subset
@@ -863,138 +854,3 @@ def _assumptions(n: int, d: int, m: int, point: _Fit, entries: list[SourceAdvice
             f"differ by more than 2x) for: {', '.join(bad)}; treat their curves with caution."
         )
     return lines
-
-
-# ============================================================================== CLI
-def add_advise_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the ``advise`` options to ``parser`` (returns it)."""
-    parser.add_argument("--data", required=True, help="CSV of labelled target data")
-    parser.add_argument("--target", required=True, help="name of the label column in --data")
-    parser.add_argument(
-        "--source",
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="source model coefficients (.json or .csv); repeat for several sources",
-    )
-    parser.add_argument("--unlabelled", help="CSV of extra target inputs without labels")
-    parser.add_argument(
-        "--features", help="comma-separated feature columns (default: every other column)"
-    )
-    parser.add_argument("--eps", type=float, help="requested test MSE")
-    parser.add_argument("--n-max", type=int, help="largest sample size considered")
-    parser.add_argument("--boot", type=int, default=50, help="bootstrap replicates (default 50)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--json", help="write the full advice as JSON to this file")
-    parser.add_argument("--plot", help="write a figure (PNG/SVG) to this file")
-    return parser
-
-
-def add_advise_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the ``advise`` sub-command (its handler is :func:`run_advise`)."""
-    parser = subparsers.add_parser(
-        "advise",
-        help="predict whether fine-tuning pays off, and rank source models",
-        description=__doc__.splitlines()[0],
-    )
-    add_advise_arguments(parser)
-    parser.set_defaults(func=run_advise)
-    return parser
-
-
-def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    table = read_csv(args.data, "--data")
-    if args.target not in table.columns:
-        raise ValueError(
-            f"--target column {args.target!r} is not in {Path(args.data).name!r} "
-            f"(columns: {', '.join(map(str, table.columns[:10]))})"
-        )
-    if args.features:
-        feats = [f.strip() for f in args.features.split(",") if f.strip()]
-        missing = [f for f in feats if f not in table.columns]
-        if missing:
-            raise ValueError(f"--features columns not in --data: {', '.join(missing)}")
-    else:
-        feats = [c for c in table.columns if c != args.target]
-    if not feats:
-        raise ValueError("--data has no feature columns besides the target")
-    y = table[args.target]
-    if y.dtype.kind not in "biuf":
-        raise ValueError(f"--target column {args.target!r} is not numeric (dtype {y.dtype})")
-    if y.isna().any():
-        raise ValueError(
-            f"--target column {args.target!r} has {int(y.isna().sum())} missing values"
-        )
-    unl = None
-    if args.unlabelled:
-        utab = read_csv(args.unlabelled, "--unlabelled")
-        missing = [f for f in feats if f not in utab.columns]
-        if missing:
-            raise ValueError(f"--unlabelled lacks the feature columns {', '.join(missing)}")
-        unl = utab[feats]
-    return table[feats], y, unl
-
-
-def run_advise(args: argparse.Namespace) -> int:
-    """Run the ``advise`` command from parsed arguments; returns the exit status.
-
-    Every input problem ends with one line on stderr and status 1 (no traceback).
-    """
-    try:
-        X, y, unl = _read_cli_data(args)
-        advice = advise(
-            X,
-            y,
-            list(args.source) or None,
-            X_unlabelled=unl,
-            eps=args.eps,
-            n_max=args.n_max,
-            n_boot=args.boot,
-            seed=args.seed,
-        )
-        from rich.console import Console
-
-        console = Console()
-        console.print(advice.table())
-        if advice.best is not None:
-            b = advice.best
-            verdict = (
-                "fine-tuning beats training from scratch"
-                if b.risk_at(advice.n_grid, advice.n_labelled)
-                < advice.scratch.risk_at(advice.n_grid, advice.n_labelled)
-                else "training from scratch is predicted to do at least as well"
-            )
-            console.print(
-                f"Best source: [bold]{b.name}[/bold]; at n = {advice.n_labelled} {verdict}."
-            )
-        for line in advice.assumptions:
-            console.print(f"- {line}", highlight=False)
-        if args.json:
-            advice.to_json(args.json)
-        if args.plot:
-            advice.plot(args.plot)
-    except (ValueError, OSError) as exc:
-        msg = " ".join(str(exc).split())
-        print(f"finetune-theory advise: error: {msg}", file=sys.stderr)
-        return 1
-    return 0
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> Any:  # type: ignore[override]
-        print(f"finetune-theory advise: error: {message}", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def main_advise(argv: Sequence[str] | None = None) -> int:
-    """The ``finetune-theory advise`` command: parse ``argv`` and run; returns the exit status."""
-    parser = add_advise_arguments(
-        _OneLineParser(prog="finetune-theory advise", description=__doc__.splitlines()[0])
-    )
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return run_advise(args)

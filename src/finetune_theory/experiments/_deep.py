@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import deep_linear as dl
-from . import linear
-from ._deep_linear_closed import pinv
-from .covariance import Covariance
+from .. import deep_linear as dl
+from .. import linear
+from ..covariance import Covariance
+from ..deep_linear._closed import pinv
 
 __all__ = [
     "design",

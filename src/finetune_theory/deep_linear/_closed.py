@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ._checks import check_depth, regression_problem
+from .._validation import check_depth, regression_problem
 
 __all__ = ["solve_scale", "pinv", "projections"]
 

@@ -1,0 +1,164 @@
+"""``reproduce`` and ``list``: run experiments into a folder; show the catalogue."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ._common import (
+    PROG,
+    formatter,
+    nonnegative_int,
+    positive_float,
+    positive_int,
+)
+
+# ------------------------------------------------------------------ reproduce
+_REPRODUCE_EPILOG = """\
+experiments: measure (E1), depth (E2), scaling (E3), freezing (E4), relu (E5),
+realistic (E6); 'finetune-theory list' shows which are installed.
+
+examples:
+  finetune-theory reproduce                          all experiments, default size, into results/
+  finetune-theory reproduce measure depth --size quick --out /tmp/quick
+  finetune-theory reproduce --workers 1              everything in this process
+  finetune-theory reproduce --scheduler local:4      on a Dask LocalCluster with 4 workers
+  finetune-theory reproduce --scheduler tcp://scheduler-host:8786
+  finetune-theory reproduce relu --fresh             recompute E5, ignoring stored units
+
+An interrupted run resumes where it stopped when started again with the same arguments:
+finished units are read back from DIR/store.sqlite, not recomputed.
+"""
+
+
+def add_reproduce(sub: Any) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="run experiments; write figures, CSV records and report.html",
+        description="Run the named experiments (all installed ones by default) and write one\n"
+        "figure per result, the records as CSV and a self-contained report.html.",
+        epilog=_REPRODUCE_EPILOG,
+        formatter_class=formatter,
+    )
+    p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="experiment names")
+    p.add_argument(
+        "--size",
+        choices=("quick", "default", "paper"),
+        default="default",
+        help="quick (seconds), default (minutes), paper (the paper's sizes); default: default",
+    )
+    p.add_argument(
+        "--out", default="results", metavar="DIR", help="output folder (default: results)"
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="local worker processes (default: one per core; 1 runs in this process)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Dask: tcp://HOST:PORT of a scheduler, or local:N for a LocalCluster",
+    )
+    p.add_argument(
+        "--connect-timeout",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to try reaching a Dask scheduler (default: 10)",
+    )
+    p.add_argument("--fresh", action="store_true", help="forget stored units of these experiments")
+    p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
+    p.add_argument(
+        "--seed", type=nonnegative_int, default=0, metavar="S", help="root seed (default: 0)"
+    )
+    p.add_argument(
+        "--store", default=None, metavar="FILE", help="results store (default: DIR/store.sqlite)"
+    )
+    p.set_defaults(
+        handler=_cmd_reproduce,
+        interrupted="finished units are stored, run the same command to resume",
+    )
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from ..runner.progress import progress_enabled
+    from ..runner.reproduction import command_line, reproduce
+
+    result = reproduce(
+        args.experiments,
+        size=args.size,
+        out=args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        fresh=args.fresh,
+        seed=args.seed,
+        store=args.store,
+        show_progress=progress_enabled(args.quiet),
+        connect_timeout=args.connect_timeout,
+        command=command_line(),
+    )
+    if not args.quiet:
+        _print_outcomes(result)
+    if result.failed:
+        names = ", ".join(o.name for o in result.failed)
+        print(f"{PROG}: error: experiment(s) failed: {names}; see {result.report}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _print_outcomes(result: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"finetune-theory reproduce --size {result.info.size}", title_justify="left"
+    )
+    for column in ("experiment", "verdict", "claims", "units (new/stored)", "wall time"):
+        table.add_column(column)
+    colors = {"holds": "green", "does not hold": "red", "failed": "red", "no claims": "yellow"}
+    for o in result.outcomes:
+        units = f"{o.sweep.units_computed}/{o.sweep.units_reused}" if o.sweep else "-"
+        claims = f"{o.claims_held}/{len(o.verdicts)}" if o.verdicts else "-"
+        table.add_row(
+            o.name, f"[{colors[o.status]}]{o.status}[/]", claims, units, f"{o.wall_seconds:.1f} s"
+        )
+    console = Console()
+    console.print(table)
+    print(f"report: {result.report}  ({result.info.wall_seconds:.1f} s in all)")
+
+
+# ------------------------------------------------------------------ list
+def add_list(sub: Any) -> None:
+    p = sub.add_parser(
+        "list",
+        help="list the experiments and their sizes",
+        description="List every experiment, whether it is installed, and the number of units\n"
+        "of work at each size.",
+        epilog="example:\n  finetune-theory list",
+        formatter_class=formatter,
+    )
+    p.set_defaults(handler=_cmd_list)
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..runner.catalog import catalog
+
+    table = Table(title="experiments (units of work per size)", title_justify="left")
+    for column in ("name", "title", "quick", "default", "paper"):
+        table.add_column(column)
+    for entry in catalog():
+        if entry.units is None:
+            table.add_row(entry.name, f"[dim]{entry.problem}[/]", "-", "-", "-")
+            continue
+        counts = [str(entry.units.get(s, "-")) for s in ("quick", "default", "paper")]
+        table.add_row(entry.name, entry.title, *counts)
+    Console().print(table)
+    return 0
