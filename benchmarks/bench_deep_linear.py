@@ -72,9 +72,9 @@ def batched_vs_loop() -> None:
     total_b = total_l = 0.0
     for depth in (2, 5, 10):
         w = dl.balanced_init(ts, depth, 16, seed=1)
-        lr = dl.default_lr(w, x, y)
+        lr = dl.default_lr(x, y, w)
         t0 = time.perf_counter()
-        res = dl.train(w, x, y, lr=lr)
+        res = dl.train(x, y, w, lr=lr)
         t_b = time.perf_counter() - t0
         t0 = time.perf_counter()
         loop = np.stack([plain_train([v[b] for v in w], x[b], y[b], lr[b]) for b in range(20)])
@@ -119,7 +119,7 @@ def closed_vs_training() -> None:
             best = min(best, time.perf_counter() - t0)
         for fraction in (dl.DEFAULT_LR_FRACTION, 0.1):
             t0 = time.perf_counter()
-            res = dl.train(w, x, y, lr=dl.default_lr(w, x, y, fraction=fraction))
+            res = dl.train(x, y, w, lr=dl.default_lr(x, y, w, fraction=fraction))
             t_t = time.perf_counter() - t0
             gap = np.max(
                 np.linalg.norm(res.theta - closed, axis=1) / np.linalg.norm(closed, axis=1)
@@ -146,7 +146,7 @@ def drift() -> None:
         errs = []
         for f in fractions:
             res = dl.train(
-                w, x, y, lr=dl.default_lr(w, x, y, fraction=f), tol=1e-15, max_steps=10**6
+                x, y, w, lr=dl.default_lr(x, y, w, fraction=f), tol=1e-15, max_steps=10**6
             )
             errs.append(
                 np.max(np.linalg.norm(res.theta - closed, axis=1) / np.linalg.norm(closed, axis=1))

@@ -36,7 +36,7 @@ def main(width: int = 10_000, n: int = 500, d: int = 50) -> None:
 
     t0 = time.perf_counter()
     pre = relu.pretrain(
-        theta_s, width=width, n_source=500, label_scale=scale, seed=1, step_scale=1.5
+        theta_s, width=width, n_source=500, label_scale=scale, seed=1, lr_fraction=1.5
     )
     t_pre = time.perf_counter() - t0
     print(
@@ -50,7 +50,8 @@ def main(width: int = 10_000, n: int = 500, d: int = 50) -> None:
     for label, limit in ((f"{threads} BLAS thread(s)", None), ("1 BLAS thread", 1)):
         with threadpool_limits(limits=limit):
             t0 = time.perf_counter()
-            res = relu.fine_tune(pre.network, x, y, step_scale=1.5, tol=1e-8)
+            lr = relu.default_lr(x, pre.weights, fraction=1.5)
+            res = relu.train(x, y, pre.weights, lr=lr, tol=1e-8)
             results[label] = (time.perf_counter() - t0, res)
     for label, (sec, res) in results.items():
         steps = int(res.steps)

@@ -87,7 +87,7 @@ def test_depth_closed_form_equals_deep_linear_finetune():
 def test_depth_gd_approaches_closed_form_as_the_step_shrinks():
     x, y, ts = _problem(n=6, d=12, seed=5)
     closed = FineTunedRegressor(ts, depth=3, fit_intercept=False).fit(x, y).coef_
-    base = deep_linear.default_lr(deep_linear.balanced_init(ts, 3, 12), x, y)
+    base = deep_linear.default_lr(x, y, deep_linear.balanced_init(ts, 3, 12))
     gaps = []
     for lr in (base, base / 4):
         gd = FineTunedRegressor(

@@ -62,7 +62,7 @@ def test_true_risk_recomputed_independently() -> None:
     x = cov.sample(TINY.n, 5)
     theta = linear.finetune(x, x @ tt, ts)
     dense = (theta - tt) @ cov.matrix @ (theta - tt)
-    assert linear.excess_risk(theta, tt, cov) == pytest.approx(dense, rel=1e-10)
+    assert linear.excess_risk(cov, theta, tt) == pytest.approx(dense, rel=1e-10)
 
 
 def test_correlations_and_claims(records: pd.DataFrame) -> None:

@@ -25,6 +25,9 @@ __all__ = [
     "check_positive",
     "check_finite_scalar",
     "check_depth",
+    "check_open_unit",
+    "sample_sizes",
+    "output_like",
     "regression_problem",
     "teacher_vectors",
 ]
@@ -139,6 +142,62 @@ def check_positive(value: Any, name: str) -> float:
     if fvalue <= 0:
         raise ValueError(f"{name} must be > 0, got {fvalue}")
     return fvalue
+
+
+def check_open_unit(value: Any, name: str) -> float:
+    """A real number strictly between 0 and 1 (a probability, a fraction, a confidence)."""
+    fvalue = check_finite_scalar(value, name)
+    if not 0 < fvalue < 1:
+        raise ValueError(f"{name} must lie in (0, 1), got {fvalue}")
+    return fvalue
+
+
+def sample_sizes(n: Any, name: str = "n") -> tuple[np.ndarray, bool]:
+    """Sample sizes as a 1-D int64 array, and whether ``n`` was a scalar.
+
+    The companion of :func:`output_like`: a function taking ``n`` computes on the array and
+    hands its result, with the sample-size axis last, to ``output_like(result, scalar)``.
+    """
+    ints, scalar = check_positive_int_array(n, name)
+    if np.ndim(n) > 1:
+        raise ValueError(f"{name} must be a scalar or a 1-D array, got shape {np.shape(n)}")
+    return ints, scalar
+
+
+def output_like(value: Any, scalar: bool | None = None, kind: type = float) -> Any:
+    """Scalar in, scalar out; array in, array out: the one place results get their type.
+
+    Parameters
+    ----------
+    value : array-like
+        A result.
+    scalar : bool, optional
+        ``True``: the sample size ``n`` (or another swept input) was a scalar, and ``value``
+        carries its axis last with length 1: that axis is dropped. ``False``: ``value`` is
+        returned as an array. ``None``: decided by ``value`` itself (0-d or not).
+    kind : type
+        ``float`` or ``int``: the Python type of a scalar result.
+
+    Returns
+    -------
+    float, int or ndarray
+        A Python scalar when the result has no axes left, otherwise an ndarray.
+
+    Examples
+    --------
+    >>> output_like(np.array([0.5]), scalar=True)
+    0.5
+    >>> output_like(np.array([[1.0], [2.0]]), scalar=True)
+    array([1., 2.])
+    >>> output_like(np.array(3), kind=int)
+    3
+    """
+    arr = np.asarray(value)
+    if scalar:
+        arr = arr[..., 0]
+    elif scalar is False:
+        return arr
+    return kind(arr) if arr.ndim == 0 else arr
 
 
 def check_depth(depth: Any, name: str = "depth") -> float:

@@ -73,7 +73,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
     max_steps : int
         Step budget of ``"gd"``.
     tol : float
-        Relative gradient-norm tolerance of ``"gd"``.
+        Stopping tolerance of ``"gd"`` (see :mod:`finetune_theory._training`).
     width : int or None
         Hidden width of the deep linear network (``depth > 1`` with ``"gd"``); default
         ``n_features``.
@@ -178,9 +178,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         if depth == 1:
             if self.solver == "closed_form":
                 return linear.finetune(x, y, ts), None
-            res = linear.gradient_descent(
-                x, y, ts, lr=self.lr, max_steps=self.max_steps, tol=self.tol
-            )
+            res = linear.train(x, y, ts, lr=self.lr, max_steps=self.max_steps, tol=self.tol)
             return res.theta, None
         if not np.any(ts):
             # from scratch the balanced weights vanish: a stationary point of the loss that
@@ -191,7 +189,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
             return np.asarray(dl.finetune(x, y, ts, depth), dtype=np.float64), None
         width = x.shape[1] if self.width is None else self.width
         weights = dl.balanced_init(ts, depth, width)
-        out = dl.train(weights, x, y, lr=self.lr, max_steps=self.max_steps, tol=self.tol)
+        out = dl.train(x, y, weights, lr=self.lr, max_steps=self.max_steps, tol=self.tol)
         return np.asarray(out.theta, dtype=np.float64), [np.asarray(w) for w in out.weights]
 
     # ----------------------------------------------------------------- predict

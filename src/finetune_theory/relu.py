@@ -16,15 +16,19 @@ What lives here:
   residual norm ``r^T H^-1 r`` (:func:`rkhs_norm_sq`, by Cholesky) and the data-dependent
   bound :func:`residual_bound` ``sqrt(2 r^T H^-1 r / n)``;
 - the full bound :func:`generalization_bound`, its prediction from the teacher distance alone
-  :func:`predicted_bound`, and the predicted sample complexity :func:`sample_complexity`
+  :func:`predicted_bound`, and the predicted sample complexity :func:`sample_complexity_bound`
   (constants and the confidence ``delta`` documented there: a reconstruction);
 - :class:`ReluNetwork` (weights with a leading batch axis of repeats), the symmetric
-  initialisation :func:`init_network`, hand gradients :func:`loss_and_gradient`, full-batch
-  gradient descent :func:`train`, and the three uses of it: :func:`pretrain` (source teacher,
-  random initialisation), :func:`fine_tune` (target, from pretrained weights) and
-  :func:`train_from_scratch`;
+  initialisation :func:`init_network`, hand gradients :func:`loss_and_gradient` and
+  full-batch gradient descent :func:`train` (step :func:`default_lr`), with the settings and
+  result shared by the three architectures. Fine-tuning is ``train(X, y, pretrained)`` from
+  the weights of :func:`pretrain` (source teacher, random initialisation); training from
+  scratch is ``train(X, y, init_network(...))``;
 - the empirical NTK of a finite network (:meth:`ReluNetwork.ntk`) and the kernel predictor of
-  training from given weights, :func:`kernel_predictor`.
+  training from given weights, :func:`kernel_predictor`: the closed-form (lazy, infinite
+  width) limit of :func:`train`. It keeps its name rather than ``finetune``: it is a
+  prediction of the trained network, exact only in the limit, not the limit of the finite
+  network's own gradient descent.
 
 Training that diverges or does not converge raises :class:`DivergenceError` or
 :class:`ConvergenceError` (both :class:`TrainingError`); it never returns numbers.
@@ -39,12 +43,15 @@ from typing import Any
 import numpy as np
 
 from ._random import SeedLike, as_generator, spawn_generators
+from ._training import Monitor, TrainResult, check_train_options
 from ._validation import (
     as_array,
     as_matrix,
+    check_open_unit,
     check_positive,
     check_positive_int,
     check_same_dim,
+    output_like,
 )
 from .exceptions import ConvergenceError, DivergenceError, TrainingError
 
@@ -58,7 +65,7 @@ __all__ = [
     "confidence_term",
     "generalization_bound",
     "predicted_bound",
-    "sample_complexity",
+    "sample_complexity_bound",
     "sample_sphere",
     "ReluNetwork",
     "init_network",
@@ -67,10 +74,9 @@ __all__ = [
     "TrainingError",
     "DivergenceError",
     "ConvergenceError",
+    "default_lr",
     "train",
     "pretrain",
-    "fine_tune",
-    "train_from_scratch",
     "kernel_predictor",
 ]
 
@@ -140,7 +146,7 @@ def ntk(X1: Any, X2: Any = None, *, normalize: bool = False) -> np.ndarray:
 def ntk_lambda_min(X: Any, *, normalize: bool = False) -> np.ndarray | float:
     """``lambda_0``: the smallest eigenvalue of the NTK Gram matrix of ``X`` (batched)."""
     out = np.linalg.eigvalsh(ntk(_sphere_inputs(X, "X", normalize)))[..., 0]
-    return float(out) if out.ndim == 0 else out
+    return output_like(out)
 
 
 def _cholesky(H: np.ndarray, name: str) -> np.ndarray:
@@ -195,7 +201,7 @@ def rkhs_norm_sq(X: Any, residual: Any, *, normalize: bool = False) -> np.ndarra
     L = _cholesky(H_b, "X")
     z = np.linalg.solve(L, r_b[..., :1])[..., 0]
     out = np.sum(z * z, axis=-1)
-    return float(out) if out.ndim == 0 else out
+    return output_like(out)
 
 
 def residual_bound(X: Any, residual: Any, *, normalize: bool = False) -> np.ndarray | float:
@@ -207,14 +213,7 @@ def residual_bound(X: Any, residual: Any, *, normalize: bool = False) -> np.ndar
     x = _sphere_inputs(X, "X", normalize)
     q = np.asarray(rkhs_norm_sq(x, residual))
     out = np.sqrt(2.0 * q / x.shape[-2])
-    return float(out) if out.ndim == 0 else out
-
-
-def _check_delta(delta: Any) -> float:
-    delta = check_positive(delta, "delta")
-    if delta >= 1:
-        raise ValueError(f"delta must lie in (0, 1), got {delta}")
-    return delta
+    return output_like(out)
 
 
 def confidence_term(n: Any, delta: float = DEFAULT_DELTA) -> np.ndarray | float:
@@ -226,12 +225,12 @@ def confidence_term(n: Any, delta: float = DEFAULT_DELTA) -> np.ndarray | float:
     smallest eigenvalue ``lambda_0`` of ``H`` does not appear (see ``docs/relu.md``).
     Decreasing in ``n`` for every ``delta < 1``.
     """
-    delta = _check_delta(delta)
+    delta = check_open_unit(delta, "delta")
     n_arr = np.asarray(n, dtype=np.float64)
     if n_arr.size == 0 or not np.all(np.isfinite(n_arr)) or np.any(n_arr < 1):
         raise ValueError(f"n must hold finite sample sizes >= 1, got {np.ravel(n_arr)[:5]}")
     out = 3.0 * np.sqrt(np.log(2.0 * (1.0 + np.sqrt(n_arr / 2.0)) / delta) / (2.0 * n_arr))
-    return float(out) if out.ndim == 0 else out
+    return output_like(out)
 
 
 def generalization_bound(
@@ -264,7 +263,7 @@ def generalization_bound(
     if np.any(tl < 0):
         raise ValueError("train_loss must be >= 0")
     out = tl + np.asarray(residual_bound(x, residual)) + confidence_term(x.shape[-2], delta)
-    return float(out) if np.ndim(out) == 0 else out
+    return output_like(out)
 
 
 def _check_distance(distance: Any) -> np.ndarray:
@@ -288,10 +287,10 @@ def predicted_bound(
     s = check_positive(label_scale, "label_scale")
     conf = np.asarray(confidence_term(n, delta))
     out = np.sqrt(8.0 * s * s * dist * dist / np.asarray(n, dtype=np.float64)) + conf
-    return float(out) if out.ndim == 0 else out
+    return output_like(out)
 
 
-def sample_complexity(
+def sample_complexity_bound(
     distance: Any,
     eps: Any,
     *,
@@ -325,7 +324,7 @@ def sample_complexity(
         good = ok(np.maximum(mid, 1).astype(np.float64))
         hi = np.where(good, mid, hi)
         lo = np.where(good, lo, mid)
-    return int(hi) if hi.ndim == 0 else hi
+    return output_like(hi, kind=int)
 
 
 # ------------------------------------------------------------------------ data
@@ -432,7 +431,7 @@ class ReluNetwork:
         den = np.linalg.norm(other.weights, axis=(-2, -1))
         # from zero weights any move is infinitely far, staying put is no move at all
         out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, 0.0))
-        return float(out) if np.ndim(out) == 0 else out
+        return output_like(out)
 
 
 def init_network(
@@ -518,46 +517,10 @@ def loss_and_gradient(
     e = ws.residual(network.weights)
     loss = 0.5 * np.mean(e * e, axis=-1)
     grad = ws.gradient(e)
-    return (float(loss) if loss.ndim == 0 else loss), grad
+    return output_like(loss), grad
 
 
-@dataclass(frozen=True, eq=False)
-class TrainResult:
-    """The outcome of :func:`train`.
-
-    Attributes
-    ----------
-    network : ReluNetwork
-        The trained weights.
-    start : ReluNetwork
-        The weights training started from.
-    steps : ndarray of int, shape (...)
-        Steps each network needed to reach the tolerance.
-    loss : ndarray, shape (...)
-        Final training loss ``(1/2n) ||f(X) - y||^2``.
-    initial_loss : ndarray, shape (...)
-    step_size : ndarray, shape (...)
-        The step used for each network.
-    movement : ndarray, shape (...)
-        ``||W - W_start||_F / ||W_start||_F``: small in the lazy regime.
-    """
-
-    network: ReluNetwork
-    start: ReluNetwork
-    steps: np.ndarray
-    loss: np.ndarray
-    initial_loss: np.ndarray
-    step_size: np.ndarray
-    movement: np.ndarray
-
-
-def _auto_step(net: ReluNetwork, x: np.ndarray, step_scale: float) -> np.ndarray:
-    """``step_scale * n / lambda_max`` of the empirical NTK Gram matrix at the start.
-
-    Gradient descent on ``(1/2n) ||f - y||^2`` moves the outputs by ``-(step/n) K (f - y)``,
-    stable for ``step < 2 n / lambda_max(K)``; the ReLU loss has no curvature beyond this
-    Gauss-Newton part between changes of activation pattern.
-    """
+def _default_lr(net: ReluNetwork, x: np.ndarray, fraction: float) -> np.ndarray:
     K = net.ntk(x)
     lam = np.linalg.eigvalsh(K)[..., -1]
     if np.any(lam <= 0):
@@ -566,109 +529,123 @@ def _auto_step(net: ReluNetwork, x: np.ndarray, step_scale: float) -> np.ndarray
             "gradient descent cannot move it and there is no default step; start from other "
             "weights"
         )
-    return step_scale * x.shape[-2] / lam
+    return fraction * x.shape[-2] / lam
+
+
+def default_lr(X: Any, network: ReluNetwork, *, fraction: float = 1.0) -> np.ndarray | float:
+    """The default step of :func:`train`: ``fraction * n / lambda_max(K)``.
+
+    ``K`` is the empirical NTK Gram matrix of ``network`` on ``X`` at the start. Gradient
+    descent on ``(1/2n) ||f - y||^2`` moves the outputs by ``-(lr/n) K (f - y)``, stable for
+    ``lr < 2 n / lambda_max(K)`` (``fraction < 2``); the ReLU loss has no curvature beyond
+    this Gauss-Newton part between changes of activation pattern.
+
+    Returns
+    -------
+    float, or ndarray of the network batch shape
+    """
+    if not isinstance(network, ReluNetwork):
+        raise ValueError(f"network must be a ReluNetwork, got {type(network).__name__}")
+    x = network._inputs(X, "X")
+    fraction = check_positive(fraction, "fraction")
+    if fraction >= 2:
+        raise ValueError(f"fraction must be < 2 (stability), got {fraction}")
+    return output_like(_default_lr(network, x, fraction))
 
 
 def train(
-    network: ReluNetwork,
     X: Any,
     y: Any,
+    network: ReluNetwork,
     *,
-    step: Any = None,
-    step_scale: float = 1.0,
-    tol: float = 1e-8,
+    lr: Any = None,
     max_steps: int = 100_000,
-    divergence_factor: float = 1e3,
+    tol: float = 1e-8,
+    strict: bool = True,
 ) -> TrainResult:
-    """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` until ``loss <= tol * loss_0``.
+    """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` from ``network``.
 
-    Every network of the batch trains independently (one vectorised update for all of them);
-    a network that has reached the tolerance stops moving.
+    Fine-tuning is ``train`` from pretrained weights (:func:`pretrain`), training from scratch
+    ``train`` from :func:`init_network`; its lazy-training limit is :func:`kernel_predictor`.
+    The settings and the result are those of every ``train`` of the package
+    (:mod:`finetune_theory._training`). Every network of the batch trains independently (one
+    vectorised update for all of them); a network that has stopped takes no further steps.
 
     Parameters
     ----------
-    network : ReluNetwork
-        Starting weights, shape ``(..., m, d)``.
     X : array, shape (n, d) or (..., n, d)
         Training inputs on the unit sphere (broadcast against the network batch).
     y : array, shape (n,) or (..., n)
         Training labels.
-    step : float or array, optional
-        The step size. Default: ``step_scale * n / lambda_max(K)`` with ``K`` the empirical
-        NTK Gram matrix at the start, per network.
-    step_scale : float
-        Fraction of the largest stable step (``< 2``) used when ``step`` is None.
-    tol : float
-        Relative tolerance on the loss.
+    network : ReluNetwork
+        Starting weights, shape ``(..., m, d)``.
+    lr : float or array, optional
+        Step size. Default :func:`default_lr` (``n / lambda_max(K)`` per network).
     max_steps : int
-    divergence_factor : float
-        Training is declared divergent once the loss exceeds this multiple of its start.
+        Step budget.
+    tol : float
+        A network stops when its loss is at most ``tol`` times the zero predictor's loss
+        ``(1/2n) ||y||^2``, or when one step changed its loss by at most ``max(tol, 8 eps)``
+        times the loss.
+    strict : bool
+        Raise :class:`ConvergenceError` for networks still running after ``max_steps``
+        (default); with False return them with ``converged`` False.
+
+    Returns
+    -------
+    TrainResult
+        ``weights`` is the trained :class:`ReluNetwork` (``start`` the one training started
+        from), ``theta`` is None; the other fields have the batch shape.
 
     Raises
     ------
     DivergenceError
-        A loss became non-finite or grew beyond ``divergence_factor`` times its start.
+        A loss became non-finite or grew beyond ``1e10`` times its start.
     ConvergenceError
-        Some network still had ``loss > tol * loss_0`` after ``max_steps`` steps.
+        Some network had not stopped within ``max_steps`` (with ``strict=True``).
     """
+    if not isinstance(network, ReluNetwork):
+        raise ValueError(f"network must be a ReluNetwork, got {type(network).__name__}")
     x = network._inputs(X, "X")
     lab = _labels(y, x)
-    tol = check_positive(tol, "tol")
-    max_steps = check_positive_int(max_steps, "max_steps")
-    divergence_factor = check_positive(divergence_factor, "divergence_factor")
-    if step is None:
-        step_scale = check_positive(step_scale, "step_scale")
-        if step_scale >= 2:
-            raise ValueError(f"step_scale must be < 2 (stability), got {step_scale}")
+    max_steps, tol = check_train_options(max_steps, tol)
     ws = _Workspace(network, x, lab)
-    if step is None:
-        eta = np.broadcast_to(_auto_step(network, x, step_scale), ws.batch)
+    if lr is None:
+        eta = np.broadcast_to(_default_lr(network, x, 1.0), ws.batch)
     else:
-        eta = np.broadcast_to(as_array(step, "step"), ws.batch)
+        eta = as_array(lr, "lr")
         if np.any(eta <= 0):
-            raise ValueError("step must be > 0")
+            raise ValueError(f"lr must be > 0, got {float(eta.min())}")
+        try:
+            eta = np.broadcast_to(eta, ws.batch)
+        except ValueError:
+            raise ValueError(f"lr has shape {eta.shape}, not broadcastable to {ws.batch}") from None
     eta = np.array(eta, dtype=np.float64)
     weights = np.array(np.broadcast_to(network.weights, (*ws.batch, *network.weights.shape[-2:])))
-    steps = np.zeros(ws.batch, dtype=np.int64)
+    monitor = Monitor(ws.y, ws.batch, tol, eta, max_steps)
     e = ws.residual(weights)
-    loss0 = 0.5 * np.mean(e * e, axis=-1)
-    loss = loss0
-    for t in range(max_steps + 1):
-        if not np.all(np.isfinite(loss)) or np.any(loss > divergence_factor * loss0):
-            bad = np.unravel_index(
-                int(np.argmax(~np.isfinite(loss) | (loss > divergence_factor * loss0))), ws.batch
-            )
-            raise DivergenceError(
-                f"gradient descent diverged at step {t} (network {bad}): loss {loss[bad]:.3g} "
-                f"against {loss0[bad]:.3g} at the start, step size {eta[bad]:.3g}; "
-                "use a smaller step_scale or step"
-            )
-        active = loss > tol * loss0
-        if not np.any(active):
-            break
-        if t == max_steps:
-            rel = loss / np.where(loss0 > 0, loss0, 1.0)
-            worst = np.unravel_index(int(np.argmax(rel)), ws.batch)
-            raise ConvergenceError(
-                f"gradient descent did not converge in max_steps={max_steps} steps: relative "
-                f"loss {rel[worst]:.3g} > tol={tol:g} (network {worst}); raise max_steps or "
-                "step_scale"
-            )
-        grad = ws.gradient(e)
-        weights -= (eta * active)[..., None, None] * grad
-        steps += active
-        e = ws.residual(weights)
-        loss = 0.5 * np.mean(e * e, axis=-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(max_steps + 1):
+            if not monitor.update(t, 0.5 * np.mean(e * e, axis=-1)) or t == max_steps:
+                break
+            grad = ws.gradient(e)
+            weights -= (eta * monitor.active)[..., None, None] * grad
+            e = ws.residual(weights)
+    monitor.finish(bool(strict))
     start = ReluNetwork(np.broadcast_to(network.weights, weights.shape), network.signs)
     trained = ReluNetwork(weights, network.signs)
     return TrainResult(
-        network=trained,
+        weights=trained,
+        theta=None,
         start=start,
-        steps=steps,
-        loss=loss,
-        initial_loss=loss0,
-        step_size=eta,
+        loss=monitor.loss,
+        steps=monitor.steps,
+        lr=eta,
+        converged=monitor.converged,
+        interpolated=monitor.interpolated,
         movement=np.asarray(trained.relative_distance(start)),
+        history_steps=monitor.history_steps,
+        loss_history=monitor.loss_history,
     )
 
 
@@ -678,6 +655,7 @@ def pretrain(
     width: int,
     n_source: int,
     label_scale: float = 1.0,
+    lr_fraction: float = 1.0,
     seed: SeedLike = 0,
     **train_options: Any,
 ) -> TrainResult:
@@ -696,9 +674,12 @@ def pretrain(
         Source sample size.
     label_scale : float
         Labels ``label_scale * theta^T x``; ``sqrt(d)`` makes them of order one.
+    lr_fraction : float
+        The step is ``default_lr(x, init, fraction=lr_fraction)`` of the random start (the
+        start is drawn here, so its step cannot be passed in); ignored when ``lr`` is given.
     seed : int or SeedSequence
     **train_options
-        Passed to :func:`train` (``step_scale``, ``tol``, ``max_steps``, ...).
+        Passed to :func:`train` (``lr``, ``tol``, ``max_steps``, ``strict``).
     """
     theta = as_array(theta_source, "theta_source", min_ndim=1)
     s = check_positive(label_scale, "label_scale")
@@ -708,29 +689,9 @@ def pretrain(
     net = init_network(width, theta.shape[-1], g_init, batch=batch)
     x = sample_sphere(n_source, theta.shape[-1], g_data, batch=batch)
     y = s * np.einsum("...nd,...d->...n", x, theta)
-    return train(net, x, y, **train_options)
-
-
-def fine_tune(pretrained: ReluNetwork, X: Any, y: Any, **train_options: Any) -> TrainResult:
-    """Fine-tune pretrained weights on target data: :func:`train` started from ``pretrained``."""
-    if not isinstance(pretrained, ReluNetwork):
-        raise ValueError(f"pretrained must be a ReluNetwork, got {type(pretrained).__name__}")
-    return train(pretrained, X, y, **train_options)
-
-
-def train_from_scratch(
-    X: Any, y: Any, *, width: int, seed: SeedLike = 0, **train_options: Any
-) -> TrainResult:
-    """Train a symmetric random initialisation on target data (the baseline).
-
-    ``X`` of shape ``(..., n, d)`` or ``y`` of shape ``(..., n)`` with leading axes gives one
-    network per batch entry.
-    """
-    x = _sphere_inputs(X, "X", False)
-    lab = as_array(y, "y", min_ndim=1)
-    batch = np.broadcast_shapes(x.shape[:-2], lab.shape[:-1])
-    net = init_network(width, x.shape[-1], seed, batch=batch)
-    return train(net, x, lab, **train_options)
+    if train_options.get("lr") is None:
+        train_options["lr"] = default_lr(x, net, fraction=lr_fraction)
+    return train(x, y, net, **train_options)
 
 
 # -------------------------------------------------------------- kernel predictor

@@ -26,22 +26,25 @@ from typing import Any
 
 import numpy as np
 
-from .. import linear
 from .._random import SeedLike, as_generator
+from .._risk import SimulatedRisk, monte_carlo, risk_setting
+from .._training import TrainResult, check_train_options
 from .._validation import (
     as_vector,
     check_depth,
     check_nonnegative,
+    check_open_unit,
     check_positive,
     check_positive_int,
-    check_positive_int_array,
+    output_like,
+    regression_problem,
+    sample_sizes,
 )
 from ..asymptotics import deterministic_equivalent
 from ..covariance import as_covariance
-from ..linear import ConvergenceError, DivergenceError, SimulatedRisk
-from ._closed import pinv, projections, solve_scale
+from ..exceptions import ConvergenceError, DivergenceError
+from ._closed import pinv, projections, scale_root, solve_scale
 from ._nets import (
-    TrainResult,
     as_data,
     as_frozen,
     as_net,
@@ -152,8 +155,14 @@ def imbalance(weights: Any) -> np.ndarray | float:
     float, or ndarray of shape (B,) for batched weights
     """
     net = as_net(weights)
-    worst = np.zeros(net.batch)
-    for lower, upper in zip(net.layers[:-1], net.layers[1:], strict=True):
+    worst = _imbalance(net.layers)
+    return worst if net.batched else float(worst[0])
+
+
+def _imbalance(layers: list[np.ndarray]) -> np.ndarray:
+    """:func:`imbalance` of validated batched layers, shape ``(B,)``."""
+    worst = np.zeros(layers[0].shape[0])
+    for lower, upper in zip(layers[:-1], layers[1:], strict=True):
         gram_low = np.matmul(lower, np.swapaxes(lower, 1, 2))
         gram_up = np.matmul(np.swapaxes(upper, 1, 2), upper)
         size = np.maximum(
@@ -161,7 +170,7 @@ def imbalance(weights: Any) -> np.ndarray | float:
         )
         gap = np.linalg.norm(gram_up - gram_low, axis=(1, 2))
         worst = np.maximum(worst, np.where(size > 0, gap / np.where(size > 0, size, 1.0), 0.0))
-    return worst if net.batched else float(worst[0])
+    return worst
 
 
 # ========================================================================== training
@@ -186,7 +195,7 @@ def _default_lr(
 
 
 def default_lr(
-    weights: Any, X: Any, y: Any, *, frozen: Any = (), fraction: float = DEFAULT_LR_FRACTION
+    X: Any, y: Any, weights: Any, *, frozen: Any = (), fraction: float = DEFAULT_LR_FRACTION
 ) -> np.ndarray | float:
     """The default step of :func:`train`: ``fraction`` over a bound on the loss curvature.
 
@@ -207,13 +216,13 @@ def default_lr(
     fraction = check_positive(fraction, "fraction")
     trainable = as_frozen(frozen, net.depth)
     lr = _default_lr(net.layers, x, yy, trainable, fraction)
-    return lr if batched else float(lr[0])
+    return lr if batched else float(lr[0])  # one value per repeat, of a batch of one
 
 
 def train(
-    weights: Any,
     X: Any,
     y: Any,
+    weights: Any,
     *,
     lr: Any = None,
     max_steps: int = 200_000,
@@ -223,15 +232,19 @@ def train(
 ) -> TrainResult:
     """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` for a deep linear network.
 
+    The settings and the result are those of every ``train`` of the package
+    (:mod:`finetune_theory._training`); its limit from balanced weights is :func:`finetune`.
+
     Parameters
     ----------
-    weights : list of arrays
-        ``[W_1 (h_1, d), ..., W_N (1, h_{N-1})]``, or batched ``(B, h_1, d), ..., (B, 1, h)``:
-        ``B`` independent repeats trained together, each with its own weights and data. Any
-        depth ``N >= 1`` and any widths. The arrays are not modified.
     X : array, shape (n, d) or (B, n, d)
     y : array, shape (n,) or (B, n)
         Unbatched weights or data are shared by every repeat.
+    weights : list of arrays
+        The start: ``[W_1 (h_1, d), ..., W_N (1, h_{N-1})]``, or batched
+        ``(B, h_1, d), ..., (B, 1, h)``: ``B`` independent repeats trained together, each with
+        its own weights and data. Any depth ``N >= 1`` and any widths. The arrays are not
+        modified.
     lr : float or array of shape (B,), optional
         Step size. Default :func:`default_lr` per repeat (half the inverse of a bound on the
         curvature of the loss), which is stable; smaller steps follow the gradient flow more
@@ -240,9 +253,9 @@ def train(
         Step budget.
     tol : float
         A repeat stops when its loss is at most ``tol`` times the zero predictor's loss
-        ``(1/2n) ||y||^2`` (it interpolates), or when the first-order decrease of its next step,
-        ``lr ||grad||^2``, is at most ``tol`` times its loss (a stationary point that does not
-        interpolate, e.g. with the first layer frozen; ``interpolated`` is then False).
+        ``(1/2n) ||y||^2`` (it interpolates), or when one step changed its loss by at most
+        ``max(tol, 8 eps)`` times the loss (a stationary point that does not interpolate, e.g.
+        with the first layer frozen; ``interpolated`` is then False).
     frozen : collection of int
         Indices of layers kept fixed; 0 is the input layer ``W_1``, ``N - 1`` the output layer.
     strict : bool
@@ -254,8 +267,9 @@ def train(
     Returns
     -------
     TrainResult
-        Final weights, end-to-end vector, loss, steps, step sizes, and the loss at log-spaced
-        steps. The same inputs give the same bits.
+        Final weights (the list of layers), end-to-end vector, loss, steps, step sizes, and the
+        loss at log-spaced steps; fields are scalars for unbatched input. The same inputs give
+        the same bits.
 
     Raises
     ------
@@ -267,8 +281,7 @@ def train(
     net = as_net(weights)
     x, yy, net, _ = as_data(X, y, net)
     trainable = as_frozen(frozen, net.depth)
-    max_steps = check_positive_int(max_steps, "max_steps")
-    tol = check_positive(tol, "tol")
+    max_steps, tol = check_train_options(max_steps, tol)
     if lr is None:
         step = _default_lr(net.layers, x, yy, trainable, DEFAULT_LR_FRACTION)
     else:
@@ -323,10 +336,10 @@ def _second_singular_ratio(layers: list[np.ndarray]) -> np.ndarray:
 def pretrain(
     theta_source: Any,
     cov: Any,
+    *,
     n_source: int,
     depth: int,
     width: int,
-    *,
     noise: float = 0.0,
     init_scale: float = 0.05,
     armijo: float = 0.98,
@@ -386,11 +399,8 @@ def pretrain(
     sigma = check_nonnegative(noise, "noise")
     init_scale = check_positive(init_scale, "init_scale")
     move = check_positive(move, "move")
-    armijo = check_positive(armijo, "armijo")
-    if armijo >= 1:
-        raise ValueError(f"armijo must lie in (0, 1), got {armijo}")
-    max_steps = check_positive_int(max_steps, "max_steps")
-    tol = check_positive(tol, "tol")
+    armijo = check_open_unit(armijo, "armijo")
+    max_steps, tol = check_train_options(max_steps, tol)
     batched = repeats is not None or ts.ndim == 2
     b = ts.shape[0] if ts.ndim == 2 else 1
     if repeats is not None:
@@ -431,7 +441,7 @@ def pretrain(
     return PretrainResult(
         weights=out,
         theta=theta if batched else theta[0],
-        imbalance=fmt(np.atleast_1d(imbalance(w))),
+        imbalance=fmt(_imbalance(w)),
         rank_one=fmt(_second_singular_ratio(w)),
         source_error=fmt(np.linalg.norm(theta - sources, axis=1) / norm),
         training=result,
@@ -440,11 +450,23 @@ def pretrain(
 
 # ======================================================================= closed form
 def _closed_form(X: Any, y: Any, theta_source: Any, depth: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate once, then :func:`_limit`."""
     depth = check_depth(depth)
-    sol, perp, seen, ts, _ = projections(X, y, theta_source)
-    if depth == 1:
-        return linear.finetune(X, y, theta_source), np.ones(sol.shape[:-1])
-    s = solve_scale(
+    x, yy, ts = regression_problem(X, y, theta_source)
+    return _limit(x, yy, ts, depth, np.asarray(X, dtype=np.float64))
+
+
+def _limit(
+    x: np.ndarray, yy: np.ndarray, ts: np.ndarray, depth: float, design: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The closed form and ``s_N`` on validated, broadcast arrays (``design``: ``X`` before
+    broadcasting, so that a shared design gets one pseudo-inverse)."""
+    if depth == 1:  # the arithmetic of linear.finetune, so that depth 1 is it to the bit
+        residual = yy - np.einsum("...nd,...d->...n", x, ts)
+        theta = ts + np.einsum("...dn,...n->...d", pinv(x), residual)
+        return theta, np.ones(theta.shape[:-1])
+    sol, perp, seen = projections(x, yy, ts, x if design is None else design)
+    s = scale_root(
         np.sum(sol * sol, -1),
         np.sum(perp * perp, -1),
         np.sum(ts * ts, -1),
@@ -457,7 +479,7 @@ def _closed_form(X: Any, y: Any, theta_source: Any, depth: Any) -> tuple[np.ndar
 def finetune_scale(X: Any, y: Any, theta_source: Any, depth: Any) -> np.ndarray | float:
     """The scale ``s_N`` of the source inside the unseen subspace (see :func:`finetune`)."""
     _, s = _closed_form(X, y, theta_source, depth)
-    return float(s) if np.ndim(s) == 0 else s
+    return output_like(s)
 
 
 def finetune(
@@ -490,13 +512,31 @@ def finetune(
     """
     theta, s = _closed_form(X, y, theta_source, depth)
     if return_scale:
-        return theta, (float(s) if np.ndim(s) == 0 else s)
+        return theta, output_like(s)
     return theta
 
 
 # ============================================================================ risks
-# the same validation as the linear risks: one source, one target, a covariance of their size
-_risk_pair = linear._pair
+def _expected_scale(
+    c: Any, ts: np.ndarray, tt: np.ndarray, eq: Any, depth: float, sigma: float
+) -> np.ndarray:
+    """:func:`expected_scale` on validated inputs, from the deterministic equivalent ``eq``."""
+    cs, ct = c.coords(ts) ** 2, c.coords(tt) ** 2
+    perp_sq = eq.perp_weights @ cs
+    seen_sq = (1.0 - eq.perp_weights) @ cs
+    target_sq = (1.0 - eq.perp_weights) @ ct
+    if sigma > 0:
+        target_sq = target_sq + sigma**2 * eq.pinv_trace
+    finite = np.isfinite(target_sq)
+    s = np.full(eq.n.shape, np.inf)
+    # the data sees every direction of the source: it is forgotten (s = 1 by convention); with
+    # a rank-deficient covariance the part of theta_S in its null space stays unseen at any n
+    unseen = (eq.n >= eq.rank) & (perp_sq <= 0)
+    ok = finite & ~unseen
+    if np.any(ok):
+        s[ok] = scale_root(target_sq[ok], perp_sq[ok], float(ts @ ts), depth, seen_sq=seen_sq[ok])
+    s[unseen] = 1.0
+    return s
 
 
 def expected_scale(
@@ -508,27 +548,12 @@ def expected_scale(
     ``||X^+ y||^2 ~ ||theta_T||^2 - sum_i perp_weights_i <theta_T, v_i>^2``
     ``+ sigma^2 E ||X^+||_F^2`` (``pinv_trace`` of the deterministic equivalent).
     """
-    c, ts, tt = _risk_pair(cov, theta_source, theta_target)
+    c, ts, tt = risk_setting(cov, theta_source, theta_target)
     sigma = check_nonnegative(noise, "noise")
     depth = check_depth(depth)
-    ns, scalar = check_positive_int_array(n, "n")
+    ns, scalar = sample_sizes(n)
     eq = deterministic_equivalent(c, ns)
-    cs, ct = c.coords(ts) ** 2, c.coords(tt) ** 2
-    perp_sq = eq.perp_weights @ cs
-    seen_sq = (1.0 - eq.perp_weights) @ cs
-    target_sq = (1.0 - eq.perp_weights) @ ct
-    if sigma > 0:
-        target_sq = target_sq + sigma**2 * eq.pinv_trace
-    finite = np.isfinite(target_sq)
-    s = np.full(ns.shape, np.inf)
-    # the data sees every direction of the source: it is forgotten (s = 1 by convention); with
-    # a rank-deficient covariance the part of theta_S in its null space stays unseen at any n
-    unseen = (eq.n >= eq.rank) & (perp_sq <= 0)
-    ok = finite & ~unseen
-    if np.any(ok):
-        s[ok] = solve_scale(target_sq[ok], perp_sq[ok], float(ts @ ts), depth, seen_sq=seen_sq[ok])
-    s[unseen] = 1.0
-    return float(s[0]) if scalar else s
+    return output_like(_expected_scale(c, ts, tt, eq, depth, sigma), scalar)
 
 
 def expected_risk(
@@ -560,17 +585,22 @@ def expected_risk(
     -------
     float or ndarray (``inf`` where the noise term diverges)
     """
+    c, ts, tt = risk_setting(cov, theta_source, theta_target)
+    sigma = check_nonnegative(noise, "noise")
     depth = check_depth(depth)
+    ns, scalar = sample_sizes(n)
+    eq = deterministic_equivalent(c, ns)
     if depth == 1:
-        return linear.expected_risk(cov, theta_source, theta_target, n, noise=noise)
-    c, ts, tt = _risk_pair(cov, theta_source, theta_target)
-    ns, scalar = check_positive_int_array(n, "n")
-    s = np.atleast_1d(expected_scale(c, ts, tt, ns, depth, noise=noise))
-    risk = np.full(ns.shape, np.inf)
-    for j, (nj, sj) in enumerate(zip(ns, s, strict=True)):
-        if np.isfinite(sj):
-            risk[j] = linear.expected_risk(c, sj * ts, tt, int(nj), noise=noise)
-    return float(risk[0]) if scalar else risk
+        coords = c.coords(ts - tt)
+        risk = eq.bias_weights @ (coords * coords)
+    else:
+        s = _expected_scale(c, ts, tt, eq, depth, sigma)
+        finite = np.isfinite(s)
+        diff = np.where(finite, s, 0.0)[:, None] * c.coords(ts)[None, :] - c.coords(tt)[None, :]
+        risk = np.where(finite, np.sum(eq.bias_weights * diff * diff, axis=-1), np.inf)
+    if sigma > 0:
+        risk = risk + sigma**2 * eq.noise_factor
+    return output_like(risk, scalar)
 
 
 def simulate_risk(
@@ -587,16 +617,19 @@ def simulate_risk(
     """Monte Carlo of the closed-form risk (:func:`finetune`) over Gaussian designs.
 
     Mirrors :func:`finetune_theory.linear.simulate_risk`; all repeats at one ``n`` form one
-    batch (in memory-bounded chunks). The same seed gives the same numbers.
+    batch (in memory-bounded chunks). The same seed gives the same numbers; a single ``n``
+    gives a float ``mean`` and ``stderr``.
     """
-    c, ts, tt = _risk_pair(cov, theta_source, theta_target)
+    c, ts, tt = risk_setting(cov, theta_source, theta_target)
     sigma = check_nonnegative(noise, "noise")
     depth = check_depth(depth)
     repeats = check_positive_int(repeats, "repeats")
-    ns, _ = check_positive_int_array(n, "n")
-    return linear._monte_carlo(
-        c, tt, ns, sigma, repeats, seed, lambda x, y: finetune(x, y, ts, depth)
-    )
+    ns, scalar = sample_sizes(n)
+
+    def estimator(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return _limit(x, y, np.broadcast_to(ts, (x.shape[0], ts.size)), depth)[0]
+
+    return monte_carlo(c, tt, ns, scalar, sigma, repeats, seed, estimator)
 
 
 def frozen_risk_floor(cov: Any, theta_source: Any, theta_target: Any) -> float:
@@ -607,7 +640,7 @@ def frozen_risk_floor(cov: Any, theta_source: Any, theta_target: Any) -> float:
     ``theta_T`` is ``Sigma``-orthogonal to ``theta_S`` the floor is ``||theta_T||^2_Sigma``, the
     risk of predicting zero, whatever the number of samples.
     """
-    c, ts, tt = _risk_pair(cov, theta_source, theta_target)
+    c, ts, tt = risk_setting(cov, theta_source, theta_target)
     qs = float(c.quad(ts))
     cross = float(np.sum(c.eigvals * c.coords(ts) * c.coords(tt)))
     a = cross / qs if qs > 0 else 0.0

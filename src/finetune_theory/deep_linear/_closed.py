@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_depth, regression_problem
+from .._validation import check_depth
 
-__all__ = ["solve_scale", "pinv", "projections"]
+__all__ = ["solve_scale", "scale_root", "pinv", "projections"]
 
 
 def pinv(x: np.ndarray) -> np.ndarray:
@@ -33,6 +33,16 @@ def solve_scale(
 ) -> np.ndarray:
     """The scale ``s_N`` from squared norms (vectorised; the core of the closed form).
 
+    See :func:`scale_root`, which this validates ``depth`` for.
+    """
+    return scale_root(target_sq, perp_sq, source_sq, check_depth(depth), seen_sq=seen_sq)
+
+
+def scale_root(
+    target_sq: Any, perp_sq: Any, source_sq: Any, depth: float, *, seen_sq: Any = None
+) -> np.ndarray:
+    """The scale ``s_N`` from squared norms (vectorised; the core of the closed form).
+
     Solves ``s^(N/(N-1)) c = sqrt(a^2 + b^2 s^2)`` for ``s > 0`` with ``a^2 = target_sq``
     (``||X^+ y||^2``), ``b^2 = perp_sq`` (``||P_perp theta_S||^2``) and ``c^2 = source_sq``
     (``||theta_S||^2``). In ``t = log s`` the equation reads
@@ -44,9 +54,8 @@ def solve_scale(
 
     Depth 1 gives ``s = 1``; ``depth = inf`` gives ``a / sqrt(c^2 - b^2)``, for which
     ``seen_sq`` (``||P_X theta_S||^2``) may be passed to avoid the cancellation. ``a = b = 0``
-    gives ``s = 0``.
+    gives ``s = 0``. ``depth`` is already validated (an int ``>= 1`` or ``math.inf``).
     """
-    depth = check_depth(depth)
     a2, b2, c2 = (np.asarray(v, dtype=np.float64) for v in (target_sq, perp_sq, source_sq))
     a2, b2, c2 = np.broadcast_arrays(a2, b2, c2)
     if np.any(c2 <= 0):
@@ -90,15 +99,17 @@ def solve_scale(
 
 
 def projections(
-    X: Any, y: Any, theta_source: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, bool]:
-    """``X^+ y``, ``P_perp theta_S``, ``P_X theta_S`` and the broadcast ``theta_S``."""
-    x, yy, ts = regression_problem(X, y, theta_source)
+    x: np.ndarray, yy: np.ndarray, ts: np.ndarray, design: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``X^+ y``, ``P_perp theta_S`` and ``P_X theta_S`` of validated, broadcast arrays.
+
+    ``design`` is ``X`` before broadcasting (so that one design shared by a batch of labels
+    gets one pseudo-inverse).
+    """
     n, d = x.shape[-2:]
     batch = x.shape[:-2]
-    inv = pinv(np.asarray(X, dtype=np.float64))  # one pseudo-inverse per distinct design
-    sol = np.einsum("...dn,...n->...d", inv, np.broadcast_to(yy, (*batch, n)))
-    ts = np.broadcast_to(ts, (*batch, d))
+    inv = pinv(design)
+    sol = np.einsum("...dn,...n->...d", inv, yy)
     seen = np.einsum("...dn,...n->...d", inv, np.einsum("...nd,...d->...n", x, ts))
     seen = np.broadcast_to(seen, (*batch, d))
-    return sol, ts - seen, seen, ts, len(batch) > 0
+    return sol, ts - seen, seen

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from .._training import ROUNDING, Monitor, TrainResult, relative_movement
 from .._validation import as_array, as_matrix, as_vector
-from ..exceptions import ConvergenceError, DivergenceError
+from ..exceptions import ConvergenceError
 
 __all__ = [
     "Net",
-    "TrainResult",
     "as_net",
     "as_frozen",
     "as_data",
@@ -39,13 +39,6 @@ __all__ = [
     "line_search_descent",
     "gauss_newton_bound",
 ]
-
-#: the loss may grow by at most this factor over its reference before GD counts as diverged
-_BLOWUP = 1e10
-#: keeps the divergence reference positive when the loss starts at zero
-_TINY = 1e-300
-#: a few units in the last place: loss differences below this fraction are rounding
-_ROUNDING = 8 * np.finfo(np.float64).eps
 
 
 @dataclass
@@ -224,52 +217,6 @@ def gauss_newton_bound(
 
 
 # --------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class TrainResult:
-    """Outcome of training a deep linear network by full-batch gradient descent.
-
-    Attributes
-    ----------
-    weights : list of ndarray
-        Final layers, batched like the input (``(B, h_j, h_{j-1})`` or ``(h_j, h_{j-1})``).
-    theta : ndarray, shape (B, d) or (d,)
-        Final end-to-end vector.
-    loss : ndarray, shape (B,) or float
-        Final training loss ``(1/2n) ||X theta - y||^2``.
-    steps : ndarray of int, shape (B,) or int
-        Steps each repeat took until it stopped.
-    lr : ndarray, shape (B,) or float
-        Step size of each repeat (the last one tried, for line-search training).
-    interpolated : ndarray of bool, shape (B,) or bool
-        True where training stopped because the loss fell below ``tol`` times the zero
-        predictor's loss; False where it stopped at a stationary point that does not
-        interpolate (e.g. with the first layer frozen), or did not stop.
-    converged : ndarray of bool, shape (B,) or bool
-        True where a stopping test was met within the step budget (always True unless
-        training ran with ``strict=False``).
-    history_steps : ndarray of int, shape (k,)
-        Log-spaced steps at which the loss was recorded.
-    history_loss : ndarray, shape (k, B) or (k,)
-        Training loss of each repeat at those steps.
-    """
-
-    weights: list[np.ndarray]
-    theta: np.ndarray
-    loss: np.ndarray
-    steps: np.ndarray
-    lr: np.ndarray
-    interpolated: np.ndarray
-    converged: np.ndarray
-    history_steps: np.ndarray
-    history_loss: np.ndarray
-
-    @property
-    def history(self) -> list[tuple[int, float]]:
-        """``(step, mean training loss over repeats)`` pairs."""
-        mean = self.history_loss if self.history_loss.ndim == 1 else self.history_loss.mean(1)
-        return [(int(t), float(v)) for t, v in zip(self.history_steps, mean, strict=True)]
-
-
 def _log_history(
     t: int,
     loss: np.ndarray,
@@ -302,17 +249,22 @@ def _result(
     def fmt(v: np.ndarray) -> Any:
         return v if net.batched else v[0]
 
+    pairs = zip(layers, net.layers, strict=True)
+    diff_sq = sum(np.sum((w - w0) ** 2, axis=(1, 2)) for w, w0 in pairs)
+    start_sq = sum(np.sum(w0 * w0, axis=(1, 2)) for w0 in net.layers)
     hl = np.array(hist_l)
     return TrainResult(
         weights=net.out(layers),
         theta=fmt(theta),
+        start=net.out(),
         loss=fmt(loss),
         steps=fmt(steps),
         lr=fmt(lr),
-        interpolated=fmt(interp),
         converged=fmt(converged),
+        interpolated=fmt(interp),
+        movement=fmt(relative_movement(diff_sq, start_sq)),
         history_steps=np.array(hist_t, dtype=np.int64),
-        history_loss=hl if net.batched else hl[:, 0],
+        loss_history=hl if net.batched else hl[:, 0],
     )
 
 
@@ -338,11 +290,11 @@ def gradient_descent(
 ) -> TrainResult:
     """Full-batch GD with a fixed step per repeat; see :func:`finetune_theory.deep_linear.train`.
 
-    A repeat stops when its loss is at most ``tol`` times the zero predictor's loss
-    (interpolation) or when one step changed its loss by at most ``tol`` times the loss (a
-    stationary point that does not interpolate; for a stable step the decrease per step is
-    between ``lr ||grad||^2 / 2`` and ``lr ||grad||^2``). Stopped repeats take steps of size zero,
-    so each repeat's result does not depend on the others in the batch.
+    Stops by the rule shared by every ``train`` (:class:`finetune_theory._training.Monitor`):
+    a repeat stops when its loss is at most ``tol`` times the zero predictor's loss
+    (interpolation) or when one step changed its loss by at most ``max(tol, 8 eps)`` times the
+    loss (a stationary point that does not interpolate). Stopped repeats take steps of size
+    zero, so each repeat's result does not depend on the others in the batch.
 
     Two exact rearrangements make a step cheap (the arithmetic is that of GD, rounded
     differently):
@@ -354,19 +306,11 @@ def gradient_descent(
     * hidden layers of one shape are held in one stacked array (the list holds views into it),
       so that their update is one array operation.
     """
-    layers = list(net.layers)
+    layers = [w.copy() for w in net.layers]  # net keeps the start
     depth = len(layers)
     n = x.shape[1]
-    scale = 0.5 * np.mean(yy * yy, axis=1)
-    threshold = tol * np.where(scale > 0, scale, 1.0)
     b = net.batch
-    active = np.ones(b, dtype=bool)
-    steps = np.zeros(b, dtype=np.int64)
-    interp = np.zeros(b, dtype=bool)
-    ref = prev = None
-    hist_t: list[int] = []
-    hist_l: list[np.ndarray] = []
-    next_log = 0
+    monitor = Monitor(yy, (b,), tol, lr, max_steps)
     first = layers[0]
     m_mat = np.matmul(x, np.swapaxes(first, 1, 2))  # (B, n, h_1)
     k_mat = np.matmul(x, np.swapaxes(x, 1, 2))  # (B, n, n)
@@ -389,26 +333,9 @@ def gradient_descent(
             ca = _vm(a[1], coef)  # C^T a_1, (B, n)
             res = _mv(m_mat, a[1]) + _mv(k_mat, ca) - yy
             loss = 0.5 * np.mean(res * res, axis=1)
-            if ref is None:
-                ref = np.maximum(loss, scale) + _TINY
-            if not np.all(np.isfinite(loss)) or np.any(loss > _BLOWUP * ref):
-                raise DivergenceError(
-                    f"gradient descent diverged at step {t} (training loss "
-                    f"{float(np.max(np.nan_to_num(loss, nan=np.inf))):.3g}, started at "
-                    f"{float(np.max(ref)):.3g}) with lr = {float(np.max(lr)):.3g}; use a smaller "
-                    f"lr or leave lr=None for the default"
-                )
-            fits = loss <= threshold
-            still = np.zeros(b, dtype=bool) if prev is None else np.abs(prev - loss) <= tol * loss
-            done = active & (fits | still)
-            steps[done] = t
-            interp[done] = fits[done]
-            active &= ~done
-            prev = loss
-            next_log = _log_history(t, loss, active, next_log, hist_t, hist_l)
-            if not active.any() or t == max_steps:
+            if not monitor.update(t, loss) or t == max_steps:
                 break
-            step = lr * active
+            step = lr * monitor.active
             rn = res / n
             bvec = [np.empty(0)] * depth  # bvec[j] = W_j ... W_1 g (the b_{j+1} of the docs)
             if depth > 1:
@@ -424,16 +351,17 @@ def gradient_descent(
             if trainable[0]:
                 coef -= (step[:, None] * a[1])[:, :, None] * rn[:, None, :]
     layers[0] = first + np.matmul(coef, x)
-    if not active.any():
-        return _result(net, layers, loss, steps, lr, interp, ~active, hist_t, hist_l)
-    if not strict:
-        steps[active] = max_steps
-        return _result(net, layers, loss, steps, lr, interp, ~active, hist_t, hist_l)
-    left = int(np.count_nonzero(active))
-    worst = float(np.max(np.where(active, loss / np.where(scale > 0, scale, 1.0), 0.0)))
-    raise ConvergenceError(
-        f"{left} of {b} repeat(s) did not converge in {max_steps} steps (relative training loss "
-        f"still {worst:.3g}, tol {tol:.3g}); raise max_steps or lr"
+    monitor.finish(strict)
+    return _result(
+        net,
+        layers,
+        loss,
+        monitor.steps,
+        lr,
+        monitor.interpolated,
+        monitor.converged,
+        monitor.hist_t,
+        monitor.hist_l,
     )
 
 
@@ -505,7 +433,7 @@ def line_search_descent(
                 new = _loss_of(x, yy, trial)
                 # rounding of the loss itself is forgiven: on a plateau the predicted decrease
                 # can be far below one unit in the last place of the loss
-                slack = _ROUNDING * loss
+                slack = ROUNDING * loss
                 ok = (np.isfinite(new) & (new <= loss - armijo * lr * gsq + slack)) | ~active
                 if ok.all():
                     break

@@ -71,8 +71,8 @@ def train_and_compare(
     from the networks' own starting end-to-end vector at this depth.
     """
     source = dl.end_to_end(weights)
-    lr = dl.default_lr(weights, X, y, frozen=frozen, fraction=lr_fraction)
-    result = dl.train(weights, X, y, lr=lr, frozen=frozen, max_steps=max_steps, strict=strict)
+    lr = dl.default_lr(X, y, weights, frozen=frozen, fraction=lr_fraction)
+    result = dl.train(X, y, weights, lr=lr, frozen=frozen, max_steps=max_steps, strict=strict)
     if closed is None:
         closed = dl.finetune(X, y, source, depth)
     gap = np.linalg.norm(result.theta - closed, axis=1) / np.maximum(
@@ -92,7 +92,7 @@ def train_and_compare(
 
 def risks(theta: np.ndarray, theta_target: np.ndarray, cov: Covariance) -> np.ndarray:
     """Excess risk of each repeat's vector."""
-    return np.asarray(linear.excess_risk(theta, theta_target, cov), dtype=np.float64)
+    return np.asarray(linear.excess_risk(cov, theta, theta_target), dtype=np.float64)
 
 
 def mean_se(frame: pd.DataFrame, keys: list[str], column: str) -> pd.DataFrame:

@@ -212,9 +212,9 @@ def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[s
         pre = dl.pretrain(
             source,
             covariance(config),
-            int(round(config.source_factor * config.d)),
-            depth,
-            config.width,
+            n_source=int(round(config.source_factor * config.d)),
+            depth=depth,
+            width=config.width,
             seed=rng,
         )
         start = np.asarray(pre.theta)

@@ -117,7 +117,7 @@ def _pairs(config: Config, spectrum: str, rng: np.random.Generator) -> list[dict
     targets = sources - profiled_deltas(cov, distance, tilt, rng)
     x = cov.sample(n, rng, batch=p)
     y = np.einsum("pnd,pd->pn", x, targets)
-    true_risk = linear.excess_risk(linear.finetune(x, y, sources), targets, cov)
+    true_risk = linear.excess_risk(cov, linear.finetune(x, y, sources), targets)
     measures = linear.similarity(cov, sources, targets, n)
     records = []
     for i in range(p):

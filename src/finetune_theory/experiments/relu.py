@@ -72,8 +72,10 @@ class Config:
     noise : float
         Standard deviation of the label noise on training targets (test risk is measured
         against the noiseless target teacher).
-    step_scale, tol, max_steps : float, float, int
-        Gradient descent settings (see :func:`finetune_theory.relu.train`).
+    lr_fraction, tol, max_steps : float, float, int
+        Gradient descent settings: the step is ``lr_fraction`` times
+        :func:`finetune_theory.relu.default_lr` of each start (see
+        :func:`finetune_theory.relu.train`).
     delta_conf : float
         Failure probability of the bound.
     eps : tuple of float
@@ -91,7 +93,7 @@ class Config:
     n_test: int = 1000
     label_scale: float | None = None
     noise: float = 0.0
-    step_scale: float = 1.5
+    lr_fraction: float = 1.5
     tol: float = 1e-8
     max_steps: int = 50_000
     delta_conf: float = relu.DEFAULT_DELTA
@@ -191,13 +193,13 @@ def _fit_and_score(
     ``start`` is the pretrained network (fine-tuning) or None (scratch, where ``init`` outputs
     zero). Arrays have shape ``(R, K)`` (repeats x deltas).
     """
-    opts = {"step_scale": config.step_scale, "tol": config.tol, "max_steps": config.max_steps}
-    res = relu.train(init, x, y, **opts)
-    net_test = res.network(xt)
+    lr = relu.default_lr(x, init, fraction=config.lr_fraction)
+    res = relu.train(x, y, init, lr=lr, tol=config.tol, max_steps=config.max_steps)
+    net_test = res.weights(xt)
     kern = relu.kernel_predictor(x, y, xt, start=start)
     resid = y - (0.0 if start is None else start(x))
     n = x.shape[-2]
-    train_ramp = _ramp(res.network(x), y)
+    train_ramp = _ramp(res.weights(x), y)
     q = np.broadcast_to(relu.rkhs_norm_sq(x, resid), resid.shape[:-1])
     out = {
         "test_mse": _mse(net_test, yt),
@@ -244,11 +246,17 @@ def _run_width(config: Config, width: int, rng: np.random.Generator) -> list[dic
     R, d, s = config.repeats, config.d, config.scale()
     deltas = np.asarray(config.deltas, dtype=np.float64)
     src, tgt = _teachers(d, R, deltas, g_teach)
-    opts = {"step_scale": config.step_scale, "tol": config.tol, "max_steps": config.max_steps}
     pre = relu.pretrain(
-        src, width=width, n_source=config.n_source, label_scale=s, seed=g_pre, **opts
+        src,
+        width=width,
+        n_source=config.n_source,
+        label_scale=s,
+        lr_fraction=config.lr_fraction,
+        seed=g_pre,
+        tol=config.tol,
+        max_steps=config.max_steps,
     )
-    source = relu.ReluNetwork(pre.network.weights[:, None], pre.network.signs)  # (R, 1, m, d)
+    source = relu.ReluNetwork(pre.weights.weights[:, None], pre.weights.signs)  # (R, 1, m, d)
     xt = relu.sample_sphere(config.n_test, d, g_test, batch=(R, 1))
     yt = s * np.einsum("rktd,rkd->rkt", np.broadcast_to(xt, (R, len(deltas), *xt.shape[-2:])), tgt)
     source_err = _mse(source(xt)[:, 0], s * np.einsum("rtd,rd->rt", xt[:, 0], src))
@@ -269,7 +277,7 @@ def _run_width(config: Config, width: int, rng: np.random.Generator) -> list[dic
             dist = deltas if method == "fine-tune" else np.sqrt(1.0 + deltas**2)
             pred = relu.predicted_bound(dist, n, label_scale=s, delta=config.delta_conf)
             n_pred = {
-                f"n_pred_{eps:g}": relu.sample_complexity(
+                f"n_pred_{eps:g}": relu.sample_complexity_bound(
                     dist, eps, label_scale=s, delta=config.delta_conf
                 )
                 for eps in config.eps

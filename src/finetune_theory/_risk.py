@@ -1,0 +1,90 @@
+"""Private pieces shared by the risk functions of :mod:`~finetune_theory.linear` and
+:mod:`~finetune_theory.deep_linear`: the validation of a (covariance, source, target) setting
+and the Monte Carlo driver behind every ``simulate_risk``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._random import SeedLike, as_generator
+from ._validation import output_like, teacher_vectors
+from .covariance import Covariance, as_covariance
+
+__all__ = ["SimulatedRisk", "risk_setting", "monte_carlo"]
+
+
+@dataclass(frozen=True)
+class SimulatedRisk:
+    """Monte Carlo estimate of the expected risk.
+
+    Attributes
+    ----------
+    n : int or ndarray of int
+        The sample sizes (an int when a single ``n`` was asked for).
+    mean, stderr : float or ndarray
+        Mean excess risk over repeats and its standard error, one per ``n`` (floats for a
+        single ``n``).
+    repeats : int
+    """
+
+    n: Any
+    mean: Any
+    stderr: Any
+    repeats: int
+
+
+def risk_setting(
+    cov: Any, theta_source: Any, theta_target: Any
+) -> tuple[Covariance, np.ndarray, np.ndarray]:
+    """Validate one source, one target and a covariance of their dimension."""
+    ts, tt = teacher_vectors(theta_source, theta_target)
+    return as_covariance(cov, "cov", d=ts.size), ts, tt
+
+
+def _chunk(repeats: int, n: int, d: int, budget_bytes: float = 2.0e8) -> int:
+    per = 8.0 * (3 * n * d + d)
+    return max(1, min(repeats, int(budget_bytes // per)))
+
+
+def monte_carlo(
+    cov: Covariance,
+    theta_target: np.ndarray,
+    ns: np.ndarray,
+    scalar: bool,
+    sigma: float,
+    repeats: int,
+    seed: SeedLike,
+    estimator: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> SimulatedRisk:
+    """The Monte Carlo driver of every ``simulate_risk``.
+
+    For each ``n`` draws ``repeats`` Gaussian designs ``x ~ N(0, cov)`` with labels
+    ``x theta_T + sigma xi`` (in memory-bounded chunks, one batch per chunk), maps each batch
+    to weights with ``estimator(x, y)`` (shapes ``(b, n, d), (b, n) -> (b, d)``) and averages
+    their excess risk. Arguments are already validated; ``scalar`` says whether ``n`` was.
+    """
+    rng = as_generator(seed)
+    means = np.empty(ns.size)
+    errs = np.empty(ns.size)
+    for j, nj in enumerate(ns):
+        risks = np.empty(repeats)
+        size = _chunk(repeats, int(nj), cov.d)
+        for start in range(0, repeats, size):
+            b = min(size, repeats - start)
+            x = cov.sample(int(nj), rng, batch=b)
+            y = x @ theta_target + sigma * rng.standard_normal((b, int(nj)))
+            risks[start : start + b] = cov.quad(estimator(x, y) - theta_target)
+        means[j] = risks.mean()
+        errs[j] = risks.std(ddof=1) / math.sqrt(repeats) if repeats > 1 else np.inf
+    return SimulatedRisk(
+        n=output_like(ns, scalar, kind=int),
+        mean=output_like(means, scalar),
+        stderr=output_like(errs, scalar),
+        repeats=repeats,
+    )
