@@ -1,12 +1,14 @@
-# Two entry points: `make run` (reproduce the results) and `make test` (the whole suite).
-# Both create .venv when missing and install once; a stamp file records the install so the
+# Entry points: `make run` (reproduce the results), `make test` (the whole suite, as CI runs it),
+# `make test-fast` (everything but the tests marked slow), `make docs` (the documentation site).
+# Each creates .venv when missing and installs once; a stamp file records the install so the
 # second call does not reinstall unless pyproject.toml changed.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LINTED := src tests benchmarks examples docs/conf.py conftest.py
 
-.PHONY: run test lint bench clean
+.PHONY: run test test-fast lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,15 +21,25 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/finetune-theory reproduce
 
+# ruff, then the tests, the docstring examples (doctests), the README quick tour and every
+# gallery example, on 2 worker processes.
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check $(LINTED)
 	$(BIN)/python -m pytest -n 2 -q
 
+test-fast: $(STAMP)
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+
+# The site, offline, warnings as errors: docs/_build/html/index.html.
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache docs/_build docs/auto_examples docs/sg_execution_times.rst

