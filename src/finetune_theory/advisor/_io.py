@@ -15,7 +15,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Source", "as_inputs", "as_labels", "check_not_constant", "load_sources", "read_csv"]
+__all__ = [
+    "Source",
+    "as_inputs",
+    "as_labels",
+    "check_not_constant",
+    "check_writable",
+    "load_sources",
+    "read_csv",
+]
 
 _INTERCEPT_KEYS = ("intercept", "(intercept)", "_intercept", "bias", "const")
 
@@ -165,7 +173,17 @@ def _from_json(path: Path, feature_names: Sequence[str] | None) -> tuple[np.ndar
     if isinstance(payload, list):
         return _vector(payload, what), 0.0
     if not isinstance(payload, dict):
-        raise ValueError(f"{what} must hold a list of coefficients or an object")
+        raise ValueError(
+            f"{what} must hold an object with the keys 'coef' (a list, or a mapping feature "
+            "name -> coefficient) and 'intercept' (a number), or a list of coefficients"
+        )
+    if "coef" not in payload and feature_names is not None:
+        known = set(feature_names) | set(_INTERCEPT_KEYS)
+        if not any(str(k) in known or str(k).lower() in known for k in payload):
+            raise ValueError(
+                f"{what} has the keys {sorted(map(str, payload))[:5]}; expected the keys "
+                "'coef' (a list, or a mapping feature name -> coefficient) and 'intercept'"
+            )
     if "coef" in payload:
         intercept = _finite(payload.get("intercept", 0.0), f"{what} intercept")
         coef = payload["coef"]
@@ -219,6 +237,8 @@ def _one_source(
         return Source(name or obj.name, obj.coef, obj.intercept)
     if isinstance(obj, str | Path):
         path = Path(obj)
+        if path.is_dir():
+            raise ValueError(f"source file {str(path)!r} is a directory; give a .json or .csv file")
         if not path.is_file():
             raise ValueError(f"source file {str(path)!r} does not exist")
         suffix = path.suffix.lower()
@@ -322,6 +342,8 @@ def read_csv(path: Any, what: str) -> Any:
     import pandas as pd
 
     p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{what} {str(p)!r} is a directory; give a CSV file")
     if not p.is_file():
         raise ValueError(f"{what} file {str(p)!r} does not exist")
     try:
@@ -331,4 +353,28 @@ def read_csv(path: Any, what: str) -> Any:
         raise ValueError(f"{what} file {p.name!r} could not be read as CSV ({first})") from None
     if table.shape[0] == 0:
         raise ValueError(f"{what} file {p.name!r} has no rows")
+    if table.shape[1] == 1:
+        col = str(table.columns[0])
+        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep in col:
+                raise ValueError(
+                    f"{what} file {p.name!r} has a single column {col[:40]!r} whose name holds "
+                    f"{label}: the file seems to use {label} as the separator; save it with "
+                    "commas"
+                )
     return table
+
+
+def check_writable(path: Any, option: str) -> Path:
+    """Fail early, naming ``option``, when ``path`` cannot be written (before any analysis)."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{option} {str(p)!r} is a directory; give a file name")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"{option} {str(p)!r}: the folder {str(parent)!r} does not exist")
+    import os
+
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ValueError(f"{option} {str(p)!r} is not writable")
+    return p

@@ -6,25 +6,31 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..advisor._io import read_csv
-from ._common import finite_float, formatter, nonnegative_int, positive_int
+from ..advisor._io import check_writable, read_csv
+from ._common import formatter, positive_float, positive_int
 
 _ADVISE_EPILOG = """\
 examples:
-  finetune-theory advise --data target.csv --target price --source pretrained.json
+  finetune-theory advise --data examples/data/target.csv --target log_price \\
+      --source examples/data/source_coef.json
   finetune-theory advise --data target.csv --target y --source a.json --source b.csv \\
       --unlabelled more_inputs.csv --eps 0.1 --json advice.json --plot advice.png
+  finetune-theory advise --data target.csv --target y --source a.json --format csv
+
+A source file is JSON {"coef": {feature: value, ...} or [values], "intercept": value}, or a
+CSV (one row with a header of feature names, or two columns feature,coefficient).
 """
 
 
 def add_advise(sub: Any) -> None:
     p = sub.add_parser(
         "advise",
-        help="predict whether fine-tuning pays off, and rank source models",
+        help="compare keeping, fine-tuning and replacing source models on your data",
         description=(
-            "From labelled target data (CSV) and one or more source models, predict the risk "
-            "of fine-tuning against training from scratch at every n, the n needed for a "
-            "requested risk, and the ranking of the sources."
+            "From labelled target data (CSV) and one or more source models, predict the test "
+            "MSE of every strategy (the source as is, with its intercept refitted, fine-tuned "
+            "to zero training loss, ridge towards it, ridge from scratch, the mean) at the "
+            "labelled n and beyond, and recommend one."
         ),
         epilog=_ADVISE_EPILOG,
         formatter_class=formatter,
@@ -48,14 +54,26 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--features", help="comma-separated feature columns (default: every other column)"
     )
-    parser.add_argument("--eps", type=finite_float, help="requested test MSE")
-    parser.add_argument("--n-max", type=positive_int, help="largest sample size considered")
     parser.add_argument(
-        "--boot", type=positive_int, default=50, help="bootstrap replicates (default 50)"
+        "--eps", type=positive_float, help="requested test MSE: report the n each strategy needs"
     )
-    parser.add_argument("--seed", type=nonnegative_int, default=0, help="random seed (default 0)")
-    parser.add_argument("--json", help="write the full advice as JSON to this file")
-    parser.add_argument("--plot", help="write a figure (PNG/SVG) to this file")
+    parser.add_argument(
+        "--n-max", type=positive_int, help="largest sample size considered (table and scans)"
+    )
+    parser.add_argument(
+        "--confidence",
+        type=positive_float,
+        default=0.8,
+        help="level of the intervals, in (0, 1) (default 0.8)",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("table", "csv", "json"),
+        default="table",
+        help="what to print: a table with the recommendation (default), CSV rows or JSON",
+    )
+    parser.add_argument("--json", metavar="FILE", help="also write the full advice as JSON")
+    parser.add_argument("--plot", metavar="FILE", help="write a figure (PNG/SVG) to this file")
 
 
 def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
@@ -92,10 +110,22 @@ def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 
 def _cmd_advise(args: argparse.Namespace) -> int:
+    import sys
+
     from rich.console import Console
 
     from ..advisor import advise
 
+    # fail before the analysis when an output cannot be written
+    if args.json:
+        check_writable(args.json, "--json")
+    if args.plot:
+        check_writable(args.plot, "--plot")
+        suffix = Path(args.plot).suffix.lower()
+        if suffix not in (".png", ".svg", ".pdf"):
+            raise ValueError(f"--plot {args.plot!r}: use a .png, .svg or .pdf file name")
+    if not 0 < args.confidence < 1:
+        raise ValueError(f"--confidence must lie in (0, 1), got {args.confidence}")
     X, y, unl = _read_cli_data(args)
     advice = advise(
         X,
@@ -104,22 +134,19 @@ def _cmd_advise(args: argparse.Namespace) -> int:
         X_unlabelled=unl,
         eps=args.eps,
         n_max=args.n_max,
-        n_boot=args.boot,
-        seed=args.seed,
+        confidence=args.confidence,
     )
-    console = Console()
-    console.print(advice.table())
-    if advice.best is not None:
-        b = advice.best
-        verdict = (
-            "fine-tuning beats training from scratch"
-            if b.risk_at(advice.n_grid, advice.n_labelled)
-            < advice.scratch.risk_at(advice.n_grid, advice.n_labelled)
-            else "training from scratch is predicted to do at least as well"
-        )
-        console.print(f"Best source: [bold]{b.name}[/bold]; at n = {advice.n_labelled} {verdict}.")
-    for line in advice.assumptions:
-        console.print(f"- {line}", highlight=False)
+    if args.format == "csv":
+        sys.stdout.write(advice.to_csv())
+    elif args.format == "json":
+        sys.stdout.write(advice.to_json() + "\n")
+    else:
+        terminal = sys.stdout.isatty()
+        # off a terminal nothing is cut: the whole table, however wide
+        console = Console(width=None if terminal else 400, soft_wrap=not terminal)
+        console.print(advice.table())
+        for line in advice.lines():
+            console.print(line, highlight=False, markup=False)
     if args.json:
         advice.to_json(args.json)
     if args.plot:

@@ -16,13 +16,16 @@ from ._common import (
 
 # ------------------------------------------------------------------ risk
 _RISK_EPILOG = """\
-The teachers are theta_T = alpha * theta_S + eps * xi. Depth 1 is linear regression;
-a larger depth (or inf) is a deep linear network fine-tuned from pretrained weights.
+The teachers are theta_T = alpha * theta_S + p * xi (p: --perturbation). Depth 1 is linear
+regression; a larger depth (or inf) is a deep linear network fine-tuned from pretrained
+weights. --eps is a requested excess risk, as in every command: the table then also names
+the smallest listed n that reaches it.
 
 examples:
   finetune-theory risk                                   power-law spectrum, d=200
   finetune-theory risk --spectrum isotropic --d 100 --n 5 10 20 40
-  finetune-theory risk --depth 5 --alpha 2 --eps 0.1 --plot curve.png
+  finetune-theory risk --depth 5 --alpha 2 --perturbation 0.1 --plot curve.png
+  finetune-theory risk --eps 0.05                        n needed for excess risk 0.05
   finetune-theory risk --spectrum spiked --spikes 50 20 --noise 0.1 --depth inf
 """
 
@@ -57,7 +60,18 @@ def add_risk(sub: Any) -> None:
     )
     p.add_argument("--alpha", type=finite_float, default=1.0, help="target scale (default: 1)")
     p.add_argument(
-        "--eps", type=finite_float, default=0.1, help="target perturbation (default: 0.1)"
+        "--perturbation",
+        type=finite_float,
+        default=0.1,
+        metavar="P",
+        help="size of the random target perturbation p in theta_T = alpha theta_S + p xi "
+        "(default: 0.1)",
+    )
+    p.add_argument(
+        "--eps",
+        type=positive_float,
+        default=None,
+        help="requested excess risk: report the smallest listed n reaching it",
     )
     p.add_argument("--noise", type=finite_float, default=0.0, help="label noise std (default: 0)")
     p.add_argument(
@@ -81,14 +95,15 @@ def _cmd_risk(args: argparse.Namespace) -> int:
         spikes=args.spikes,
         depth=args.depth,
         alpha=args.alpha,
-        eps=args.eps,
+        eps=args.perturbation,
         noise=args.noise,
         n_values=args.n,
         seed=args.seed,
     )
     setting = (
         f"{args.spectrum}{f' a={args.a:g}' if args.spectrum == 'power-law' else ''}, d={args.d}, "
-        f"depth={args.depth}, alpha={args.alpha:g}, eps={args.eps:g}, noise={args.noise:g}"
+        f"depth={args.depth}, alpha={args.alpha:g}, perturbation={args.perturbation:g}, "
+        f"noise={args.noise:g}"
     )
     table = Table(title=f"expected excess risk: {setting}", title_justify="left")
     for column in ("n", "fine-tuned", "from scratch", "scratch / fine-tuned"):
@@ -99,6 +114,11 @@ def _cmd_risk(args: argparse.Namespace) -> int:
         )
     console = Console()
     console.print(table)
+    if args.eps is not None:
+        for column, label in (("fine_tuned", "fine-tuned"), ("from_scratch", "from scratch")):
+            hit = curve.loc[curve[column] <= args.eps, "n"]
+            where = f"n = {int(hit.iloc[0])}" if len(hit) else "no listed n"
+            print(f"{label}: excess risk {args.eps:g} first reached at {where}")
     if args.plot:
         path = plot_curve(curve, args.plot, title=setting)
         print(f"plot: {path}")  # plain print: a long path must not be wrapped
