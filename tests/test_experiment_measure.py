@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from finetune_theory import linear
-from finetune_theory.experiments import get
+from finetune_theory.experiments import get, measure
 from finetune_theory.experiments.measure import Config, correlations, make_covariance, units
 
 TINY = Config(d=40, n=6, pairs=40, curve_n=(2, 6, 12, 30), curve_repeats=8)
@@ -96,3 +96,18 @@ def test_table_lists_every_measure(records: pd.DataFrame) -> None:
 def test_unknown_spectrum_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="spectrum"):
         make_covariance(TINY, "triangular")
+
+
+def test_run_gives_the_records_of_run_all_and_of_the_sweep():
+    """``run(config, seed)`` seeds each unit on its own, as ``run_all`` and the runner do."""
+    from finetune_theory.runner.sweep import unit_seed
+
+    cfg = dataclasses.replace(TINY, spectra=("isotropic", "power_law"), pairs=10, curve_repeats=3)
+    exp = get("measure")
+    parts = exp.units(cfg)
+    assert len(parts) >= 2
+    whole = pd.DataFrame(measure.run(cfg, 5))
+    pd.testing.assert_frame_equal(whole, exp.run_all(cfg, 5), check_exact=True)
+    # unit by unit with the runner's seeds (an independent spelling of SeedSequence.spawn)
+    alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)

@@ -124,3 +124,18 @@ def test_plots_and_table(quick: pd.DataFrame, tmp_path) -> None:
 def test_bad_config_names_the_field(change: dict, name: str) -> None:
     with pytest.raises(ValueError, match=name):
         e5.run(dataclasses.replace(TINY, **change), 0)
+
+
+def test_run_gives_the_records_of_run_all_and_of_the_sweep():
+    """``run(config, seed)`` seeds each unit on its own, as ``run_all`` and the runner do."""
+    from finetune_theory.runner.sweep import unit_seed
+
+    cfg = dataclasses.replace(TINY, widths=(20,), repeats=2, unit_repeats=1)
+    exp = get("relu")
+    parts = exp.units(cfg)
+    assert len(parts) >= 2
+    whole = pd.DataFrame(e5.run(cfg, 5))
+    pd.testing.assert_frame_equal(whole, exp.run_all(cfg, 5), check_exact=True)
+    # unit by unit with the runner's seeds (an independent spelling of SeedSequence.spawn)
+    alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)

@@ -119,3 +119,28 @@ def test_bad_config_values_raise():
         scaling.units(dataclasses.replace(scaling.SIZES["quick"], factors=(0.0, 1.0)))
     with pytest.raises(ValueError, match="targets"):
         freezing.run(dataclasses.replace(freezing.SIZES["quick"], targets=("other",)), 0)
+
+
+_SEEDING = {
+    "depth": lambda: depth.Config(
+        d=16, n=4, alphas=(0.5, 2.0), depths=(1, 2), repeats=2, pretrained_depths=()
+    ),
+    "scaling": lambda: scaling.Config(d=12, n=4, factors=(1.0, 2.0), depths=(1, 2), repeats=2),
+    "freezing": lambda: freezing.Config(d=12, ns=(3, 5), depth=2, repeats=2, max_steps=300),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SEEDING))
+def test_run_gives_the_records_of_run_all_and_of_the_sweep(name):
+    """``run(config, seed)`` seeds each unit on its own, as ``run_all`` and the runner do."""
+    from finetune_theory.runner.sweep import unit_seed
+
+    module = {"depth": depth, "scaling": scaling, "freezing": freezing}[name]
+    exp, cfg = experiments.get(name), _SEEDING[name]()
+    parts = exp.units(cfg)
+    assert len(parts) >= 2
+    whole = pd.DataFrame(module.run(cfg, 5))
+    pd.testing.assert_frame_equal(whole, exp.run_all(cfg, 5), check_exact=True)
+    # unit by unit with the runner's seeds (its own spelling of SeedSequence.spawn)
+    alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)

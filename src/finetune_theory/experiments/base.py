@@ -3,9 +3,13 @@
 An experiment is a set of pure functions around a frozen ``Config`` dataclass:
 
 - ``units(config) -> list[Config]``: split a sweep into independent units of work (each a
-  smaller config; the runner executes, stores and resumes them one by one);
-- ``run(config, seed) -> list[dict]``: compute one unit; tidy records (one flat dict per
-  measurement, plain Python/NumPy scalars), the same bits for the same seed;
+  smaller config; the runner executes, stores and resumes them one by one). Splitting a unit
+  again gives that unit alone;
+- ``run_unit(unit, unit_seed) -> list[dict]``: compute one unit; tidy records (one flat dict
+  per measurement, plain Python/NumPy scalars), the same bits for the same seed;
+- ``run(config, seed) -> list[dict]``: every unit of ``config``, unit ``i`` with the seed
+  :func:`unit_seeds` gives it (:func:`run_units`): exactly the records of
+  :meth:`Experiment.run_all` and of the runner's sweep for the same root seed;
 - ``claims(records) -> list[Verdict]``: verdicts computed from the records;
 - ``plot(records, outdir) -> list[Path]``: figures (PNG plus SVG) written to ``outdir``;
 - ``table(records) -> DataFrame``: a short summary table for the report.
@@ -26,7 +30,15 @@ from typing import Any
 
 import pandas as pd
 
-__all__ = ["Verdict", "Experiment", "config_hash", "config_to_dict", "single_unit"]
+__all__ = [
+    "Verdict",
+    "Experiment",
+    "config_hash",
+    "config_to_dict",
+    "single_unit",
+    "unit_seeds",
+    "run_units",
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,33 @@ class Verdict:
 def single_unit(config: Any) -> list[Any]:
     """The default split: the whole config is one unit."""
     return [config]
+
+
+def unit_seeds(seed: int, count: int) -> list[int]:
+    """The seeds of ``count`` units under the root ``seed``: unit ``i`` gets the ``i``-th child of
+    ``SeedSequence(seed)`` (as :func:`finetune_theory.runner.sweep.unit_seed` does)."""
+    from .._random import seed_sequence
+
+    return [int(ss.generate_state(1)[0]) for ss in seed_sequence(seed).spawn(count)]
+
+
+def run_units(
+    units: Callable[[Any], list[Any]],
+    run_unit: Callable[[Any, int], list[dict[str, Any]]],
+    config: Any,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Split ``config`` with ``units`` and run each unit with its own seed, in order.
+
+    The one place a whole config is run: an experiment's ``run(config, seed)``,
+    :meth:`Experiment.run_all` and (unit by unit, resumably) the runner's sweep all give the
+    same records for the same root seed.
+    """
+    parts = units(config)
+    records: list[dict[str, Any]] = []
+    for part, unit_seed in zip(parts, unit_seeds(seed, len(parts)), strict=True):
+        records.extend(run_unit(part, unit_seed))
+    return records
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -58,7 +97,11 @@ def config_hash(config: Any) -> str:
 
 @dataclass(frozen=True)
 class Experiment:
-    """One reproducible experiment (see the module docstring for the contract)."""
+    """One reproducible experiment (see the module docstring for the contract).
+
+    ``run`` is the experiment's ``run_unit``: it computes one unit with that unit's own seed
+    (the runner calls it unit by unit).
+    """
 
     name: str
     title: str
@@ -81,11 +124,4 @@ class Experiment:
 
     def run_all(self, config: Any, seed: int = 0) -> pd.DataFrame:
         """Run every unit in this process, in order (no store, no parallelism)."""
-        from .._random import seed_sequence
-
-        units = self.units(config)
-        seeds = seed_sequence(seed).spawn(len(units))
-        records: list[dict[str, Any]] = []
-        for unit, ss in zip(units, seeds, strict=True):
-            records.extend(self.run(unit, int(ss.generate_state(1)[0])))
-        return pd.DataFrame.from_records(records)
+        return pd.DataFrame.from_records(run_units(self.units, self.run, config, seed))

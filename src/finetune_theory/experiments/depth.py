@@ -45,9 +45,8 @@ from .._random import as_generator
 from ..teachers import scaled_pairs
 from ._deep import depth_axis, design, mean_se_columns, risks, train_and_compare
 from ._plotting import finish, open_figures
-from .base import Experiment, Verdict
+from .base import Experiment, Verdict, run_units
 
-SPECTRA = ("isotropic", "power_law")
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,9 @@ class Config:
     noise : float
         Label-noise standard deviation on the target data.
     spectrum : str
-        ``isotropic`` or ``power_law`` (``lambda_i = i^-power``) target covariance.
-    power : float
+        ``isotropic`` or ``power_law`` (``lambda_i = i^-a``) target covariance.
+    a : float
+        Exponent of ``power_law``.
     pretrained_depths : tuple of int
         Depths at which GD-pretrained source networks are fine-tuned too (empty: none).
     source_factor : float
@@ -96,7 +96,7 @@ class Config:
     lr_fraction: float = 0.1
     noise: float = 0.0
     spectrum: str = "isotropic"
-    power: float = 1.0
+    a: float = 1.0
     pretrained_depths: tuple[int, ...] = (2, 5)
     source_factor: float = 2.0
 
@@ -111,12 +111,8 @@ SIZES = {
 
 
 def covariance(config: Config) -> covmod.Covariance:
-    """The target covariance of the config."""
-    if config.spectrum == "isotropic":
-        return covmod.isotropic(config.d)
-    if config.spectrum == "power_law":
-        return covmod.power_law(config.d, config.power)
-    raise ValueError(f"spectrum must be one of {SPECTRA}, got {config.spectrum!r}")
+    """The target covariance of the config (:func:`finetune_theory.covariance.family`)."""
+    return covmod.family(config.spectrum, config.d, a=config.a)
 
 
 def units(config: Config) -> list[Config]:
@@ -233,13 +229,21 @@ def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[s
     return records
 
 
-def run(config: Config, seed: int) -> list[dict[str, Any]]:
-    """Compute one unit (or every unit of the config, in order) of E2."""
+def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Compute one unit of E2 (one alpha) from its own seed."""
     rng = as_generator(seed)
     records: list[dict[str, Any]] = []
     for unit in units(config):
         records.extend(_unit(unit, unit.alphas[0], rng))
     return records
+
+
+def run(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
+
+    Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+    """
+    return run_units(units, run_unit, config, seed)
 
 
 # ------------------------------------------------------------------ analysis
@@ -429,7 +433,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run,
+    run=run_unit,
     claims=claims,
     plot=plot,
     table=table,

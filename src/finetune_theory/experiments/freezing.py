@@ -47,7 +47,7 @@ from .._random import as_generator
 from ..teachers import random_units
 from ._deep import mean_se, risks, train_and_compare
 from ._plotting import finish, log_axes, open_figures
-from .base import Experiment, Verdict
+from .base import Experiment, Verdict, run_units
 
 TARGETS = ("scaled", "orthogonal")
 
@@ -77,8 +77,9 @@ class Config:
         converges sublinearly (like ``1/t``) and may use it all.
     spectrum : str
         ``spiked`` (leading eigenvalues ``spikes``, the rest 1), ``power_law``
-        (``lambda_i = i^-power``) or ``isotropic``.
-    power : float
+        (``lambda_i = i^-a``) or ``isotropic``.
+    a : float
+        Exponent of ``power_law``.
     spikes : tuple of float
     """
 
@@ -93,7 +94,7 @@ class Config:
     lr_fraction: float = 0.2
     max_steps: int = 20_000
     spectrum: str = "spiked"
-    power: float = 1.0
+    a: float = 1.0
     spikes: tuple[float, ...] = (8.0, 4.0, 2.0)
 
 
@@ -105,16 +106,8 @@ SIZES = {
 
 
 def covariance(config: Config) -> covmod.Covariance:
-    """The target covariance of the config."""
-    if config.spectrum == "isotropic":
-        return covmod.isotropic(config.d)
-    if config.spectrum == "power_law":
-        return covmod.power_law(config.d, config.power)
-    if config.spectrum == "spiked":
-        return covmod.spiked(config.d, config.spikes)
-    raise ValueError(
-        f"spectrum must be 'isotropic', 'power_law' or 'spiked', got {config.spectrum!r}"
-    )
+    """The target covariance of the config (:func:`finetune_theory.covariance.family`)."""
+    return covmod.family(config.spectrum, config.d, a=config.a, spikes=config.spikes)
 
 
 def freeze_patterns(depth: int) -> dict[str, tuple[int, ...]]:
@@ -229,13 +222,21 @@ def _unit(config: Config, n: int, rng: np.random.Generator) -> list[dict[str, An
     return records
 
 
-def run(config: Config, seed: int) -> list[dict[str, Any]]:
-    """Compute one unit (or every unit of the config, in order) of E4."""
+def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Compute one unit of E4 (one sample size) from its own seed."""
     rng = as_generator(seed)
     records: list[dict[str, Any]] = []
     for unit in units(config):
         records.extend(_unit(unit, unit.ns[0], rng))
     return records
+
+
+def run(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
+
+    Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+    """
+    return run_units(units, run_unit, config, seed)
 
 
 # ------------------------------------------------------------------ analysis
@@ -377,7 +378,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run,
+    run=run_unit,
     claims=claims,
     plot=plot,
     table=table,

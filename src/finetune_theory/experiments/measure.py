@@ -28,7 +28,7 @@ from .. import linear
 from .._random import as_generator
 from ..teachers import placed_pair, profiled_deltas, random_unit
 from ._plotting import finish, open_figures
-from .base import Experiment, Verdict
+from .base import Experiment, Verdict, run_units
 
 SPECTRA = ("isotropic", "power_law", "spiked")
 
@@ -88,14 +88,8 @@ SIZES = {
 
 
 def make_covariance(config: Config, spectrum: str) -> covmod.Covariance:
-    """The target covariance of a named spectrum."""
-    if spectrum == "isotropic":
-        return covmod.isotropic(config.d)
-    if spectrum == "power_law":
-        return covmod.power_law(config.d, config.a)
-    if spectrum == "spiked":
-        return covmod.spiked(config.d, config.spikes, base=1.0)
-    raise ValueError(f"unknown spectrum {spectrum!r}; choose from {SPECTRA}")
+    """The target covariance of a named spectrum (:func:`finetune_theory.covariance.family`)."""
+    return covmod.family(spectrum, config.d, a=config.a, spikes=config.spikes)
 
 
 def units(config: Config) -> list[Config]:
@@ -178,8 +172,8 @@ def _curves(config: Config, spectrum: str, rng: np.random.Generator) -> list[dic
     return records
 
 
-def run(config: Config, seed: int) -> list[dict[str, Any]]:
-    """Compute one unit (or the whole config, unit by unit) of E1."""
+def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Compute one unit of E1 (one part and spectrum) from its own seed."""
     rng = as_generator(seed)
     records: list[dict[str, Any]] = []
     for unit in units(config):
@@ -187,6 +181,14 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
         part = _pairs if unit.part == "pairs" else _curves
         records.extend(part(unit, spectrum, rng))
     return records
+
+
+def run(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
+
+    Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+    """
+    return run_units(units, run_unit, config, seed)
 
 
 # ------------------------------------------------------------------ analysis
@@ -383,7 +385,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run,
+    run=run_unit,
     claims=claims,
     plot=plot,
     table=table,

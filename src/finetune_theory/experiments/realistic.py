@@ -41,7 +41,7 @@ from .._validation import check_depth
 from ..asymptotics import numerical_rank
 from ..teachers import placed_pair
 from ._plotting import finish, open_figures
-from .base import Experiment, Verdict
+from .base import Experiment, Verdict, run_units
 
 __all__ = [
     "Config",
@@ -423,8 +423,8 @@ def _tasks(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
     return records
 
 
-def run(config: Config, seed: int) -> list[dict[str, Any]]:
-    """Compute E6 for every input set and table of ``config`` (tidy records).
+def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Compute one unit of E6 (one input set or table) from its own seed (tidy records).
 
     BLAS runs single-threaded here: the work is many small factorisations, which multi-threaded
     OpenBLAS slows down badly on a busy machine.
@@ -439,6 +439,14 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
         for name in config.tables:
             records += _tasks(config, name, seed)
     return records
+
+
+def run(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
+
+    Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+    """
+    return run_units(units, run_unit, config, seed)
 
 
 # ------------------------------------------------------------------------- verdicts
@@ -751,7 +759,7 @@ EXPERIMENT = Experiment(
     "source/target tasks from grouped tables; predicted against measured risk.",
     config_cls=Config,
     sizes=SIZES,
-    run=run,
+    run=run_unit,
     claims=claims,
     plot=plot,
     table=table,

@@ -37,7 +37,7 @@ from scipy import stats
 from .. import relu
 from .._random import spawn_generators
 from ._plotting import finish, open_figures
-from .base import Experiment, Verdict
+from .base import Experiment, Verdict, run_units
 
 #: a fine-tuning batch (repeats x deltas x n x width floats) is kept under this many bytes
 _BUFFER_BYTES = 256 * 2**20
@@ -223,8 +223,8 @@ def _fit_and_score(
     return out
 
 
-def run(config: Config, seed: int) -> list[dict[str, Any]]:
-    """Compute E5 for every width of ``config`` (a unit has one width).
+def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Compute one unit of E5 (one width and block of repeats) from its own seed.
 
     BLAS runs single-threaded: parallelism comes from running units side by side, and
     multi-threaded OpenBLAS on these mid-sized batched products slows down badly on a busy
@@ -239,6 +239,14 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
         for unit_seed, width in zip(gens, config.widths, strict=True):
             records.extend(_run_width(config, width, unit_seed))
     return records
+
+
+def run(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
+
+    Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+    """
+    return run_units(units, run_unit, config, seed)
 
 
 def _run_width(config: Config, width: int, rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -648,7 +656,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run,
+    run=run_unit,
     claims=claims,
     plot=plot,
     table=table,

@@ -45,7 +45,7 @@ from .._random import as_generator
 from ..teachers import scaled_pairs
 from ._deep import mean_se_columns, risks, train_and_compare
 from ._plotting import finish, log_axes, open_figures
-from .base import Experiment, Verdict
+from .base import Experiment, Verdict, run_units
 
 MODES = ("source", "target")
 
@@ -72,8 +72,9 @@ class Config:
     repeats, width, lr_fraction
         As in E2.
     spectrum : str
-        ``isotropic`` or ``power_law`` (exponent ``power``).
-    power : float
+        ``isotropic`` or ``power_law`` (exponent ``a``).
+    a : float
+        Exponent of ``power_law``.
     """
 
     d: int = 200
@@ -87,7 +88,7 @@ class Config:
     width: int = 16
     lr_fraction: float = 0.1
     spectrum: str = "isotropic"
-    power: float = 1.0
+    a: float = 1.0
 
 
 SIZES = {
@@ -98,12 +99,8 @@ SIZES = {
 
 
 def covariance(config: Config) -> covmod.Covariance:
-    """The target covariance of the config."""
-    if config.spectrum == "isotropic":
-        return covmod.isotropic(config.d)
-    if config.spectrum == "power_law":
-        return covmod.power_law(config.d, config.power)
-    raise ValueError(f"spectrum must be 'isotropic' or 'power_law', got {config.spectrum!r}")
+    """The target covariance of the config (:func:`finetune_theory.covariance.family`)."""
+    return covmod.family(config.spectrum, config.d, a=config.a)
 
 
 def units(config: Config) -> list[Config]:
@@ -179,13 +176,21 @@ def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
     return records
 
 
-def run(config: Config, seed: int) -> list[dict[str, Any]]:
-    """Compute one unit (or every unit of the config, in order) of E3."""
+def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Compute one unit of E3 (one group ``{c, 1/c}`` of factors) from its own seed."""
     rng = as_generator(seed)
     records: list[dict[str, Any]] = []
     for unit in units(config):
         records.extend(_unit(unit, rng))
     return records
+
+
+def run(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
+
+    Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+    """
+    return run_units(units, run_unit, config, seed)
 
 
 # ------------------------------------------------------------------ analysis
@@ -358,7 +363,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run,
+    run=run_unit,
     claims=claims,
     plot=plot,
     table=table,

