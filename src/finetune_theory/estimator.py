@@ -21,16 +21,54 @@ offers two readings of a practitioner's source model ``x -> source_coef^T x + so
   fine-tuned on ``(X, y - source_intercept)`` without centring, and
   ``intercept_ = source_intercept``. With ``source_intercept = 0`` this is exactly the theory's
   setting.
+
+Ridge towards the source
+------------------------
+``alpha > 0`` (depth 1, closed form) minimises ``||y - X w||^2 + alpha ||w - source_coef||^2``
+(on the centred data when ``fit_intercept``): scikit-learn's ``Ridge`` penalty, measured from
+the source instead of from zero, so ``alpha`` has ``Ridge``'s meaning and scale and
+``alpha -> inf`` keeps the source. It is :func:`finetune_theory.linear.finetune` with
+``ridge = alpha / n_samples``. ``alpha="loo"`` chooses it from ``alphas`` by the closed-form
+leave-one-out error (as ``RidgeCV`` does); the choice is ``alpha_``.
+
+A source inside a scaling Pipeline
+----------------------------------
+``source_coef`` lives in the coordinates the estimator sees. Inside
+``make_pipeline(StandardScaler(), FineTunedRegressor(...))`` those are the *scaled* features,
+so the source must be a model fitted on features scaled the same way (for instance the
+``coef_`` of ``Ridge`` fitted after the same, already fitted, scaler); the raw-feature
+coefficients of a source are wrong there. Keep the source's scaler (fitted on source data) and
+freeze it in the pipeline, or convert: raw coefficients ``w`` become ``w * scale_`` on
+standardised features. Example (the two agree):
+
+>>> import numpy as np
+>>> from sklearn.linear_model import Ridge
+>>> from sklearn.pipeline import make_pipeline
+>>> from sklearn.preprocessing import StandardScaler
+>>> rng = np.random.default_rng(0)
+>>> Xs = rng.normal(5.0, [1.0, 10.0, 0.1], size=(200, 3))
+>>> ys = Xs @ [1.0, 0.1, 10.0] + 0.1 * rng.standard_normal(200)
+>>> scaler = StandardScaler().fit(Xs)  # fitted on the source data, then kept fixed
+>>> source = Ridge(alpha=1e-6).fit(scaler.transform(Xs), ys)
+>>> Xt = rng.normal(5.0, [1.0, 10.0, 0.1], size=(20, 3))
+>>> yt = Xt @ [1.1, 0.1, 10.0]
+>>> scaled = FineTunedRegressor(source.coef_).fit(scaler.transform(Xt), yt)
+>>> raw = FineTunedRegressor(source.coef_ / scaler.scale_).fit(Xt, yt)  # same model, raw units
+>>> bool(np.allclose(scaled.predict(scaler.transform(Xt)), raw.predict(Xt)))
+True
 """
 
 from __future__ import annotations
 
 import importlib
 import math
+import warnings
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import linear
@@ -38,6 +76,7 @@ from . import linear
 __all__ = ["FineTunedRegressor"]
 
 _SOLVERS = ("closed_form", "gd")
+_FITTED = ("coef_", "intercept_", "weights_", "n_iter_", "alpha_", "loo_mse_")
 
 
 def _deep_linear() -> Any:
@@ -53,9 +92,11 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
 
     Parameters
     ----------
-    source_coef : array of shape (n_features,), or None
-        The pretrained weights ``theta_S``. ``None`` trains from scratch (``theta_S = 0``,
-        the minimum-norm interpolant), for any number of features.
+    source_coef : array of shape (n_features,), pandas Series, dict, or None
+        The pretrained weights ``theta_S``. A Series or a dict is aligned by feature name with
+        the columns of the ``X`` given to ``fit`` (a DataFrame); a mismatch is a
+        ``ValueError`` naming the missing and the unknown names. ``None`` trains from scratch
+        (``theta_S = 0``, the minimum-norm interpolant), for any number of features.
     source_intercept : float
         The source model's intercept; used only when ``fit_intercept=False`` (see the module
         docstring).
@@ -77,6 +118,13 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
     width : int or None
         Hidden width of the deep linear network (``depth > 1`` with ``"gd"``); default
         ``n_features``.
+    alpha : float or "loo"
+        Ridge towards the source, in scikit-learn's ``Ridge`` units (see the module
+        docstring); ``0`` (default) fine-tunes to zero training loss. ``"loo"``: chosen from
+        ``alphas`` by leave-one-out error. Needs ``depth = 1`` and ``solver="closed_form"``.
+    alphas : array-like or None
+        Candidates for ``alpha="loo"`` (default ``numpy.logspace(-4, 4, 41)`` times the mean
+        squared singular value of the centred ``X``, ``trace(X^T X) / n_features``).
 
     Attributes
     ----------
@@ -88,6 +136,13 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         Only when ``X`` had string column names.
     weights_ : list of ndarray
         The trained layer weights (``depth > 1`` with ``solver="gd"`` only).
+    n_iter_ : int
+        Gradient-descent steps taken (``solver="gd"`` only). When the step budget ran out
+        first, ``fit`` issues a ``sklearn.exceptions.ConvergenceWarning``.
+    alpha_ : float
+        The ridge used (``alpha`` itself, or the leave-one-out choice).
+    loo_mse_ : ndarray
+        Leave-one-out mean squared error of each candidate in ``alphas`` (``alpha="loo"``).
 
     Examples
     --------
@@ -111,6 +166,8 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         max_steps: int = 100_000,
         tol: float = 1e-11,
         width: int | None = None,
+        alpha: float | str = 0.0,
+        alphas: Any = None,
     ) -> None:
         self.source_coef = source_coef
         self.source_intercept = source_intercept
@@ -121,6 +178,8 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         self.max_steps = max_steps
         self.tol = tol
         self.width = width
+        self.alpha = alpha
+        self.alphas = alphas
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, d: int) -> tuple[np.ndarray, float, int]:
@@ -134,8 +193,21 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         if not isinstance(self.fit_intercept, bool | np.bool_):
             raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}")
         b0 = check_finite_scalar(self.source_intercept, "source_intercept")
+        if isinstance(self.alpha, str):
+            if self.alpha != "loo":
+                raise ValueError(f"alpha must be a number >= 0 or 'loo', got {self.alpha!r}")
+        else:
+            alpha = check_finite_scalar(self.alpha, "alpha")
+            if alpha < 0:
+                raise ValueError(f"alpha must be >= 0, got {alpha}")
+        if (self.alpha == "loo" or float(self.alpha or 0) > 0) and (
+            int(depth) != 1 or self.solver != "closed_form"
+        ):
+            raise ValueError("alpha > 0 or 'loo' needs depth=1 and solver='closed_form'")
         if self.source_coef is None:
             return np.zeros(d), b0, int(depth)
+        if isinstance(self.source_coef, Mapping) or hasattr(self.source_coef, "keys"):
+            return self._aligned_source(d), b0, int(depth)
         ts = as_vector(self.source_coef, "source_coef")
         if ts.size != d:
             raise ValueError(
@@ -143,6 +215,60 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
                 "must have one coefficient per input column"
             )
         return ts, b0, int(depth)
+
+    def _aligned_source(self, d: int) -> np.ndarray:
+        """A Series or dict ``source_coef`` aligned with the fitted feature names."""
+        from ._validation import check_finite_scalar
+
+        src = self.source_coef
+        mapping = dict(src.items()) if hasattr(src, "items") else dict(src)
+        mapping = {str(k): v for k, v in mapping.items()}
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            raise ValueError(
+                "source_coef gives coefficients by feature name, but X has no column names; "
+                "fit on a DataFrame or give source_coef as an array"
+            )
+        names = [str(c) for c in names]
+        missing = [c for c in names if c not in mapping]
+        unknown = [k for k in mapping if k not in set(names)]
+        if missing or unknown:
+            raise ValueError(
+                f"source_coef does not match the columns of X: missing {missing[:5]}, "
+                f"unknown {unknown[:5]}"
+            )
+        return np.array(
+            [check_finite_scalar(mapping[c], f"source_coef[{c!r}]") for c in names],
+            dtype=np.float64,
+        )
+
+    def _ridge(self, x: np.ndarray, y: np.ndarray, ts: np.ndarray) -> np.ndarray:
+        """Ridge towards ``ts`` in sklearn units; ``alpha="loo"`` by leave-one-out."""
+        n, d = x.shape
+        if self.alpha != "loo":
+            self.alpha_ = float(self.alpha)
+            return linear.finetune(x, y, ts, ridge=self.alpha_ / n)
+        u, sv, _ = np.linalg.svd(x, full_matrices=False)
+        s2 = sv * sv
+        if self.alphas is None:
+            grid = np.logspace(-4, 4, 41) * max(float(s2.sum()) / d, 1e-300)
+        else:
+            grid = np.asarray(self.alphas, dtype=np.float64).ravel()
+            if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
+                raise ValueError(f"alphas must be positive finite numbers, got {self.alphas!r}")
+        z = y - x @ ts
+        uz = u.T @ z
+        # hat matrix U diag(s^2 / (s^2 + alpha)) U^T, plus 1/n for a centred intercept
+        shrink = s2[None, :] / (s2[None, :] + grid[:, None])  # (A, r)
+        fitted = (shrink * uz[None, :]) @ u.T  # (A, n)
+        lev = (u * u) @ shrink.T  # (n, A)
+        lev = lev.T + (1.0 / n if self.fit_intercept else 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loo = ((z[None, :] - fitted) / (1.0 - lev)) ** 2
+        loo_mse = np.where(np.all(lev < 1 - 1e-12, axis=1), loo.mean(axis=1), np.inf)
+        self.loo_mse_ = loo_mse
+        self.alpha_ = float(grid[int(np.argmin(loo_mse))])
+        return linear.finetune(x, y, ts, ridge=self.alpha_ / n)
 
     # --------------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any) -> FineTunedRegressor:
@@ -157,6 +283,8 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         -------
         self
         """
+        for attr in _FITTED:  # a refit starts from a clean slate
+            self.__dict__.pop(attr, None)
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         ts, b0, depth = self._check_params(X.shape[1])
         if self.fit_intercept:
@@ -177,9 +305,15 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         if depth == 1:
             if self.solver == "closed_form":
+                if self.alpha == "loo" or float(self.alpha) > 0:
+                    return self._ridge(x, y, ts), None
+                self.alpha_ = 0.0
                 return linear.finetune(x, y, ts), None
-            res = linear.train(x, y, ts, lr=self.lr, max_steps=self.max_steps, tol=self.tol)
-            return res.theta, None
+            res = linear.train(
+                x, y, ts, lr=self.lr, max_steps=self.max_steps, tol=self.tol, strict=False
+            )
+            self._record_steps(res)
+            return np.asarray(res.theta, dtype=np.float64), None
         if not np.any(ts):
             # from scratch the balanced weights vanish: a stationary point of the loss that
             # gradient descent cannot leave; the limit of a small random start is X^+ y
@@ -189,8 +323,22 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
             return np.asarray(dl.finetune(x, y, ts, depth), dtype=np.float64), None
         width = x.shape[1] if self.width is None else self.width
         weights = dl.balanced_init(ts, depth, width)
-        out = dl.train(x, y, weights, lr=self.lr, max_steps=self.max_steps, tol=self.tol)
+        out = dl.train(
+            x, y, weights, lr=self.lr, max_steps=self.max_steps, tol=self.tol, strict=False
+        )
+        self._record_steps(out)
         return np.asarray(out.theta, dtype=np.float64), [np.asarray(w) for w in out.weights]
+
+    def _record_steps(self, result: Any) -> None:
+        """``n_iter_`` from a training result; a ``ConvergenceWarning`` when it ran out."""
+        self.n_iter_ = int(np.max(result.steps))
+        if not bool(np.all(result.converged)):
+            warnings.warn(
+                f"gradient descent did not converge within max_steps={self.max_steps} "
+                f"(tol={self.tol}); increase max_steps or lr, or use solver='closed_form'",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
     # ----------------------------------------------------------------- predict
     def predict(self, X: Any) -> np.ndarray:
