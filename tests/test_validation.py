@@ -141,6 +141,37 @@ def test_check_depth():
         ck.check_depth(-math.inf)
 
 
+@pytest.mark.parametrize("good", [0.5, 1e-300, 1 - 1e-16, np.float32(0.25)])
+def test_check_open_unit_accepts(good):
+    assert ck.check_open_unit(good, "delta") == float(good)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.5, 2.0, math.nan, math.inf])
+def test_check_open_unit_rejects_naming_the_argument(bad):
+    with pytest.raises(ValueError, match=r"^delta must"):
+        ck.check_open_unit(bad, "delta")
+
+
+# ----------------------------------------------------- scalar in, scalar out
+def test_sample_sizes_and_output_like_round_trip():
+    ns, scalar = ck.sample_sizes(5)
+    assert scalar and ns.tolist() == [5]
+    # a result with the n axis last: dropped for a scalar n, kept for an array
+    out = ns[None, :] * np.array([[1.0], [2.0]])
+    np.testing.assert_array_equal(ck.output_like(out, scalar), [5.0, 10.0])
+    assert ck.output_like(ns * 0.5, scalar) == 2.5 and isinstance(ck.output_like(ns, True), float)
+    ns, scalar = ck.sample_sizes([3, 4])
+    assert not scalar
+    kept = ck.output_like(ns * 1.0, scalar)
+    assert isinstance(kept, np.ndarray) and kept.shape == (2,)
+    assert isinstance(ck.output_like(np.array(3), kind=int), int)
+    assert isinstance(ck.output_like(np.array([3.0])), np.ndarray)  # no scalar asked: kept
+    with pytest.raises(ValueError, match="n must be a scalar or a 1-D array"):
+        ck.sample_sizes([[1, 2]])
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        ck.sample_sizes([3, 0])
+
+
 # ------------------------------------------------------------------ random streams
 def test_same_seed_same_bits_and_different_seeds_differ():
     a = as_generator(5).standard_normal(50)

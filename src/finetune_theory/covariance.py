@@ -22,6 +22,7 @@ from ._validation import (
     check_finite_scalar,
     check_positive,
     check_positive_int,
+    output_like,
 )
 
 __all__ = [
@@ -130,7 +131,7 @@ class Covariance:
         """``theta^T Sigma theta`` (batched over leading axes)."""
         c = self.coords(theta)
         out = np.sum(self.eigvals * c * c, axis=-1)
-        return float(out) if np.ndim(out) == 0 else out
+        return output_like(out)
 
     def sample(
         self, n: int, seed: SeedLike = 0, *, batch: tuple[int, ...] | int = ()

@@ -489,7 +489,7 @@ def optimal_stopping_time(
     with np.errstate(divide="ignore"):
         t = np.where(np.asarray(lam) > 0, 1.0 / np.maximum(lam, 1e-300), np.inf)
         t = np.where(np.isinf(np.asarray(lam)), 0.0, t)
-    return float(t) if np.ndim(t) == 0 else t
+    return output_like(t)
 
 
 def simulate_risk(

@@ -37,7 +37,7 @@ import pandas as pd
 
 from .. import covariance as covmod
 from .. import linear
-from .._validation import check_depth
+from .._validation import check_depth, check_open_unit
 from ..asymptotics import numerical_rank
 from ..teachers import placed_pair
 from ._plotting import finish, open_figures
@@ -163,10 +163,8 @@ def _check(config: Config) -> None:
         check_depth(depth, "depths")
     for name in ("n_fractions", "task_fractions"):
         for f in getattr(config, name):
-            if not 0 < f < 1:
-                raise ValueError(f"{name} must lie in (0, 1), got {f}")
-    if not 0 < config.held_out < 1:
-        raise ValueError(f"held_out must lie in (0, 1), got {config.held_out}")
+            check_open_unit(f, name)
+    check_open_unit(config.held_out, "held_out")
     if config.repeats < 2:
         raise ValueError(f"repeats must be >= 2, got {config.repeats}")
     if config.groups < 2:
