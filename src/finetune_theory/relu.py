@@ -195,13 +195,16 @@ def rkhs_norm_sq(X: Any, residual: Any, *, normalize: bool = False) -> np.ndarra
         As in :func:`ntk`.
     """
     x = _sphere_inputs(X, "X", normalize)
-    r = _residual(residual, x.shape[-2])
-    H = ntk(x)
+    return output_like(_rkhs_norm_sq(x, _residual(residual, x.shape[-2])))
+
+
+def _rkhs_norm_sq(x: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """:func:`rkhs_norm_sq` of validated inputs on the sphere."""
+    H = _kernel_of_cosine(np.matmul(x, np.swapaxes(x, -1, -2)))
     r_b, H_b = np.broadcast_arrays(r[..., None], H)
     L = _cholesky(H_b, "X")
     z = np.linalg.solve(L, r_b[..., :1])[..., 0]
-    out = np.sum(z * z, axis=-1)
-    return output_like(out)
+    return np.sum(z * z, axis=-1)
 
 
 def residual_bound(X: Any, residual: Any, *, normalize: bool = False) -> np.ndarray | float:
@@ -211,9 +214,8 @@ def residual_bound(X: Any, residual: Any, *, normalize: bool = False) -> np.ndar
     from a source network ``f_S``. See :func:`rkhs_norm_sq` for the arguments.
     """
     x = _sphere_inputs(X, "X", normalize)
-    q = np.asarray(rkhs_norm_sq(x, residual))
-    out = np.sqrt(2.0 * q / x.shape[-2])
-    return output_like(out)
+    q = _rkhs_norm_sq(x, _residual(residual, x.shape[-2]))
+    return output_like(np.sqrt(2.0 * q / x.shape[-2]))
 
 
 def confidence_term(n: Any, delta: float = DEFAULT_DELTA) -> np.ndarray | float:
@@ -225,12 +227,19 @@ def confidence_term(n: Any, delta: float = DEFAULT_DELTA) -> np.ndarray | float:
     smallest eigenvalue ``lambda_0`` of ``H`` does not appear (see ``docs/relu.md``).
     Decreasing in ``n`` for every ``delta < 1``.
     """
-    delta = check_open_unit(delta, "delta")
+    return output_like(_confidence(_check_n(n), check_open_unit(delta, "delta")))
+
+
+def _check_n(n: Any) -> np.ndarray:
     n_arr = np.asarray(n, dtype=np.float64)
     if n_arr.size == 0 or not np.all(np.isfinite(n_arr)) or np.any(n_arr < 1):
         raise ValueError(f"n must hold finite sample sizes >= 1, got {np.ravel(n_arr)[:5]}")
-    out = 3.0 * np.sqrt(np.log(2.0 * (1.0 + np.sqrt(n_arr / 2.0)) / delta) / (2.0 * n_arr))
-    return output_like(out)
+    return n_arr
+
+
+def _confidence(n_arr: np.ndarray, delta: float) -> np.ndarray:
+    """:func:`confidence_term` of validated inputs."""
+    return 3.0 * np.sqrt(np.log(2.0 * (1.0 + np.sqrt(n_arr / 2.0)) / delta) / (2.0 * n_arr))
 
 
 def generalization_bound(
@@ -259,10 +268,13 @@ def generalization_bound(
         Failure probability, in ``(0, 1)``.
     """
     x = _sphere_inputs(X, "X", normalize)
+    r = _residual(residual, x.shape[-2])
     tl = as_array(train_loss, "train_loss")
     if np.any(tl < 0):
         raise ValueError("train_loss must be >= 0")
-    out = tl + np.asarray(residual_bound(x, residual)) + confidence_term(x.shape[-2], delta)
+    delta = check_open_unit(delta, "delta")
+    n = x.shape[-2]
+    out = tl + np.sqrt(2.0 * _rkhs_norm_sq(x, r) / n) + _confidence(np.float64(n), delta)
     return output_like(out)
 
 
@@ -285,9 +297,13 @@ def predicted_bound(
     """
     dist = _check_distance(distance)
     s = check_positive(label_scale, "label_scale")
-    conf = np.asarray(confidence_term(n, delta))
-    out = np.sqrt(8.0 * s * s * dist * dist / np.asarray(n, dtype=np.float64)) + conf
-    return output_like(out)
+    n_arr = _check_n(n)
+    return output_like(_predicted(dist, n_arr, s, check_open_unit(delta, "delta")))
+
+
+def _predicted(dist: np.ndarray, n: np.ndarray, s: float, delta: float) -> np.ndarray:
+    """:func:`predicted_bound` of validated inputs."""
+    return np.sqrt(8.0 * s * s * dist * dist / n) + _confidence(n, delta)
 
 
 def sample_complexity_bound(
@@ -309,11 +325,13 @@ def sample_complexity_bound(
         raise ValueError("eps must be > 0")
     if np.any(e >= 1):
         raise ValueError("eps must be < 1 (the bound is about a loss with values in [0, 1])")
+    s = check_positive(label_scale, "label_scale")
+    delta = check_open_unit(delta, "delta")
     dist, e = np.broadcast_arrays(dist, e)
     top = 2**52
 
     def ok(n: np.ndarray) -> np.ndarray:
-        return np.asarray(predicted_bound(dist, n, label_scale=label_scale, delta=delta)) <= e
+        return _predicted(dist, n, s, delta) <= e
 
     if not np.all(ok(np.full(dist.shape, float(top)))):
         raise ValueError(f"eps is too small: the predicted bound stays above it for n <= {top}")

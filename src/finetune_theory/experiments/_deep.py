@@ -90,7 +90,7 @@ def train_and_compare(
     }
 
 
-def risks(theta: np.ndarray, theta_target: np.ndarray, cov: Covariance) -> np.ndarray:
+def risks(cov: Covariance, theta: np.ndarray, theta_target: np.ndarray) -> np.ndarray:
     """Excess risk of each repeat's vector."""
     return np.asarray(linear.excess_risk(cov, theta, theta_target), dtype=np.float64)
 

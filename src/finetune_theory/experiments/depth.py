@@ -169,10 +169,10 @@ def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[s
         extra: dict[str, np.ndarray],
     ) -> None:
         closed, scale = dl.finetune(x, y, start, depth, return_scale=True)
-        r_closed = risks(closed, target, cov)
+        r_closed = risks(cov, closed, target)
         r_asym, s_asym = _asymptotic(cov, start, target, n, depth, config.noise)
         nan = np.full(b, np.nan)
-        r_tr = risks(fit["theta"], target, cov) if fit else nan
+        r_tr = risks(cov, fit["theta"], target) if fit else nan
         for i in range(b):
             rec = dict(
                 base,

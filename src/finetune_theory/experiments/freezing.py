@@ -170,9 +170,9 @@ def _unit(config: Config, n: int, rng: np.random.Generator) -> list[dict[str, An
         floor = np.array(
             [dl.frozen_risk_floor(cov, s, t) for s, t in zip(source, target, strict=True)]
         )
-        unfrozen = risks(dl.finetune(x, y, source, depth), target, cov)
+        unfrozen = risks(cov, dl.finetune(x, y, source, depth), target)
         depth1 = linear.finetune(x, y, source)
-        r_depth1 = risks(depth1, target, cov)
+        r_depth1 = risks(cov, depth1, target)
         for label, frozen in freeze_patterns(depth).items():
             if not frozen:
                 expected = dl.finetune(x, y, source, depth)
@@ -192,8 +192,8 @@ def _unit(config: Config, n: int, rng: np.random.Generator) -> list[dict[str, An
                 max_steps=config.max_steps,
             )
             gap = np.linalg.norm(fit["theta"] - expected, axis=1) / np.linalg.norm(source, axis=1)
-            r_tr = risks(fit["theta"], target, cov)
-            r_exp = risks(expected, target, cov)
+            r_tr = risks(cov, fit["theta"], target)
+            r_exp = risks(cov, expected, target)
             for i in range(b):
                 records.append(
                     {

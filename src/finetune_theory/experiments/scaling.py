@@ -142,8 +142,8 @@ def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
                     fit = train_and_compare(
                         weights, x, y, int(depth), lr_fraction=config.lr_fraction, closed=closed
                     )
-                r_closed = risks(closed, tgt, cov)
-                r_tr = risks(fit["theta"], tgt, cov) if fit else np.full(b, np.nan)
+                r_closed = risks(cov, closed, tgt)
+                r_tr = risks(cov, fit["theta"], tgt) if fit else np.full(b, np.nan)
                 r_as = np.array(
                     [
                         float(dl.expected_risk(cov, s, t, n, depth))
