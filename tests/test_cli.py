@@ -18,6 +18,7 @@ import toy_experiment
 from finetune_theory import __version__, experiments
 from finetune_theory.cli import COMMANDS, main
 from finetune_theory.runner.executors import InlineExecutor
+from finetune_theory.runner.fingerprint import code_fingerprint
 from finetune_theory.runner.store import ResultStore
 from finetune_theory.runner.sweep import run_sweep
 from toy_experiment import assert_same_bits
@@ -30,7 +31,7 @@ REAL = experiments.available()
 CLI_WITH_TOY = (
     "import sys; from finetune_theory import experiments; "
     "experiments.REGISTRY['toy'] = 'toy_experiment'; "
-    "from finetune_theory.cli import main; sys.exit(main(sys.argv[1:]))"
+    "from finetune_theory.cli import main; sys.exit(main())"
 )
 
 
@@ -129,7 +130,10 @@ def _one_line_error(capsys, argv, expected_code=None):
     [
         (["reproduce", "nosuch", "--out", "{tmp}"], "unknown experiment 'nosuch'", 1),
         (["reproduce", "toy", "--out", "{tmp}/file/sub"], "cannot write to the output folder", 1),
-        (["reproduce", "toy", "--out", "{tmp}", "--scheduler", "nonsense"], "scheduler", 1),
+        (["reproduce", "toy", "--out", "{tmp}", "--scheduler", "nonsense"], "scheduler", 2),
+        (["reproduce", "--scheduler", "tcp://127.0.0.1:99999"], "port must be 1-65535", 2),
+        (["reproduce", "--scheduler", "tcp://127.0.0.1:0"], "port must be 1-65535", 2),
+        (["reproduce", "--timeout", "0"], "--timeout", 2),
         (["reproduce", "toy", "--out", "{tmp}", "--store", "{tmp}/file"], "not an SQLite", 1),
         (["reproduce", "--size", "huge"], "invalid choice", 2),
         (["reproduce", "--workers", "0"], "expected a number >= 1", 2),
@@ -157,20 +161,26 @@ def test_a_corrupted_store_in_the_output_folder_is_refused(toy, tmp_path, capsys
     assert (tmp_path / "store.sqlite").read_bytes()[:16] == b"\x00" * 16
 
 
-def test_an_unreachable_scheduler_gives_one_line_in_a_real_process(tmp_path):
+def test_a_refused_scheduler_port_fails_at_once_with_one_line_and_leaves_nothing(tmp_path):
     pytest.importorskip("distributed")
     address = f"tcp://127.0.0.1:{_free_port()}"
-    argv = ["reproduce", "toy", "--out", str(tmp_path), "--scheduler", address]
+    out = tmp_path / "out"
+    argv = ["reproduce", "toy", "--out", str(out), "--scheduler", address]
+    start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", CLI_WITH_TOY, *argv, "--connect-timeout", "0.5"],
+        [sys.executable, "-c", CLI_WITH_TOY, *argv, "--connect-timeout", "30"],
         env=_env(),
         capture_output=True,
         text=True,
         timeout=60,
     )
+    elapsed = time.monotonic() - start
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert f"could not reach the Dask scheduler at {address} within 0.5 s" in proc.stderr
+    assert f"could not reach the Dask scheduler at {address}" in proc.stderr
+    assert "connection refused" in proc.stderr
+    assert elapsed < 20  # far below the 30 s timeout (the time is mostly Python start-up)
+    assert not out.exists()  # no empty store, no empty folder
 
 
 def _stored_units(path: Path) -> set[int]:
@@ -260,6 +270,7 @@ def test_a_killed_run_resumes_without_recomputing_and_gives_the_same_records(tmp
             store=results,
             executor=InlineExecutor(),
             version=__version__,
+            fingerprint=code_fingerprint(toy_experiment.EXPERIMENT),
         )
     assert resumed.units_computed == 0
     with ResultStore(tmp_path / "clean.sqlite") as results:

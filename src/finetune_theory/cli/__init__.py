@@ -13,6 +13,7 @@ status; ``--debug`` shows the full traceback instead.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -64,7 +65,14 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; the exit status (0 success, 1 failure, 2 usage, 130 Ctrl-C)."""
+    """Run the command line; the exit status (0 success, 1 failure, 2 usage, 130 Ctrl-C).
+
+    Ctrl-C (or SIGTERM) prints one line and gives 130 however often it is pressed: the first
+    press stops the run, later ones are ignored while the run cleans up (workers stopped, the
+    store closed; at most 20 s, then the process ends anyway). Called as the program
+    (``argv`` None), both signals are ignored after an interrupt, so that presses during
+    interpreter shutdown change nothing either.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -74,12 +82,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    previous = _interrupt_on_sigterm()
+    hint = getattr(args, "interrupted", "")
+    interrupts = _Interrupts(f"{PROG}: interrupted{'; ' + hint if hint else ''}")
+    previous = _interrupt_on_sigterm(interrupts)
+    interrupted = False
     try:
         return int(handler(args))
     except KeyboardInterrupt:
-        hint = getattr(args, "interrupted", "")
-        print(f"{PROG}: interrupted{'; ' + hint if hint else ''}", file=sys.stderr)
+        interrupted = True
+        interrupts.report()
         return 130
     except _user_errors() as exc:
         if args.debug:
@@ -88,18 +99,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 1
     finally:
+        interrupts.cancel()
         if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+            for signum, old in previous.items():
+                # as the program, after an interrupt: ignore further presses while Python
+                # shuts down (it would restore the default handler, and a press would then
+                # end the process with -2 instead of 130)
+                signal.signal(signum, signal.SIG_IGN if interrupted and argv is None else old)
+
+
+class _Interrupts:
+    """The SIGINT/SIGTERM handler of a command: one line and status 130, however many.
+
+    The first signal raises :class:`KeyboardInterrupt` (the run stops its workers and closes
+    the store); later ones are ignored, so they cannot cut that clean-up short. Should the
+    clean-up take longer than ``grace`` seconds, the process ends anyway, with the same line
+    and status.
+    """
+
+    def __init__(self, line: str, grace: float = 20.0) -> None:
+        self.line = line
+        self.grace = grace
+        self.count = 0
+        self.reported = False
+        self._timer: threading.Timer | None = None
+
+    def report(self) -> None:
+        """Print the line (once)."""
+        if not self.reported:
+            self.reported = True
+            print(self.line, file=sys.stderr, flush=True)
+
+    def _hard_exit(self) -> None:
+        self.report()
+        os._exit(130)
+
+    def cancel(self) -> None:
+        """Stop the clean-up deadline (the command returned in time)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.count == 1:
+            self._timer = threading.Timer(self.grace, self._hard_exit)
+            self._timer.daemon = True
+            self._timer.start()
+            raise KeyboardInterrupt
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _interrupt_on_sigterm() -> Any:
-    """Treat SIGTERM like Ctrl-C (clean stop, workers ended); the previous handler."""
+def _interrupt_on_sigterm(handler: Any = None) -> dict[int, Any] | None:
+    """Route Ctrl-C and SIGTERM to ``handler`` (clean stop, workers ended); the old handlers."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, _raise_interrupt)
-
-
+    handler = handler if handler is not None else _raise_interrupt
+    return {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}

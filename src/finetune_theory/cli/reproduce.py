@@ -28,7 +28,9 @@ examples:
   finetune-theory reproduce relu --fresh             recompute E5, ignoring stored units
 
 An interrupted run resumes where it stopped when started again with the same arguments:
-finished units are read back from DIR/store.sqlite, not recomputed.
+finished units are read back from the store (DIR/store.sqlite with its -wal and -shm files),
+not recomputed, as long as the code that computed them is unchanged. One run at a time per
+output folder: a second one is refused and names the PID of the first.
 """
 
 
@@ -60,6 +62,7 @@ def add_reproduce(sub: Any) -> None:
     )
     p.add_argument(
         "--scheduler",
+        type=_scheduler,
         default=None,
         metavar="ADDRESS",
         help="run on Dask: tcp://HOST:PORT of a scheduler, or local:N for a LocalCluster",
@@ -70,6 +73,13 @@ def add_reproduce(sub: Any) -> None:
         default=10.0,
         metavar="SECONDS",
         help="how long to try reaching a Dask scheduler (default: 10)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=60.0,
+        metavar="SECONDS",
+        help="end a Dask run that has no worker or no scheduler for this long (default: 60)",
     )
     p.add_argument("--fresh", action="store_true", help="forget stored units of these experiments")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
@@ -83,6 +93,17 @@ def add_reproduce(sub: Any) -> None:
         handler=_cmd_reproduce,
         interrupted="finished units are stored, run the same command to resume",
     )
+
+
+def _scheduler(text: str) -> str:
+    """An argparse type: a scheduler address :func:`parse_scheduler` accepts."""
+    from ..runner.executors import parse_scheduler
+
+    try:
+        parse_scheduler(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -100,6 +121,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         store=args.store,
         show_progress=progress_enabled(args.quiet),
         connect_timeout=args.connect_timeout,
+        timeout=args.timeout,
         command=command_line(),
     )
     if not args.quiet:
@@ -129,6 +151,8 @@ def _print_outcomes(result: Any) -> None:
         )
     console = Console()
     console.print(table)
+    for note in result.notes:
+        print(f"note: {note}")
     print(f"report: {result.report}  ({result.info.wall_seconds:.1f} s in all)")
 
 

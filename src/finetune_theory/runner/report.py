@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from .files import atomic_write
 from .results import ExperimentOutcome, RunInfo, RunResult
 
 __all__ = ["render_report", "write_report"]
@@ -202,6 +203,7 @@ def _provenance(outcome: ExperimentOutcome) -> str:
             f"{sweep.units_reused} read from the store), {len(sweep.records)} records",
         )
         parts.append(f"unit compute time {_seconds(sweep.compute_seconds)}")
+        parts.extend(note.split(": ", 1)[1] for note in sweep.notes)
     if outcome.csv is not None:
         parts.append(f'records: <a href="{_e(outcome.csv.name)}">{_e(outcome.csv.name)}</a>')
     return (
@@ -307,9 +309,9 @@ seed {_e(info.seed)} · {_e(info.started)} UTC · {_e(_seconds(info.wall_seconds
 
 
 def write_report(result: RunResult, path: Path) -> Path:
-    """Write :func:`render_report` to ``path`` (atomically: a temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_report(result), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write :func:`render_report` to ``path`` with :func:`~.files.atomic_write`.
+
+    A unique temporary file in the same folder, fsynced, renamed over ``path``: a kill at any
+    instant leaves the previous report or the new one.
+    """
+    return atomic_write(Path(path), render_report(result))

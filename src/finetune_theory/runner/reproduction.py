@@ -4,16 +4,26 @@ For each experiment, in report order: run the sweep (stored unit by unit, resuma
 ``<out>/<name>.csv``, draw the figures into ``<out>/figures/<name>/``, compute the verdicts and
 the summary table. An experiment that raises is recorded as failed (message and traceback in
 the report) and the others still run. ``<out>/report.html`` is written at the end.
+
+What ends the whole run instead, with one line that says what was kept: the disk is full, the
+output folder or the store was removed, the store cannot be used (locked by another process,
+read-only, damaged beyond use), or the Dask workers or scheduler went away. Every file is
+written with :func:`~finetune_theory.runner.files.atomic_write`, so a kill leaves each output
+either as it was or complete. The output folder is locked for the run
+(:class:`~finetune_theory.runner.files.FolderLock`); a store outside it is locked too.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +31,11 @@ import numpy as np
 
 from .. import __version__
 from ..experiments import available, get
-from ..experiments.base import Experiment, config_to_dict
+from ..experiments.base import Experiment, config_hash, config_to_dict
+from .errors import ExecutorLost, OutputError, RunnerError, StoreError, is_disk_full
 from .executors import Executor, make_executor, parse_scheduler
+from .files import LOCK_NAME, FolderLock, atomic_write, remove_partials
+from .fingerprint import code_fingerprint
 from .progress import Progress
 from .report import write_report
 from .results import ExperimentOutcome, RunInfo, RunResult
@@ -64,6 +77,8 @@ def prepare_output(out: str | Path) -> Path:
     """
     path = Path(out).expanduser().absolute()  # figure paths stay valid whatever they return
     try:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(20, "not a folder")
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
             pass
@@ -71,6 +86,49 @@ def prepare_output(out: str | Path) -> Path:
         reason = exc.strerror or type(exc).__name__
         raise OSError(f"cannot write to the output folder {path}: {reason}") from None
     return path
+
+
+class _Folder:
+    """The output folder as it was when the run began; :meth:`check` fails once it is gone."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        st = os.stat(path)
+        self._id = (st.st_dev, st.st_ino)
+
+    def check(self) -> None:
+        try:
+            st = os.stat(self.path)
+            same = (st.st_dev, st.st_ino) == self._id
+        except OSError:
+            same = False
+        if not same:
+            raise OutputError(f"the output folder {self.path} was removed during the run")
+
+
+def _draw_figures(experiment: Experiment, records: Any, figdir: Path) -> list[Path]:
+    """Plot into a private folder beside ``figdir``, then move each file in atomically."""
+    figdir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=figdir.parent, prefix=f".{figdir.name}.", suffix=".ftpart"))
+    try:
+        drawn = [
+            p if p.is_absolute() else staging / p
+            for p in map(Path, experiment.plot(records, staging))
+        ]
+        final = []
+        for path in drawn:
+            try:
+                rel = path.resolve().relative_to(staging.resolve())
+            except ValueError:  # drawn elsewhere on purpose: leave it there
+                final.append(path)
+                continue
+            target = figdir / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(target, path.read_bytes())
+            final.append(target)
+        return final
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _run_one(
@@ -83,6 +141,7 @@ def _run_one(
     executor: Executor,
     fresh: bool,
     progress: Progress,
+    folder: _Folder | None = None,
 ) -> ExperimentOutcome:
     start = time.perf_counter()
     outcome = ExperimentOutcome(
@@ -91,6 +150,7 @@ def _run_one(
         description=experiment.description,
         config=config_to_dict(config),
     )
+    check = folder.check if folder is not None else (lambda: None)
     step = "run"
     bar = progress.task(experiment.name)
     try:
@@ -103,33 +163,69 @@ def _run_one(
             version=__version__,
             fresh=fresh,
             progress=bar,
+            fingerprint=code_fingerprint(experiment),
         )
         outcome.sweep = sweep
+        for note in sweep.notes:
+            if "damaged" in note:
+                print(f"finetune-theory: warning: {note}", file=sys.stderr)
         records = sweep.records
         bar.stage("verdicts, figures")
         step = "csv"
-        outcome.csv = out / f"{experiment.name}.csv"
-        records.to_csv(outcome.csv, index=False)
+        check()
+        csv = out / f"{experiment.name}.csv"
+        atomic_write(csv, records.to_csv(index=False))
+        outcome.csv = csv
         step = "claims"
         outcome.verdicts = list(experiment.claims(records))
         step = "table"
         outcome.table = experiment.table(records)
         step = "plot"
-        figdir = out / "figures" / experiment.name
-        figdir.mkdir(parents=True, exist_ok=True)
-        outcome.figures = [
-            p if p.is_absolute() else figdir / p
-            for p in map(Path, experiment.plot(records, figdir))
-        ]
-    except (KeyboardInterrupt, SystemExit):
+        check()
+        outcome.figures = _draw_figures(experiment, records, out / "figures" / experiment.name)
+    except (KeyboardInterrupt, SystemExit, OutputError, StoreError, ExecutorLost):
         raise
     except Exception as exc:  # one experiment's failure must not lose the others
+        if is_disk_full(exc):
+            where = getattr(exc, "filename", None) or out
+            raise OutputError(f"the disk is full: could not write {where}") from None
+        check()  # a step that failed because the folder went away ends the run
         message, details = describe_failure(exc)
         outcome.error = f"{step} step: {message}"
         outcome.error_details = details
     outcome.wall_seconds = time.perf_counter() - start
     bar.stage(f"{outcome.status}, {outcome.wall_seconds:.1f} s")
     return outcome
+
+
+def _kept(store: ResultStore | None, chosen: Sequence[tuple[Experiment, Any]], seed: int) -> str:
+    """What a run that ends early leaves behind (its own sweeps' units), in one clause."""
+    if store is None:
+        return "nothing was stored"
+    if not store.still_there():
+        return f"the results store {store.path} is gone, so nothing was kept"
+    try:
+        counts = {
+            experiment.name: len(
+                store.load(
+                    experiment.name,
+                    config_hash(config),
+                    seed,
+                    __version__,
+                    code_fingerprint(experiment),
+                )
+            )
+            for experiment, config in chosen
+        }
+    except Exception:  # the store cannot be read: say no more than we know
+        return f"finished units, if any, are in {store.path}"
+    total = sum(counts.values())
+    detail = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+    return (
+        f"kept: {total} finished unit(s) in {store.path}"
+        + (f" ({detail})" if detail else "")
+        + "; output files already written are unchanged; run the same command to resume"
+    )
 
 
 def reproduce(
@@ -146,6 +242,7 @@ def reproduce(
     connect_timeout: float = 10.0,
     executor: Executor | None = None,
     command: str | None = None,
+    timeout: float = 60.0,
 ) -> RunResult:
     """Run experiments and write records (CSV), figures and ``report.html`` into ``out``.
 
@@ -157,7 +254,7 @@ def reproduce(
         ``quick``, ``default`` or ``paper``.
     out
         Output folder (created).
-    workers, scheduler, connect_timeout
+    workers, scheduler, connect_timeout, timeout
         Where units run; see :func:`~finetune_theory.runner.executors.make_executor`.
     fresh
         Forget the stored units of these experiments first.
@@ -176,6 +273,13 @@ def reproduce(
     -------
     RunResult
         Outcomes per experiment (records, verdicts, figures, timings) and the report path.
+
+    Raises
+    ------
+    RunnerError
+        The run cannot start or go on (another run holds the folder, the store is locked,
+        read-only or not a store, the disk is full, the folder was removed, the Dask cluster
+        went away); the message ends with what was kept.
     """
     seed = int(seed)
     if seed < 0:
@@ -183,15 +287,33 @@ def reproduce(
     chosen = resolve_experiments(names, size)
     if scheduler is not None and executor is None:
         parse_scheduler(scheduler)  # a malformed address fails before anything is written
+    existed = Path(out).expanduser().absolute().exists()
     out_path = prepare_output(out)
     store_path = Path(store).expanduser() if store is not None else out_path / "store.sqlite"
     started = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     t0 = time.perf_counter()
-    with ResultStore(store_path) as results_store:
+    with ExitStack() as stack:
+        stack.enter_context(FolderLock(out_path))
+        store_folder = store_path.absolute().parent
+        if store_folder != out_path and store_folder.is_dir():
+            stack.enter_context(FolderLock(store_folder))
+        remove_partials(out_path)
+        folder = _Folder(out_path)
+        results_store = stack.enter_context(ResultStore(store_path))
         own = executor is None
-        runner = (
-            make_executor(workers, scheduler, connect_timeout=connect_timeout) if own else executor
-        )
+        try:
+            runner = (
+                make_executor(workers, scheduler, connect_timeout=connect_timeout, timeout=timeout)
+                if own
+                else executor
+            )
+        except BaseException:  # leave no empty store (or folder) behind a failed start
+            if results_store.created and results_store.count() == 0:
+                results_store.remove()
+                if not existed:
+                    stack.close()
+                    _remove_if_only_lock(out_path)
+            raise
         assert runner is not None
         try:
             info = RunInfo(
@@ -220,15 +342,38 @@ def reproduce(
                             executor=runner,
                             fresh=fresh,
                             progress=progress,
+                            folder=folder,
                         )
                     )
+                    folder.check()
+            info.wall_seconds = time.perf_counter() - t0
+            result = RunResult(info=info, outcomes=outcomes)
+            folder.check()
+            result.report = write_report(result, out_path / "report.html")
+            folder.check()
+            if not results_store.still_there():
+                raise OutputError(f"the results store {store_path} was removed during the run")
+            missing = [o.csv for o in outcomes if o.csv is not None and not o.csv.exists()]
+            if missing:
+                raise OutputError(f"{missing[0]} was removed during the run")
+        except RunnerError as exc:
+            raise type(exc)(f"{exc}; {_kept(results_store, chosen, seed)}") from None
         finally:
             if own:
                 runner.close()
-    info.wall_seconds = time.perf_counter() - t0
-    result = RunResult(info=info, outcomes=outcomes)
-    result.report = write_report(result, out_path / "report.html")
     return result
+
+
+def _remove_if_only_lock(folder: Path) -> None:
+    """Remove a folder this run created when it holds nothing but the lock file."""
+    try:
+        entries = list(folder.iterdir())
+        if all(p.name == LOCK_NAME for p in entries):
+            for p in entries:
+                p.unlink()
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 def command_line() -> str:

@@ -76,3 +76,8 @@ class RunResult:
     def failed(self) -> list[ExperimentOutcome]:
         """The experiments that raised."""
         return [o for o in self.outcomes if o.error is not None]
+
+    @property
+    def notes(self) -> list[str]:
+        """Why stored units were recomputed (code or version changed, damage), one per line."""
+        return [note for o in self.outcomes if o.sweep is not None for note in o.sweep.notes]

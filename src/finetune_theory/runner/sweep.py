@@ -5,8 +5,10 @@ The sweep is what makes a run resumable and executor-independent:
 - unit ``i`` gets the seed :func:`unit_seed` ``(root_seed, i)``, the ``i``-th child of
   ``SeedSequence(root_seed)`` (the same seed :meth:`Experiment.run_all` hands it), whichever
   process runs it and in whatever order;
-- a unit already in the store for the same experiment, config, root seed and package version
-  is read back instead of computed;
+- a unit already in the store for the same experiment, config, root seed, package version and
+  code fingerprint (:mod:`~finetune_theory.runner.fingerprint`) is read back instead of
+  computed; a stored unit of other code, or one whose checksum fails (damaged), is recomputed
+  and replaced, and the result says how many and why;
 - every record goes through the store's JSON encoding, whether computed now or read back, so an
   interrupted-then-resumed run returns exactly the records of an uninterrupted one.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +53,34 @@ class SweepResult:
     units_reused: int
     wall_seconds: float
     compute_seconds: float
+    #: stored units recomputed because the code fingerprint changed
+    recomputed_code: int = 0
+    #: stored units recomputed because the package version changed
+    recomputed_version: int = 0
+    #: ``(unit index, what is wrong)`` of stored units found damaged (then recomputed)
+    damaged: list[tuple[int, str]] = field(default_factory=list)
+    #: the code fingerprint of every record
+    fingerprint: str = ""
+
+    @property
+    def notes(self) -> list[str]:
+        """Why stored units were not reused, one sentence each (empty when all were)."""
+        notes = []
+        if self.recomputed_code:
+            notes.append(
+                f"{self.name}: recomputed {self.recomputed_code} stored unit(s) because the code "
+                "changed since they were computed"
+            )
+        if self.recomputed_version:
+            notes.append(
+                f"{self.name}: recomputed {self.recomputed_version} stored unit(s) because the "
+                "package version changed"
+            )
+        for index, damage in self.damaged:
+            notes.append(
+                f"{self.name}: stored unit {index} is damaged ({damage}); recomputed, not served"
+            )
+        return notes
 
 
 #: progress callback: (units finished so far, units in total)
@@ -67,6 +97,7 @@ def run_sweep(
     version: str,
     fresh: bool = False,
     progress: ProgressFn | None = None,
+    fingerprint: str = "",
 ) -> SweepResult:
     """Compute (or read back) every unit of ``experiment`` at ``config``.
 
@@ -86,6 +117,8 @@ def run_sweep(
         Forget every stored unit of this experiment first.
     progress
         Called with ``(finished, total)`` at the start and after each unit.
+    fingerprint
+        The code fingerprint written with (and required of) stored units.
 
     Raises
     ------
@@ -99,12 +132,23 @@ def run_sweep(
     seeds = [unit_seed(seed, i) for i in range(len(units))]
     if fresh:
         store.clear(experiment.name)
-    stored = store.load(experiment.name, chash, seed, version)
     done: dict[int, list[dict[str, Any]]] = {}
     seconds: dict[int, float] = {}
-    for i, (uhash, useed) in enumerate(zip(hashes, seeds, strict=True)):
-        unit = stored.get(i)
-        if unit is not None and unit.unit_hash == uhash and unit.unit_seed == useed:
+    stale_code = stale_version = 0
+    damaged: list[tuple[int, str]] = []
+    for row in store.rows(experiment.name, chash, seed):
+        i, unit = row.unit_index, row.unit
+        if i >= len(units):
+            continue
+        if unit is None:
+            damaged.append((i, row.damage or "unreadable"))
+        elif unit.unit_hash != hashes[i] or unit.unit_seed != seeds[i]:
+            continue
+        elif unit.version != version:
+            stale_version += 1
+        elif unit.fingerprint != fingerprint:
+            stale_code += 1
+        else:
             done[i] = unit.records
             seconds[i] = unit.seconds
     reused = len(done)
@@ -124,6 +168,7 @@ def run_sweep(
             version=version,
             records=text,
             seconds=secs,
+            fingerprint=fingerprint,
         )
         done[i] = decode_records(text)
         seconds[i] = secs
@@ -141,6 +186,10 @@ def run_sweep(
         units_reused=reused,
         wall_seconds=time.perf_counter() - start,
         compute_seconds=float(sum(seconds.values())),
+        recomputed_code=stale_code,
+        recomputed_version=stale_version,
+        damaged=damaged,
+        fingerprint=fingerprint,
     )
 
 
