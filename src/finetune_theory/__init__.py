@@ -4,6 +4,13 @@ Architectures side by side: :mod:`finetune_theory.linear`, :mod:`finetune_theory
 :mod:`finetune_theory.relu`. Shared pieces: :mod:`~finetune_theory.covariance`,
 :mod:`~finetune_theory.teachers`, :mod:`~finetune_theory.asymptotics`. For practitioners:
 :class:`FineTunedRegressor` and :func:`advise`. Submodules load on first use.
+
+The architectures speak one vocabulary: ``finetune`` is the closed-form limit of fine-tuning
+(``relu.kernel_predictor`` for the lazy ReLU network), ``train(X, y, start, *, lr, max_steps,
+tol)`` a real gradient-descent run returning the shared :class:`TrainResult` (the settings
+mean the same everywhere, see ``finetune_theory._training``), failures raise the classes of
+:mod:`~finetune_theory.exceptions`, and risk functions take ``(cov, theta_source,
+theta_target, n, ...)``, a scalar ``n`` giving a scalar and an array an array.
 """
 
 from __future__ import annotations
@@ -24,8 +31,10 @@ _SUBMODULES = {
     "data",
     "estimator",
     "advisor",
+    "exceptions",
+    "curves",
 }
-_NAMES = {"FineTunedRegressor": "estimator", "advise": "advisor"}
+_NAMES = {"FineTunedRegressor": "estimator", "advise": "advisor", "TrainResult": "_training"}
 
 __all__ = sorted(_SUBMODULES | set(_NAMES) | {"__version__"})
 
