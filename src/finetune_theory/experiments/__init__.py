@@ -22,6 +22,7 @@ REGISTRY: dict[str, str] = {
     "freezing": "finetune_theory.experiments.freezing",  # E4 freezing layers
     "relu": "finetune_theory.experiments.relu",  # E5 two-layer ReLU in the NTK regime
     "realistic": "finetune_theory.experiments.realistic",  # E6 real covariances and tasks
+    "reduction": "finetune_theory.experiments.reduction",  # E7 sample-complexity reduction
 }
 
 
