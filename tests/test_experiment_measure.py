@@ -76,6 +76,29 @@ def test_correlations_and_claims(records: pd.DataFrame) -> None:
     assert first.holds, first.evidence
 
 
+@pytest.mark.parametrize(
+    ("claim", "column", "factor"),
+    [
+        ("On anisotropic covariances the covariance-aware", "covariance_aware", None),
+        ("The covariance-aware measure is the best", "covariance_aware", None),
+        ("The predicted learning curves match", "predicted", 2.0),
+    ],
+)
+def test_claims_flip_when_the_records_break(records: pd.DataFrame, claim, column, factor) -> None:
+    """Claim mutation: the verdict follows the records it is computed from."""
+    exp = get("measure")
+    before = [v for v in exp.claims(records) if v.claim.startswith(claim)]
+    assert len(before) == 1 and before[0].holds, before
+    bad = records.copy()
+    if factor is None:  # a measure that ranks the pairs backwards
+        pairs = bad["kind"] == "pair"
+        bad.loc[pairs, column] = 1.0 / bad.loc[pairs, "true_risk"]
+    else:
+        bad[column] = bad[column] * factor
+    after = [v for v in exp.claims(bad) if v.claim.startswith(claim)]
+    assert len(after) == 1 and not after[0].holds, after
+
+
 def test_plot_writes_png_and_svg(records: pd.DataFrame, tmp_path) -> None:
     paths = get("measure").plot(records, tmp_path)
     assert {p.suffix for p in paths} == {".png", ".svg"}

@@ -144,3 +144,66 @@ def test_run_gives_the_records_of_run_all_and_of_the_sweep(name):
     # unit by unit with the runner's seeds (its own spelling of SeedSequence.spawn)
     alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
     pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
+
+
+def _holds(exp, records) -> dict[str, bool]:
+    return {v.claim: v.holds for v in exp.claims(records)}
+
+
+def _flips(exp, records, claim_start: str, mutate) -> None:
+    """The claim starting with ``claim_start`` holds on the records and fails once mutated."""
+    before = {k: v for k, v in _holds(exp, records).items() if k.startswith(claim_start)}
+    assert before and all(before.values()), before
+    bad = records.copy()
+    mutate(bad)
+    after = {k: v for k, v in _holds(exp, bad).items() if k.startswith(claim_start)}
+    assert after and not any(after.values()), after
+
+
+def _finite(frame):
+    return np.isfinite(frame["depth"])
+
+
+def test_every_deep_claim_is_computed_from_the_records(quick):
+    """Claim mutation: break the records behind each verdict and see it flip."""
+    exp, records = quick
+    if exp.name == "freezing":
+        return  # covered by test_claims_can_fail
+
+    def no_gain_from_depth(r):
+        fin = _finite(r)
+        lo = r.loc[fin, "depth"].min()
+        shallow = r[fin & (r["depth"] == lo)].set_index(["repeat"] + _group(exp.name))
+        keys = pd.MultiIndex.from_frame(r.loc[fin, ["repeat"] + _group(exp.name)])
+        r.loc[fin, "rel_trained"] = 2.0 * shallow["rel_trained"].reindex(keys).to_numpy()
+        r.loc[fin & (r["depth"] == lo), "rel_trained"] /= 2.0
+
+    def far_from_closed_form(r):
+        r.loc[_finite(r).idxmax(), "gap"] = 0.5
+
+    _flips(exp, records, "Trained networks match the closed form", far_from_closed_form)
+    if exp.name == "depth":
+        _flips(exp, records, "Depth lowers the risk", no_gain_from_depth)
+
+        def off_prediction(r):
+            r["rel_asymptotic"] *= 2.0
+
+        _flips(exp, records, "The asymptotic prediction tracks", off_prediction)
+
+        def depth_matters_at_one(r):
+            deepest = r.loc[_finite(r), "depth"].max()
+            r.loc[(r["alpha"] == 1.0) & (r["depth"] == deepest), "rel_closed"] *= 0.5
+
+        _flips(exp, records, "Depth is neutral when alpha = 1", depth_matters_at_one)
+    else:
+        _flips(exp, records, "Depth ", no_gain_from_depth)
+
+        def asymmetric(r):
+            r.loc[r["mode"] == "source", "rel_closed"] *= 1.01
+
+        _flips(exp, records, "Scaling the source by c", asymmetric)
+
+
+def _group(name: str) -> list[str]:
+    """The columns that pair a row with its depth-1 counterpart."""
+    return ["alpha", "init"] if name == "depth" else ["mode", "factor"]
