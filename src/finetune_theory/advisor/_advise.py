@@ -65,7 +65,15 @@ from ._strategies import (
     tail_shape,
 )
 
-__all__ = ["Advice", "Recommendation", "advise", "STRATEGIES", "NOISE_FLOOR", "MODEL_SE"]
+__all__ = [
+    "Advice",
+    "Recommendation",
+    "advise",
+    "STRATEGIES",
+    "NOISE_FLOOR",
+    "MODEL_SE",
+    "EXCESS_FACTOR",
+]
 
 #: the noise variance is never taken below this fraction of the smallest residual variance of
 #: any start (the sources with refitted intercepts, and the mean) when it cannot be estimated
@@ -508,7 +516,6 @@ def _engine(
         n_labelled=n,
         shape_as_is=shape_as_is,
         shape_resid=shape_resid,
-        excess_factor=EXCESS_FACTOR,
     )
     return engine, float(floor), estimated, lam
 
@@ -566,6 +573,7 @@ def advise(
     eps: float | None = None,
     n_max: int | None = None,
     confidence: float = 0.8,
+    excess_factor: float = EXCESS_FACTOR,
 ) -> Advice:
     """Predict the test MSE of every strategy, for each source, and recommend one.
 
@@ -593,6 +601,11 @@ def advise(
         Largest sample size considered (default ``max(10 n, 2 d)``).
     confidence : float
         Level of the intervals, in (0, 1) (default 0.8).
+    excess_factor : float
+        Multiplies the learned strategies' excess risk (what learning adds to the noise).
+        ``1`` is the Gaussian-design theory as is (right for Gaussian inputs with linear
+        labels); the default :data:`EXCESS_FACTOR` is the calibration measured on real tables
+        (``docs/advisor.md``).
 
     Returns
     -------
@@ -636,7 +649,9 @@ def advise(
 
     coefs = np.array([s.coef for s in srcs]).reshape(len(srcs), d)
     icpts = np.array([s.intercept for s in srcs], dtype=np.float64)
+    excess_factor = check_positive(excess_factor, "excess_factor")
     engine, floor, estimated, lam = _engine(x, yy, x_unl, coefs, icpts)
+    engine.excess_factor = excess_factor
     names_ = [s.name for s in srcs]
     grid = sorted({g for g in (n, 2 * n, 5 * n) if g <= n_max} | ({n} if n <= n_max else set()))
     if not grid:
