@@ -34,7 +34,21 @@ RELU = dataclasses.replace(red.Config(), part="relu")
 
 
 def _records(config: red.Config, seed: int = 3) -> pd.DataFrame:
-    return pd.DataFrame.from_records(red.run(config, seed))
+    # the units of one config on one stream from ``seed``, so that the tests can redraw it
+    return pd.DataFrame.from_records(red.run_unit(config, seed))
+
+
+def test_run_gives_the_records_of_run_all_and_of_the_sweep():
+    """``run(config, seed)`` seeds each unit on its own, as ``run_all`` and the runner do."""
+    from finetune_theory.runner.sweep import unit_seed
+
+    cfg = dataclasses.replace(THEORY, spectra=("isotropic", "power_law:1"))
+    parts = red.units(cfg)
+    assert len(parts) >= 2
+    whole = pd.DataFrame(red.run(cfg, 5))
+    pd.testing.assert_frame_equal(whole, red.EXPERIMENT.run_all(cfg, 5), check_exact=True)
+    alone = [pd.DataFrame(red.EXPERIMENT.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
 
 
 @pytest.fixture(scope="module")

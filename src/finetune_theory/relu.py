@@ -303,7 +303,7 @@ def predicted_bound(
 
 def _predicted(dist: np.ndarray, n: np.ndarray, s: float, delta: float) -> np.ndarray:
     """:func:`predicted_bound` of validated inputs."""
-    return np.sqrt(8.0 * s * s * dist * dist / n) + _confidence(n, delta)
+    return np.sqrt(8.0 * s * s * dist * dist / n) + np.asarray(confidence_term(n, delta))
 
 
 def sample_complexity_bound(

@@ -48,7 +48,7 @@ from .. import linear, relu
 from .._random import as_generator
 from ..asymptotics import deterministic_equivalent
 from ._plotting import finish, open_figures
-from .base import Experiment, Verdict
+from .base import Experiment, Verdict, run_units
 
 SPECTRA = ("isotropic", "power_law:1", "power_law:1.5", "power_law:2", "spiked")
 PLACEMENTS = ("top", "random", "tail")
@@ -432,8 +432,8 @@ def _relu(config: Config) -> list[dict[str, Any]]:
     return records
 
 
-def run(config: Config, seed: int) -> list[dict[str, Any]]:
-    """Compute one unit (or the whole config, unit by unit) of E7."""
+def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Compute one unit of E7 (one part, and spectrum for the linear parts) from its own seed."""
     rng = as_generator(seed)
     records: list[dict[str, Any]] = []
     for unit in units(config):
@@ -450,6 +450,14 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
         else:
             raise ValueError(f"part must be 'all' or one of {PARTS}, got {unit.part!r}")
     return records
+
+
+def run(config: Config, seed: int) -> list[dict[str, Any]]:
+    """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
+
+    Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+    """
+    return run_units(units, run_unit, config, seed)
 
 
 # ------------------------------------------------------------------ analysis
@@ -862,7 +870,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run,
+    run=run_unit,
     claims=claims,
     plot=plot,
     table=table,
