@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_positive, check_positive_int
+from ._validation import check_positive, check_positive_int, output_like
 from .exceptions import ConvergenceError, DivergenceError
 
 __all__ = [
@@ -108,7 +108,7 @@ class TrainResult:
     def initial_loss(self) -> Any:
         """The training loss at the start (``loss_history[0]``)."""
         first = self.loss_history[0]
-        return float(first) if np.ndim(first) == 0 else first
+        return output_like(first)
 
     @property
     def history(self) -> list[tuple[int, float]]:
