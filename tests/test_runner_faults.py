@@ -125,6 +125,7 @@ KILL_IN_WRITE = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc/self/fd")
 @pytest.mark.parametrize("target", ["toy.csv", "report.html", "figures/toy/toy_values.png"])
 def test_1_a_kill_while_an_output_is_written_leaves_the_old_file(toy, tmp_path, target):
@@ -555,11 +556,20 @@ LEAVE_WAL = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def killed_store(tmp_path):
-    """A store whose last units live only in its ``-wal`` (its writer died)."""
-    path = tmp_path / "store.sqlite"
+@pytest.fixture(scope="module")
+def killed_store_files(tmp_path_factory):
+    """The files of a store whose last units live only in its ``-wal`` (its writer died)."""
+    path = tmp_path_factory.mktemp("killed") / "store.sqlite"
     subprocess.run([sys.executable, "-c", LEAVE_WAL, str(path)], check=True, timeout=60)
+    return {name: (path.parent / name).read_bytes() for name in os.listdir(path.parent)}
+
+
+@pytest.fixture
+def killed_store(tmp_path, killed_store_files):
+    """A fresh copy of :func:`killed_store_files`: the database and its WAL."""
+    for name, data in killed_store_files.items():
+        (tmp_path / name).write_bytes(data)
+    path = tmp_path / "store.sqlite"
     wal = path.with_name("store.sqlite-wal")
     assert wal.stat().st_size > 0
     return path, wal
@@ -657,11 +667,12 @@ def test_9_a_damaged_record_is_named_and_recomputed(
 
 
 # ------------------------------------------------------------------ 10. two runs at once
+@pytest.mark.slow
 def test_10_a_second_run_into_a_busy_folder_is_refused_with_the_pid(toy, tmp_path, capsys):
     out, marker = tmp_path / "out", tmp_path / "marker.txt"
     first = subprocess.Popen(
         [sys.executable, "-c", CLI, *_quick(out, "--quiet")],
-        env=_env(TOY_SLEEP="0.3", TOY_MARKER=str(marker)),
+        env=_env(TOY_SLEEP="0.2", TOY_MARKER=str(marker)),
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -736,9 +747,14 @@ INTERRUPTED = (
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 @pytest.mark.parametrize(
-    "where", [["--workers", "2"], ["--scheduler", "local:2"]], ids=["processes", "dask-local"]
+    ("where", "moment"),
+    [
+        (["--workers", "2"], "start-up"),
+        (["--scheduler", "local:2"], "start-up"),
+        (["--scheduler", "local:1"], "mid-run"),
+    ],
+    ids=["processes-start-up", "dask-local-start-up", "dask-local-mid-run"],
 )
-@pytest.mark.parametrize("moment", ["start-up", "mid-run"])
 def test_11_ctrl_c_gives_one_line_and_130_however_often(tmp_path, where, moment):
     if "local:2" in where:
         pytest.importorskip("distributed")
