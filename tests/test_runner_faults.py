@@ -546,7 +546,8 @@ LEAVE_WAL = textwrap.dedent(
     """
     import os, sys
     from finetune_theory.runner.store import ResultStore
-    ResultStore._checkpoint = lambda self: None  # as if killed right after each commit
+    if sys.argv[2:] != ["checkpoint"]:
+        ResultStore._checkpoint = lambda self: None  # as if killed right after each commit
     store = ResultStore(sys.argv[1])
     for i in range(3):
         store.put("toy", "h", i, 0, unit_hash=f"u{i}", unit_seed=i, version="1",
@@ -622,6 +623,18 @@ def test_8_a_wal_without_its_database_is_refused(killed_store):
     with pytest.raises(StoreError, match="is missing or empty"):
         ResultStore(path)
     assert not path.exists() and wal.stat().st_size > 0
+
+
+def test_8_after_a_kill_the_database_file_alone_holds_the_finished_units(tmp_path):
+    path = tmp_path / "killed" / "store.sqlite"
+    path.parent.mkdir()
+    done = subprocess.run([sys.executable, "-c", LEAVE_WAL, str(path), "checkpoint"], timeout=60)
+    assert done.returncode == 0
+    copy = tmp_path / "copy" / "store.sqlite"
+    copy.parent.mkdir()
+    shutil.copyfile(path, copy)  # the main file only, as a user might copy it
+    with ResultStore(copy) as store:
+        assert sorted(store.load("toy", "h", 0, "1")) == [0, 1, 2]
 
 
 # ------------------------------------------------------------------ 9. damaged records

@@ -217,3 +217,44 @@ def test_a_closed_store_says_so(tmp_path):
     store.close()
     with pytest.raises(StoreError, match="closed"):
         store.count()
+
+
+def test_a_layout_1_store_is_upgraded_and_its_units_are_kept_but_not_reused(tmp_path):
+    path = tmp_path / "store.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE units (experiment TEXT NOT NULL, config_hash TEXT NOT NULL, "
+        "unit_index INTEGER NOT NULL, seed INTEGER NOT NULL, unit_hash TEXT NOT NULL, "
+        "unit_seed INTEGER NOT NULL, version TEXT NOT NULL, records TEXT NOT NULL, "
+        "seconds REAL NOT NULL, created REAL NOT NULL, "
+        "PRIMARY KEY (experiment, config_hash, unit_index, seed))"
+    )
+    conn.execute("INSERT INTO units VALUES ('toy', 'h', 0, 0, 'u0', 100, '1', '[]', 0.5, 0.0)")
+    conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with ResultStore(path) as store:
+        assert sorted(store.load("toy", "h", 0, "1")) == [0]  # any fingerprint: still there
+        assert store.load("toy", "h", 0, "1", fingerprint="abc") == {}  # but not reusable
+        _put(store, 1)
+    with ResultStore(path) as store:
+        assert sorted(store.load("toy", "h", 0, "1")) == [0, 1]
+    identity = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert identity >= 2  # the store got its own identity
+
+
+def test_every_commit_carries_the_store_identity_into_the_wal(tmp_path):
+    path = tmp_path / "s.sqlite"
+    store = ResultStore(path)
+    store._checkpoint = lambda: None  # keep the WAL as a kill would
+    try:
+        for i in range(3):
+            _put(store, i, records=[{"x": float(i)}])
+        frames, page_one, _ = store._wal_page_one()
+        assert frames and page_one is not None
+        header = path.read_bytes()[:100]
+        assert page_one[60:64] == header[60:64] and page_one[68:72] == header[68:72]
+        assert struct.unpack(">I", header[60:64])[0] >= 2
+    finally:
+        store.close()
