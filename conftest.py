@@ -1,4 +1,4 @@
-"""Setup shared by the test suite and the docstring examples (``--doctest-modules``).
+"""Setup shared by the test suite and the docstring examples of the package (doctests).
 
 OpenBLAS spins its threads while waiting; with pytest-xdist running one process per core, two
 BLAS threads per process fight over the same cores and small SVDs get tens of times slower.
@@ -19,15 +19,34 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.linalg  # noqa: E402,F401
+from _pytest.doctest import DoctestModule  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 threadpool_limits(limits=1)
 
-# ``python -m finetune_theory.cli`` runs the command line when imported.
-collect_ignore_glob = ["src/finetune_theory/cli/__main__.py"]
+PACKAGE = Path(__file__).resolve().parent / "src" / "finetune_theory"
+
+
+def pytest_collect_file(file_path, parent):
+    """Collect the docstring examples of every module of the package (not of the tests).
+
+    This is ``--doctest-modules`` restricted to ``src/finetune_theory`` (``testpaths`` names
+    it), so a test file that fails to import is reported once, not twice.
+    ``python -m finetune_theory.cli`` runs the command line when imported: left out.
+    """
+    if (
+        file_path.suffix == ".py"
+        and PACKAGE in file_path.parents
+        and file_path.name != "__main__.py"
+    ):
+        return DoctestModule.from_parent(parent, path=file_path)
+    return None
+
 
 PRINT_OPTIONS = {
     "precision": 8,

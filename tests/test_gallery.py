@@ -18,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SCRIPTS = sorted(EXAMPLES.glob("plot_*.py"))
+# Examples that run a whole experiment (still part of `make test`).
+SLOW_EXAMPLES = {"plot_reproduce_scaling"}
 
 
 def test_the_gallery_has_its_examples():
@@ -27,7 +29,13 @@ def test_the_gallery_has_its_examples():
         assert any(word in name for name in names), f"no gallery example about {word!r}"
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW_EXAMPLES else [])
+        for p in SCRIPTS
+    ],
+)
 def test_example_runs(script, monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("FINETUNE_THEORY_EXAMPLE_SIZE", "test")
     monkeypatch.chdir(tmp_path)  # anything an example writes lands in a scratch folder
