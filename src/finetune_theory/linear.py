@@ -11,6 +11,10 @@ the excess risk ``(theta - theta_T)^T Sigma (theta - theta_T)``, its expectation
 designs (exact for isotropic covariances, the deterministic equivalent of
 :mod:`finetune_theory.asymptotics` otherwise), Monte Carlo estimates, sample complexity and the
 covariance-aware similarity measure. Training from scratch is ``theta_S = 0``.
+
+:func:`finetune` is the limit; :func:`train` runs the gradient descent itself, with the
+settings (``lr``, ``max_steps``, ``tol``) and the :class:`TrainResult` shared by the three
+architectures (see :mod:`finetune_theory._training`).
 """
 
 from __future__ import annotations
