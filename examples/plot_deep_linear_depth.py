@@ -30,7 +30,9 @@ n = np.arange(2, d, 2 if SMALL else 4)
 
 fig, ax = plt.subplots(figsize=(6, 4))
 for depth in (1, 2, 3, 7, np.inf):
-    risk = deep_linear.expected_risk(cov, pair.theta_source, pair.theta_target, n, depth)
+    risk = deep_linear.expected_risk(
+        cov, pair.theta_source, pair.theta_target, n, depth
+    )
     ax.plot(n, risk, label=f"depth {depth:g}")
 scratch = linear.expected_risk(cov, np.zeros(d), pair.theta_target, n)
 ax.plot(n, scratch, "k--", label="from scratch")
@@ -49,7 +51,8 @@ for depth in (1, 3, np.inf):
 # %%
 # A real network: three layers of width ``d`` with balanced weights whose end-to-end vector
 # is ``theta_S``, trained by full-batch gradient descent on ``n0`` noiseless samples. Its
-# end-to-end vector lands on the closed-form limit.
+# end-to-end vector lands close to the closed-form limit, which describes gradient flow;
+# the small remaining gap is the drift of a finite step size (it shrinks with the step).
 X = cov.sample(n0, seed=1)
 y = X @ pair.theta_target
 weights = deep_linear.balanced_init(pair.theta_source, depth=3, width=d, seed=2)
@@ -57,7 +60,9 @@ result = deep_linear.train(X, y, weights)
 limit = deep_linear.finetune(X, y, pair.theta_source, 3)
 trained = result.theta
 gap = np.linalg.norm(trained - limit) / np.linalg.norm(limit)
-print(f"trained in {int(result.steps)} steps; relative distance to the closed form {gap:.1e}")
+print(
+    f"trained in {int(result.steps)} steps; relative distance to the closed form {gap:.1e}"
+)
 print(
     f"excess risk: trained {float(linear.excess_risk(cov, trained, pair.theta_target)):.4f}, "
     f"closed form {float(linear.excess_risk(cov, limit, pair.theta_target)):.4f}"

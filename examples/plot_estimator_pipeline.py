@@ -20,6 +20,7 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from sklearn.linear_model import Ridge, RidgeCV
 from sklearn.model_selection import GridSearchCV, ShuffleSplit, learning_curve
 from sklearn.pipeline import make_pipeline
@@ -38,17 +39,28 @@ y_target = target_rows[table.label]
 # %%
 # The feature map is fitted once, on the source rows, and then used as a fixed transformation
 # (a ``FunctionTransformer``), so that every model sees the same 119 columns.
-fmap = data.FeatureMap(table.numeric, table.categorical, random_features=100, intercept=False)
+fmap = data.FeatureMap(
+    table.numeric, table.categorical, random_features=100, intercept=False
+)
 features = FunctionTransformer(fmap.fit(source_rows).transform)
-source = make_pipeline(features, Ridge(alpha=0.1)).fit(source_rows, source_rows[table.label])
-print(f"{fmap.n_features_} features; source model on {len(source_rows)} diamonds of colour G")
+source = make_pipeline(features, Ridge(alpha=0.1)).fit(
+    source_rows, source_rows[table.label]
+)
+print(
+    f"{fmap.n_features_} features; source model on {len(source_rows)} diamonds of colour G"
+)
 
 models = {
-    "fine-tuned from the source": make_pipeline(
+    "fine-tuned": make_pipeline(
         features, FineTunedRegressor(source_coef=source[-1].coef_)
     ),
-    "from scratch (minimum norm)": make_pipeline(features, FineTunedRegressor()),
-    "ridge from scratch (RidgeCV)": make_pipeline(features, RidgeCV(np.logspace(-3, 3, 13))),
+    "scratch": make_pipeline(features, FineTunedRegressor()),
+    "ridge (CV)": make_pipeline(features, RidgeCV(np.logspace(-3, 3, 13))),
+}
+labels = {
+    "fine-tuned": "fine-tuned from the source",
+    "scratch": "from scratch (minimum norm)",
+    "ridge (CV)": "ridge from scratch (RidgeCV)",
 }
 
 # %%
@@ -58,14 +70,20 @@ sizes = [5, 20] if SMALL else [5, 10, 20, 40, 80]
 cv = ShuffleSplit(n_splits=3 if SMALL else 20, test_size=0.5, random_state=0)
 as_is = np.mean((source.predict(target_rows) - y_target) ** 2)
 print(f"source model as is: held-out MSE {as_is:.4f}")
+curves = {}
 fig, ax = plt.subplots(figsize=(6, 4))
 for name, model in models.items():
     n_fit, _, test = learning_curve(
-        model, target_rows, y_target, train_sizes=sizes, cv=cv, scoring="neg_mean_squared_error"
+        model,
+        target_rows,
+        y_target,
+        train_sizes=sizes,
+        cv=cv,
+        scoring="neg_mean_squared_error",
     )
-    mse = -test.mean(axis=1)
-    ax.plot(n_fit, mse, "o-", label=name)
-    print(f"{name:>28}: " + ", ".join(f"n={n} {m:.4f}" for n, m in zip(n_fit, mse, strict=True)))
+    curves[name] = -test.mean(axis=1)
+    ax.plot(n_fit, curves[name], "o-", label=labels[name])
+print(pd.DataFrame(curves, index=pd.Index(n_fit, name="n")).round(4))
 ax.axhline(as_is, color="k", ls="--", label="source model as is")
 ax.set_xlabel("labelled target diamonds")
 ax.set_ylabel("held-out MSE of the log price")
@@ -85,9 +103,12 @@ fig.tight_layout()
 # network that is fine-tuned (depth 1 is plain linear regression), on 20 target diamonds.
 few = target_rows.sample(20, random_state=1)
 search = GridSearchCV(
-    models["fine-tuned from the source"],
+    models["fine-tuned"],
     {"finetunedregressor__depth": [1, 2, 4]},
     cv=4,
     scoring="neg_mean_squared_error",
 ).fit(few, y_target[few.index])
-print("best depth on 20 target diamonds:", search.best_params_["finetunedregressor__depth"])
+print(
+    "best depth on 20 target diamonds:",
+    search.best_params_["finetunedregressor__depth"],
+)

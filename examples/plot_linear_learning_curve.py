@@ -33,8 +33,12 @@ n = np.arange(5, d, 10 if SMALL else 5)
 repeats = 20 if SMALL else 100
 risk_ft = linear.expected_risk(cov, pair.theta_source, pair.theta_target, n)
 risk_sc = linear.expected_risk(cov, np.zeros(d), pair.theta_target, n)
-sim_ft = linear.simulate_risk(cov, pair.theta_source, pair.theta_target, n, repeats=repeats)
-sim_sc = linear.simulate_risk(cov, np.zeros(d), pair.theta_target, n, repeats=repeats, seed=1)
+sim_ft = linear.simulate_risk(
+    cov, pair.theta_source, pair.theta_target, n, repeats=repeats
+)
+sim_sc = linear.simulate_risk(
+    cov, np.zeros(d), pair.theta_target, n, repeats=repeats, seed=1
+)
 
 fig, ax = plt.subplots(figsize=(6, 4))
 ax.plot(n, risk_ft, color="C0", label="fine-tuning, predicted")
@@ -78,13 +82,19 @@ print(
 # fine-tuning saves to reach an excess risk of ``1e-3``.
 measures = linear.similarity(cov, pair.theta_source, pair.theta_target, n=20)
 print({name: round(float(value), 4) for name, value in measures.items()})
-print(linear.sample_complexity_reduction(cov, pair.theta_source, pair.theta_target, eps=1e-3))
+print(
+    linear.sample_complexity_reduction(
+        cov, pair.theta_source, pair.theta_target, eps=1e-3
+    )
+)
 
 # %%
 # The closed form is the limit of gradient descent: one real run of
 # :func:`finetune_theory.linear.train` from ``theta_S`` on 20 noiseless samples lands on it.
 X = cov.sample(20, seed=2)
 y = X @ pair.theta_target
-gd = linear.train(X, y, pair.theta_source, tol=1e-20)
+run = linear.train(X, y, pair.theta_source, tol=1e-20)
 limit = linear.finetune(X, y, pair.theta_source)
-print(f"{int(gd.steps)} steps, distance to the closed form {np.linalg.norm(gd.theta - limit):.1e}")
+print(
+    f"{int(run.steps)} steps, distance to the closed form {np.linalg.norm(run.theta - limit):.1e}"
+)

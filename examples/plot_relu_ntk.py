@@ -32,8 +32,12 @@ direction = teachers.random_unit(d, seed=1)
 direction -= (direction @ theta_source) * theta_source
 theta_target = theta_source + 0.5 * direction / np.linalg.norm(direction)
 
-source = relu.pretrain(theta_source, width=width, n_source=100, label_scale=scale, seed=2)
-print(f"pretrained in {int(source.steps)} steps, training loss {float(source.loss):.1e}")
+source = relu.pretrain(
+    theta_source, width=width, n_source=100, label_scale=scale, seed=2
+)
+print(
+    f"pretrained in {int(source.steps)} steps, training loss {float(source.loss):.1e}"
+)
 
 X_test = relu.sample_sphere(500, d, seed=3)
 y_test = scale * X_test @ theta_target

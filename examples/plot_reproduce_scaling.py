@@ -35,7 +35,9 @@ print(config)
 records = experiment.run_all(config, seed=0)
 print(f"{len(records)} records with columns {list(records.columns)}")
 for verdict in experiment.claims(records):
-    print(f"[{'holds' if verdict.holds else 'FAILS'}] {verdict.claim}\n        {verdict.evidence}")
+    print(
+        f"[{'holds' if verdict.holds else 'FAILS'}] {verdict.claim}\n        {verdict.evidence}"
+    )
 
 # %%
 # The summary table of the report.
@@ -55,7 +57,9 @@ fig.tight_layout()
 # here in this process (``workers=1``). It commits every unit of work to a SQLite store (an
 # interrupted run resumes where it stopped) and writes ``scaling.csv``, the figures and a
 # self-contained ``report.html``.
-result = runner.reproduce(["scaling"], size="quick", out=outdir / "results", seed=0, workers=1)
+result = runner.reproduce(
+    ["scaling"], size="quick", out=outdir / "results", seed=0, workers=1
+)
 outcome = result.outcomes[0]
 print(
     f"{outcome.name}: {sum(v.holds for v in outcome.verdicts)} of {len(outcome.verdicts)} "
