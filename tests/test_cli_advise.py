@@ -1,15 +1,25 @@
-"""The ``advise`` command reached through the package's own command line."""
+"""The ``advise`` and ``risk`` commands as a user meets them: output, formats, errors."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from finetune_theory.cli import main
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "data"
+SENTENCE = re.compile(
+    r"Recommended: (?P<strategy>\w+)(?: from (?P<source>\S+))? \(predicted test MSE "
+    r"(?P<risk>[0-9.e+-]+), interval \[(?P<lo>[0-9.e+-]+), (?P<hi>[0-9.e+-]+)\], n = (?P<n>\d+)\)"
+)
 
 
 def _files(tmp_path):
@@ -17,33 +27,147 @@ def _files(tmp_path):
     x = rng.standard_normal((12, 30))  # fewer samples than features: the source matters
     theta = rng.standard_normal(30)
     cols = [f"x{i}" for i in range(30)]
-    pd.DataFrame(x, columns=cols).assign(y=x @ theta).to_csv(tmp_path / "t.csv", index=False)
-    (tmp_path / "near.json").write_text(json.dumps({"coef": list(theta + 0.01)}))
+    y = x @ theta + 0.3 * rng.standard_normal(12)
+    pd.DataFrame(x, columns=cols).assign(y=y).to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "near.json").write_text(json.dumps({"coef": list(theta + 0.01), "intercept": 0}))
     (tmp_path / "far.json").write_text(json.dumps({"coef": list(-theta)}))
+    return ["--data", str(tmp_path / "t.csv"), "--target", "y"]
 
 
-def test_advise_through_main_ranks_the_planted_source_first(tmp_path, capsys):
-    _files(tmp_path)
-    code = main([
-        "advise", "--data", str(tmp_path / "t.csv"), "--target", "y",
-        "--source", str(tmp_path / "far.json"), "--source", str(tmp_path / "near.json"),
-        "--boot", "2", "--json", str(tmp_path / "a.json"),
-    ])  # fmt: skip
+def _example_args():
+    return [
+        "advise",
+        "--data",
+        str(EXAMPLES / "target.csv"),
+        "--target",
+        "log_price",
+        "--source",
+        str(EXAMPLES / "source_coef.json"),
+    ]
+
+
+def test_the_printed_sentence_agrees_with_the_table_and_the_csv(capsys):
+    assert main(_example_args()) == 0
+    text = capsys.readouterr().out
+    found = SENTENCE.findall(text)
+    assert len(found) == 1  # one recommendation, no second verdict
+    m = SENTENCE.search(text)
+    assert main([*_example_args(), "--format", "csv"]) == 0
+    rows = pd.read_csv(pd.io.common.StringIO(capsys.readouterr().out))
+    n = int(m["n"])
+    at_n = rows[rows.n == n]
+    row = at_n[(at_n.strategy == m["strategy"])]
+    if m["source"]:
+        row = row[row.source == m["source"]]
+    assert len(row) == 1
+    for key, col in (("risk", "risk"), ("lo", "low"), ("hi", "high")):
+        assert float(m[key]) == pytest.approx(float(row[col].iloc[0]), rel=5e-3)
+    # the lowest risk at n is the recommendation, or the sentence says why not
+    lowest = at_n.risk.min()
+    if float(m["risk"]) > lowest * (1 + 5e-3):
+        assert "cannot be told apart" in text
+    # the table marks the same row, whole and uncut off a terminal
+    marked = [ln for ln in text.splitlines() if "│ * │" in ln]
+    assert len(marked) == 1 and m["strategy"] in marked[0]
+    assert "…" not in text
+    assert "scratch wins" not in text and "beats training from scratch" not in text
+
+
+def test_formats_json_and_n_max(tmp_path, capsys):
+    args = _files(tmp_path)
+    src = ["--source", str(tmp_path / "near.json"), "--source", str(tmp_path / "far.json")]
+    assert main(["advise", *args, *src, "--format", "json", "--n-max", "20"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["n_grid"] == [12] and data["n_max"] == 20
+    assert data["ranking"][0] == "near"
+    assert data["recommendation"]["source"] in ("near", None)
+    assert main(["advise", *args, *src, "--n-max", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "n=24" in out and "n=60" not in out
+    assert main(["advise", *args, *src, "--json", str(tmp_path / "a.json"), "--eps", "1"]) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["eps"] == 1.0
+
+
+def _error(capsys, argv):
+    assert main(argv) == 1
     captured = capsys.readouterr()
-    assert code == 0, captured.err
-    assert json.loads((tmp_path / "a.json").read_text())["ranking"][0] == "near"
+    assert "Traceback" not in captured.err
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, captured.err
+    return lines[0]
+
+
+def test_errors_name_the_problem(tmp_path, capsys):
+    args = _files(tmp_path)
+    (tmp_path / "keys.json").write_text(json.dumps({"weights": [1.0] * 30}))
+    err = _error(capsys, ["advise", *args, "--source", str(tmp_path / "keys.json")])
+    assert "'coef'" in err and "'intercept'" in err
+    err = _error(capsys, ["advise", *args, "--source", str(tmp_path)])
+    assert "is a directory" in err
+    err = _error(capsys, ["advise", "--data", str(tmp_path), "--target", "y"])
+    assert "--data" in err and "is a directory" in err
+    frame = pd.read_csv(tmp_path / "t.csv")
+    frame.to_csv(tmp_path / "semi.csv", sep=";", index=False)
+    err = _error(capsys, ["advise", "--data", str(tmp_path / "semi.csv"), "--target", "y"])
+    assert "semicolons" in err and "separator" in err
+    frame.to_csv(tmp_path / "tab.csv", sep="\t", index=False)
+    err = _error(capsys, ["advise", "--data", str(tmp_path / "tab.csv"), "--target", "y"])
+    assert "tabs" in err
+
+
+def test_unwritable_outputs_fail_before_the_analysis(tmp_path, capsys, monkeypatch):
+    import finetune_theory.advisor as advisor
+
+    def never(*a, **k):  # the analysis must not start
+        raise AssertionError("advise ran")
+
+    monkeypatch.setattr(advisor, "advise", never)
+    args = _files(tmp_path)
+    err = _error(capsys, ["advise", *args, "--json", str(tmp_path / "no" / "a.json")])
+    assert "--json" in err and "does not exist" in err
+    err = _error(capsys, ["advise", *args, "--plot", str(tmp_path)])
+    assert "--plot" in err and "directory" in err
+    err = _error(capsys, ["advise", *args, "--plot", str(tmp_path / "a.txt")])
+    assert "--plot" in err
+    if os.name == "posix" and os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        err = _error(capsys, ["advise", *args, "--json", str(locked / "a.json")])
+        assert "--json" in err and "not writable" in err
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    args = _files(tmp_path)
+    with pytest.raises(ValueError, match="is a directory"):
+        main(["--debug", "advise", *args, "--source", str(tmp_path)])
 
 
 def test_advise_console_script_error_is_one_line(tmp_path):
-    _files(tmp_path)
+    args = _files(tmp_path)
     proc = subprocess.run(
-        [sys.executable, "-m", "finetune_theory.cli", "advise", "--data",
-         str(tmp_path / "t.csv"), "--target", "missing"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [sys.executable, "-m", "finetune_theory.cli", "advise", *args, "--target", "nope"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 1
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert "missing" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "nope" in proc.stderr
+
+
+def test_risk_perturbation_is_named_and_eps_is_a_requested_risk(capsys):
+    from finetune_theory.curves import learning_curve
+
+    base = ["risk", "--spectrum", "isotropic", "--d", "50", "--n", "5", "10", "20", "40"]
+    assert main([*base, "--perturbation", "0.5", "--eps", "0.2"]) == 0
+    out = capsys.readouterr().out
+    curve = learning_curve(spectrum="isotropic", d=50, eps=0.5, n_values=[5, 10, 20, 40], seed=0)
+    for value in curve["fine_tuned"]:
+        assert f"{value:.4g}" in out
+    hit = curve.loc[curve["fine_tuned"] <= 0.2, "n"]
+    want = f"n = {int(hit.iloc[0])}" if len(hit) else "no listed n"
+    assert f"fine-tuned: excess risk 0.2 first reached at {want}" in out
+    assert "perturbation=0.5" in out
 
 
 def test_main_help_lists_advise(capsys):

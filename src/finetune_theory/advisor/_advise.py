@@ -520,6 +520,18 @@ def _engine(
     return engine, float(floor), estimated, lam
 
 
+def first_n(ns: np.ndarray, condition: np.ndarray) -> int | None:
+    """The first ``n`` of the scan where ``condition`` holds (None: nowhere).
+
+    Examples
+    --------
+    >>> first_n(np.array([2, 3, 4, 5]), np.array([1.0, 2, 3, 4]) > 2.5)
+    4
+    """
+    hit = np.flatnonzero(condition)
+    return int(ns[hit[0]]) if hit.size else None
+
+
 def _scan_ns(n_max: int) -> np.ndarray:
     """Every integer up to 400, then log-spaced up to ``n_max``."""
     dense = np.arange(2, min(n_max, 400) + 1)
@@ -679,14 +691,12 @@ def advise(
     if eps is not None:
         for src, strat in _pairs(names_):
             risk = advice._curve(src, strat, scan)[0]
-            hit = np.flatnonzero(risk <= eps)
-            advice.n_for_eps[_key(src, strat)] = int(scan[hit[0]]) if hit.size else None
+            advice.n_for_eps[_key(src, strat)] = first_n(scan, risk <= eps)
     if srcs:
         scratch = engine.mse("scratch", scan)[0]
         ridge = engine.mse("finetune_ridge", scan)
         for i, src in enumerate(names_):
-            wins = np.flatnonzero(scratch < ridge[i])
-            advice.crossover_n[src] = int(scan[wins[0]]) if wins.size else None
+            advice.crossover_n[src] = first_n(scan, scratch < ridge[i])
     advice.assumptions = _assumptions(n, d, advice.n_unlabelled, engine, floor, estimated)
     return advice
 

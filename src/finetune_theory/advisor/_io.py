@@ -178,8 +178,7 @@ def _from_json(path: Path, feature_names: Sequence[str] | None) -> tuple[np.ndar
             "name -> coefficient) and 'intercept' (a number), or a list of coefficients"
         )
     if "coef" not in payload and feature_names is not None:
-        known = set(feature_names) | set(_INTERCEPT_KEYS)
-        if not any(str(k) in known or str(k).lower() in known for k in payload):
+        if not any(str(k) in set(feature_names) for k in payload):
             raise ValueError(
                 f"{what} has the keys {sorted(map(str, payload))[:5]}; expected the keys "
                 "'coef' (a list, or a mapping feature name -> coefficient) and 'intercept'"

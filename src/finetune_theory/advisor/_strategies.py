@@ -102,7 +102,7 @@ class RiskEngine:
         bias = self.energy @ eq.bias_weights.T
         with np.errstate(invalid="ignore"):
             noise = self.noise_var * eq.noise_factor if self.noise_var > 0 else 0.0 * m
-        return bias + noise[None, :]
+        return self.excess_factor * (bias + noise[None, :])
 
     def _ridge_excess(self, m: np.ndarray) -> np.ndarray:
         """``min over ridge`` of the ridge ``E L`` from each start, shape (S+1, G)."""
@@ -117,7 +117,9 @@ class RiskEngine:
         risk = bias + noise[None]
         # the infinite ridge keeps the start: E L = ||Delta||_Sigma^2
         keep = (self.energy * self.eigvals[None, :]).sum(axis=1)
-        return np.minimum(risk.min(axis=2), keep[:, None])
+        # the calibration factor applies to what learning adds; keeping the start (the
+        # observed refit_intercept risk) needs none
+        return np.minimum(self.excess_factor * risk.min(axis=2), keep[:, None])
 
     # -------------------------------------------------------------------- test MSE
     def mse(self, strategy: str, ns: np.ndarray) -> np.ndarray:
@@ -138,7 +140,7 @@ class RiskEngine:
             excess = self._interp_excess(m) if strategy == "finetune" else self._ridge_excess(m)
             rows = slice(s, s + 1) if strategy == "scratch" else slice(0, s)
             with np.errstate(invalid="ignore", over="ignore"):
-                out = (self.excess_factor * excess[rows] + self.noise_var) * grow[None, :]
+                out = (excess[rows] + self.noise_var) * grow[None, :]
         else:  # pragma: no cover - callers check the name
             raise ValueError(strategy)
         return np.where(ns[None, :] >= 2, out, np.inf)
