@@ -145,8 +145,7 @@ def test_strategies_against_brute_force_on_planted_gaussian_problems():
     n = 60
     truth = _brute_force(p, n, reps=120)
     hits = 0
-    for seed in range(4):
-        p_seed = dict(p)
+    for _ in range(4):  # four independent labelled samples
         x, y = p["draw"](n)
         xu, _ = p["draw"](4000)
         adv = advise(
@@ -161,7 +160,6 @@ def test_strategies_against_brute_force_on_planted_gaussian_problems():
             src = None if s in ("scratch", "mean") else "src"
             lo, hi = adv.predict_interval(src, s, n)
             hits += lo <= truth[s] <= hi
-        del p_seed
     assert hits >= 0.85 * 4 * len(STRATEGIES)
 
 

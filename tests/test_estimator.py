@@ -19,6 +19,7 @@ from finetune_theory.estimator import FineTunedRegressor
         FineTunedRegressor(),
         FineTunedRegressor(solver="gd"),
         FineTunedRegressor(fit_intercept=False, depth=2),
+        FineTunedRegressor(alpha="loo"),
     ]
 )
 def test_sklearn_estimator_checks(estimator, check):
@@ -141,3 +142,96 @@ def test_bad_parameters_raise_at_fit(params, match):
     model = FineTunedRegressor(**params)  # no validation in __init__
     with pytest.raises(ValueError, match=match):
         model.fit(x, y)
+
+
+# ------------------------------------------------------------- ridge towards the source
+def test_alpha_is_ridge_towards_the_source_in_sklearn_units():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(20)
+    X = rng.standard_normal((15, 8))
+    y = X @ rng.standard_normal(8) + 0.3 + 0.1 * rng.standard_normal(15)
+    ts = rng.standard_normal(8)
+    model = FineTunedRegressor(ts, alpha=2.5).fit(X, y)
+    # Ridge on the residuals y - X ts with the same alpha, shifted back by the source
+    ref = Ridge(alpha=2.5).fit(X, y - X @ ts)
+    np.testing.assert_allclose(model.coef_, ts + ref.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.intercept_, ref.intercept_, rtol=1e-9)
+    assert model.alpha_ == 2.5
+    np.testing.assert_allclose(FineTunedRegressor(ts, alpha=1e12).fit(X, y).coef_, ts, atol=1e-8)
+    zero = FineTunedRegressor(ts, alpha=0.0).fit(X, y)
+    np.testing.assert_array_equal(zero.coef_, FineTunedRegressor(ts).fit(X, y).coef_)
+
+
+def test_alpha_loo_is_the_brute_force_leave_one_out_choice():
+    rng = np.random.default_rng(21)
+    X = rng.standard_normal((14, 6))
+    y = X @ rng.standard_normal(6) + rng.standard_normal(14)
+    ts = rng.standard_normal(6) * 0.3
+    alphas = np.logspace(-2, 3, 9)
+    model = FineTunedRegressor(ts, alpha="loo", alphas=alphas).fit(X, y)
+    brute = []
+    for a in alphas:
+        errs = []
+        for i in range(14):
+            keep = np.arange(14) != i
+            m = FineTunedRegressor(ts, alpha=a).fit(X[keep], y[keep])
+            errs.append((m.predict(X[i : i + 1])[0] - y[i]) ** 2)
+        brute.append(np.mean(errs))
+    # the leave-one-out fits use alpha in sklearn units, so n - 1 rows carry the same penalty
+    np.testing.assert_allclose(model.loo_mse_, brute, rtol=1e-8)
+    assert model.alpha_ == alphas[int(np.argmin(brute))]
+
+
+def test_source_coef_by_feature_name_and_mismatches():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(22)
+    X = pd.DataFrame(rng.standard_normal((10, 3)), columns=["a", "b", "c"])
+    y = rng.standard_normal(10)
+    vec = np.array([1.0, 2.0, 3.0])
+    by_name = {"c": 3.0, "a": 1.0, "b": 2.0}
+    want = FineTunedRegressor(vec).fit(X, y).coef_
+    np.testing.assert_allclose(FineTunedRegressor(by_name).fit(X, y).coef_, want)
+    series = pd.Series(by_name)
+    np.testing.assert_allclose(FineTunedRegressor(series).fit(X, y).coef_, want)
+    with pytest.raises(ValueError, match=r"missing \['b'\], unknown \['z'\]"):
+        FineTunedRegressor({"a": 1.0, "c": 1.0, "z": 1.0}).fit(X, y)
+    with pytest.raises(ValueError, match="no column names"):
+        FineTunedRegressor(by_name).fit(X.to_numpy(), y)
+
+
+def test_refit_clears_state_and_gd_reports_iterations():
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(23)
+    X = rng.standard_normal((6, 5))
+    y = rng.standard_normal(6)
+    model = FineTunedRegressor(np.ones(5), depth=2, solver="gd", fit_intercept=False)
+    model.fit(X, y)
+    assert hasattr(model, "weights_") and model.n_iter_ > 0
+    model.set_params(depth=1, solver="closed_form").fit(X, y)
+    assert not hasattr(model, "weights_") and not hasattr(model, "n_iter_")
+    gd = FineTunedRegressor(np.ones(5), solver="gd").fit(X, y)
+    assert 0 < gd.n_iter_ <= gd.max_steps
+    with pytest.warns(ConvergenceWarning, match="did not converge"):
+        FineTunedRegressor(np.ones(5), solver="gd", max_steps=3).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        FineTunedRegressor(np.ones(5), solver="gd").fit(X, y)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"alpha": -1.0}, "alpha must be >= 0"),
+        ({"alpha": "gcv"}, "alpha must be"),
+        ({"alpha": 1.0, "depth": 2}, "needs depth=1"),
+        ({"alpha": "loo", "alphas": [0.0]}, "alphas"),
+    ],
+)
+def test_bad_alpha_raises_at_fit(params, match):
+    X = np.random.default_rng(24).standard_normal((6, 3))
+    with pytest.raises(ValueError, match=match):
+        FineTunedRegressor(np.ones(3), **params).fit(X, np.arange(6.0))
