@@ -108,7 +108,7 @@ API_MODULES = [
     f"finetune_theory.{name}"
     for name in (
         "linear deep_linear relu covariance teachers asymptotics exceptions curves "
-        "estimator advisor data experiments runner"
+        "estimator advisor data experiments experiments.base runner"
     ).split()
 ]
 
@@ -151,6 +151,15 @@ def _summary(module_name: str, name: str, obj: object) -> str:
     return " ".join(paragraph)
 
 
+#: What every experiment module defines (``experiments/base.py``); the reference of a module
+#: without ``__all__`` lists these.
+EXPERIMENT_CONTRACT = ("Config", "SIZES", "units", "run", "claims", "plot", "table", "EXPERIMENT")
+
+
+def _contract_names(module: object) -> list[str]:
+    return [name for name in EXPERIMENT_CONTRACT if hasattr(module, name)]
+
+
 def api_page(module_name: str) -> str:
     """The body of an API page: the module docstring, a summary table of its ``__all__`` and
     every public name, in ``__all__`` order.
@@ -160,7 +169,7 @@ def api_page(module_name: str) -> str:
     module's ``__all__`` without being edited by hand.
     """
     module = importlib.import_module(module_name)
-    names = list(module.__all__)
+    names = list(getattr(module, "__all__", None) or _contract_names(module))
     lines = [f".. automodule:: {module_name}", "   :no-members:", ""]
     lines += [f".. currentmodule:: {module_name}", ""]
     lines += [".. rubric:: Summary", "", ".. list-table::", "   :widths: 30 70", ""]
@@ -172,7 +181,10 @@ def api_page(module_name: str) -> str:
         obj = getattr(module, name)
         kind, home = _kind(obj), _home(obj)
         if home is None or home == module_name:
-            lines += [f".. auto{kind}:: {name}", ""]
+            lines += [f".. auto{kind}:: {name}"]
+            if kind == "data" and len(repr(obj)) > 60:
+                lines += ["   :no-value:"]
+            lines += [""]
         else:
             role = {"exception": "exc", "class": "class", "function": "func"}[kind]
             lines += [
