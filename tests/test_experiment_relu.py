@@ -65,12 +65,57 @@ def test_claims_are_computed_from_the_records(quick: pd.DataFrame) -> None:
     broken["bound_full"] = 0.0  # a bound below every risk
     broken["test_mse"] = 1.0 / (1.0 + broken["delta"])  # error falling with the distance
     verdicts = {v.claim.split(" (")[0]: v.holds for v in exp.claims(broken)}
-    assert verdicts["The bound lies above the measured ramp risk"] is False
     assert verdicts["Fine-tuned test error grows with the teacher distance"] is False
     lazy = quick.copy()
     lazy["net_vs_kernel"] = lazy["kernel_mse"]  # the network far from its predictor
     verdicts = {v.claim.split(" (")[0]: v.holds for v in exp.claims(lazy)}
     assert verdicts["The wide fine-tuned network follows the kernel predictor"] is False
+
+
+def _shuffled(values: pd.Series) -> np.ndarray:
+    return np.random.default_rng(0).permutation(values.to_numpy())
+
+
+def _small_width_like_big(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    for col in ("net_vs_kernel", "movement", "pretrain_movement"):
+        out[col] = out.groupby(["method", "delta", "n", "repeat"])[col].transform("min")
+    return out
+
+
+#: one mutation of the records per claim of E5: each must turn its verdict false
+MUTATIONS = {
+    "Fine-tuned test error grows": lambda df: df.assign(test_mse=1.0 / (1.0 + df["delta"])),
+    "Fine-tuned test error falls": lambda df: df.assign(test_mse=df["n"].astype(float)),
+    "follows the kernel predictor": lambda df: df.assign(net_vs_kernel=df["kernel_mse"]),
+    "kernel picture stops holding": _small_width_like_big,
+    "beats training from scratch": lambda df: df.assign(
+        test_mse=np.where(df["method"] == "scratch", 0.0, df["test_mse"])
+    ),
+    # a data term a fifth of the true one (a wrong constant) no longer covers the risk ...
+    "data-dependent part of the bound": lambda df: df.assign(bound_data=0.2 * df["bound_data"]),
+    # ... and one that ignores which run it belongs to does not order the risks
+    "data-dependent part of the bound ": lambda df: df.assign(
+        bound_data=1.0 + _shuffled(df["bound_data"])
+    ),
+    "For a linear residual": lambda df: df.assign(rkhs_norm_sq=2.0 * df["rkhs_linear"]),
+}
+
+
+@pytest.mark.parametrize("claim", list(MUTATIONS))
+def test_every_claim_flips_on_mutated_records(quick: pd.DataFrame, claim: str) -> None:
+    exp = get("relu")
+    word = claim.strip()
+    before = [v for v in exp.claims(quick) if word in v.claim]
+    assert len(before) == 1 and before[0].holds, before
+    after = [v for v in exp.claims(MUTATIONS[claim](quick)) if word in v.claim]
+    assert len(after) == 1 and not after[0].holds, after[0].evidence
+
+
+def test_every_claim_has_a_mutation(quick: pd.DataFrame) -> None:
+    claims = [v.claim for v in get("relu").claims(quick)]
+    for claim in claims:
+        assert any(key.strip() in claim for key in MUTATIONS), claim
 
 
 def test_same_seed_same_records() -> None:

@@ -227,10 +227,63 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
     return out.round(3)
 
 
+#: isotropic curves are exact: the mean squared z-score of prediction against Monte Carlo must
+#: stay near 1 (chi-square with one degree per point); this bound fails for bias weights 5% off
+EXACT_Z2 = 2.5
+#: anisotropic curves: each point within 4 s.e. plus this share (the measured finite-size error
+#: of the deterministic equivalent at d = 200, n >= 2, reaches 20% for the spiked spectrum)
+CURVE_ALLOWANCE = 0.25
+#: the share of the source risk that fine-tuning leaves, tail- over top-placed differences
+PLACEMENT_RATIO = 3.0
+
+
+def _curves_verdict(curves: pd.DataFrame) -> Verdict:
+    ok = curves[(curves["simulated"] > 0) & np.isfinite(curves["predicted"])]
+    ok = ok[ok["stderr"] > 0]
+    z = (ok["predicted"] - ok["simulated"]) / ok["stderr"]
+    iso = ok["spectrum"] == "isotropic"
+    z2 = float((z[iso] ** 2).mean()) if iso.any() else 0.0
+    rel = (ok["predicted"] - ok["simulated"]).abs() / ok["simulated"]
+    aniso = ok[~iso]
+    within = (aniso["predicted"] - aniso["simulated"]).abs() <= (
+        4 * aniso["stderr"] + CURVE_ALLOWANCE * aniso["simulated"]
+    )
+    return Verdict(
+        "The predicted learning curves match Monte Carlo simulation (exact isotropic curves "
+        "within the Monte Carlo noise, deterministic equivalents within 4 s.e. plus their "
+        "measured finite-size error)",
+        bool(z2 <= EXACT_Z2 and within.all()),
+        f"isotropic: mean squared z {z2:.2f} over {int(iso.sum())} points (allowed "
+        f"{EXACT_Z2:g}); anisotropic: {int(within.sum())} of {len(within)} points within "
+        f"4 s.e. + {CURVE_ALLOWANCE:.0%}; median relative error {rel.median():.1%}, largest "
+        f"{rel.max():.1%} over {len(rel)} points",
+    )
+
+
+def _placement_verdict(pairs: pd.DataFrame) -> Verdict:
+    share = pairs["true_risk"] / pairs["source_risk"]
+    ratios = {}
+    for spectrum, g in pairs.assign(share=share).groupby("spectrum", sort=False):
+        top = g.loc[g["tilt"] <= -1.0, "share"].median()
+        tail = g.loc[g["tilt"] >= 1.0, "share"].median()
+        ratios[spectrum] = (float(top), float(tail))
+    worst = min(t / h for h, t in ratios.values())
+    return Verdict(
+        "Where the difference lies in the spectrum decides how much of it fine-tuning removes: "
+        f"a tail-placed difference keeps at least {PLACEMENT_RATIO:g}x the share of the source "
+        "risk that a top-placed one keeps (true risks of real fine-tuning)",
+        bool(worst >= PLACEMENT_RATIO),
+        "median true risk / source risk, tilt <= -1 (top) vs tilt >= 1 (tail): "
+        + ", ".join(f"{s} {h:.3f} vs {t:.3f}" for s, (h, t) in ratios.items())
+        + " (a covariance-blind theory keeps the same share, 1 - n/d, for both)",
+    )
+
+
 def claims(records: pd.DataFrame) -> list[Verdict]:
     """Verdicts on the measure comparison and the learning curves."""
     verdicts = []
-    corr = correlations(records)
+    has_pairs = "kind" in records and bool((records["kind"] == "pair").any())
+    corr = correlations(records) if has_pairs else pd.DataFrame(columns=["spectrum"])
     aniso = corr[corr["spectrum"] != "isotropic"]
     if not aniso.empty:
         piv = aniso.pivot(index="spectrum", columns="measure", values="spearman")
@@ -258,56 +311,14 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
         )
     curves = records[records["kind"] == "curve"]
     if not curves.empty:
-        ok = curves[(curves["simulated"] > 0) & np.isfinite(curves["predicted"])]
-        rel = (ok["predicted"] - ok["simulated"]).abs() / ok["simulated"]
-        verdicts.append(
-            Verdict(
-                "The predicted learning curves match Monte Carlo simulation",
-                bool(rel.median() < 0.1),
-                f"median relative error {rel.median():.1%}, largest {rel.max():.1%} "
-                f"over {len(rel)} points",
-            )
-        )
-    if not curves.empty:
-        n0 = (
-            int(records.loc[records["kind"] == "pair", "n"].max())
-            if (records["kind"] == "pair").any()
-            else int(curves["n"].median())
-        )
-        at = curves[curves["spectrum"] == "power_law"]
-        at = at[at["n"] == at["n"].iloc[(at["n"] - n0).abs().argmin()]] if not at.empty else at
-        if not at.empty:
-            piv = at.pivot(index="spectrum", columns="method", values="predicted")
-            ratio = piv[["finetune (top)", "finetune (tail)"]].max(axis=1) / piv[
-                ["finetune (top)", "finetune (tail)"]
-            ].min(axis=1)
-            verdicts.append(
-                Verdict(
-                    "At the same Euclidean distance, where the difference lies in the spectrum "
-                    "changes the fine-tuning risk several-fold",
-                    bool(ratio.min() >= 2.0),
-                    f"risk ratio between top- and tail-placed differences at n = "
-                    f"{int(at['n'].iloc[0])}: "
-                    + ", ".join(f"{s} {ratio[s]:.1f}x" for s in ratio.index),
-                )
-            )
-    comp = records[records["kind"] == "complexity"]
-    if not comp.empty:
-        piv = comp.pivot(index="spectrum", columns="method", values="n_eps")
-        red = piv["scratch"] / piv["finetune (top)"]
-        verdicts.append(
-            Verdict(
-                "Fine-tuning from a source that differs in the top directions needs fewer samples "
-                "than training from scratch",
-                bool((red > 1).all()),
-                "samples to reach the risk eps, scratch / fine-tune: "
-                + ", ".join(
-                    f"{s} {piv.loc[s, 'scratch']:.0f} / "
-                    f"{piv.loc[s, 'finetune (top)']:.0f} = {red[s]:.2f}x"
-                    for s in piv.index
-                ),
-            )
-        )
+        verdicts.append(_curves_verdict(curves))
+    pairs = records[records["kind"] == "pair"]
+    pairs = pairs[pairs["spectrum"] != "isotropic"]
+    if not pairs.empty and "tilt" in pairs:
+        verdicts.append(_placement_verdict(pairs))
+    # The former verdict "fine-tuning from top-placed differences needs fewer samples than
+    # scratch" held under a covariance-blind theory as well; the sample-complexity reduction
+    # is now shown, with verdicts that fail under wrong theories, by E7 (``reduction``).
     return verdicts
 
 

@@ -367,6 +367,11 @@ def _fmt(rhos: dict[float, float], per: str) -> str:
     return ", ".join(f"{per}={k:g}: {v:+.2f}" for k, v in rhos.items()) or "not enough values"
 
 
+#: the data-dependent bound must rank the cell-mean ramp risks at least this well (measured
+#: 0.89 at the quick size; a data term that ignores the data, or is shuffled, falls below 0.5)
+BOUND_RANK = 0.8
+
+
 def claims(records: pd.DataFrame) -> list[Verdict]:
     """Verdicts of E5 computed from the records."""
     verdicts = []
@@ -445,15 +450,23 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
         )
     )
 
+    # the confidence term alone (0.70 at n = 50) exceeds every measured ramp risk, so "the bound
+    # lies above the risk" cannot fail; the claim is about the data-dependent part instead
     above = records["bound_full"] >= records["test_ramp"]
     above_data = records["bound_data"] >= records["test_ramp"]
+    cells = wide.groupby(["method", "delta", "n"])[["bound_data", "test_ramp"]].mean()
+    rank = float(stats.spearmanr(cells["bound_data"], cells["test_ramp"]).statistic)
     verdicts.append(
         Verdict(
-            "The bound lies above the measured ramp risk",
-            bool(above.mean() >= 0.95),
-            f"full bound above the risk in {above.mean():.1%} of {len(records)} runs "
-            f"(data-dependent part alone: {above_data.mean():.1%}); mean bound "
-            f"{records['bound_full'].mean():.3f} vs mean risk {records['test_ramp'].mean():.3f}",
+            "The data-dependent part of the bound, sqrt(2 r^T H^-1 r / n), lies above the "
+            f"measured ramp risk and orders it across (method, delta, n) (width {width})",
+            bool(above_data.mean() >= 0.95 and rank >= BOUND_RANK),
+            f"data-dependent part above the risk in {above_data.mean():.1%} of {len(records)} "
+            f"runs (full bound: {above.mean():.1%}); Spearman of its cell means with the risk "
+            f"{rank:+.2f} (needs >= {BOUND_RANK:g}); mean data part "
+            f"{records['bound_data'].mean():.3f}, confidence part "
+            f"{(records['bound_full'] - records['bound_data']).mean():.3f}, mean risk "
+            f"{records['test_ramp'].mean():.3f}",
         )
     )
 
