@@ -85,6 +85,8 @@ NOISE_FLOOR = 0.25
 EXCESS_FACTOR = 2.0
 #: model-error allowance (standard error of log risk) of the learned strategies' predictions
 MODEL_SE = 0.2
+#: largest log-scale spread used when turning a median prediction into the predictive mean
+MEAN_SE_CAP = 0.8
 #: a simpler strategy is chosen when its predicted risk is inside the best one's interval and
 #: at most this much above it
 TIE_TOLERANCE = 0.05
@@ -234,9 +236,14 @@ class Advice:
                 "mean": eng.shape_resid[s + 1 :],
             }[strategy]
             lo, hi = gamma_interval(risk, shape[:, None], self.confidence)
+            se = np.sqrt(polygamma(1, shape))[:, None] * np.ones(arr.size)[None, :]
         else:
             se = eng.log_se(strategy, arr, MODEL_SE)
             lo, hi = log_normal_interval(risk, se, self.confidence)
+        # the point is the mean of the predictive law (log-normal with the capped spread): an
+        # uncertain prediction is penalised as the expected test MSE penalises it
+        with np.errstate(invalid="ignore", over="ignore"):
+            risk = risk * np.exp(0.5 * np.minimum(se, MEAN_SE_CAP) ** 2)
         row = 0 if i is None else i
         return risk[row], lo[row], hi[row]
 
