@@ -48,7 +48,6 @@ from ._plotting import finish, open_figures
 from .base import Experiment, Verdict, run_units
 
 
-
 @dataclass(frozen=True)
 class Config:
     """Settings of E2.
