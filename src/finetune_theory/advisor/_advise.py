@@ -240,6 +240,8 @@ class Advice:
         else:
             se = eng.log_se(strategy, arr, MODEL_SE)
             lo, hi = log_normal_interval(risk, se, self.confidence)
+            # the spread at the labelled n: the factor below then keeps the curve's shape
+            se = eng.log_se(strategy, np.array([self.n_labelled]), MODEL_SE)
         # the point is the mean of the predictive law (log-normal with the capped spread): an
         # uncertain prediction is penalised as the expected test MSE penalises it
         with np.errstate(invalid="ignore", over="ignore"):
