@@ -17,13 +17,14 @@ from pathlib import Path
 
 from sphinx.pycode import ModuleAnalyzer
 
-import finetune_theory
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT / "src"))
-# The gallery scripts read this to keep their sizes modest; `tests/test_gallery.py` sets it to
-# "test" for even smaller sizes.
+sys.path.insert(0, str(ROOT / "src"))  # the package of this checkout, installed or not
+
+import finetune_theory  # noqa: E402
+
+# The gallery scripts run at their full (documentation) sizes unless this is "test", as
+# `tests/test_gallery.py` sets it.
 os.environ.setdefault("FINETUNE_THEORY_EXAMPLE_SIZE", "docs")
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
