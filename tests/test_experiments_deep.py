@@ -207,3 +207,50 @@ def test_every_deep_claim_is_computed_from_the_records(quick):
 def _group(name: str) -> list[str]:
     """The columns that pair a row with its depth-1 counterpart."""
     return ["alpha", "init"] if name == "depth" else ["mode", "factor"]
+
+
+def _deeper_prediction(records: pd.DataFrame) -> pd.DataFrame:
+    """A wrong theory: the prediction at each finite depth is the one for the next depth."""
+    out = records.copy()
+    bal = out["init"] == "balanced"
+    depths = sorted(d for d in out.loc[bal, "depth"].unique() if np.isfinite(d))
+    for a in out["alpha"].unique():
+        for lo, hi in zip(depths[1:-1], depths[2:], strict=True):
+            src = bal & (out["alpha"] == a) & (out["depth"] == hi)
+            dst = bal & (out["alpha"] == a) & (out["depth"] == lo)
+            out.loc[dst, "rel_asymptotic"] = out.loc[src, "rel_asymptotic"].to_numpy()
+    return out[out["depth"] != depths[-1]]
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        pytest.param(lambda r: r.assign(rel_asymptotic=1.29 * r["rel_asymptotic"]), id="x1.29"),
+        pytest.param(lambda r: r.assign(rel_asymptotic=0.71 * r["rel_asymptotic"]), id="x0.71"),
+        pytest.param(_deeper_prediction, id="depth+1"),
+    ],
+)
+def test_asymptotic_verdict_rejects_the_audit_s_wrong_theories(wrong):
+    # the audit's wrong theories: 1/(1 - rho) dropped (29% off) and depth + 1 in the scale
+    exp = experiments.get("depth")
+    records = _depth_quick()
+    claim = "The asymptotic prediction tracks"
+    (right,) = [v for v in exp.claims(records) if v.claim.startswith(claim)]
+    assert right.holds, right.evidence
+    (bad,) = [v for v in exp.claims(wrong(records)) if v.claim.startswith(claim)]
+    assert not bad.holds, bad.evidence
+
+
+_CACHE: dict[str, pd.DataFrame] = {}
+
+
+def _depth_quick() -> pd.DataFrame:
+    # n = 20 as in the default size (at n = 6 the finite-n allowance is too wide to tell a
+    # 29% error apart), few depths and repeats to keep it to seconds
+    if "depth" not in _CACHE:
+        exp = experiments.get("depth")
+        config = depth.Config(
+            d=200, n=20, alphas=(0.5, 2.0), depths=(1, 2, 3), repeats=10, pretrained_depths=()
+        )
+        _CACHE["depth"] = exp.run_all(config, seed=0)
+    return _CACHE["depth"]

@@ -230,9 +230,9 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
 #: isotropic curves are exact: the mean squared z-score of prediction against Monte Carlo must
 #: stay near 1 (chi-square with one degree per point); this bound fails for bias weights 5% off
 EXACT_Z2 = 2.5
-#: anisotropic curves: each point within 4 s.e. plus this share (the measured finite-size error
-#: of the deterministic equivalent at d = 200, n >= 2, reaches 20% for the spiked spectrum)
-CURVE_ALLOWANCE = 0.25
+#: anisotropic curves: each point within 4 s.e. plus this share (largest relative error
+#: measured at the default size, d = 200, 50 designs per point: 12.6%)
+CURVE_ALLOWANCE = 0.15
 #: the share of the source risk that fine-tuning leaves, tail- over top-placed differences
 PLACEMENT_RATIO = 3.0
 
