@@ -38,6 +38,7 @@ scratch = linear.expected_risk(cov, np.zeros(d), pair.theta_target, n)
 ax.plot(n, scratch, "k--", label="from scratch")
 ax.set_xlabel("target samples n")
 ax.set_ylabel("expected excess risk")
+ax.set_yscale("log")
 ax.legend()
 fig.tight_layout()
 
