@@ -105,7 +105,24 @@ class RiskEngine:
         return self.excess_factor * (bias + noise[None, :])
 
     def _ridge_excess(self, m: np.ndarray) -> np.ndarray:
-        """``min over ridge`` of the ridge ``E L`` from each start, shape (S+1, G)."""
+        """``min over ridge`` of the ridge ``E L`` from each start, shape (S+1, G).
+
+        Results are kept per ``m`` (the engine's inputs do not change after construction).
+        """
+        cache = self.__dict__.setdefault("_ridge_cache", {})
+        mm = np.maximum(np.asarray(m, dtype=np.int64), 1)
+        todo = np.array(sorted({int(v) for v in mm} - set(cache)), dtype=np.int64)
+        if todo.size:
+            fresh = self._ridge_excess_uncached(todo)
+            for j, v in enumerate(todo):
+                cache[int(v)] = fresh[:, j]
+        best = np.stack([cache[int(v)] for v in mm], axis=1)
+        keep = (self.energy * self.eigvals[None, :]).sum(axis=1)
+        # the calibration factor applies to what learning adds; keeping the start (the
+        # observed refit_intercept risk, the infinite ridge) needs none
+        return np.minimum(self.excess_factor * best, keep[:, None])
+
+    def _ridge_excess_uncached(self, m: np.ndarray) -> np.ndarray:
         scale = max(float(np.mean(self.eigvals)), 1e-300)
         ridges = scale * _RIDGES
         mm = np.maximum(m, 1)
@@ -116,10 +133,7 @@ class RiskEngine:
         noise = (self.noise_var * req.noise_factor).reshape(mm.size, -1)
         risk = bias + noise[None]
         # the infinite ridge keeps the start: E L = ||Delta||_Sigma^2
-        keep = (self.energy * self.eigvals[None, :]).sum(axis=1)
-        # the calibration factor applies to what learning adds; keeping the start (the
-        # observed refit_intercept risk) needs none
-        return np.minimum(self.excess_factor * risk.min(axis=2), keep[:, None])
+        return risk.min(axis=2)
 
     # -------------------------------------------------------------------- test MSE
     def mse(self, strategy: str, ns: np.ndarray) -> np.ndarray:
