@@ -55,7 +55,10 @@ def main() -> None:
 
     model = Ridge(alpha=1.0).fit(x[gas], y[gas])
     payload = {
-        "coef": {name: round(float(c), 8) for name, c in zip(x.columns, model.coef_, strict=True)},
+        "coef": {
+            name: round(float(c), 8)
+            for name, c in zip(x.columns, model.coef_, strict=True)
+        },
         "intercept": round(float(model.intercept_), 8),
     }
     (HERE / "source_coef.json").write_text(json.dumps(payload, indent=2) + "\n")
@@ -65,7 +68,9 @@ def main() -> None:
     target = x.iloc[rows].copy()
     target["log_price"] = y[rows]
     target.round(6).to_csv(HERE / "target.csv", index=False)
-    print(f"source: {int(gas.sum())} gas-heated houses; target: {N_TARGET} of {int(oil.sum())}")
+    print(
+        f"source: {int(gas.sum())} gas-heated houses; target: {N_TARGET} of {int(oil.sum())}"
+    )
 
 
 if __name__ == "__main__":
