@@ -12,7 +12,10 @@ With ``rho = (1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2``:
 * ``E ||P_perp theta||^2 ~ sum_i kappa / (lambda_i + kappa) <theta, v_i>^2`` (``perp_weights``);
 * ``E ||P_perp theta||^2_Sigma ~ sum_i w_i <theta, v_i>^2`` with
   ``w_i = kappa^2 lambda_i / (lambda_i + kappa)^2 / (1 - rho)`` (``bias_weights``);
-* the label-noise part of the risk is ``sigma^2 rho / (1 - rho)`` (``noise_factor``).
+* the label-noise part of the risk is ``sigma^2 rho / (1 - rho)`` to first order; the package
+  uses ``sigma^2 rho / (1 - rho - rho / n)`` (``noise_factor``), which is the exact isotropic
+  value ``n / (d - n - 1)`` when ``rho = n / d`` and tracks Monte Carlo up to the rank for
+  anisotropic covariances (``inf`` from ``n = r - 1`` on, where the expectation diverges).
 
 For an isotropic ``Sigma`` the bias parts are exact at every size (``kappa = s (d/n - 1)``) and the
 package uses the exact noise factor ``n / (d - n - 1)``. When ``n >= r`` the data sees every
@@ -176,7 +179,13 @@ def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> Determinis
             # exact Wishart moments: n / (r - n - 1) below the rank, r / (n - r - 1) above it
             below = np.where(r - nf - 1 > 0, nf / np.where(r - nf - 1 > 0, r - nf - 1, 1.0), np.inf)
         else:
-            below = rho / one_minus_rho
+            # finite-size correction: the exact isotropic n / (r - n - 1) is rho / (1 - rho -
+            # rho / n) with rho = n / r; the same form with the anisotropic rho (instead of
+            # rho / (1 - rho)) tracks Monte Carlo up to the rank (docs/linear.md, section 3),
+            # and the expectation is infinite from n = r - 1 on for every covariance
+            room = one_minus_rho - rho / nf
+            below = np.where(room > 0, rho / np.where(room > 0, room, 1.0), np.inf)
+            below = np.where(nf >= r - 1, np.inf, below)
         above = np.where(nf - r - 1 > 0, r / np.where(nf - r - 1 > 0, nf - r - 1, 1.0), np.inf)
         noise = np.where(interp, below, above)
         lam_pos = lam[:r] if r > 0 else np.ones(1)
