@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: seconds a mutated test run may take; longer counts as killed (the mutant hangs the tests)
+TIMEOUT = 300
 PKG = "src/finetune_theory"
 
 ASYM = f"{PKG}/asymptotics.py"
@@ -59,10 +61,17 @@ MUTANTS: list[tuple[str, str, str, list[str], str]] = [
     ),
     (
         ASYM,
-        "below = rho / one_minus_rho",
-        "below = rho / one_minus_rho ** 2",
+        "room = one_minus_rho - rho / nf",
+        "room = one_minus_rho",
         T_ASYM,
-        "noise factor (anisotropic): (1 - rho)^2",
+        "noise factor (anisotropic): finite-size correction dropped",
+    ),
+    (
+        ASYM,
+        "below = np.where(nf >= r - 1, np.inf, below)",
+        "below = below",
+        T_ASYM,
+        "noise factor (anisotropic): no divergence at n = r - 1",
     ),
     (
         ASYM,
@@ -260,13 +269,19 @@ def run(selected: list[int]) -> int:
                 "not slow",
                 *tests,
             ]
-            proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
+            try:
+                proc = subprocess.run(
+                    cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=TIMEOUT
+                )
+                code, out = proc.returncode, proc.stdout
+            except subprocess.TimeoutExpired:  # a mutant that hangs the tests is detected too
+                code, out = -1, "FAILED (timeout)"
             took = time.perf_counter() - start
-            status = "KILLED" if proc.returncode != 0 else "SURVIVED"
-            killed += proc.returncode != 0
-            survived += proc.returncode == 0
+            status = "KILLED" if code != 0 else "SURVIVED"
+            killed += code != 0
+            survived += code == 0
             first = ""
-            for line in proc.stdout.splitlines():
+            for line in out.splitlines():
                 if line.startswith("FAILED"):
                     first = line.split(" - ")[0].removeprefix("FAILED ")
                     break
