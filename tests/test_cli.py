@@ -323,7 +323,7 @@ def test_risk_depth_one_matches_the_isotropic_closed_form(capsys):
 
     d, ns, sigma = 50, [5, 10, 25, 40], 0.3
     curve = learning_curve(
-        spectrum="isotropic", d=d, alpha=1.5, eps=0.5, noise=sigma, n_values=ns, seed=4
+        spectrum="isotropic", d=d, alpha=1.5, perturbation=0.5, noise=sigma, n_values=ns, seed=4
     )
     pair = scaled_pair(d, alpha=1.5, eps=0.5, seed=4)
     delta = float(np.sum((pair.theta_source - pair.theta_target) ** 2))
@@ -334,7 +334,17 @@ def test_risk_depth_one_matches_the_isotropic_closed_form(capsys):
     np.testing.assert_allclose(curve["from_scratch"], (1 - n / d) * target + noise_term, rtol=1e-10)
     np.testing.assert_allclose(curve["gain"], curve["from_scratch"] / curve["fine_tuned"])
 
-    argv = ["risk", "--spectrum", "isotropic", "--d", "50", "--alpha", "1.5", "--eps", "0.5"]
+    argv = [
+        "risk",
+        "--spectrum",
+        "isotropic",
+        "--d",
+        "50",
+        "--alpha",
+        "1.5",
+        "--perturbation",
+        "0.5",
+    ]
     assert main([*argv, "--noise", "0.3", "--seed", "4", "--n", *map(str, ns)]) == 0
     out = capsys.readouterr().out
     for value in curve["fine_tuned"]:
@@ -371,10 +381,14 @@ def test_risk_deep_networks_equal_teachers_have_zero_risk(depth, capsys):
     pytest.importorskip("finetune_theory.deep_linear")
     from finetune_theory.curves import learning_curve
 
-    curve = learning_curve(d=80, depth=float(depth), alpha=1.0, eps=0.0, n_values=[4, 8, 16])
+    curve = learning_curve(
+        d=80, depth=float(depth), alpha=1.0, perturbation=0.0, n_values=[4, 8, 16]
+    )
     np.testing.assert_allclose(curve["fine_tuned"], 0.0, atol=1e-12)
     assert (curve["from_scratch"] > 0).all()
-    assert main(["risk", "--d", "80", "--depth", depth, "--eps", "0.2", "--alpha", "2"]) == 0
+    assert (
+        main(["risk", "--d", "80", "--depth", depth, "--perturbation", "0.2", "--alpha", "2"]) == 0
+    )
     assert f"depth={float(depth) if depth == 'inf' else depth}" in capsys.readouterr().out
 
 

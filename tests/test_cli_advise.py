@@ -161,7 +161,9 @@ def test_risk_perturbation_is_named_and_eps_is_a_requested_risk(capsys):
     base = ["risk", "--spectrum", "isotropic", "--d", "50", "--n", "5", "10", "20", "40"]
     assert main([*base, "--perturbation", "0.5", "--eps", "0.2"]) == 0
     out = capsys.readouterr().out
-    curve = learning_curve(spectrum="isotropic", d=50, eps=0.5, n_values=[5, 10, 20, 40], seed=0)
+    curve = learning_curve(
+        spectrum="isotropic", d=50, perturbation=0.5, n_values=[5, 10, 20, 40], seed=0
+    )
     for value in curve["fine_tuned"]:
         assert f"{value:.4g}" in out
     hit = curve.loc[curve["fine_tuned"] <= 0.2, "n"]

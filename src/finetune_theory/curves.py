@@ -1,7 +1,7 @@
 """``risk``: the predicted learning curve of one described setting.
 
 The setting is a target covariance (isotropic, power-law or spiked), a teacher pair
-``theta_T = alpha * theta_S + eps * xi`` from :func:`finetune_theory.teachers.scaled_pair`, a
+``theta_T = alpha * theta_S + perturbation * xi`` from :func:`finetune_theory.teachers.scaled_pair`, a
 depth (1 is linear regression, larger or ``inf`` a deep linear network) and label noise. For
 each sample size ``n`` the curve gives the expected excess risk of fine-tuning from
 ``theta_S`` and, as a reference, of the minimum-norm interpolant learned from scratch
@@ -67,7 +67,7 @@ def learning_curve(
     spikes: Sequence[float] = (10.0,),
     depth: float = 1,
     alpha: float = 1.0,
-    eps: float = 0.1,
+    perturbation: float = 0.1,
     noise: float = 0.0,
     n_values: Sequence[int] | None = None,
     seed: int = 0,
@@ -81,8 +81,8 @@ def learning_curve(
         ``spiked`` (eigenvalues ``spikes`` on a flat unit spectrum).
     depth
         1 for linear regression, an integer > 1 or ``math.inf`` for a deep linear network.
-    alpha, eps, seed
-        The teachers: ``theta_T = alpha * theta_S + eps * xi`` (see
+    alpha, perturbation, seed
+        The teachers: ``theta_T = alpha * theta_S + perturbation * xi`` (see
         :func:`finetune_theory.teachers.scaled_pair`).
     noise
         Label noise standard deviation.
@@ -105,7 +105,7 @@ def learning_curve(
     cov = make_covariance(spectrum, d, a=a, spikes=spikes)
     from .teachers import scaled_pair
 
-    pair = scaled_pair(d, alpha=alpha, eps=eps, seed=seed)
+    pair = scaled_pair(d, alpha=alpha, eps=perturbation, seed=seed)
     source = np.asarray(pair.theta_source, dtype=np.float64)
     target = np.asarray(pair.theta_target, dtype=np.float64)
     zero = np.zeros_like(source)

@@ -95,7 +95,7 @@ def _cmd_risk(args: argparse.Namespace) -> int:
         spikes=args.spikes,
         depth=args.depth,
         alpha=args.alpha,
-        eps=args.perturbation,
+        perturbation=args.perturbation,
         noise=args.noise,
         n_values=args.n,
         seed=args.seed,
