@@ -1,11 +1,11 @@
 """``risk``: the predicted learning curve of one described setting.
 
 The setting is a target covariance (isotropic, power-law or spiked), a teacher pair
-``theta_T = alpha * theta_S + perturbation * xi`` from :func:`finetune_theory.teachers.scaled_pair`, a
-depth (1 is linear regression, larger or ``inf`` a deep linear network) and label noise. For
-each sample size ``n`` the curve gives the expected excess risk of fine-tuning from
-``theta_S`` and, as a reference, of the minimum-norm interpolant learned from scratch
-(linear regression started at zero).
+``theta_T = alpha * theta_S + perturbation * xi`` from
+:func:`finetune_theory.teachers.scaled_pair`, a depth (1 is linear regression, larger or
+``inf`` a deep linear network) and label noise. For each sample size ``n`` the curve gives the
+expected excess risk of fine-tuning from ``theta_S`` and, as a reference, of the minimum-norm
+interpolant learned from scratch (linear regression started at zero).
 """
 
 from __future__ import annotations
