@@ -104,9 +104,14 @@ def pytest_collection_modifyitems(config, items):
         entry = SLOW[path.name]
         name = getattr(item, "originalname", None) or item.name.split("[")[0]
         hits = {name} & entry.get("tests", set())
-        hits |= set(getattr(item, "fixturenames", ())) & entry.get("fixtures", set())
+        shared = set(getattr(item, "fixturenames", ())) & entry.get("fixtures", set())
+        hits |= shared
         if hits:
             item.add_marker(pytest.mark.slow)
+        for fixture in sorted(shared):
+            # an expensive module-scoped fixture is computed once per xdist worker: keep its
+            # tests on one worker (`--dist loadgroup` in the Makefile) so it is computed once
+            item.add_marker(pytest.mark.xdist_group(f"{path.name}::{fixture}"))
         seen.setdefault(path.name, set()).update(hits)
     for file, hits in seen.items():
         missing = (SLOW[file].get("tests", set()) | SLOW[file].get("fixtures", set())) - hits
