@@ -126,7 +126,7 @@ class Config:
 
 SIZES = {
     "quick": Config(
-        dims=(100,),
+        dims=(200,),
         spectra=("isotropic", "power_law:1", "power_law:2", "spiked"),
         k=5,
         sim_d=60,
