@@ -754,7 +754,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                         s=14,
                         color=f"C{i}",
                         alpha=0.7,
-                        label=f"d = {d}, {where}" if s == spectra[0] else None,
+                        label=f"d = {int(d)}, {where}" if s == spectra[0] else None,
                     )
             suff = g[g["source_suffices"].astype(bool)]
             ax.text(
@@ -768,7 +768,8 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             ax.axhline(BIG_REDUCTION, color="k", lw=0.6, ls=":")
             ax.set_xscale("log")
             ax.set_yscale("log")
-            ax.set_xlabel("measure / scratch risk at n_eps(scratch)")
+            ax.set_xlabel("fine-tune / scratch risk at n_eps(fine-tune)")
+            ax.xaxis.set_minor_formatter(plt.NullFormatter())
             ax.set_title(s.replace("_", " ").replace(":", " a = "), fontsize=9)
         axes[0, 0].set_ylabel("n_eps(scratch) / n_eps(fine-tune)")
         axes[0, 0].legend(fontsize=6)
@@ -803,7 +804,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("||Delta|| / ||theta_T||")
-            ax.set_title(f"{s} (d = {d}, eps/R0 = {f:g})", fontsize=8)
+            ax.set_title(f"{s} (d = {int(d)}, eps/R0 = {f:g})", fontsize=8)
         axes[0, 0].set_ylabel("reduction (grey at 0.5: source suffices)")
         axes[0, 0].legend(fontsize=7)
         fig.suptitle("E7: the same Euclidean distance, reductions far apart", fontsize=10)
