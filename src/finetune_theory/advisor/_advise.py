@@ -88,8 +88,10 @@ MODEL_SE = 0.2
 #: largest log-scale spread used when turning a median prediction into the predictive mean
 MEAN_SE_CAP = 0.8
 #: a simpler strategy is chosen when its predicted risk is inside the best one's interval and
-#: at most this much above it
-TIE_TOLERANCE = 0.05
+#: at most this much above it (on the development tables a user's ridge, chosen by
+#: leave-one-out from a few rows, often does worse than its predicted near-best-ridge risk,
+#: and picking among many close predictions from a few rows mostly picks noise)
+TIE_TOLERANCE = 0.3
 
 
 # ============================================================================ results
@@ -476,9 +478,12 @@ def _engine(
     as_is = resid[:-1] - icpts[:, None]
     centred = resid - resid.mean(axis=1, keepdims=True)
     # observed mean squares, made median-unbiased under a gamma law with heavy-tail prior
-    shape_as_is = np.array([tail_shape(r, n) for r in as_is])
     shape_resid = np.array([tail_shape(r, n - 1) for r in centred])
     shape_resid = np.append(shape_resid, shape_resid[-1])
+    # as_is and refit_intercept of a source differ only by the intercept shift: both take the
+    # tail shape of the centred residuals, so that the shift alone decides between them (the
+    # as_is residuals, shifted, look lighter-tailed and used to favour as_is unduly)
+    shape_as_is = shape_resid[: coefs.shape[0]].copy()
     as_is_mse = np.mean(as_is**2, axis=1) * median_factor(shape_as_is)
     resid_var = np.append(resid.var(axis=1, ddof=1), y.var(ddof=1)) * median_factor(shape_resid)
     se_as_is = np.sqrt(polygamma(1, shape_as_is))

@@ -47,8 +47,9 @@ STRATEGIES = ("as_is", "refit_intercept", "finetune", "finetune_ridge", "scratch
 SOURCE_STRATEGIES = ("as_is", "refit_intercept", "finetune_ridge", "finetune")
 #: strategies that use only the target rows
 TARGET_STRATEGIES = ("scratch", "mean")
-#: from the simplest (nothing fitted) to the most complex (every coefficient, no penalty)
-SIMPLICITY = ("as_is", "mean", "refit_intercept", "finetune_ridge", "scratch", "finetune")
+#: from the simplest (nothing fitted) to the most complex (every coefficient, no penalty); of
+#: the two that fit one number, the one that keeps the source's slopes comes first
+SIMPLICITY = ("as_is", "refit_intercept", "mean", "finetune_ridge", "scratch", "finetune")
 
 #: ridges tried (in units of the mean eigenvalue); a user's cross-validation sees a similar grid
 _RIDGES = np.logspace(-6, 3, 46)
