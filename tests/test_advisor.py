@@ -184,6 +184,28 @@ def test_observable_strategies_match_their_direct_estimates():
     assert ratio == pytest.approx((1 + 1 / 4) / (1 + 1 / 9), rel=1e-12)
 
 
+def test_as_is_and_refit_intercept_differ_only_by_the_intercept_shift():
+    """With the source's intercept equal to the mean residual the two fitted the same numbers:
+    as_is is the mean square (Var(r) (n - 1) / n), refit_intercept Var(r) (1 + 1/n), and the
+    same tail correction applies to both, so their ratio is exact."""
+    p = _planted(3)
+    x, y = p["draw"](15)
+    r = y - x @ p["ts"]
+    heavy = r + np.where(np.arange(15) == 0, 6.0, 0.0)  # one large residual: a heavy tail
+    y2 = y + (heavy - r)
+    for labels, resid in ((y, r), (y2, heavy)):
+        adv = advise(x, labels, {"src": {"coef": p["ts"], "intercept": float(resid.mean())}})
+        ratio = adv.predict_risk("src", "as_is", 15) / adv.predict_risk(
+            "src", "refit_intercept", 15
+        )
+        assert ratio == pytest.approx((14 / 15) / (1 + 1 / 15), rel=1e-9)
+        # a shifted intercept makes as_is worse by exactly the squared shift (before correction)
+        shifted = advise(x, labels, {"src": {"coef": p["ts"], "intercept": resid.mean() + 0.3}})
+        grow = shifted.predict_risk("src", "as_is", 15) / adv.predict_risk("src", "as_is", 15)
+        var0 = float(resid.var())
+        assert grow == pytest.approx((var0 + 0.09) / var0, rel=1e-9)
+
+
 def test_least_squares_noise_factor_above_the_rank():
     """finetune at n > d + 2 is (f sigma^2 d / (m - d - 1) + sigma^2)(1 + 1/n), m = n - 1."""
     p = _planted(2, d=8)
