@@ -21,7 +21,7 @@ from finetune_theory.runner.executors import InlineExecutor
 from finetune_theory.runner.fingerprint import code_fingerprint
 from finetune_theory.runner.store import ResultStore
 from finetune_theory.runner.sweep import run_sweep
-from toy_experiment import assert_same_bits
+from toy_experiment import assert_same_bits, live_group_members
 
 TESTS = Path(__file__).resolve().parent
 #: the real experiment modules present when the tests were collected
@@ -197,19 +197,6 @@ def _stored_units(path: Path) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def _live_group_members(pgid: int) -> list[int]:
-    """Processes of a process group that are not zombies (Linux /proc)."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
-
-
 def _kill_group(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -241,9 +228,9 @@ def test_a_killed_run_resumes_without_recomputing_and_gives_the_same_records(tmp
         first.wait()
     try:  # its local workers die with it (they are not left waiting for tasks)
         deadline = time.monotonic() + 15
-        while _live_group_members(first.pid) and time.monotonic() < deadline:
+        while live_group_members(first.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert _live_group_members(first.pid) == []
+        assert live_group_members(first.pid) == []
     finally:
         _kill_group(first.pid)
     stored = _stored_units(store)

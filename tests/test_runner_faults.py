@@ -47,7 +47,7 @@ from finetune_theory.runner.executors import DaskExecutor, Executor, make_execut
 from finetune_theory.runner.files import LOCK_NAME, FolderLock, atomic_write
 from finetune_theory.runner.reproduction import reproduce
 from finetune_theory.runner.store import ResultStore
-from toy_experiment import assert_same_bits
+from toy_experiment import assert_same_bits, live_group_members
 
 TESTS = Path(__file__).resolve().parent
 
@@ -709,18 +709,6 @@ def test_10_a_second_run_into_a_busy_folder_is_refused_with_the_pid(toy, tmp_pat
 
 
 # ------------------------------------------------------------------ 11. Ctrl-C
-def _group_alive(pgid: int) -> list[int]:
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
-
-
 def _press_ctrl_c(argv, *, ready, presses, tmp_path):
     """Start the CLI in its own process group; when ``ready()`` press Ctrl-C ``presses`` times."""
     proc = subprocess.Popen(
@@ -742,9 +730,9 @@ def _press_ctrl_c(argv, *, ready, presses, tmp_path):
             time.sleep(0.15)
         _, err = proc.communicate(timeout=60)
         deadline = time.monotonic() + 15
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
+        while live_group_members(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        leftover = _group_alive(proc.pid)
+        leftover = live_group_members(proc.pid)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)

@@ -149,3 +149,16 @@ def assert_same_bits(a: pd.DataFrame, b: pd.DataFrame) -> None:
             assert np.array_equal(x.view(np.int64), y.view(np.int64)), col
         else:
             assert list(x) == list(y), col
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Processes of a process group that are not zombies (Linux /proc)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
