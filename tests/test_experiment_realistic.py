@@ -212,3 +212,40 @@ def test_run_gives_the_records_of_run_all_and_of_the_sweep():
     # unit by unit with the runner's seeds (an independent spelling of SeedSequence.spawn)
     alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
     pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
+
+
+def _fake_tasks(
+    scratch: float = 2.0, good_predicted: float = 0.5, rel_error: float = 0.1
+) -> pd.DataFrame:
+    """Records of one real task: two sources and scratch at two sample sizes.
+
+    The measured risks are fixed (source ``a`` helps most, scratch costs ``scratch``); the
+    predicted risk of ``a`` is ``good_predicted`` against 1.0 for ``b``, and every prediction
+    misses by ``rel_error``.
+    """
+    rows = []
+    for n, frac in ((5, 0.2), (40, 0.8)):
+        for source, measured, predicted in (
+            ("a", 0.5, good_predicted),
+            ("b", 1.0, 1.0),
+            ("scratch", scratch, scratch),
+        ):
+            rows.append(
+                {
+                    "part": "tasks", "dataset": "toy", "target": "g", "n": n,
+                    "n_fraction": frac, "source": source, "measured": measured,
+                    "measured_se": 0.01, "predicted": predicted, "rel_error": rel_error,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_every_real_task_claim_flips_on_records_that_contradict_it():
+    good = claims(_fake_tasks())
+    assert [v.holds for v in good] == [True, True, True], good
+    # scratch measured better than every source at the smallest n: the first claim fails alone
+    assert [v.holds for v in claims(_fake_tasks(scratch=0.4))] == [False, True, True]
+    # the prediction prefers the worse source: the ranking claim fails alone
+    assert [v.holds for v in claims(_fake_tasks(good_predicted=1.5))] == [True, False, True]
+    # predictions 30% off at small n: the accuracy claim fails alone
+    assert [v.holds for v in claims(_fake_tasks(rel_error=0.3))] == [True, True, False]
