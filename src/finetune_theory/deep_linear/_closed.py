@@ -15,7 +15,14 @@ import numpy as np
 
 from .._validation import check_depth
 
-__all__ = ["solve_scale", "scale_root", "pinv", "projections"]
+__all__ = [
+    "solve_scale",
+    "scale_root",
+    "scale_derivatives",
+    "norm_covariances",
+    "pinv",
+    "projections",
+]
 
 
 def pinv(x: np.ndarray) -> np.ndarray:
@@ -113,3 +120,73 @@ def projections(
     seen = np.einsum("...dn,...n->...d", inv, np.einsum("...nd,...d->...n", x, ts))
     seen = np.broadcast_to(seen, (*batch, d))
     return sol, ts - seen, seen
+
+
+def scale_derivatives(
+    a2: np.ndarray, b2: np.ndarray, c2: float, depth: float, seen: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """``s`` and its first and second partial derivatives in ``a2`` and ``b2`` (1-d arrays).
+
+    Implicit differentiation of ``F(s) = c2 s^(2p) - a2 - b2 s^2 = 0`` (``p = N/(N-1)``); at
+    infinite depth ``s = sqrt(a2 / seen)`` with ``seen = c2 - b2``. ``depth >= 2``. Returns
+    ``(s, s_a, s_b, s_aa, s_ab, s_bb)``.
+    """
+    s = scale_root(a2, b2, c2, depth, seen_sq=seen)
+    if math.isinf(depth):
+        s_a, s_b = s / (2 * a2), s / (2 * seen)
+        return s, s_a, s_b, -s / (4 * a2**2), s / (4 * a2 * seen), 3 * s / (4 * seen**2)
+    p = depth / (depth - 1.0)
+    f_s = 2 * p * c2 * s ** (2 * p - 1) - 2 * b2 * s
+    f_ss = 2 * p * (2 * p - 1) * c2 * s ** (2 * p - 2) - 2 * b2
+    s_a, s_b = 1.0 / f_s, s**2 / f_s
+    s_aa = -f_ss * s_a**2 / f_s
+    s_ab = (2 * s * s_a - f_ss * s_a * s_b) / f_s
+    s_bb = (4 * s * s_b - f_ss * s_b**2) / f_s
+    return s, s_a, s_b, s_aa, s_ab, s_bb
+
+
+def norm_covariances(
+    lam: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    eq: Any,
+    sigma: float,
+) -> dict[str, np.ndarray]:
+    """Second-order deterministic equivalents of the random norms of the scalar equation.
+
+    ``u``, ``v``: coordinates of ``theta_S`` and ``theta_T`` in the eigenbasis; ``eq`` the
+    deterministic equivalent (rows: sample sizes below the rank). The fluctuation ``dP`` of the
+    unseen projection has ``Cov(x' dP y, w' dP z) = eta [G(x, w) G(y, z) + G(x, z) G(y, w)]``
+    with ``G(x, y) = sum_i p_i (1 - p_i) x_i y_i`` (``p = perp_weights``) and
+    ``eta = 1 / (n (1 - rho))``; exact to leading order for an isotropic covariance (uniformly
+    random subspace, Beta moments). Returns the variances and covariances of
+    ``a2 = ||X^+ y||^2``, ``b2 = ||P_perp theta_S||^2``, ``A = ||P_perp theta_S||^2_Sigma``,
+    ``B = <P_perp theta_S, P_perp theta_T>_Sigma`` (``docs/deep_linear.md``, section 6).
+    """
+    p = eq.perp_weights
+    gam = p * (1.0 - p)
+    nf = eq.n.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = 1.0 / (nf * (1.0 - eq.rho))
+
+    def g(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return gam @ (x * y)
+
+    guu, guv, gvv = g(u, u), g(u, v), g(v, v)
+    glu_u, glu_v, glv_v = g(lam * u, u), g(lam * u, v), g(lam * v, v)
+    out = {
+        "aa": 2 * eta * gvv**2,
+        "bb": 2 * eta * guu**2,
+        "ab": -2 * eta * guv**2,
+        "Aa": -2 * eta * glu_v * guv,
+        "Ab": 2 * eta * glu_u * guu,
+        "Ba": -eta * (glu_v * gvv + guv * glv_v),
+        "Bb": eta * (glu_u * guv + guu * glu_v),
+    }
+    if sigma > 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_k = 1.0 / eq.kappa
+        # E (X'X)^+ ~ diag(p_i (1 - p_i) eta / kappa), E tr (XX')^-2 ~ eta / kappa^2:
+        # Var(2 theta_T' X^+ xi) + Var(xi' (XX')^-1 xi)
+        out["aa"] = out["aa"] + 4 * sigma**2 * eta * inv_k * gvv + 2 * sigma**4 * eta * inv_k**2
+    return out
