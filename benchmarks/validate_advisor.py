@@ -11,7 +11,9 @@ implementations that share no code with the advisor (numpy's ``pinv`` and scikit
 * ``as_is``: the source unchanged; ``refit_intercept``: its intercept re-estimated as the mean
   residual; ``finetune``: ``theta_S + pinv(X_c) (y_c - X_c theta_S)`` on centred rows;
   ``finetune_ridge``: ``RidgeCV`` fitted to the residuals ``y - X theta_S`` (leave-one-out
-  choice of the ridge); ``scratch``: ``RidgeCV`` on ``y``; ``mean``: the labelled mean.
+  choice of ``alpha`` over ``a * logspace(-3, 4, 36)``, ``a`` the mean variance of the target
+  inputs, labelled and unlabelled: the user's choice the advisor models); ``scratch``: the
+  same ``RidgeCV`` on ``y``; ``mean``: the labelled mean.
 
 Printed per task (n in {d/4, d/2, d, 2d}, at least 3; ``--splits`` random splits each):
 
@@ -54,6 +56,7 @@ from finetune_theory.advisor import advise  # noqa: E402
 from finetune_theory.advisor._logme import logme_linear_source  # noqa: E402
 
 ALPHAS = np.logspace(-3, 4, 36)  # RidgeCV grid (scikit-learn's alpha = n * ridge)
+ADVISE_KW: dict[str, Any] = {}  # extra arguments of advise (``--excess-factor``)
 
 
 @dataclass
@@ -185,12 +188,14 @@ def load_tasks(final: bool = False) -> list[Task]:
 
 
 # ------------------------------------------------------------------- measured (independent)
-def _ridgecv(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, float]:
+def _ridgecv(x: np.ndarray, z: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """The user's ridge: ``RidgeCV`` (leave-one-out) over ``scale * ALPHAS``, ``scale`` the mean
+    variance of the target inputs (the choice the advisor's learned strategies model)."""
     from sklearn.linear_model import RidgeCV
 
     if x.shape[0] < 3:  # leave-one-out needs three rows; fall back to the mean
         return np.zeros(x.shape[1]), float(z.mean())
-    m = RidgeCV(alphas=ALPHAS).fit(x, z)
+    m = RidgeCV(alphas=scale * ALPHAS).fit(x, z)
     return m.coef_, float(m.intercept_)
 
 
@@ -201,6 +206,7 @@ def measure(
     yte: np.ndarray,
     coef: np.ndarray,
     icpt: float,
+    scale: float,
 ) -> dict[str, float]:
     out = {}
     mse = lambda pred: float(np.mean((yte - pred) ** 2))  # noqa: E731
@@ -211,13 +217,13 @@ def measure(
     xc, rc = xtr - xm, (ytr - base_tr) - rm
     step = np.linalg.pinv(xc, rcond=1e-12) @ rc
     out["finetune"] = mse(base_te + (xte - xm) @ step + rm)
-    w, b = _ridgecv(xtr, ytr - base_tr)
+    w, b = _ridgecv(xtr, ytr - base_tr, scale)
     out["finetune_ridge"] = mse(base_te + xte @ w + b)
     return out
 
 
-def measure_target(xtr, ytr, xte, yte) -> dict[str, float]:
-    w, b = _ridgecv(xtr, ytr)
+def measure_target(xtr, ytr, xte, yte, scale: float) -> dict[str, float]:
+    w, b = _ridgecv(xtr, ytr, scale)
     return {
         "scratch": float(np.mean((yte - xte @ w - b) ** 2)),
         "mean": float(np.mean((yte - ytr.mean()) ** 2)),
@@ -258,12 +264,13 @@ def run_task(task: Task, splits: int, seed: int) -> list[dict]:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     sources = {k: {"coef": c, "intercept": b} for k, (c, b) in others.items()}
-                    adv = advise(xtr, ytr, sources, X_unlabelled=xu, n_max=4 * n)
+                    adv = advise(xtr, ytr, sources, X_unlabelled=xu, n_max=4 * n, **ADVISE_KW)
                 measured = {}
+                scale = float(np.mean(np.var(np.vstack([xtr, xu]), axis=0)))
                 for k, (coef, icpt) in others.items():
-                    for st, v in measure(xtr, ytr, xte, yte, coef, icpt).items():
+                    for st, v in measure(xtr, ytr, xte, yte, coef, icpt, scale).items():
                         measured[(k, st)] = v
-                for st, v in measure_target(xtr, ytr, xte, yte).items():
+                for st, v in measure_target(xtr, ytr, xte, yte, scale).items():
                     measured[(None, st)] = v
                 rows.append(
                     dict(
@@ -338,7 +345,10 @@ def main() -> None:
         help="the held-out check: diabetes by sex and College by private/public",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--excess-factor", type=float, default=None, help="advise(excess_factor=)")
     args = ap.parse_args()
+    if args.excess_factor is not None:
+        ADVISE_KW["excess_factor"] = args.excess_factor
     splits = 5 if args.quick else args.splits
     tasks = load_tasks(final=args.final)
     if args.quick and not args.final:

@@ -12,7 +12,8 @@ the labelled ``n`` and at any other ``n`` (:meth:`Advice.predict_risk`):
     the theory's fine-tuning: gradient descent from the source to zero training loss (the
     interpolant closest to the source, least squares once ``n > d``), intercept refitted;
 ``"finetune_ridge"``
-    ridge towards the source (L2-SP), the ridge chosen as a user would (near the best one);
+    ridge towards the source (L2-SP), the ridge chosen as a user would: leave-one-out over a
+    log grid, as scikit-learn's ``RidgeCV`` (its risk by a parametric bootstrap of that choice);
 ``"scratch"``
     ridge regression from zero, the ridge chosen the same way;
 ``"mean"``
@@ -29,7 +30,11 @@ and of ridge regression with
   bounded below by the stated floor :data:`NOISE_FLOOR` times the smallest residual variance of
   any start (and above by it: no linear model does better than the noise);
 * the energy of each start's difference on each eigen-direction by empirical Bayes
-  (:mod:`finetune_theory.advisor._fit`), scaled to the observed residual variance.
+  (:mod:`finetune_theory.advisor._fit`), scaled to the observed residual variance;
+* for ``"finetune_ridge"`` and ``"scratch"``, the user's leave-one-out choice of the ridge:
+  labelled sets of ``n`` rows are drawn from that fitted Gaussian model, the ridge is chosen on
+  each by closed-form leave-one-out and the exact risk of the chosen fit is averaged
+  (:func:`finetune_theory.advisor._strategies.loo_ridge_excess`).
 
 The recommendation is the (source, strategy) pair of lowest predicted risk at the labelled
 ``n``, unless a simpler strategy cannot be told apart from it (see :class:`Recommendation`).
@@ -721,7 +726,8 @@ def _assumptions(
     lines = [
         "Risk is the expected squared error on new target rows. 'finetune' is gradient descent "
         "from the source to zero training loss; 'finetune_ridge' and 'scratch' are ridge "
-        "regression towards the source and towards zero with the ridge chosen near its best; "
+        "regression towards the source and towards zero with the ridge chosen by leave-one-out "
+        "(as scikit-learn's RidgeCV, alphas = mean input variance x logspace(-3, 4, 36)); "
         "every learned strategy refits the intercept.",
         f"The target inputs are treated as Gaussian with a Ledoit-Wolf covariance from {n + m} "
         f"inputs in {d} dimensions, the labels as linear plus homoscedastic noise.",

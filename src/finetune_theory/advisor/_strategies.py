@@ -10,17 +10,20 @@ training rows, the centred data hold ``n - 1`` independent rows and the mean cos
     MSE(n) = (E L(n - 1) + sigma^2) (1 + 1/n),
 
 with ``E L`` the theory's expected excess risk (section 1 of the theory notes): the
-interpolation deterministic equivalent for ``"finetune"``, the ridge deterministic equivalent at
-the best ridge for ``"finetune_ridge"`` and ``"scratch"``. The strategies that learn at most an
-intercept are observed almost directly on the labelled rows: ``"as_is"`` has test MSE
+interpolation deterministic equivalent for ``"finetune"``; for ``"finetune_ridge"`` and
+``"scratch"`` the risk at the ridge a user's leave-one-out picks from ``n`` rows
+(:func:`loo_ridge_excess`, a parametric bootstrap inside the fitted Gaussian model; the ridge
+deterministic equivalent at the best ridge remains with ``RiskEngine.user_ridge = False``).
+The strategies that learn at most an intercept are observed almost directly on the labelled
+rows: ``"as_is"`` has test MSE
 ``E r^2`` (``r`` the source's residual), ``"refit_intercept"`` has ``Var(r) (1 + 1/n)`` and
 ``"mean"`` has ``Var(y) (1 + 1/n)``.
 
 The ingredients (:class:`RiskEngine`): the covariance spectrum, the energy
 ``E <Delta_j, v_k>^2`` of each start on each eigen-direction (empirical Bayes, scaled so that
 ``sum_k lambda_k E <Delta_j, v_k>^2 = Var(r_j) - sigma^2`` holds exactly: the ridge limit
-``lambda -> inf`` then reproduces the observed ``"refit_intercept"`` risk) and the noise
-variance ``sigma^2``.
+``lambda -> inf`` then reproduces the observed ``"refit_intercept"`` risk; the user's
+leave-one-out ridge can do worse than that) and the noise variance ``sigma^2``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ __all__ = [
     "TARGET_STRATEGIES",
     "SIMPLICITY",
     "RiskEngine",
+    "loo_ridge_excess",
+    "USER_ALPHAS",
 ]
 
 #: every strategy the advisor compares
@@ -51,8 +56,103 @@ TARGET_STRATEGIES = ("scratch", "mean")
 #: the two that fit one number, the one that keeps the source's slopes comes first
 SIMPLICITY = ("as_is", "refit_intercept", "mean", "finetune_ridge", "scratch", "finetune")
 
-#: ridges tried (in units of the mean eigenvalue); a user's cross-validation sees a similar grid
+#: ridges tried (in units of the mean eigenvalue) for the near-best ridge of the theory
 _RIDGES = np.logspace(-6, 3, 46)
+#: the user's ridge choice that ``"finetune_ridge"`` and ``"scratch"`` model: scikit-learn's
+#: ``RidgeCV`` (penalty ``alpha ||w||^2`` on the sum of squares, intercept refitted, efficient
+#: leave-one-out) over these alphas times the mean eigenvalue of the target covariance
+USER_ALPHAS = np.logspace(-3, 4, 36)
+#: synthetic labelled sets per sample size in the parametric bootstrap of that choice
+BOOT_DRAWS = 48
+#: sample sizes (knots) at which the bootstrap runs; between them its ratio to the near-best
+#: ridge risk is interpolated in ``log n``, beyond them held
+BOOT_KNOTS = 10
+#: seed of the bootstrap's SeedSequence (the advice is deterministic)
+BOOT_SEED = 20261201
+
+
+def loo_ridge_excess(
+    eigvals: np.ndarray,
+    energy: np.ndarray,
+    noise_var: float,
+    n: int,
+    alphas: np.ndarray,
+    draws: int = BOOT_DRAWS,
+    seed: int | np.random.SeedSequence = BOOT_SEED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected excess risk of ridge with its alpha chosen by leave-one-out, by simulation.
+
+    Draws ``draws`` labelled sets of ``n`` rows from the Gaussian model (inputs
+    ``N(0, diag(eigvals))`` in the eigenbasis, a coefficient ``Delta ~ N(0, diag(energy_j))``
+    for each start ``j``, noise ``N(0, noise_var)``), fits ridge with a refitted intercept for
+    every alpha, keeps the alpha of the smallest closed-form leave-one-out error (as
+    scikit-learn's ``RidgeCV`` does: the hat matrix includes the unpenalised intercept) and
+    averages the exact conditional excess risk ``(w - Delta)^T diag(eigvals) (w - Delta)`` of
+    the chosen fit. Every start sees the same designs and noise (common random numbers).
+
+    Parameters
+    ----------
+    eigvals : ndarray, shape (d,)
+    energy : ndarray, shape (J, d)
+        ``E <Delta_j, v_k>^2`` of each start.
+    noise_var : float
+    n : int
+        Rows per labelled set (at least 2).
+    alphas : ndarray, shape (A,)
+        Penalties on the sum of squares, as scikit-learn's ``alphas``.
+    draws : int
+    seed : int or SeedSequence
+
+    Returns
+    -------
+    mean, se : ndarray, shape (J,)
+        The Monte Carlo mean of the excess risk and its standard error.
+
+    Examples
+    --------
+    >>> lam = np.ones(5)
+    >>> mean, se = loo_ridge_excess(lam, np.full((1, 5), 0.1), 0.5, 400, np.logspace(-2, 3, 20))
+    >>> bool(mean[0] < 5 * 0.5 / 400 * 1.5)  # n >> d: close to the least-squares excess d s^2/n
+    True
+    """
+    from .._random import as_generator
+
+    lam = np.asarray(eigvals, dtype=np.float64)
+    en = np.atleast_2d(np.asarray(energy, dtype=np.float64))
+    d = lam.size
+    rng = as_generator(np.random.SeedSequence([int(s) for s in _entropy(seed)] + [int(n)]))
+    x = rng.standard_normal((draws, n, d)) * np.sqrt(lam)
+    delta = rng.standard_normal((draws, d))[None] * np.sqrt(en)[:, None, :]  # (J, B, d)
+    noise = rng.standard_normal((draws, n)) * math.sqrt(max(noise_var, 0.0))
+    y = np.einsum("bnd,jbd->jbn", x, delta) + noise[None]
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=2, keepdims=True)
+    u, s, vt = np.linalg.svd(xc, full_matrices=False)  # (B, n, r), (B, r), (B, r, d)
+    s2 = s**2
+    a = np.asarray(alphas, dtype=np.float64)
+    shrink = s2[:, None, :] / (s2[:, None, :] + a[None, :, None])  # (B, A, r)
+    uy = np.einsum("bnr,jbn->jbr", u, yc)  # (J, B, r)
+    hat = 1.0 / n + np.einsum("bnr,bar->ban", u**2, shrink)  # (B, A, n)
+    fit = np.matmul(u[None, :, None], (shrink[None] * uy[:, :, None, :])[..., None])[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo = np.mean(((yc[:, :, None, :] - fit) / (1.0 - hat)[None]) ** 2, axis=3)
+    loo = np.where(np.isfinite(loo), loo, np.inf)
+    pick = np.argmin(loo, axis=2)  # (J, B): the first smallest, as RidgeCV
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.where(
+            s2[:, None, :] > 0, s[:, None, :] / (s2[:, None, :] + a[None, :, None]), 0.0
+        )
+    g = np.take_along_axis(gain[None], pick[:, :, None, None], axis=2)[:, :, 0]  # (J, B, r)
+    w = np.einsum("jbr,brd->jbd", g * uy, vt)
+    excess = ((w - delta) ** 2 * lam).sum(axis=2)  # (J, B)
+    return excess.mean(axis=1), excess.std(axis=1, ddof=1) / math.sqrt(draws)
+
+
+def _entropy(seed: int | np.random.SeedSequence) -> list[int]:
+    if isinstance(seed, np.random.SeedSequence):
+        ent = seed.entropy
+        return [int(ent)] if isinstance(ent, int) else [int(e) for e in ent]
+    return [int(seed)]
 
 
 @dataclass
@@ -91,6 +191,8 @@ class RiskEngine:
     shape_as_is: np.ndarray | None = None
     shape_resid: np.ndarray | None = None
     excess_factor: float = 1.0
+    #: True: ``finetune_ridge`` and ``scratch`` at the leave-one-out ridge; False: the best one
+    user_ridge: bool = True
 
     @property
     def n_sources(self) -> int:
@@ -121,7 +223,46 @@ class RiskEngine:
         keep = (self.energy * self.eigvals[None, :]).sum(axis=1)
         # the calibration factor applies to what learning adds; keeping the start (the
         # observed refit_intercept risk, the infinite ridge) needs none
-        return np.minimum(self.excess_factor * best, keep[:, None])
+        oracle = np.minimum(self.excess_factor * best, keep[:, None])
+        if not self.user_ridge:
+            return oracle
+        # the ridge a user's leave-one-out picks from n rows is worse than the best one, and
+        # can be worse than keeping the start: its risk by parametric bootstrap
+        return self.excess_factor * self.loo_excess(mm + 1)
+
+    def _knots(self) -> np.ndarray:
+        d = self.eigvals.size
+        top = max(8 * d, 4 * self.n_labelled, 40)
+        grid = np.round(np.geomspace(2, top, BOOT_KNOTS)).astype(np.int64)
+        return np.unique(np.append(grid, max(self.n_labelled, 2)))
+
+    def loo_excess(self, ns: np.ndarray) -> np.ndarray:
+        """Excess risk of ridge at the leave-one-out choice from ``n`` rows, (S+1, G).
+
+        :func:`loo_ridge_excess` at fixed knots (the labelled n and :data:`BOOT_KNOTS` sample
+        sizes from 2 to ``max(20 d, 4 n, 50)``, so that every ``n`` asked gets the same
+        curve), linear in ``log n`` between them and decaying as ``1 / n`` beyond the last.
+        """
+        if "_loo" not in self.__dict__:
+            knots = self._knots()
+            scale = max(float(np.mean(self.eigvals)), 1e-300)
+            boot = np.stack(
+                [
+                    loo_ridge_excess(
+                        self.eigvals, self.energy, self.noise_var, int(k), scale * USER_ALPHAS
+                    )[0]
+                    for k in knots
+                ],
+                axis=1,
+            )
+            self.__dict__["_loo"] = (knots, boot)
+        knots, boot = self.__dict__["_loo"]
+        nf = np.maximum(np.asarray(ns, dtype=np.float64), 2.0)
+        x = np.log(nf)
+        lk = np.log(knots.astype(np.float64))
+        out = np.stack([np.interp(x, lk, row) for row in boot])
+        top = float(knots[-1])
+        return np.where(nf[None, :] > top, boot[:, -1:] * top / nf[None, :], out)
 
     def _ridge_excess_uncached(self, m: np.ndarray) -> np.ndarray:
         scale = max(float(np.mean(self.eigvals)), 1e-300)

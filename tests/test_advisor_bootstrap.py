@@ -1,0 +1,126 @@
+"""The user's ridge choice: the advisor's parametric bootstrap against brute force.
+
+``finetune_ridge`` and ``scratch`` are predicted at the ridge a user's leave-one-out picks
+(scikit-learn ``RidgeCV`` over ``mean eigenvalue * USER_ALPHAS``), by simulation inside the
+fitted Gaussian model. The oracle here is scikit-learn's own ``RidgeCV`` run on fresh planted
+draws, with the exact conditional excess risk of each fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from finetune_theory.advisor import advise
+from finetune_theory.advisor._strategies import USER_ALPHAS, RiskEngine, loo_ridge_excess
+
+
+def _brute_force_loo(lam, energy, noise, n, alphas, reps, seed):
+    """Mean and standard error of the excess risk of ``RidgeCV`` on planted draws."""
+    from sklearn.linear_model import RidgeCV
+
+    rng = np.random.default_rng(seed)
+    out = np.empty(reps)
+    for r in range(reps):
+        x = rng.standard_normal((n, lam.size)) * np.sqrt(lam) + 3.0  # a mean: intercept refit
+        delta = rng.standard_normal(lam.size) * np.sqrt(energy)
+        y = x @ delta + 1.5 + noise * rng.standard_normal(n)
+        w = RidgeCV(alphas=alphas).fit(x, y).coef_
+        out[r] = float(((w - delta) ** 2 * lam).sum())
+    return out.mean(), out.std(ddof=1) / np.sqrt(reps)
+
+
+@pytest.mark.parametrize(("n", "noise", "apart"), [(5, 0.6, True), (24, 0.5, False)])
+def test_bootstrap_matches_ridgecv_brute_force(n, noise, apart):
+    d = 8
+    lam = 1.0 / np.arange(1, d + 1.0)
+    energy = 0.3 * np.arange(1, d + 1.0) ** -1.0
+    alphas = lam.mean() * USER_ALPHAS
+    mean, se = loo_ridge_excess(lam, energy[None], noise**2, n, alphas, draws=600, seed=11)
+    bf, bf_se = _brute_force_loo(lam, energy, noise, n, alphas, reps=300, seed=5)
+    tol = 3.0 * np.hypot(se[0], bf_se)
+    assert abs(mean[0] - bf) <= tol, (mean[0], bf, tol)
+    # the test can tell the user's choice from the best fixed ridge: the latter is lower
+    fixed = loo_ridge_excess(lam, energy[None], noise**2, n, alphas[[18]], draws=600, seed=11)
+    best = min(
+        loo_ridge_excess(lam, energy[None], noise**2, n, alphas[[k]], draws=600, seed=11)[0][0]
+        for k in range(0, alphas.size, 3)
+    )
+    assert best <= fixed[0][0]
+    if apart:  # few rows: the choice costs more than the test's tolerance
+        assert bf - best > tol, (bf, best, tol)
+
+
+def test_bootstrap_is_deterministic_and_shares_designs_across_starts():
+    lam = np.linspace(2.0, 0.5, 6)
+    energy = np.vstack([np.full(6, 0.1), np.full(6, 0.1), np.zeros(6)])
+    a, _ = loo_ridge_excess(lam, energy, 0.2, 9, USER_ALPHAS, draws=20, seed=3)
+    b, _ = loo_ridge_excess(lam, energy, 0.2, 9, USER_ALPHAS, draws=20, seed=3)
+    assert np.array_equal(a, b)
+    assert a[0] == a[1]  # equal profiles, common random numbers
+    assert 0 < a[2] < a[0]  # nothing to learn: only the noise the chosen ridge lets in
+    # no noise and no signal: nothing is learned, the fit is exact
+    zero, _ = loo_ridge_excess(lam, np.zeros((1, 6)), 0.0, 9, USER_ALPHAS, draws=5, seed=3)
+    assert zero[0] == 0.0
+
+
+def test_engine_curve_passes_through_the_labelled_n_and_decays_beyond_the_knots():
+    lam = np.linspace(2.0, 0.5, 10)
+    energy = np.vstack([np.full(10, 0.02), np.full(10, 0.2)])
+    eng = RiskEngine(
+        eigvals=lam,
+        energy=energy,
+        noise_var=0.25,
+        resid_var=np.array([0.5, 2.2, 2.2]),
+        as_is_mse=np.array([0.6]),
+        se_as_is=np.array([0.3]),
+        se_resid=np.array([0.3, 0.3, 0.3]),
+        n_labelled=7,
+    )
+    direct, _ = loo_ridge_excess(lam, energy, 0.25, 7, lam.mean() * USER_ALPHAS)
+    assert np.allclose(eng.loo_excess(np.array([7]))[:, 0], direct, rtol=1e-12)
+    top = int(eng._knots()[-1])
+    far = eng.loo_excess(np.array([top, 2 * top]))
+    assert np.allclose(far[:, 1], far[:, 0] / 2)
+    # the predicted MSE uses it: (E L + sigma^2)(1 + 1/n), E L at n - 1 centred rows -> n rows
+    got = eng.mse("finetune_ridge", np.array([7]))[0, 0]
+    assert got == pytest.approx((direct[0] + 0.25) * (1 + 1 / 7), rel=1e-12)
+    eng_oracle = dataclasses.replace(eng, user_ridge=False)
+    assert eng_oracle.mse("scratch", np.array([7]))[0, 0] < eng.mse("scratch", np.array([7]))[0, 0]
+
+
+def test_advised_user_ridge_against_ridgecv_on_a_planted_gaussian_problem():
+    """advise(excess_factor=1): finetune_ridge and scratch at n = 10 < d, fitted model."""
+    from sklearn.linear_model import RidgeCV
+
+    rng = np.random.default_rng(7)
+    d, n, noise = 12, 10, 0.5
+    lam = np.linspace(2.0, 0.5, d)
+    tt = rng.standard_normal(d) * 0.4
+    ts = tt + rng.standard_normal(d) * 0.15
+
+    def draw(m):
+        x = rng.standard_normal((m, d)) * np.sqrt(lam)
+        return x, x @ tt + noise * rng.standard_normal(m)
+
+    alphas = lam.mean() * USER_ALPHAS
+    meas = {"finetune_ridge": [], "scratch": []}
+    for _ in range(300):
+        x, y = draw(n)
+        for key, start in (("finetune_ridge", ts), ("scratch", np.zeros(d))):
+            m = RidgeCV(alphas=alphas).fit(x, y - x @ start)
+            e = start + m.coef_ - tt
+            meas[key].append(float((e**2 * lam).sum() + m.intercept_**2 + noise**2))
+    truth = {k: float(np.mean(v)) for k, v in meas.items()}
+    hits = 0
+    for _ in range(4):
+        x, y = draw(n)
+        adv = advise(
+            x, y, {"src": ts}, X_unlabelled=draw(3000)[0], excess_factor=1.0, confidence=0.95
+        )
+        for k, src in (("finetune_ridge", "src"), ("scratch", None)):
+            lo, hi = adv.predict_interval(src, k, n)
+            hits += lo <= truth[k] <= hi
+    assert hits >= 7
