@@ -757,7 +757,7 @@ INTERRUPTED = (
     ids=["processes-start-up", "dask-local-start-up", "dask-local-mid-run"],
 )
 def test_11_ctrl_c_gives_one_line_and_130_however_often(tmp_path, where, moment):
-    if "local:2" in where:
+    if "--scheduler" in where:
         pytest.importorskip("distributed")
     out = tmp_path / "out"
     argv = ["reproduce", "toy", "--size", "paper", "--out", str(out), "--quiet", *where]
