@@ -25,11 +25,11 @@ run: $(STAMP)
 # gallery example, on 2 worker processes.
 test: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
+	$(BIN)/python -m pytest -n 2 -q
 
 test-fast: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -q -m "not slow"
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)

@@ -34,8 +34,8 @@ SLOW: dict[str, dict[str, set[str]]] = {
         "tests": {"test_pinv_trace_matches_monte_carlo_on_both_sides_of_the_rank"},
     },
     "test_cli.py": {
-        "fixtures": {"quick_run"},
         "tests": {
+            "test_every_experiment_runs_at_quick_size_with_records_figures_and_verdicts",
             "test_a_killed_run_resumes_without_recomputing_and_gives_the_same_records",
             "test_a_refused_scheduler_port_fails_at_once_with_one_line_and_leaves_nothing",
             "test_a_failing_experiment_exits_non_zero_with_one_line",
@@ -104,14 +104,9 @@ def pytest_collection_modifyitems(config, items):
         entry = SLOW[path.name]
         name = getattr(item, "originalname", None) or item.name.split("[")[0]
         hits = {name} & entry.get("tests", set())
-        shared = set(getattr(item, "fixturenames", ())) & entry.get("fixtures", set())
-        hits |= shared
+        hits |= set(getattr(item, "fixturenames", ())) & entry.get("fixtures", set())
         if hits:
             item.add_marker(pytest.mark.slow)
-        for fixture in sorted(shared):
-            # an expensive module-scoped fixture is computed once per xdist worker: keep its
-            # tests on one worker (`--dist loadgroup` in the Makefile) so it is computed once
-            item.add_marker(pytest.mark.xdist_group(f"{path.name}::{fixture}"))
         seen.setdefault(path.name, set()).update(hits)
     for file, hits in seen.items():
         missing = (SLOW[file].get("tests", set()) | SLOW[file].get("fixtures", set())) - hits

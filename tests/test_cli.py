@@ -273,33 +273,22 @@ def test_a_killed_run_resumes_without_recomputing_and_gives_the_same_records(tmp
 
 
 # ------------------------------------------------------------------ the real experiments
-@pytest.fixture(scope="module")
-def quick_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("quick")
-    start = time.perf_counter()
-    code = main(["reproduce", *REAL, "--size", "quick", "--out", str(out), "--quiet"])
-    return code, out, time.perf_counter() - start
-
-
+# Every experiment at quick size, run once through the command line and checked in one test
+# (a module fixture shared by several tests would run once per xdist worker).
 @pytest.mark.skipif(not REAL, reason="no experiment module is installed yet")
-def test_all_available_experiments_run_at_quick_size_through_the_cli(quick_run):
-    code, out, _ = quick_run
-    assert code == 0
-    assert (out / "report.html").exists()
-
-
-@pytest.mark.parametrize("name", REAL)
-def test_each_available_experiment_has_records_figures_and_verdicts(quick_run, name):
-    code, out, _ = quick_run
-    records = out / f"{name}.csv"
-    assert records.exists() and records.stat().st_size > 0
-    figures = list((out / "figures" / name).glob("*.png"))
-    assert figures and all(f.with_suffix(".svg").exists() for f in figures)
+def test_every_experiment_runs_at_quick_size_with_records_figures_and_verdicts(tmp_path):
+    out = tmp_path / "quick"
+    assert main(["reproduce", *REAL, "--size", "quick", "--out", str(out), "--quiet"]) == 0
     page = (out / "report.html").read_text(encoding="utf-8")
-    section = page.split(f'<section class="exp" id="{name}">', 1)[1].split("</section>", 1)[0]
-    assert 'class="badge failed"' not in section
-    assert "Claims and verdicts" in section and "data:image/png;base64," in section
-    assert ('class="badge holds"' in section) or ('class="badge does-not-hold"' in section)
+    for name in REAL:
+        records = out / f"{name}.csv"
+        assert records.exists() and records.stat().st_size > 0, name
+        figures = list((out / "figures" / name).glob("*.png"))
+        assert figures and all(f.with_suffix(".svg").exists() for f in figures), name
+        section = page.split(f'<section class="exp" id="{name}">', 1)[1].split("</section>", 1)[0]
+        assert 'class="badge failed"' not in section, name
+        assert "Claims and verdicts" in section and "data:image/png;base64," in section, name
+        assert ('class="badge holds"' in section) or ('class="badge does-not-hold"' in section)
 
 
 # ------------------------------------------------------------------ risk
