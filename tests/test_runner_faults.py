@@ -232,7 +232,7 @@ def _dask_sweep_until(tmp_path, monkeypatch, fault, *, timeout=1.5):
     distributed = pytest.importorskip("distributed")
     toy_experiment.register(monkeypatch, slow=0.2)
     cluster = distributed.LocalCluster(
-        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
     )
     client = distributed.Client(cluster, set_as_default=False)
     try:
@@ -767,7 +767,14 @@ def test_11_ctrl_c_gives_one_line_and_130_however_often(tmp_path, where, moment)
     else:
         ready = lambda: marker.exists() and marker.read_text().count("\n") >= 1  # noqa: E731
     presses = 2 if moment == "start-up" else 3
-    code, err, leftover = _press_ctrl_c(argv, ready=ready, presses=presses, tmp_path=tmp_path)
+    with contextlib.ExitStack() as stack:
+        if "--scheduler" in where:
+            # Dask's usual dashboard port taken (as by another cluster): still one line
+            busy = stack.enter_context(socket.socket())
+            with contextlib.suppress(OSError):  # already taken by someone else: the same case
+                busy.bind(("127.0.0.1", 8787))
+                busy.listen()
+        code, err, leftover = _press_ctrl_c(argv, ready=ready, presses=presses, tmp_path=tmp_path)
     assert code == 130, err
     assert err.strip() == INTERRUPTED  # one line, no worker traceback
     assert leftover == []  # the workers were stopped

@@ -561,7 +561,7 @@ def _local_cluster(workers: int, run_timeout: float) -> DaskExecutor:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: never "8787 is already in use"
             silence_logs=logging.CRITICAL,
         )
         try:
