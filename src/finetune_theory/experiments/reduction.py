@@ -185,6 +185,19 @@ def placed_differences(
     return out
 
 
+def _setting(
+    config: Config, spectrum: str, d: int, placements: tuple[str, ...], rng: np.random.Generator
+) -> tuple[covmod.Covariance, np.ndarray, np.ndarray]:
+    """Covariance, target teacher and unit differences (one per placement) of one case.
+
+    Draws the target before the differences, from ``rng``; a top or tail difference spans
+    ``min(config.k, d // 4)`` directions.
+    """
+    cov = make_covariance(spectrum, d, config.spikes)
+    tt = target_teacher(cov, config.target_decay, rng)
+    return cov, tt, placed_differences(cov, placements, min(config.k, d // 4), rng)
+
+
 def units(config: Config) -> list[Config]:
     """One unit per (part, spectrum) for the linear parts, one each for depth and ReLU."""
     parts = PARTS if config.part == "all" else (config.part,)
@@ -222,12 +235,37 @@ def _curve_record(base: dict[str, Any], n_ft: int, n_sc: int) -> dict[str, Any]:
     }
 
 
+def _eps_records(
+    fields: dict[str, Any],
+    curve: np.ndarray,
+    scratch: np.ndarray,
+    ns: np.ndarray,
+    source_risk: float,
+    eps_fractions: tuple[float, ...],
+) -> list[dict[str, Any]]:
+    """One record per risk level from a fine-tuning and a scratch curve over ``ns``.
+
+    ``n_eps`` of fine-tuning is 0 where the source risk already meets the level; ``fields``
+    lead each record, then ``eps_fraction``, ``source_risk``, ``measure`` and the reduction.
+    """
+    records = []
+    for f in eps_fractions:
+        n_sc = first_below(scratch, ns, f)
+        n_ft = 0 if source_risk <= f else first_below(curve, ns, f)
+        base = {
+            **fields,
+            "eps_fraction": float(f),
+            "source_risk": source_risk,
+            "measure": _measure(curve, scratch, n_ft, source_risk),
+        }
+        records.append(_curve_record(base, n_ft, n_sc))
+    return records
+
+
 def _theory(config: Config, spectrum: str, rng: np.random.Generator) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for d in config.dims:
-        cov = make_covariance(spectrum, d, config.spikes)
-        tt = target_teacher(cov, config.target_decay, rng)
-        units_ = placed_differences(cov, config.placements, min(config.k, d // 4), rng)
+        cov, tt, units_ = _setting(config, spectrum, d, config.placements, rng)
         norm_t = float(np.linalg.norm(tt))
         ns = np.arange(1, d + 1)
         # one deterministic equivalent per covariance serves every pair (noiseless: n_eps <= r)
@@ -237,22 +275,18 @@ def _theory(config: Config, spectrum: str, rng: np.random.Generator) -> list[dic
             for c in config.distances:
                 delta = c * norm_t * units_[j]
                 curve = eq.bias_weights @ cov.coords(delta) ** 2
+                fields = {
+                    "kind": "theory",
+                    "spectrum": spectrum,
+                    "d": d,
+                    "placement": where,
+                    "distance": float(c),
+                    "delta_norm": float(c * norm_t),
+                }
                 source_risk = float(cov.quad(delta))
-                for f in config.eps_fractions:
-                    n_sc = first_below(scratch, ns, f)
-                    n_ft = 0 if source_risk <= f else first_below(curve, ns, f)
-                    base = {
-                        "kind": "theory",
-                        "spectrum": spectrum,
-                        "d": d,
-                        "placement": where,
-                        "distance": float(c),
-                        "delta_norm": float(c * norm_t),
-                        "eps_fraction": float(f),
-                        "source_risk": source_risk,
-                        "measure": _measure(curve, scratch, n_ft, source_risk),
-                    }
-                    records.append(_curve_record(base, n_ft, n_sc))
+                records += _eps_records(
+                    fields, curve, scratch, ns, source_risk, config.eps_fractions
+                )
     return records
 
 
@@ -300,9 +334,7 @@ def _mc_crossing(
 
 def _simulated(config: Config, spectrum: str, rng: np.random.Generator) -> list[dict[str, Any]]:
     d = config.sim_d
-    cov = make_covariance(spectrum, d, config.spikes)
-    tt = target_teacher(cov, config.target_decay, rng)
-    units_ = placed_differences(cov, config.sim_placements, min(config.k, d // 4), rng)
+    cov, tt, units_ = _setting(config, spectrum, d, config.sim_placements, rng)
     norm_t = float(np.linalg.norm(tt))
     eps = config.sim_eps
     zero = np.zeros(d)
@@ -340,15 +372,12 @@ def _simulated(config: Config, spectrum: str, rng: np.random.Generator) -> list[
 
 def _floor(config: Config, spectrum: str, rng: np.random.Generator) -> list[dict[str, Any]]:
     d = config.dims[0]
-    cov = make_covariance(spectrum, d, config.spikes)
-    tt = target_teacher(cov, config.target_decay, rng)
-    unit = placed_differences(cov, ("top",), min(config.k, d // 4), rng)[0]
+    cov, tt, (unit,) = _setting(config, spectrum, d, ("top",), rng)
     ts = tt + config.floor_distance * float(np.linalg.norm(tt)) * unit
     sigma = config.noise
     r = cov.d
     records = []
     for method, start in (("finetune", ts), ("scratch", np.zeros(d))):
-        ns = np.arange(1, r)
         # n = 0 is the start itself: the floor is the lowest risk any n below the rank offers
         ns = np.arange(0, r)
         curve = np.concatenate(
@@ -397,20 +426,16 @@ def _depth(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
             source_risk = float(cov.quad(ts - tt)) / r0
             for depth in config.depths:
                 curve = np.atleast_1d(dl.expected_risk(cov, ts, tt, ns, depth)) / r0
-                for f in config.eps_fractions:
-                    n_sc = first_below(scratch, ns, f)
-                    n_ft = 0 if source_risk <= f else first_below(curve, ns, f)
-                    base = {
-                        "kind": "depth",
-                        "spectrum": spectrum,
-                        "d": d,
-                        "alpha": float(alpha),
-                        "depth": float(depth),
-                        "eps_fraction": float(f),
-                        "source_risk": source_risk,
-                        "measure": _measure(curve, scratch, n_ft, source_risk),
-                    }
-                    records.append(_curve_record(base, n_ft, n_sc))
+                fields = {
+                    "kind": "depth",
+                    "spectrum": spectrum,
+                    "d": d,
+                    "alpha": float(alpha),
+                    "depth": float(depth),
+                }
+                records += _eps_records(
+                    fields, curve, scratch, ns, source_risk, config.eps_fractions
+                )
     return records
 
 
