@@ -56,7 +56,7 @@ from finetune_theory.advisor import advise  # noqa: E402
 from finetune_theory.advisor._logme import logme_linear_source  # noqa: E402
 
 ALPHAS = np.logspace(-3, 4, 36)  # RidgeCV grid (scikit-learn's alpha = n * ridge)
-ADVISE_KW: dict[str, Any] = {}  # extra arguments of advise (``--excess-factor``)
+ADVISE_KW: dict[str, Any] = {}  # extra arguments of advise (``--excess-factor``, ``--no-pool``)
 
 
 @dataclass
@@ -346,7 +346,12 @@ def main() -> None:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--excess-factor", type=float, default=None, help="advise(excess_factor=)")
+    ap.add_argument(
+        "--no-pool", action="store_true", help="advise(pool_sources=False): the earlier scratch"
+    )
     args = ap.parse_args()
+    if args.no_pool:
+        ADVISE_KW["pool_sources"] = False
     if args.excess_factor is not None:
         ADVISE_KW["excess_factor"] = args.excess_factor
     splits = 5 if args.quick else args.splits

@@ -20,7 +20,7 @@ from finetune_theory.advisor._fit import (
     helmert,
 )
 from finetune_theory.advisor._logme import log_evidence, logme
-from finetune_theory.advisor._strategies import SIMPLICITY
+from finetune_theory.advisor._strategies import SIMPLICITY, USER_ALPHAS
 
 # --------------------------------------------------------------------------- the core
 
@@ -468,3 +468,65 @@ def test_dataframe_errors_name_the_column(small):
         advise(df.assign(d=1.0), y)
     with pytest.raises(ValueError, match=r"missing \['d'\]"):
         advise(df, y, [{"a": 1.0, "b": 1.0, "c": 1.0}])
+
+
+# ------------------------------------------------------- scratch pooled with the sources
+
+
+def test_pooled_scratch_variance_keeps_the_sources_and_weighs_by_precision():
+    from finetune_theory.advisor._advise import pooled_residual_variance
+
+    cov = np.diag([2.0, 1.0, 0.5])
+    coefs = np.array([[1.0, 0.5, 0.0], [1.2, 0.3, 0.1], [0.9, 0.6, -0.1]])
+    obs = np.array([0.4, 0.5, 0.45, 0.3])
+    noise = 0.2
+    # one source: no spread to learn from, nothing changes
+    one = pooled_residual_variance(obs[[0, 3]], np.ones(2), coefs[:1], cov, noise, 3)
+    assert np.array_equal(one, obs[[0, 3]])
+    # precise observations are kept; the sources are never changed
+    sharp = pooled_residual_variance(obs, np.full(4, 1e-4), coefs, cov, noise, 3)
+    assert np.array_equal(sharp[:3], obs[:3]) and sharp[3] == pytest.approx(0.3, rel=1e-6)
+    # uninformative rows: the prior, the step from the sources to zero given by their spread
+    centre = coefs.mean(axis=0)
+    tau2 = sum((c - centre) @ cov @ (c - centre) for c in coefs) / 2
+    prior = [(c - centre) @ cov @ (c - centre) + (4 / 3) * tau2 + noise for c in coefs]
+    prior_zero = centre @ cov @ centre + (4 / 3) * tau2 + noise
+    level = np.exp(np.mean(np.log(obs[:3] / np.array(prior))))
+    blind = pooled_residual_variance(obs, np.array([1e-3, 1e-3, 1e-3, 1e6]), coefs, cov, noise, 3)
+    assert blind[3] == pytest.approx(prior_zero * level, rel=1e-6)
+    assert blind[3] > 3 * obs[:3].max()  # zero lies far from sources this close together
+
+
+def test_pooling_orders_source_against_scratch_on_a_planted_problem():
+    # three sources and the target drawn around one coefficient: ridge towards a source beats
+    # scratch, and from three rows the observed Var(y) often says otherwise
+    from sklearn.linear_model import RidgeCV
+
+    d, n, right, right_alone, truth = 8, 3, 0, 0, 0
+    for seed in range(16):
+        rng = np.random.default_rng(seed)
+        centre = rng.standard_normal(d)
+        srcs = {f"s{i}": centre + 0.2 * rng.standard_normal(d) for i in range(3)}
+        theta = centre + 0.2 * rng.standard_normal(d)
+        x = rng.standard_normal((n + 400, d))
+        y = x @ theta + 0.6 * rng.standard_normal(n + 400)
+        xt, yt, xv, yv = x[:n], y[:n], x[n + 200 :], y[n + 200 :]
+        alphas = np.mean(np.var(x[: n + 200], axis=0)) * USER_ALPHAS
+        scratch = np.mean((yv - RidgeCV(alphas=alphas).fit(xt, yt).predict(xv)) ** 2)
+        pooled = advise(xt, yt, srcs, X_unlabelled=x[n : n + 200])
+        alone = advise(xt, yt, srcs, X_unlabelled=x[n : n + 200], pool_sources=False)
+        assert any("pooled" in a for a in pooled.assumptions)
+        assert not any("pooled" in a for a in alone.assumptions)
+        for name, coef in srcs.items():
+            fit = RidgeCV(alphas=alphas).fit(xt, yt - xt @ coef)
+            truth += np.mean((yv - xv @ coef - fit.predict(xv)) ** 2) < scratch
+            sc = pooled.predict_risk(None, "scratch", n)
+            right += pooled.predict_risk(name, "finetune_ridge", n) < sc
+            sc_alone = alone.predict_risk(None, "scratch", n)
+            right_alone += alone.predict_risk(name, "finetune_ridge", n) < sc_alone
+            # the sources' own predictions do not change
+            assert pooled.predict_risk(name, "refit_intercept", n) == alone.predict_risk(
+                name, "refit_intercept", n
+            )
+    assert truth >= 45  # of 48: measured, the source wins
+    assert right >= 45 and right_alone <= right - 3, (right, right_alone)

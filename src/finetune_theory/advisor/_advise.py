@@ -470,10 +470,15 @@ def _jsonable(obj: Any) -> Any:
 
 # ========================================================================= analysis
 def _engine(
-    x: np.ndarray, y: np.ndarray, x_unl: np.ndarray | None, coefs: np.ndarray, icpts: np.ndarray
+    x: np.ndarray,
+    y: np.ndarray,
+    x_unl: np.ndarray | None,
+    coefs: np.ndarray,
+    icpts: np.ndarray,
+    pool_sources: bool = True,
 ) -> tuple[RiskEngine, float, bool, np.ndarray]:
     """The risk engine from the data; also the noise floor, whether the noise was estimated,
-    and the spectrum."""
+    and the spectrum (``pool_sources``: see :func:`pooled_residual_variance`)."""
     n, d = x.shape
     x_all = x if x_unl is None else np.vstack([x, x_unl])
     cov = from_data(x_all, shrinkage="ledoit-wolf")
@@ -515,8 +520,14 @@ def _engine(
         estimated = False
     fit = fit_profiles(p, res_h, noise_var=max(noise, 1e-300))
     energy = np.array(fit.energy, dtype=np.float64)
-    # scale each start's energies to the observed residual variance minus the noise
-    target = np.maximum(resid_var[:-1] - noise, 0.0)
+    # scale each start's energies to its residual variance minus the noise: the observed one,
+    # pooled with what the spread of the sources implies when there are two or more of them
+    total = resid_var[:-1]
+    if pool_sources:
+        total = pooled_residual_variance(
+            total, se_resid[:-1], coefs, (basis * lam) @ basis.T, noise, d
+        )
+    target = np.maximum(total - noise, 0.0)
     have = energy @ lam
     flat = target / max(float(lam.sum()), 1e-300)
     energy = np.where(
@@ -537,6 +548,83 @@ def _engine(
         shape_resid=shape_resid,
     )
     return engine, float(floor), estimated, lam
+
+
+def pooled_residual_variance(
+    observed: np.ndarray,
+    log_se: np.ndarray,
+    coefs: np.ndarray,
+    cov: np.ndarray,
+    noise_var: float,
+    d: int,
+) -> np.ndarray:
+    """Residual variance of each start; that of scratch pooled with the sources' spread.
+
+    With two or more sources, the sources and the target coefficient are treated as
+    exchangeable draws around a common mean: given the ``S`` sources, the target's coefficient
+    is centred at their mean ``theta_bar`` with their spread
+    ``tau^2 = sum_i ||theta_i - theta_bar||_Sigma^2 / (S - 1)`` (times ``1 + 1/S`` for the
+    estimated centre), so that a start ``theta_j`` (a source, or zero for scratch) has the
+    expected residual variance ``p_j = ||theta_j - theta_bar||_Sigma^2 + (1 + 1/S) tau^2 +
+    sigma^2``. The sources keep their observed values (so that ridge towards a source still
+    tends to the observed ``refit_intercept`` risk); for scratch, the prior
+    ``p_0 * exp(mean_i log(observed_i / p_i))`` (the step from the sources to zero from the
+    spread, its level from the observed sources) and the observed ``Var(y)`` are averaged on
+    the log scale, each with its precision: the observed one's is ``1 / log_se^2`` (its gamma
+    law, :func:`tail_shape`), the prior's ``1 / (2 / (S - 1) + 2 / d + mean_i log_se_i^2 /
+    S)`` (a spread estimated from ``S - 1`` degrees of freedom, one realised difference over
+    ``d`` directions, and the sources' observed level). From a few rows ``Var(y)`` and the
+    sources' residual variances are noisy and the spread decides how far zero is from them;
+    with many rows the observed value does. With fewer than two sources nothing changes.
+
+    Parameters
+    ----------
+    observed : ndarray, shape (S + 1,)
+        Residual variances of the sources, then of scratch (``Var(y)``).
+    log_se : ndarray, shape (S + 1,)
+        Standard errors of their logs.
+    coefs : ndarray, shape (S, d)
+    cov : ndarray, shape (d, d)
+        Target input covariance.
+    noise_var : float
+    d : int
+
+    Returns
+    -------
+    ndarray, shape (S + 1,)
+        The sources' values unchanged, then the pooled value for scratch.
+
+    Examples
+    --------
+    >>> cov = np.eye(2)
+    >>> coefs = np.array([[1.0, 0.0], [1.2, 0.0]])
+    >>> obs = np.array([3.0, 3.0, 0.5])  # from few rows: zero looks better than the sources
+    >>> out = pooled_residual_variance(obs, np.full(3, 3.0), coefs, cov, 0.1, 2)
+    >>> bool(out[2] > out[0] == 3.0)  # the sources' spread says that zero is far from them
+    True
+    >>> bool(pooled_residual_variance(obs, np.full(3, 1e-3), coefs, cov, 0.1, 2)[2] < 0.51)
+    True
+    """
+    obs = np.asarray(observed, dtype=np.float64)
+    s = coefs.shape[0]
+    if s < 2:
+        return obs
+    centre = coefs.mean(axis=0)
+    dev = coefs - centre
+    tau2 = float(np.einsum("id,de,ie->", dev, cov, dev)) / (s - 1)
+    starts = np.vstack([coefs, np.zeros(coefs.shape[1])]) - centre
+    prior = np.einsum("id,de,ie->i", starts, cov, starts) + (1.0 + 1.0 / s) * tau2 + noise_var
+    se2 = np.asarray(log_se, dtype=np.float64) ** 2
+    if not (np.all(prior > 0) and np.all(obs > 0) and np.all(np.isfinite(se2))):
+        return obs
+    log_obs, log_prior = np.log(obs), np.log(prior)
+    # the level from the observed sources, the step from them to zero from their spread
+    anchor = float(np.mean(log_obs[:s] - log_prior[:s]))
+    prior_var = 2.0 / (s - 1) + 2.0 / max(d, 1) + float(np.mean(se2[:s])) / s
+    w = prior_var / (prior_var + se2[s])
+    out = obs.copy()
+    out[s] = math.exp(w * log_obs[s] + (1.0 - w) * (log_prior[s] + anchor))
+    return out
 
 
 def first_n(ns: np.ndarray, condition: np.ndarray) -> int | None:
@@ -605,6 +693,7 @@ def advise(
     n_max: int | None = None,
     confidence: float = 0.8,
     excess_factor: float = EXCESS_FACTOR,
+    pool_sources: bool = True,
 ) -> Advice:
     """Predict the test MSE of every strategy, for each source, and recommend one.
 
@@ -637,6 +726,11 @@ def advise(
         ``1`` is the Gaussian-design theory as is (right for Gaussian inputs with linear
         labels); the default :data:`EXCESS_FACTOR` is the calibration measured on real tables
         (``docs/advisor.md``).
+    pool_sources : bool
+        With two or more sources, pool the residual variance that scales training from
+        scratch with what the sources' spread implies (the target coefficient treated as
+        exchangeable with the sources'; see :func:`pooled_residual_variance`). False: the
+        observed ``Var(y)`` alone, as before 2026-12-02.
 
     Returns
     -------
@@ -681,7 +775,7 @@ def advise(
     coefs = np.array([s.coef for s in srcs]).reshape(len(srcs), d)
     icpts = np.array([s.intercept for s in srcs], dtype=np.float64)
     excess_factor = check_positive(excess_factor, "excess_factor")
-    engine, floor, estimated, lam = _engine(x, yy, x_unl, coefs, icpts)
+    engine, floor, estimated, lam = _engine(x, yy, x_unl, coefs, icpts, pool_sources)
     engine.excess_factor = excess_factor
     names_ = [s.name for s in srcs]
     grid = sorted({g for g in (n, 2 * n, 5 * n) if g <= n_max} | ({n} if n <= n_max else set()))
@@ -717,6 +811,12 @@ def advise(
         for i, src in enumerate(names_):
             advice.crossover_n[src] = first_n(scan, scratch < ridge[i])
     advice.assumptions = _assumptions(n, d, advice.n_unlabelled, engine, floor, estimated)
+    if pool_sources and len(srcs) >= 2:
+        advice.assumptions.append(
+            "Training from scratch is scaled by Var(y) pooled with the distance from zero to "
+            f"the {len(srcs)} sources, measured by their spread (the target's coefficient "
+            "treated as one more draw like the sources')."
+        )
     return advice
 
 
