@@ -30,7 +30,9 @@ and of ridge regression with
   bounded below by the stated floor :data:`NOISE_FLOOR` times the smallest residual variance of
   any start (and above by it: no linear model does better than the noise);
 * the energy of each start's difference on each eigen-direction by empirical Bayes
-  (:mod:`finetune_theory.advisor._fit`), scaled to the observed residual variance;
+  (:mod:`finetune_theory.advisor._fit`), scaled to the observed residual variance (for
+  ``"scratch"`` with two or more sources, ``Var(y)`` pooled with the distance from zero that
+  the sources' mean and spread imply: :func:`pooled_residual_variance`);
 * for ``"finetune_ridge"`` and ``"scratch"``, the user's leave-one-out choice of the ridge:
   labelled sets of ``n`` rows are drawn from that fitted Gaussian model, the ridge is chosen on
   each by closed-form leave-one-out and the exact risk of the chosen fit is averaged

@@ -23,7 +23,10 @@ The ingredients (:class:`RiskEngine`): the covariance spectrum, the energy
 ``E <Delta_j, v_k>^2`` of each start on each eigen-direction (empirical Bayes, scaled so that
 ``sum_k lambda_k E <Delta_j, v_k>^2 = Var(r_j) - sigma^2`` holds exactly: the ridge limit
 ``lambda -> inf`` then reproduces the observed ``"refit_intercept"`` risk; the user's
-leave-one-out ridge can do worse than that) and the noise variance ``sigma^2``.
+leave-one-out ridge can do worse than that; for scratch, with two or more sources, ``Var(y)``
+is pooled with the sources' spread first, see
+:func:`finetune_theory.advisor._advise.pooled_residual_variance`) and the noise variance
+``sigma^2``.
 """
 
 from __future__ import annotations
