@@ -25,9 +25,10 @@ returns finite-size forms (``docs/linear.md``, section 3):
   on, where the expectation diverges;
 * ``bias_weights`` from the exact identity ``(P_perp Sigma P_perp)_ii = lambda_i (1 + z^T R z)
   / (1 + lambda_i z^T A z)^2`` (``z`` independent of the Gram matrix without direction ``i``),
-  with the fluctuation of ``z^T A z`` averaged over a Gamma law whose degrees of freedom come
-  from the deterministic equivalent (:func:`_finite_size_bias`). A strong spike then gets the
-  inverse-Wishart factor ``E u^-2`` that the first order misses.
+  averaged over ``z`` exactly by Laplace transforms of the deterministic equivalent of the
+  resolvent trace, with the central-limit mean and variance of ``tr A`` across designs
+  (:func:`_finite_size_bias`). A strong spike then gets the inverse-Wishart factor that the
+  first order misses; within 18 samples of the rank the weights taper to the first order.
 
 Ridge towards the source (:func:`ridge_equivalent`) uses the same bias weights at its own
 ``kappa`` and the first-order noise factor.
@@ -48,6 +49,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.integrate import cumulative_simpson
+from scipy.interpolate import PchipInterpolator
+from scipy.special import gammainc
 
 from ._validation import check_positive_int_array
 from .covariance import Covariance, as_covariance
@@ -197,7 +201,7 @@ def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> Determinis
             # finite-size forms (docs/linear.md, section 3): the noise factor rho / (1 - rho -
             # eps), exact for isotropic covariances and infinite from n = r - 1 on, and bias
             # weights with the leave-one-direction-out fluctuation of each learned direction
-            _, bias, below = _finite_size_forms(lam, kappa, frac, nf, bounded=False)
+            _, bias, below = _finite_size_forms(lam, kappa, frac, nf)
             below = np.where(nf >= r - 1, np.inf, below)
             bias = np.where(interp[:, None], bias, 0.0)
         above = np.where(nf - r - 1 > 0, r / np.where(nf - r - 1 > 0, nf - r - 1, 1.0), np.inf)
@@ -240,184 +244,227 @@ def _finite_size_eps(q: np.ndarray, nf: np.ndarray) -> np.ndarray:
     return third / (nf * np.where(spread > 0, spread, 1.0))
 
 
-# the Gamma averages of _fluctuation_means: quadrature nodes, the limit of the closed-form
-# expansion (in q^2 / alpha) and the chunk of pairs integrated at once
-_FLUCT_NODES = 96
-_SERIES_LIMIT = 1e-5
-_MIN_DOF = 4.0
-_TABLE_LOG_T = (-10.0, 25.0, 281)
-_TABLE_ALPHA = (2.5, 256.0, 75)
-_FLUCT_CHUNK = 4096
-
-
-def _fluctuation_quadrature(alpha: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(E (1 + t u)^-2, E u (1 + t u)^-2)`` for ``u ~ Gamma(alpha, rate alpha)`` (mean one).
-
-    From ``(1 + x)^-2 = int_0^inf v e^{-v (1 + x)} dv`` and the Laplace transforms
-    ``E e^{-b u} = (1 + b/alpha)^-alpha``, ``E u e^{-b u} = (1 + b/alpha)^-(alpha + 1)``, the
-    two means are ``int_0^inf v e^-v (1 + v t/alpha)^-alpha [1, (1 + v t/alpha)^-1] dv``,
-    smooth integrals in ``log v`` taken by the trapezoid rule (exponentially accurate for
-    analytic integrands; 96 nodes agree with 600 to 1e-6) over a range that covers the scale
-    ``min(alpha, 1) / t``.
-    """
-    lo = np.minimum(-12.0, np.log(np.minimum(alpha, 1.0) / t) - 12.0)
-    hi = 3.7
-    grid = np.linspace(0.0, 1.0, _FLUCT_NODES)
-    y = lo[:, None] + (hi - lo)[:, None] * grid[None, :]
-    v = np.exp(y)
-    x = v * (t / alpha)[:, None]
-    f0 = np.exp(2.0 * y - v - alpha[:, None] * np.log1p(x))
-    f1 = f0 / (1.0 + x)
-    h = (hi - lo) / (_FLUCT_NODES - 1)
-
-    def trapezoid(f: np.ndarray) -> np.ndarray:
-        return h * (f.sum(axis=1) - 0.5 * (f[:, 0] + f[:, -1]))
-
-    return trapezoid(f0), trapezoid(f1)
-
-
-def _fluctuation_means(alpha: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(E (1 + t u)^-2, E u (1 + t u)^-2)``, ``u ~ Gamma(alpha, rate alpha)``, vectorised.
-
-    Three routes, by where each is accurate (all within 5e-4 of adaptive quadrature, tested):
-    the fourth-order expansion in the central moments of ``u`` (closed form; its expansion
-    variable is ``q (u - 1)`` with ``q = t / (1 + t)``) wherever ``15 q^4 <= 1e-5 alpha^3`` and
-    ``alpha >= 2``; elsewhere the cubic interpolation of :func:`_fluctuation_table` for
-    ``alpha >= 2.5`` and the trapezoid of :func:`_fluctuation_quadrature` below.
-    """
-    p = 1.0 / (1.0 + t)
-    xp = t * p
-    # central moments of u: 1/a, 2/a^2, 3/a^2 + 6/a^3
-    inv = 1.0 / alpha
-    m2, m3 = inv, 2.0 * inv * inv
-    m4 = 3.0 * inv * inv + 6.0 * inv**3
-    xp2 = xp * xp
-    xp3 = xp2 * xp
-    xp4 = xp2 * xp2
-    # Taylor coefficients at u = 1 of (1 + t u)^-2 and of u (1 + t u)^-2, times E (u - 1)^k
-    p2 = p * p
-    g0 = p2 * (1.0 + 3.0 * xp2 * m2 - 4.0 * xp3 * m3 + 5.0 * xp4 * m4)
-    g1 = p2 * (
-        1.0
-        + (3.0 * xp2 - 2.0 * xp) * m2
-        + (3.0 * xp2 - 4.0 * xp3) * m3
-        + (5.0 * xp4 - 4.0 * xp3) * m4
-    )
-    hard = (alpha < 2.0) | (15.0 * xp**4 > _SERIES_LIMIT * alpha**3)
-    tabled = hard & (alpha >= _TABLE_ALPHA[0])
-    if np.any(tabled):
-        lt = np.minimum(np.log(t[tabled]), _TABLE_LOG_T[1])
-        values = _interpolate_table(lt, np.log(alpha[tabled]))
-        scale = p[tabled] ** 2
-        g0[tabled] = np.exp(values[:, 0]) * scale
-        g1[tabled] = np.exp(values[:, 1]) * scale
-    rest = np.nonzero((hard & (alpha < _TABLE_ALPHA[0])).ravel())[0]
-    a_flat, t_flat = alpha.ravel(), t.ravel()
-    g0_flat, g1_flat = g0.reshape(-1), g1.reshape(-1)
-    for start in range(0, rest.size, _FLUCT_CHUNK):  # bounded memory: chunk x nodes
-        part = rest[start : start + _FLUCT_CHUNK]
-        g0_flat[part], g1_flat[part] = _fluctuation_quadrature(a_flat[part], t_flat[part])
-    return g0, g1
-
-
-@functools.cache
-def _fluctuation_table() -> np.ndarray:
-    """``log(g_k (1 + t)^2)`` for ``k = 0, 1`` on the grid of ``(log t, log alpha)``, built once.
-
-    Shape ``(n_t, n_alpha, 2)``. On ``alpha in [2.5, 256]`` and ``log t in [-10, 25]`` both are
-    smooth (the Gamma law has the moment ``E u^-2`` there, so they level off as ``t`` grows);
-    beyond ``log t = 25`` the value at 25 is used (the change is below ``e^{-25 (alpha - 2)}``).
-    """
-    log_t = np.linspace(*_TABLE_LOG_T)
-    log_a = np.linspace(np.log(_TABLE_ALPHA[0]), np.log(_TABLE_ALPHA[1]), _TABLE_ALPHA[2])
-    tt, aa = np.meshgrid(np.exp(log_t), np.exp(log_a), indexing="ij")
-    g0, g1 = _fluctuation_quadrature(aa.ravel(), tt.ravel())
-    scale = 2.0 * np.log1p(tt.ravel())
-    return np.stack([np.log(g0) + scale, np.log(g1) + scale], axis=-1).reshape(*tt.shape, 2)
-
-
-def _cubic_weights(u: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stencil start and the four Lagrange weights of cubic interpolation at grid position u."""
-    i = np.clip(np.floor(u).astype(np.int64), 1, size - 3)
-    f = u - i
-    w = np.stack(
-        [
-            -f * (f - 1.0) * (f - 2.0) / 6.0,
-            (f + 1.0) * (f - 1.0) * (f - 2.0) / 2.0,
-            -(f + 1.0) * f * (f - 2.0) / 2.0,
-            (f + 1.0) * f * (f - 1.0) / 6.0,
-        ]
-    )
-    return i - 1, w
-
-
-def _interpolate_table(log_t: np.ndarray, log_alpha: np.ndarray) -> np.ndarray:
-    """Tensor-product cubic interpolation of :func:`_fluctuation_table`, shape ``(m, 2)``.
-
-    Within 5e-4 of the quadrature over the table's range (checked in
-    ``tests/test_asymptotics.py``), at a few gathers per point.
-    """
-    table = _fluctuation_table()
-    lo_t, hi_t, n_t = _TABLE_LOG_T
-    lo_a, hi_a, n_a = np.log(_TABLE_ALPHA[0]), np.log(_TABLE_ALPHA[1]), _TABLE_ALPHA[2]
-    it, wt = _cubic_weights((log_t - lo_t) / (hi_t - lo_t) * (n_t - 1), n_t)
-    ia, wa = _cubic_weights((log_alpha - lo_a) / (hi_a - lo_a) * (n_a - 1), n_a)
-    out = np.zeros((log_t.size, 2))
-    for a in range(4):
-        for b in range(4):
-            out += (wt[a] * wa[b])[:, None] * table[it + a, ia + b]
-    return out
+# the Laplace route of _finite_size_bias: nodes per e-fold of the grid in kappa' - kappa (the
+# cumulative Simpson rule converges as h^4: 4 nodes give 1.3e-4, 8 give 8e-6 relative), its
+# lowest node (log of kappa' / kappa - 1), how far past each direction's decay scale it
+# runs, and the most eigenvalues evaluated directly (beyond, a log-spaced grid of them,
+# interpolated monotonically in log lambda)
+_NODES_PER_EFOLD = 3
+_GRID_LOW = -18.0
+_GRID_REACH = 45.0
+_EVAL_EIGVALS = 160
+_CHUNK_CELLS = 4_000_000
 
 
 def _finite_size_bias(
-    lam: np.ndarray, kappa: np.ndarray, q: np.ndarray, nf: np.ndarray, eps: np.ndarray
+    lam: np.ndarray, kappa: np.ndarray, nf: np.ndarray, eps: np.ndarray, mu0: np.ndarray
 ) -> np.ndarray:
-    """Bias weights ``E (P_perp Sigma P_perp)_ii`` with the finite-size fluctuation.
+    """Bias weights ``E (P_perp Sigma P_perp)_ii`` with the finite-size fluctuation, per row.
 
     Exactly, ``(P_perp Sigma P_perp)_ii = lambda_i (1 + z^T R z) / (1 + lambda_i z^T A z)^2``
     where ``z`` (the i-th standardised column of ``X``) is independent of the Gram matrix
-    without direction ``i`` (``A`` its inverse, ``R = A X_{-i} Sigma_{-i} X_{-i}^T A``; for
-    ridge, the Gram matrix plus ``n ridge I``). The first-order weights replace both quadratic
-    forms by their means. Here ``u = z^T A z / tr A`` fluctuates as a Gamma law with ``D =
-    n (1 - rho_{-i})`` degrees of freedom (``(tr A)^2 / tr A^2`` from the deterministic
-    equivalent; at least 4), ``z^T R z`` moves with it (``= u`` times its mean, see the
-    comment below), and the traces are the leave-one-direction-out ones (``kappa_{-i}`` to
-    first order in ``q_i``). A direction the data barely sees keeps ``lambda_i (1 + nu)``
-    (``nu`` the finite-size noise factor); a well-seen one gains the factor ``E u^-2 = (D/2)^2
-    / ((D/2 - 1)(D/2 - 2))`` over the first-order ``kappa^2 / lambda_i``, exact for a strong
-    spike on a flat, wide bulk (docs/linear.md, section 3).
+    ``G`` of the other columns, ``A = (G + mu0)^{-1}`` (``mu0 = n ridge``; 0 for
+    interpolation) and ``R = A M A`` with ``M = X_{-i} Sigma_{-i} X_{-i}^T``. The average over
+    ``z`` is exact through Laplace transforms (docs/linear.md, section 3.2):
+    ``(1 + x)^-2 = int v e^{-v (1 + x)} dv``, ``E e^{-s z^T A z} = exp(-1/2 int_0^{2s}
+    delta(mu0 + nu) dnu)`` and ``E z^T R z e^{-s z^T A z} = E e^{-s z^T A z} (phi(mu0) -
+    phi(mu0 + 2s)) / (2s)``, with ``delta(mu) = tr (G + mu)^{-1}`` and ``phi(mu) = tr M (G +
+    mu)^{-1}`` replaced by their deterministic equivalents for the spectrum without ``i``
+    (one Newton step from the full spectrum). Along ``kappa' >= kappa`` these are explicit:
+    ``delta = 1 / kappa'``, ``mu = kappa' (n - sum q')`` and ``phi = sum lambda q'`` with
+    ``q' = lambda / (lambda + kappa')``, so no equation is solved on the grid. Two
+    finite-size means enter: ``E tr A`` exceeds ``1 / kappa`` by the factor ``1 + sum q^2 (1
+    - q) / D^2`` (``D = n (1 - rho)``, the mean term of the central limit theorem for
+    linear spectral statistics), which rescales ``z^T A z``, and ``E z^T R z`` is the
+    finite-size noise factor, which rescales the numerator.
     """
+    out = np.zeros((kappa.size, lam.size))
+    pos = lam > _RANK_RTOL * max(float(lam[0]) if lam.size else 0.0, 1e-300)
+    if not np.any(pos):
+        return out
+    uniq = np.unique(lam[pos])
+    if uniq.size <= _EVAL_EIGVALS:
+        ev, exact = uniq, True
+    else:
+        ev, exact = np.geomspace(uniq[0], uniq[-1], _EVAL_EIGVALS), False
+    rank = int(pos.sum())
+    rows = np.nonzero(kappa > 0)[0]
+    k0, n, m0 = kappa[rows], nf[rows], mu0[rows]
+    qe = ev[None, :] / (ev[None, :] + k0[:, None])
+    q_all = lam[None, :] / (lam[None, :] + k0[:, None])
+    # the first order, and the taper: within a few samples of the rank the spectrum without i
+    # is itself near its rank and the expansions fail (measured: +9 % at r - n = 6, negative
+    # at r - n = 1); there the weights go linearly to the first order, over r - 1 - n from 18
+    # down to 3 (interpolation only: a positive ridge keeps the Gram matrix away from it)
+    w = ev[None, :] * (1.0 - qe) ** 2 / (1.0 - (q_all * q_all).sum(axis=1) / n)[:, None]
+    taper = np.where(m0 > 0, 1.0, np.clip((rank - 1 - n - 3.0) / 15.0, 0.0, 1.0))
+    live = np.nonzero(taper > 0)[0]
+    e = eps[rows]
+    # rows are batched by the size of their grid, so that each row's weights are the same bits
+    # whether it is computed alone or with others
+    scale = _laplace_scales(lam, ev, k0[live], n[live], e[live], m0[live])[0]
+    nodes = _grid_nodes(lam, scale, k0[live], n[live], m0[live])
+    for size in np.unique(nodes):
+        group = live[nodes == size]
+        chunk = max(1, _CHUNK_CELLS // (int(size) * max(lam.size, _SCALE_NODES * ev.size)))
+        for start in range(0, group.size, chunk):
+            part = group[start : start + chunk]
+            lap = _laplace_weights(lam, ev, k0[part], n[part], e[part], m0[part])
+            w[part] += taper[part, None] * (lap - w[part])
+    w = np.maximum(w, 1e-300 * ev[None, :])
+    if exact:
+        out[np.ix_(rows, np.nonzero(pos)[0])] = w[:, np.searchsorted(ev, lam[pos])]
+    else:
+        ratio = PchipInterpolator(np.log(ev), np.log(w / ev[None, :]), axis=1)(np.log(lam[pos]))
+        out[np.ix_(rows, np.nonzero(pos)[0])] = lam[pos][None, :] * np.exp(ratio)
+    return out
+
+
+def _grid_nodes(
+    lam: np.ndarray, scale: np.ndarray, k0: np.ndarray, n: np.ndarray, m0: np.ndarray
+) -> np.ndarray:
+    """Nodes of each row's grid in ``y``: from ``_GRID_LOW`` past every direction's scale."""
+    top = (_GRID_REACH * scale.max(axis=1) + m0 + lam.sum()) / n + k0
+    return np.ceil((np.log(top / k0) - _GRID_LOW) * _NODES_PER_EFOLD).astype(np.int64) + 1
+
+
+def _laplace_scales(
+    lam: np.ndarray, ev: np.ndarray, k0: np.ndarray, n: np.ndarray, eps: np.ndarray, m0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(scale, var, numer)`` of each row and direction evaluated (shapes ``(R, m)``)."""
+    q0 = lam[None, :] / (lam[None, :] + k0[:, None])
+    qe = ev[None, :] / (ev[None, :] + k0[:, None])
+    stretch, var = _inverse_trace_moments(q0, qe, m0 / k0)
+    rho_i = ((q0 * q0).sum(axis=1)[:, None] - qe * qe) / n[:, None]
+    numer = (1.0 - rho_i) / np.maximum(1.0 - rho_i - eps[:, None], 0.5 * (1.0 - rho_i))
+    return 2.0 * ev[None, :] * stretch, var, numer  # nu = scale * v
+
+
+def _laplace_weights(
+    lam: np.ndarray,
+    ev: np.ndarray,
+    k0: np.ndarray,
+    n: np.ndarray,
+    eps: np.ndarray,
+    m0: np.ndarray,
+) -> np.ndarray:
+    """The weights of :func:`_finite_size_bias` for directions of eigenvalue ``ev``.
+
+    Vectorised over rows (``k0, n, eps, m0`` of shape ``(R,)``; result ``(R, m)``): every row
+    has its own grid in ``y`` with the same number of nodes.
+    """
+    col = (slice(None), None)
+    scale, var, numer = _laplace_scales(lam, ev, k0, n, eps, m0)
+    # the grid in y = log(kappa' / kappa - 1), one per row: nu(y) runs from ~0 to past every
+    # scale; node 0 is kappa' = kappa itself (nu = 0)
+    nodes = _grid_nodes(lam, scale, k0, n, m0)
+    if np.any(nodes != nodes[0]):
+        raise ValueError("rows of one batch must share their number of grid nodes")
+    nodes = int(nodes[0])
+    y = np.broadcast_to(_GRID_LOW + np.arange(nodes) / _NODES_PER_EFOLD, (k0.size, nodes))
+    h = np.full(k0.size, 1.0 / _NODES_PER_EFOLD)
+    kp = k0[col] * (1.0 + np.concatenate([np.zeros((k0.size, 1)), np.exp(y)], axis=1))
+    q = lam[None, None, :] / (lam[None, None, :] + kp[..., None])  # (R, G + 1, d)
     q2 = q * q
-    own3 = q2 * (1.0 - q)
-    s2 = q2.sum(axis=1)
-    third = own3.sum(axis=1)
-    nn = nf[:, None]
-    # kappa without direction i, to first order in q_i: the derivative in log kappa of the
-    # defining equation is n - sum q^2 (interpolation and ridge alike)
-    room = np.maximum(nf - s2, 1e-300)[:, None]  # n (1 - rho)
-    shift = -q / room
-    # n (1 - rho_{-i}) to the same order; within a few samples of the rank the first-order
-    # step is large, and the degrees of freedom are kept at no less than half of n (1 - rho)
-    dof = np.maximum(nn - (s2[:, None] - q2) + 2.0 * (third[:, None] - own3) * shift, 0.5 * room)
-    rho_i = 1.0 - dof / nn
-    # E z^T R z: the finite-size noise factor of the spectrum without i (exact as a mean, and
-    # exact in the weight of a direction the data does not see, q_i -> 0); for a well-seen
-    # direction the fluctuations of numerator and denominator largely cancel and the
-    # first-order rho_{-i} / (1 - rho_{-i}) does better (an isotropic covariance, for which
-    # the first-order weights are exact at every size, is the extreme case). The two are
-    # blended with the squared unseen fraction (1 - q_i)^2; the finite-size excess is capped
-    # at a factor 2 near the rank, where the weights vanish
-    first = rho_i / (1.0 - rho_i)
-    room_i = np.maximum(1.0 - rho_i - eps[:, None], 0.5 * (1.0 - rho_i))
-    lead = first + (rho_i / room_i - first) * (1.0 - q) ** 2
-    with np.errstate(divide="ignore", over="ignore"):
-        t = np.where(kappa[:, None] > 0, lam[None, :] / (kappa[:, None] * np.exp(shift)), 0.0)
-    # u = z^T A z / tr A as a Gamma law with D = n (1 - rho_{-i}) degrees of freedom, held at
-    # _MIN_DOF or more: with fewer, the law puts most of its mass at u ~ 0 (the direction
-    # unseen), which near the rank is not what happens (the bias weights must vanish there)
-    g0, g1 = _fluctuation_means(0.5 * np.maximum(dof, _MIN_DOF), t)
-    bias = lam[None, :] * (g0 + lead * g1)
-    return bias
+    sum_q, sum_q2, sum_q3 = q.sum(axis=-1), q2.sum(axis=-1), (q2 * q).sum(axis=-1)
+    phi_all = (q * lam).sum(axis=-1)  # row by row, the same bits in any batch
+    del q, q2
+    nu = np.maximum(kp * (n[col] - sum_q) - m0[col], 0.0)
+    nu[:, 0] = 0.0
+    dnu = (n[col] - sum_q2) * (kp - k0[col])  # d nu / d y
+    # delta_{-i}: one Halley step from delta = 1 / kappa' of the equation delta mu + sum_j
+    # lambda_j delta / (1 + lambda_j delta) = n without direction i, and phi_{-i} = sum_{j !=
+    # i} lambda_j^2 delta / (1 + lambda_j delta) to second order in the step
+    e = (..., None)
+    qn = ev / (ev + kp[e])  # (R, G + 1, m)
+    slope = (nu + m0[col])[e] + kp[e] * ((sum_q - sum_q2)[e] - qn * (1.0 - qn))
+    bend = kp[e] ** 2 * ((sum_q2 - sum_q3)[e] - qn * qn * (1.0 - qn))
+    step = qn / slope / np.maximum(1.0 - qn * bend / slope**2, 0.5)
+    dl = 1.0 / kp[e] + step
+    phi = (
+        phi_all[e]
+        - ev * qn
+        + kp[e] ** 2 * (sum_q2[e] - qn * qn) * step
+        - kp[e] ** 3 * (sum_q3[e] - qn**3) * step**2
+    )
+    # cumulative integral of delta_{-i} over nu: the first piece [0, nu_1], then Simpson
+    cum = 0.5 * (dl[:, :1] + dl[:, 1:2]) * nu[:, 1:2, None] + h[:, None, None] * (
+        cumulative_simpson(dl[:, 1:] * dnu[:, 1:, None], dx=1.0, axis=1, initial=0.0)
+    )
+    phi0, phi, nu, dnu = phi[:, 0], phi[:, 1:], nu[:, 1:], dnu[:, 1:]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(nu[e] > 0, (phi0[:, None, :] - phi) / nu[e], 0.0)
+    # the fluctuation of the scale of A across designs (relative variance from the central
+    # limit theorem of tr (G + mu0)^{-1}), averaged by Gauss-Hermite over a log-normal factor
+    nodes_x, gh = _hermite_nodes()
+    sig2 = np.log1p(np.minimum(var, 1.0))
+    factors = np.exp(-0.5 * sig2[None] + np.sqrt(sig2)[None] * nodes_x[:, None, None])
+    weights = np.zeros(scale.shape)
+    jac = dnu / np.where(nu > 0, nu, 1.0)
+    # int v e^-v L(nu) (1 + numer ratio) dv (dv = v dnu / nu). Below the grid's first node
+    # L = 1 and the ratio is its nu -> 0 value -phi'_{-i}(mu0), so that piece is ``start``
+    # times P(2, v_1) = 1 - (1 + v_1) e^-v_1. Where v_1 is not small (a direction whose scale
+    # is near the first node: a huge ridge) the trapezoid would start on a large integrand;
+    # there the nu -> 0 limit is integrated in closed form over the whole line (``start``) and
+    # only the difference, which vanishes at the first node, on the grid
+    start = 1.0 + numer * ratio[:, 0]
+    for k in range(nodes_x.size):  # (K,) nodes, (R, m) each
+        sk = scale * factors[k]
+        v = nu[e] / sk[:, None, :]
+        g = v * v * np.exp(-v) * jac[e]
+        f = g * np.exp(-0.5 * cum) * (1.0 + numer[:, None, :] * ratio)
+        body = h[col] * (f.sum(axis=1) - 0.5 * (f[:, 0] + f[:, -1]))
+        v1 = nu[:, :1] / sk
+        if np.any(v1 > _HEAD_SPLIT):
+            base = h[col] * (g.sum(axis=1) - 0.5 * (g[:, 0] + g[:, -1]))
+            body = np.where(v1 > _HEAD_SPLIT, start * (1.0 - base) + body, body)
+            head = np.where(v1 > _HEAD_SPLIT, 0.0, start * gammainc(2.0, v1))
+        else:
+            head = start * gammainc(2.0, v1)
+        weights += gh[k] * (head + body)
+    return ev * weights
+
+
+_SCALE_NODES = 3
+_HEAD_SPLIT = 1e-3
+
+
+@functools.cache
+def _hermite_nodes() -> tuple[np.ndarray, np.ndarray]:
+    """Probabilists' Gauss-Hermite nodes and normalised weights (a standard normal law)."""
+    x, w = np.polynomial.hermite_e.hermegauss(_SCALE_NODES)
+    return x, w / w.sum()
+
+
+def _inverse_trace_moments(
+    q: np.ndarray, qe: np.ndarray, c0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean factor and relative variance of ``tr (G + mu0)^{-1}`` without each direction.
+
+    ``G`` is the Gram matrix of the columns other than ``i``; per row, ``qe`` (shape ``(R,
+    m)``) are the fractions of the directions evaluated, ``q`` (``(R, d)``) those of the
+    whole spectrum at ``kappa`` and ``c0 = mu0 / kappa`` (``(R,)``); results ``(R, m)``.
+    The central limit theorem for linear spectral statistics of sample covariance matrices
+    (real Gaussian data) gives, with ``D = n (1 - rho) = c0 + sum q (1 - q)`` and ``delta(mu)``
+    the deterministic equivalent, the mean ``(1 / kappa) (1 + sum q^2 (1 - q) / D^2)`` and
+    the variance ``2 (d3 / (6 d1) - (d2 / (2 d1))^2)``, ``dk`` the k-th derivative of
+    ``delta`` in ``mu`` (implicit differentiation of ``delta (mu + sum lambda / (1 + lambda
+    delta)) = n``). Both are checked against Monte Carlo in ``tests/test_asymptotics.py``.
+    """
+    tot = (slice(None), None)
+    spread = (q * (1.0 - q)).sum(axis=-1)
+    s1 = spread[tot] - qe * (1.0 - qe)
+    s2 = (q * q * (1.0 - q)).sum(axis=-1)[tot] - qe * qe * (1.0 - qe)
+    s3 = (q**3 * (1.0 - q)).sum(axis=-1)[tot] - qe**3 * (1.0 - qe)
+    c0 = np.asarray(c0, dtype=np.float64)[tot]
+    den = np.maximum(c0 + s1, 0.5 * (c0 + spread[tot]))
+    mean = 1.0 + s2 / den**2
+    # in units of kappa (delta = 1): g' = s1, g'' = -2 s2, g''' = 6 s3
+    d1 = -1.0 / den
+    d2 = -(2.0 * d1 - 2.0 * s2 * d1 * d1) / den
+    d3 = -(3.0 * d2 - 6.0 * s2 * d1 * d2 + 6.0 * s3 * d1**3) / den
+    var = np.maximum(2.0 * (d3 / (6.0 * d1) - (d2 / (2.0 * d1)) ** 2), 0.0)
+    return mean, var
 
 
 def _fractions(lam: np.ndarray, kappa: np.ndarray) -> np.ndarray:
@@ -428,23 +475,29 @@ def _fractions(lam: np.ndarray, kappa: np.ndarray) -> np.ndarray:
 
 
 def _finite_size_forms(
-    lam: np.ndarray, kappa: np.ndarray, q: np.ndarray, nf: np.ndarray, *, bounded: bool
+    lam: np.ndarray,
+    kappa: np.ndarray,
+    q: np.ndarray,
+    nf: np.ndarray,
+    ridge: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(rho, bias_weights, noise_factor)`` of the finite-size forms at each ``(n, kappa)``.
 
     Shared by interpolation (``kappa`` from :func:`solve_kappa`) and ridge (``kappa`` from
     :func:`solve_ridge_kappa`). The noise factor is ``rho / (1 - rho - eps)`` for interpolation
     (``inf`` where that denominator is not positive) and the first-order ``rho / (1 - rho)``
-    for ridge (``bounded=True``: finite for every positive ridge).
+    for ridge (``ridge`` given, one per row: finite for every positive ridge).
     """
     rho = (q * q).sum(axis=1) / nf
     eps = _finite_size_eps(q, nf)
-    if bounded:
+    if ridge is not None:
         noise = rho / (1.0 - rho)
+        mu0 = nf * ridge
     else:
         room = 1.0 - rho - eps
         noise = np.where(room > 0, rho / np.where(room > 0, room, 1.0), np.inf)
-    return rho, _finite_size_bias(lam, kappa, q, nf, eps), noise
+        mu0 = np.zeros_like(nf)
+    return rho, _finite_size_bias(lam, kappa, nf, eps, mu0), noise
 
 
 # ------------------------------------------------------------- ridge towards the source
@@ -567,7 +620,7 @@ def ridge_equivalent(cov: Covariance | np.ndarray, n: Any, ridge: Any) -> RidgeE
     )
     k = kappa.ravel()
     nf = ns.ravel()
-    rho, bias, noise = _finite_size_forms(lam, k, _fractions(lam, k), nf, bounded=True)
+    rho, bias, noise = _finite_size_forms(lam, k, _fractions(lam, k), nf, lr.ravel())
     return RidgeEquivalent(
         n=ns.ravel().astype(np.int64),
         ridge=lr.ravel(),

@@ -215,8 +215,13 @@ class RiskEngine:
 
         Results are kept per ``m`` (the engine's inputs do not change after construction).
         """
-        cache = self.__dict__.setdefault("_ridge_cache", {})
         mm = np.maximum(np.asarray(m, dtype=np.int64), 1)
+        if self.user_ridge:
+            # the ridge a user's leave-one-out picks from n rows is worse than the best one,
+            # and can be worse than keeping the start: its risk by parametric bootstrap (the
+            # best-ridge equivalent below is then not needed, and not computed)
+            return self.excess_factor * self.loo_excess(mm + 1)
+        cache = self.__dict__.setdefault("_ridge_cache", {})
         todo = np.array(sorted({int(v) for v in mm} - set(cache)), dtype=np.int64)
         if todo.size:
             fresh = self._ridge_excess_uncached(todo)
@@ -226,12 +231,7 @@ class RiskEngine:
         keep = (self.energy * self.eigvals[None, :]).sum(axis=1)
         # the calibration factor applies to what learning adds; keeping the start (the
         # observed refit_intercept risk, the infinite ridge) needs none
-        oracle = np.minimum(self.excess_factor * best, keep[:, None])
-        if not self.user_ridge:
-            return oracle
-        # the ridge a user's leave-one-out picks from n rows is worse than the best one, and
-        # can be worse than keeping the start: its risk by parametric bootstrap
-        return self.excess_factor * self.loo_excess(mm + 1)
+        return np.minimum(self.excess_factor * best, keep[:, None])
 
     def _knots(self) -> np.ndarray:
         d = self.eigvals.size
