@@ -28,7 +28,8 @@ returns finite-size forms (``docs/linear.md``, section 3):
   averaged over ``z`` exactly by Laplace transforms of the deterministic equivalent of the
   resolvent trace, with the central-limit mean and variance of ``tr A`` across designs
   (:func:`_finite_size_bias`). A strong spike then gets the inverse-Wishart factor that the
-  first order misses; within 18 samples of the rank the weights taper to the first order.
+  first order misses; near the rank an empirical factor tames the expansions, and within
+  two samples of it the first order is used.
 
 Ridge towards the source (:func:`ridge_equivalent`) uses the same bias weights at its own
 ``kappa`` and the first-order noise factor.
@@ -190,11 +191,8 @@ def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> Determinis
         rho = np.where(interp, (frac**2).sum(axis=1) / nf, 1.0)
         perp = np.where(interp[:, None], 1.0 - frac, 0.0)
         perp = np.where(lam[None, :] > _RANK_RTOL * max(lam[0], 1e-300), perp, 1.0)
-        one_minus_rho = np.where(interp, 1.0 - rho, 1.0)
         if exact:
-            bias = np.where(
-                interp[:, None], lam[None, :] * (1.0 - frac) ** 2 / one_minus_rho[:, None], 0.0
-            )
+            bias = np.where(interp[:, None], _first_order_weights(lam, frac, rho), 0.0)
             # exact Wishart moments: n / (r - n - 1) below the rank, r / (n - r - 1) above it
             below = np.where(r - nf - 1 > 0, nf / np.where(r - nf - 1 > 0, r - nf - 1, 1.0), np.inf)
         else:
@@ -245,10 +243,10 @@ def _finite_size_eps(q: np.ndarray, nf: np.ndarray) -> np.ndarray:
 
 
 # the Laplace route of _finite_size_bias: nodes per e-fold of the grid in kappa' - kappa (the
-# cumulative Simpson rule converges as h^4: 4 nodes give 1.3e-4, 8 give 8e-6 relative), its
-# lowest node (log of kappa' / kappa - 1), how far past each direction's decay scale it
-# runs, and the most eigenvalues evaluated directly (beyond, a log-spaced grid of them,
-# interpolated monotonically in log lambda)
+# cumulative Simpson rule converges as h^4: 3 nodes are within 4e-4 of a grid eight times
+# finer), its default lowest node (log of kappa' / kappa - 1; lower for large n (1 - rho)),
+# how far past each direction's decay scale it runs, and the most eigenvalues evaluated
+# directly (beyond, a log-spaced grid of them, interpolated monotonically in log lambda)
 _NODES_PER_EFOLD = 3
 _GRID_LOW = -18.0
 _GRID_REACH = 45.0
@@ -270,7 +268,7 @@ def _finite_size_bias(
     delta(mu0 + nu) dnu)`` and ``E z^T R z e^{-s z^T A z} = E e^{-s z^T A z} (phi(mu0) -
     phi(mu0 + 2s)) / (2s)``, with ``delta(mu) = tr (G + mu)^{-1}`` and ``phi(mu) = tr M (G +
     mu)^{-1}`` replaced by their deterministic equivalents for the spectrum without ``i``
-    (one Newton step from the full spectrum). Along ``kappa' >= kappa`` these are explicit:
+    (one Halley step from the full spectrum). Along ``kappa' >= kappa`` these are explicit:
     ``delta = 1 / kappa'``, ``mu = kappa' (n - sum q')`` and ``phi = sum lambda q'`` with
     ``q' = lambda / (lambda + kappa')``, so no equation is solved on the grid. Two
     finite-size means enter: ``E tr A`` exceeds ``1 / kappa`` by the factor ``1 + sum q^2 (1
@@ -292,24 +290,40 @@ def _finite_size_bias(
     k0, n, m0 = kappa[rows], nf[rows], mu0[rows]
     qe = ev[None, :] / (ev[None, :] + k0[:, None])
     q_all = lam[None, :] / (lam[None, :] + k0[:, None])
-    # the first order, and the taper: within a few samples of the rank the spectrum without i
-    # is itself near its rank and the expansions fail (measured: +9 % at r - n = 6, negative
-    # at r - n = 1); there the weights go linearly to the first order, over r - 1 - n from 18
-    # down to 3 (interpolation only: a positive ridge keeps the Gram matrix away from it)
-    w = ev[None, :] * (1.0 - qe) ** 2 / (1.0 - (q_all * q_all).sum(axis=1) / n)[:, None]
-    taper = np.where(m0 > 0, 1.0, np.clip((rank - 1 - n - 3.0) / 15.0, 0.0, 1.0))
+    # Near the rank the spectrum without i is itself near its rank and the expansions
+    # overshoot by a factor that depends on the room left, m = r - 1 - sum_j q_j (r - 1 - n
+    # for interpolation; a ridge adds n - sum q): measured on i^-1 and i^-2 at d = 30, 60 and
+    # 200, +3 % at m = 9, +10 % at m = 5, +23 % at m = 3, +31..48 % at m = 1, whatever the
+    # spectrum. The weights are divided by the fitted 1 + 3 / (m^2 + 6) (docs/linear.md,
+    # 3.2: an empirical factor, not derived) and, for m <= 1, replaced by the first order
+    # (between m = 1 and 3 a linear blend)
+    w = _first_order_weights(ev, qe, (q_all * q_all).sum(axis=1) / n)
+    # (below the rank only: from n = r on, with a ridge, the expansions hold again within 1 %
+    # for n >= r + 5 or a moderate ridge, measured; at n ~ r with a tiny ridge neither form
+    # is accurate, the expectation being dominated by nearly singular designs)
+    room = np.where(n < rank, rank - 1.0 - q_all.sum(axis=1), np.inf)
+    taper = np.clip((room - 1.0) / 2.0, 0.0, 1.0)
+    # a ridge keeps K + n ridge I away from singular: the factor fades with c0 = n ridge /
+    # kappa = n - sum q (0 for interpolation, n for a huge ridge, where the route is exact)
+    c0 = m0 / k0
+    with np.errstate(over="ignore"):
+        near = 1.0 + 3.0 / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)
     live = np.nonzero(taper > 0)[0]
     e = eps[rows]
     # rows are batched by the size of their grid, so that each row's weights are the same bits
     # whether it is computed alone or with others
     scale = _laplace_scales(lam, ev, k0[live], n[live], e[live], m0[live])[0]
-    nodes = _grid_nodes(lam, scale, k0[live], n[live], m0[live])
-    for size in np.unique(nodes):
-        group = live[nodes == size]
+    low, nodes = _grid_nodes(lam, scale, k0[live], n[live], m0[live])
+    grids = np.stack([low, nodes.astype(np.float64)], axis=1)
+    for key in np.unique(grids, axis=0):
+        group = live[np.all(grids == key, axis=1)]
+        size = int(key[1])
         chunk = max(1, _CHUNK_CELLS // (int(size) * max(lam.size, _SCALE_NODES * ev.size)))
         for start in range(0, group.size, chunk):
             part = group[start : start + chunk]
             lap = _laplace_weights(lam, ev, k0[part], n[part], e[part], m0[part])
+            # a non-positive value (n ~ r with a vanishing ridge) falls back to the first order
+            lap = np.where(lap > 0, lap / near[part, None], w[part])
             w[part] += taper[part, None] * (lap - w[part])
     w = np.maximum(w, 1e-300 * ev[None, :])
     if exact:
@@ -322,10 +336,18 @@ def _finite_size_bias(
 
 def _grid_nodes(
     lam: np.ndarray, scale: np.ndarray, k0: np.ndarray, n: np.ndarray, m0: np.ndarray
-) -> np.ndarray:
-    """Nodes of each row's grid in ``y``: from ``_GRID_LOW`` past every direction's scale."""
-    top = (_GRID_REACH * scale.max(axis=1) + m0 + lam.sum()) / n + k0
-    return np.ceil((np.log(top / k0) - _GRID_LOW) * _NODES_PER_EFOLD).astype(np.int64) + 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest node (a whole number) and node count of each row's grid in ``y``.
+
+    The grid starts low enough that ``int_0^{nu_1} delta`` is below ``1e-7`` (below the first
+    node ``L = 1`` is assumed) and runs past every direction's scale; in units of ``kappa``.
+    """
+    q = lam[None, :] / (lam[None, :] + k0[:, None])
+    room = np.maximum(n - (q * q).sum(axis=1), 1e-300)
+    low = np.minimum(_GRID_LOW, np.floor(np.log(1e-7 / room)))
+    top = (_GRID_REACH * (scale / k0[:, None]).max(axis=1) + m0 / k0 + (lam.sum() / k0)) / n + 1.0
+    nodes = np.ceil((np.log(top) - low) * _NODES_PER_EFOLD).astype(np.int64) + 1
+    return low, nodes
 
 
 def _laplace_scales(
@@ -357,35 +379,40 @@ def _laplace_weights(
     scale, var, numer = _laplace_scales(lam, ev, k0, n, eps, m0)
     # the grid in y = log(kappa' / kappa - 1), one per row: nu(y) runs from ~0 to past every
     # scale; node 0 is kappa' = kappa itself (nu = 0)
-    nodes = _grid_nodes(lam, scale, k0, n, m0)
-    if np.any(nodes != nodes[0]):
-        raise ValueError("rows of one batch must share their number of grid nodes")
+    low, nodes = _grid_nodes(lam, scale, k0, n, m0)
+    if np.any(nodes != nodes[0]) or np.any(low != low[0]):
+        raise ValueError("rows of one batch must share their grid")
     nodes = int(nodes[0])
-    y = np.broadcast_to(_GRID_LOW + np.arange(nodes) / _NODES_PER_EFOLD, (k0.size, nodes))
+    y = low[0] + np.arange(nodes) / _NODES_PER_EFOLD
     h = np.full(k0.size, 1.0 / _NODES_PER_EFOLD)
-    kp = k0[col] * (1.0 + np.concatenate([np.zeros((k0.size, 1)), np.exp(y)], axis=1))
-    q = lam[None, None, :] / (lam[None, None, :] + kp[..., None])  # (R, G + 1, d)
+    # everything below in units of kappa (each row its own): scale-free, no overflow
+    lam_r = lam[None, :] / k0[:, None]
+    ev_r = (ev[None, :] / k0[:, None])[:, None, :]
+    m0_r = m0 / k0
+    scale = scale / k0[:, None]
+    kr = np.broadcast_to(1.0 + np.concatenate([[0.0], np.exp(y)]), (k0.size, nodes + 1))
+    q = lam_r[:, None, :] / (lam_r[:, None, :] + kr[..., None])  # (R, G + 1, d)
     q2 = q * q
     sum_q, sum_q2, sum_q3 = q.sum(axis=-1), q2.sum(axis=-1), (q2 * q).sum(axis=-1)
-    phi_all = (q * lam).sum(axis=-1)  # row by row, the same bits in any batch
+    phi_all = (q * lam_r[:, None, :]).sum(axis=-1)  # row by row, the same bits in any batch
     del q, q2
-    nu = np.maximum(kp * (n[col] - sum_q) - m0[col], 0.0)
+    nu = np.maximum(kr * (n[col] - sum_q) - m0_r[col], 0.0)
     nu[:, 0] = 0.0
-    dnu = (n[col] - sum_q2) * (kp - k0[col])  # d nu / d y
+    dnu = (n[col] - sum_q2) * (kr - 1.0)  # d nu / d y
     # delta_{-i}: one Halley step from delta = 1 / kappa' of the equation delta mu + sum_j
     # lambda_j delta / (1 + lambda_j delta) = n without direction i, and phi_{-i} = sum_{j !=
     # i} lambda_j^2 delta / (1 + lambda_j delta) to second order in the step
     e = (..., None)
-    qn = ev / (ev + kp[e])  # (R, G + 1, m)
-    slope = (nu + m0[col])[e] + kp[e] * ((sum_q - sum_q2)[e] - qn * (1.0 - qn))
-    bend = kp[e] ** 2 * ((sum_q2 - sum_q3)[e] - qn * qn * (1.0 - qn))
+    qn = ev_r / (ev_r + kr[e])  # (R, G + 1, m)
+    slope = (nu + m0_r[col])[e] + kr[e] * ((sum_q - sum_q2)[e] - qn * (1.0 - qn))
+    bend = kr[e] ** 2 * ((sum_q2 - sum_q3)[e] - qn * qn * (1.0 - qn))
     step = qn / slope / np.maximum(1.0 - qn * bend / slope**2, 0.5)
-    dl = 1.0 / kp[e] + step
+    dl = 1.0 / kr[e] + step
     phi = (
         phi_all[e]
-        - ev * qn
-        + kp[e] ** 2 * (sum_q2[e] - qn * qn) * step
-        - kp[e] ** 3 * (sum_q3[e] - qn**3) * step**2
+        - ev_r * qn
+        + kr[e] ** 2 * (sum_q2[e] - qn * qn) * step
+        - kr[e] ** 3 * (sum_q3[e] - qn**3) * step**2
     )
     # cumulative integral of delta_{-i} over nu: the first piece [0, nu_1], then Simpson
     cum = 0.5 * (dl[:, :1] + dl[:, 1:2]) * nu[:, 1:2, None] + h[:, None, None] * (
@@ -467,6 +494,12 @@ def _inverse_trace_moments(
     return mean, var
 
 
+def _first_order_weights(lam: np.ndarray, q: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """First-order bias weights ``lambda_i (1 - q_i)^2 / (1 - rho)`` (rows of ``q``, ``rho``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return lam[None, :] * (1.0 - q) ** 2 / (1.0 - rho)[:, None]
+
+
 def _fractions(lam: np.ndarray, kappa: np.ndarray) -> np.ndarray:
     """``q = lambda_i / (lambda_i + kappa)`` for each ``kappa`` (rows), ``0`` where both vanish."""
     denom = lam[None, :] + kappa[:, None]
@@ -514,8 +547,9 @@ class RidgeEquivalent:
         ``kappa`` solves ``lambda = kappa (1 - (1/n) sum_i lambda_i / (lambda_i + kappa))``;
         ``rho = (1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2``.
     bias_weights : ndarray, shape (k, d)
-        ``kappa^2 lambda_i / (lambda_i + kappa)^2 / (1 - rho)``: the expected bias part of the
-        excess risk is ``sum_i w_i <theta_S - theta_T, v_i>^2``.
+        ``w_i``, the expected bias part of the excess risk being ``sum_i w_i <theta_S -
+        theta_T, v_i>^2``: to first order ``kappa^2 lambda_i / (lambda_i + kappa)^2 / (1 -
+        rho)``; the finite-size weights of :func:`_finite_size_bias` (``docs/linear.md``, 3.2).
     noise_factor : ndarray, shape (k,)
         ``rho / (1 - rho)``: multiply by the noise variance for the noise part.
     """
@@ -585,7 +619,10 @@ def ridge_equivalent(cov: Covariance | np.ndarray, n: Any, ridge: Any) -> RidgeE
     ``kappa`` from :func:`solve_ridge_kappa` and ``rho`` as in :class:`RidgeEquivalent`,
 
         E L ~ sum_i kappa^2 lambda_i <Delta, v_i>^2 / (lambda_i + kappa)^2 / (1 - rho)
-              + sigma^2 rho / (1 - rho).
+              + sigma^2 rho / (1 - rho)
+
+    to first order; the bias weights returned are the finite-size ones of the interpolation
+    path (the same Laplace route at ``mu0 = n ridge``), the noise factor the first-order one.
 
     As ``ridge -> 0`` this tends to the interpolation formula of
     :func:`deterministic_equivalent` (below the rank) or to the least-squares limit; as

@@ -211,9 +211,12 @@ class RiskEngine:
         return self.excess_factor * (bias + noise[None, :])
 
     def _ridge_excess(self, m: np.ndarray) -> np.ndarray:
-        """``min over ridge`` of the ridge ``E L`` from each start, shape (S+1, G).
+        """Excess risk of ridge from each start after ``m`` centred rows, shape (S+1, G).
 
-        Results are kept per ``m`` (the engine's inputs do not change after construction).
+        With ``user_ridge`` (the default) the leave-one-out choice by parametric bootstrap
+        (:meth:`loo_excess`, cached at its knots); otherwise the ``min over ridge`` of the
+        ridge deterministic equivalent, kept per ``m`` (the engine's inputs do not change
+        after construction).
         """
         mm = np.maximum(np.asarray(m, dtype=np.int64), 1)
         if self.user_ridge:
