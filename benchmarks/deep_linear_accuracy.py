@@ -5,7 +5,7 @@ prediction, without (``correct=False``, the plug-in) and with the second-order c
 against ``deep_linear.simulate_risk`` (1000 designs, seed 11), ``d = 200``, ``theta_T = 0.5
 theta_S + 0.1 xi`` (``teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=3)``).
 
-Run: ``python benchmarks/deep_linear_accuracy.py`` (about 2 minutes on 2 cores).
+Run: ``python benchmarks/deep_linear_accuracy.py`` (about 15 s on 2 cores).
 """
 
 from __future__ import annotations
