@@ -27,7 +27,6 @@ import os
 import pickle
 import sys
 import time
-import warnings
 from pathlib import Path
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -39,7 +38,6 @@ import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 import validate_advisor as bm  # noqa: E402
-from finetune_theory.advisor import advise  # noqa: E402
 from finetune_theory.advisor._advise import TIE_TOLERANCE, _pairs  # noqa: E402
 from finetune_theory.advisor._strategies import SIMPLICITY  # noqa: E402
 
@@ -62,77 +60,49 @@ def _squared_errors(xtr, ytr, xte, yte, coef, icpt, scale) -> dict[str, np.ndarr
 
 
 def collect(i: int, splits: int, seed: int) -> list[dict]:
-    """The records of table ``i``: the draws of ``bm.run_task`` (same generator calls)."""
-    from sklearn.linear_model import RidgeCV
-
+    """The records of table ``i``: the draws of ``bm.run_task`` (``bm.draw_splits``)."""
     task = bm.load_tasks()[i]
-    rng = np.random.default_rng(seed + i)
-    names, counts = np.unique(task.groups, return_counts=True)
-    d = task.x.shape[1]
-    srcs = {}
-    for g in names:
-        sel = task.groups == g
-        if sel.sum() >= max(2 * d, 20):
-            m = RidgeCV(alphas=bm.ALPHAS).fit(task.x[sel], task.y[sel])
-            srcs[g] = (m.coef_, float(m.intercept_))
-    ns = sorted({max(3, d // 4), max(3, d // 2), d, 2 * d})
     out = []
-    for g, cnt in zip(names, counts, strict=True):
-        if cnt < max(task.min_target, 2 * d + 30):
-            continue
-        others = {k: v for k, v in srcs.items() if k != g}
-        if not others:
-            continue
-        idx_all = np.flatnonzero(task.groups == g)
-        for n in ns:
-            for _ in range(splits):
-                perm = rng.permutation(idx_all)
-                lab, rest = perm[:n], perm[n:]
-                unl, test = rest[: rest.size // 2], rest[rest.size // 2 :]
-                xtr, ytr = task.x[lab], task.y[lab]
-                xu, xte, yte = task.x[unl], task.x[test], task.y[test]
-                if np.any(np.ptp(np.vstack([xtr, xu]), axis=0) == 0) or np.ptp(ytr) == 0:
-                    continue
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    sources = {k: {"coef": c, "intercept": b} for k, (c, b) in others.items()}
-                    adv = advise(xtr, ytr, sources, X_unlabelled=xu, n_max=4 * n)
-                scale = float(np.mean(np.var(np.vstack([xtr, xu]), axis=0)))
-                sq = {}
-                for k, (coef, icpt) in others.items():
-                    ref = bm.measure(xtr, ytr, xte, yte, coef, icpt, scale)
-                    for st, v in _squared_errors(xtr, ytr, xte, yte, coef, icpt, scale).items():
-                        assert abs(float(v.mean()) - ref[st]) <= 1e-9 * max(ref[st], 1.0)
-                        sq[(k, st)] = v
-                w, b = bm._ridgecv(xtr, ytr, scale)
-                sq[(None, "scratch")] = (yte - xte @ w - b) ** 2
-                sq[(None, "mean")] = (yte - ytr.mean()) ** 2
-                pred = {}
-                for src, st in _pairs(adv.source_names):
-                    pred[(src, st)] = (
-                        adv.predict_risk(src, st, n),
-                        *adv.predict_interval(src, st, n),
-                    )
-                eng = adv._engine
-                rec = adv.recommendation
-                out.append(
-                    dict(
-                        table=i,
-                        target=g,
-                        n=n,
-                        sources=list(adv.source_names),
-                        coefs=others,
-                        xtr=xtr,
-                        ytr=ytr,
-                        pred=pred,
-                        rec=(rec.source, rec.strategy),
-                        var_y=float(eng.resid_var[-1]),
-                        # the residual variance scratch is scaled to (pooled with the sources)
-                        pooled_var_y=float(eng.energy[-1] @ eng.eigvals + eng.noise_var),
-                        measured={k: float(v.mean()) for k, v in sq.items()},
-                        sq={k: v.astype(np.float32) for k, v in sq.items()},
-                    )
-                )
+    for sp in bm.draw_splits(task, splits, np.random.default_rng(seed + i)):
+        g, n, others = sp.target, sp.n, sp.others
+        xtr, ytr, xu, xte, yte = sp.xtr, sp.ytr, sp.xu, sp.xte, sp.yte
+        adv = bm.advise_split(sp)
+        scale = float(np.mean(np.var(np.vstack([xtr, xu]), axis=0)))
+        sq = {}
+        for k, (coef, icpt) in others.items():
+            ref = bm.measure(xtr, ytr, xte, yte, coef, icpt, scale)
+            for st, v in _squared_errors(xtr, ytr, xte, yte, coef, icpt, scale).items():
+                assert abs(float(v.mean()) - ref[st]) <= 1e-9 * max(ref[st], 1.0)
+                sq[(k, st)] = v
+        w, b = bm._ridgecv(xtr, ytr, scale)
+        sq[(None, "scratch")] = (yte - xte @ w - b) ** 2
+        sq[(None, "mean")] = (yte - ytr.mean()) ** 2
+        pred = {}
+        for src, st in _pairs(adv.source_names):
+            pred[(src, st)] = (
+                adv.predict_risk(src, st, n),
+                *adv.predict_interval(src, st, n),
+            )
+        eng = adv._engine
+        rec = adv.recommendation
+        out.append(
+            dict(
+                table=i,
+                target=g,
+                n=n,
+                sources=list(adv.source_names),
+                coefs=others,
+                xtr=xtr,
+                ytr=ytr,
+                pred=pred,
+                rec=(rec.source, rec.strategy),
+                var_y=float(eng.resid_var[-1]),
+                # the residual variance scratch is scaled to (pooled with the sources)
+                pooled_var_y=float(eng.energy[-1] @ eng.eigvals + eng.noise_var),
+                measured={k: float(v.mean()) for k, v in sq.items()},
+                sq={k: v.astype(np.float32) for k, v in sq.items()},
+            )
+        )
     return out
 
 

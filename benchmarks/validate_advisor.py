@@ -43,8 +43,9 @@ import argparse
 import os
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -231,10 +232,25 @@ def measure_target(xtr, ytr, xte, yte, scale: float) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------ driver
-def run_task(task: Task, splits: int, seed: int) -> list[dict]:
+class Split(NamedTuple):
+    target: Any
+    n: int
+    split: int
+    others: dict[Any, tuple[np.ndarray, float]]
+    xtr: np.ndarray
+    ytr: np.ndarray
+    xu: np.ndarray
+    xte: np.ndarray
+    yte: np.ndarray
+
+
+def draw_splits(task: Task, splits: int, rng: np.random.Generator) -> Iterator[Split]:
+    """The benchmark's draws: a ``RidgeCV`` source per group with enough rows, and for each
+    target group, each ``n`` and each split the labelled / unlabelled / test rows (a draw with
+    a constant column, which the advisor refuses, is skipped). Shared with
+    ``benchmarks/advisor_rules.py``, so both see the same generator calls."""
     from sklearn.linear_model import RidgeCV
 
-    rng = np.random.default_rng(seed)
     names, counts = np.unique(task.groups, return_counts=True)
     d = task.x.shape[1]
     srcs = {}
@@ -244,7 +260,6 @@ def run_task(task: Task, splits: int, seed: int) -> list[dict]:
             m = RidgeCV(alphas=ALPHAS).fit(task.x[sel], task.y[sel])
             srcs[g] = (m.coef_, float(m.intercept_))
     ns = sorted({max(3, d // 4), max(3, d // 2), d, 2 * d})
-    rows = []
     for g, cnt in zip(names, counts, strict=True):
         if cnt < max(task.min_target, 2 * d + 30):
             continue
@@ -260,30 +275,45 @@ def run_task(task: Task, splits: int, seed: int) -> list[dict]:
                 xtr, ytr = task.x[lab], task.y[lab]
                 xu, xte, yte = task.x[unl], task.x[test], task.y[test]
                 if np.any(np.ptp(np.vstack([xtr, xu]), axis=0) == 0) or np.ptp(ytr) == 0:
-                    continue  # a constant column in this draw: the advisor refuses it
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    sources = {k: {"coef": c, "intercept": b} for k, (c, b) in others.items()}
-                    adv = advise(xtr, ytr, sources, X_unlabelled=xu, n_max=4 * n, **ADVISE_KW)
-                measured = {}
-                scale = float(np.mean(np.var(np.vstack([xtr, xu]), axis=0)))
-                for k, (coef, icpt) in others.items():
-                    for st, v in measure(xtr, ytr, xte, yte, coef, icpt, scale).items():
-                        measured[(k, st)] = v
-                for st, v in measure_target(xtr, ytr, xte, yte, scale).items():
-                    measured[(None, st)] = v
-                rows.append(
-                    dict(
-                        task=task.name,
-                        target=g,
-                        n=n,
-                        d=d,
-                        split=s,
-                        adv=adv,
-                        measured=measured,
-                        logme={k: logme_linear_source(xtr, ytr, v[0]) for k, v in others.items()},
-                    )
-                )
+                    continue
+                yield Split(g, n, s, others, xtr, ytr, xu, xte, yte)
+
+
+def advise_split(sp: Split, **kw: Any) -> Any:
+    """``advise`` on a split's labelled and unlabelled rows, with its sources, quietly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sources = {k: {"coef": c, "intercept": b} for k, (c, b) in sp.others.items()}
+        return advise(sp.xtr, sp.ytr, sources, X_unlabelled=sp.xu, n_max=4 * sp.n, **kw)
+
+
+def run_task(task: Task, splits: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    d = task.x.shape[1]
+    rows = []
+    for sp in draw_splits(task, splits, rng):
+        g, n, s, others = sp.target, sp.n, sp.split, sp.others
+        xtr, ytr, xu, xte, yte = sp.xtr, sp.ytr, sp.xu, sp.xte, sp.yte
+        adv = advise_split(sp, **ADVISE_KW)
+        measured = {}
+        scale = float(np.mean(np.var(np.vstack([xtr, xu]), axis=0)))
+        for k, (coef, icpt) in others.items():
+            for st, v in measure(xtr, ytr, xte, yte, coef, icpt, scale).items():
+                measured[(k, st)] = v
+        for st, v in measure_target(xtr, ytr, xte, yte, scale).items():
+            measured[(None, st)] = v
+        rows.append(
+            dict(
+                task=task.name,
+                target=g,
+                n=n,
+                d=d,
+                split=s,
+                adv=adv,
+                measured=measured,
+                logme={k: logme_linear_source(xtr, ytr, v[0]) for k, v in others.items()},
+            )
+        )
     return rows
 
 
