@@ -312,16 +312,19 @@ def _finite_size_bias(
     e = eps[rows]
     # rows are batched by the size of their grid, so that each row's weights are the same bits
     # whether it is computed alone or with others
-    scale = _laplace_scales(lam, ev, k0[live], n[live], e[live], m0[live])[0]
+    scale, var, numer = _laplace_scales(lam, ev, k0[live], n[live], e[live], m0[live])
     low, nodes = _grid_nodes(lam, scale, k0[live], n[live], m0[live])
     grids = np.stack([low, nodes.astype(np.float64)], axis=1)
     for key in np.unique(grids, axis=0):
-        group = live[np.all(grids == key, axis=1)]
+        where = np.flatnonzero(np.all(grids == key, axis=1))  # positions within ``live``
         size = int(key[1])
         chunk = max(1, _CHUNK_CELLS // (int(size) * max(lam.size, _SCALE_NODES * ev.size)))
-        for start in range(0, group.size, chunk):
-            part = group[start : start + chunk]
-            lap = _laplace_weights(lam, ev, k0[part], n[part], e[part], m0[part])
+        for start in range(0, where.size, chunk):
+            at = where[start : start + chunk]
+            part = live[at]
+            lap = _laplace_weights(
+                lam, ev, k0[part], n[part], m0[part], scale[at], var[at], numer[at], key[0], size
+            )
             # a non-positive value (n ~ r with a vanishing ridge) falls back to the first order
             lap = np.where(lap > 0, lap / near[part, None], w[part])
             w[part] += taper[part, None] * (lap - w[part])
@@ -367,23 +370,22 @@ def _laplace_weights(
     ev: np.ndarray,
     k0: np.ndarray,
     n: np.ndarray,
-    eps: np.ndarray,
     m0: np.ndarray,
+    scale: np.ndarray,
+    var: np.ndarray,
+    numer: np.ndarray,
+    low: float,
+    nodes: int,
 ) -> np.ndarray:
     """The weights of :func:`_finite_size_bias` for directions of eigenvalue ``ev``.
 
-    Vectorised over rows (``k0, n, eps, m0`` of shape ``(R,)``; result ``(R, m)``): every row
-    has its own grid in ``y`` with the same number of nodes.
+    Vectorised over rows (``k0, n, m0`` of shape ``(R,)``; ``scale, var, numer`` of
+    :func:`_laplace_scales`, ``(R, m)``; result ``(R, m)``) that share the grid of
+    :func:`_grid_nodes`: ``nodes`` nodes in ``y = log(kappa' / kappa - 1)`` from ``low``, so
+    that ``nu(y)`` runs from ~0 to past every scale; node 0 is ``kappa' = kappa`` (``nu = 0``).
     """
     col = (slice(None), None)
-    scale, var, numer = _laplace_scales(lam, ev, k0, n, eps, m0)
-    # the grid in y = log(kappa' / kappa - 1), one per row: nu(y) runs from ~0 to past every
-    # scale; node 0 is kappa' = kappa itself (nu = 0)
-    low, nodes = _grid_nodes(lam, scale, k0, n, m0)
-    if np.any(nodes != nodes[0]) or np.any(low != low[0]):
-        raise ValueError("rows of one batch must share their grid")
-    nodes = int(nodes[0])
-    y = low[0] + np.arange(nodes) / _NODES_PER_EFOLD
+    y = low + np.arange(nodes) / _NODES_PER_EFOLD
     h = np.full(k0.size, 1.0 / _NODES_PER_EFOLD)
     # everything below in units of kappa (each row its own): scale-free, no overflow
     lam_r = lam[None, :] / k0[:, None]
