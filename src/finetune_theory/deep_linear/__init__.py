@@ -44,6 +44,7 @@ from ..asymptotics import DeterministicEquivalent, deterministic_equivalent
 from ..covariance import as_covariance
 from ..exceptions import ConvergenceError, DivergenceError
 from ._closed import (
+    beta_rule,
     norm_covariances,
     pinv,
     projections,
@@ -524,6 +525,79 @@ def finetune(
 
 
 # ============================================================================ risks
+_BETA_NODES = 48  # Gauss nodes over the seen fraction (docs/deep_linear.md, section 6.1)
+
+
+def _fluctuation_terms(
+    a2: np.ndarray,
+    b2: np.ndarray,
+    seen: np.ndarray,
+    a_bar: np.ndarray,
+    b_bar: np.ndarray,
+    c2: float,
+    depth: float,
+    cov: dict[str, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(E s - s, E R - R)`` of the fluctuations of the norms, one entry per row.
+
+    ``a2, b2, seen``: the deterministic equivalents of ``||X^+ y||^2``, ``||P_perp theta_S||^2``
+    and ``||P_X theta_S||^2``; ``a_bar, b_bar`` those of ``A`` and ``B``; ``cov`` from
+    :func:`norm_covariances`. The seen fraction ``t = ||P_X theta_S||^2 / c2`` is integrated
+    over the Beta law of its mean and variance (the exact law for an isotropic covariance) with
+    a Gauss rule; given ``t``, ``a2``, ``A`` and ``B`` are replaced by their linear regressions
+    on ``b2`` and the rest of their spread enters at second order, the design part of it scaled
+    by ``t / E t`` (it comes from the seen components of the source) and the chi-square part
+    of the noise, ``Var(xi' (XX')^-1 xi)``, kept whole (``docs/deep_linear.md``, section 6.1).
+    Rows whose variance is too large for a Beta law with both parameters above 1 keep the plain
+    second-order expansion in ``(a2, b2)``.
+    """
+    ds, dr = np.zeros(a2.shape), np.zeros(a2.shape)
+    vbb, vab = cov["bb"], cov["ab"]
+    m = seen / c2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = m * (1.0 - m) * c2**2 / vbb - 1.0
+    beta_ok = (vbb > 0) & (m * total > 1.0) & ((1.0 - m) * total > 1.0)
+    for j in range(a2.size):
+        if beta_ok[j]:
+            t, w = beta_rule(m[j] * total[j], (1.0 - m[j]) * total[j], _BETA_NODES)
+            db = c2 * (1.0 - t) - b2[j]
+            k_a, k_big_a, k_big_b = (cov[q][j] / vbb[j] for q in ("ab", "Ab", "Bb"))
+            chi = cov["aa_chi"][j]
+            frac = t / m[j]
+            va = max(cov["aa"][j] - chi - vab[j] ** 2 / vbb[j], 0.0) * frac + chi
+            c_aa = (cov["Aa"][j] - k_big_a * vab[j]) * frac
+            c_ba = (cov["Ba"][j] - k_big_b * vab[j]) * frac
+            aj = np.maximum(a2[j] + k_a * db, 1e-6 * a2[j])
+            big_a, big_b = a_bar[j] + k_big_a * db, b_bar[j] + k_big_b * db
+            sj, s_a, _, s_aa, _, _ = scale_derivatives(aj, b2[j] + db, c2, depth, c2 * t)
+            e_s = sj + 0.5 * s_aa * va
+            e_r = (
+                big_a * sj**2
+                - 2 * big_b * sj
+                + (big_a * s_a**2 + (big_a * sj - big_b) * s_aa) * va
+                + 2 * sj * s_a * c_aa
+                - 2 * s_a * c_ba
+            )
+            s0 = scale_root(a2[j], b2[j], c2, depth, seen_sq=seen[j])
+            ds[j] = w @ e_s - s0
+            dr[j] = w @ e_r - (a_bar[j] * s0**2 - 2 * b_bar[j] * s0)
+            continue
+        sl = slice(j, j + 1)
+        s0, s_a, s_b, s_aa, s_ab, s_bb = scale_derivatives(a2[sl], b2[sl], c2, depth, seen[sl])
+        g = {q: cov[q][sl] for q in cov}
+        ds[j] = (0.5 * (s_aa * g["aa"] + 2 * s_ab * g["ab"] + s_bb * g["bb"]))[0]
+        slope = 2 * (a_bar[sl] * s0 - b_bar[sl])  # dR/ds; d2R/ds2 = 2 A
+        h_aa = 2 * a_bar[sl] * s_a**2 + slope * s_aa
+        h_bb = 2 * a_bar[sl] * s_b**2 + slope * s_bb
+        h_ab = 2 * a_bar[sl] * s_a * s_b + slope * s_ab
+        dr[j] = (
+            0.5 * (h_aa * g["aa"] + h_bb * g["bb"] + 2 * h_ab * g["ab"])
+            + 2 * s0 * (s_a * g["Aa"] + s_b * g["Ab"])
+            - 2 * (s_a * g["Ba"] + s_b * g["Bb"])
+        )[0]
+    return ds, dr
+
+
 def _expected_scale(
     c: Any, ts: np.ndarray, tt: np.ndarray, eq: Any, depth: float, sigma: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -563,20 +637,10 @@ def _expected_scale(
             }
         )
         cov = norm_covariances(c.eigvals, u, v, sub, sigma)
-        s0, s_a, s_b, s_aa, s_ab, s_bb = scale_derivatives(
-            target_sq[idx], perp_sq[idx], c2, depth, seen_sq[idx]
-        )
-        ds[idx] = 0.5 * (s_aa * cov["aa"] + 2 * s_ab * cov["ab"] + s_bb * cov["bb"])
         a_bar = sub.bias_weights @ cs
         b_bar = sub.bias_weights @ (u * v)
-        slope = 2 * (a_bar * s0 - b_bar)  # dR/ds; d2R/ds2 = 2 A
-        h_aa = 2 * a_bar * s_a**2 + slope * s_aa
-        h_bb = 2 * a_bar * s_b**2 + slope * s_bb
-        h_ab = 2 * a_bar * s_a * s_b + slope * s_ab
-        dr[idx] = (
-            0.5 * (h_aa * cov["aa"] + h_bb * cov["bb"] + 2 * h_ab * cov["ab"])
-            + 2 * s0 * (s_a * cov["Aa"] + s_b * cov["Ab"])
-            - 2 * (s_a * cov["Ba"] + s_b * cov["Bb"])
+        ds[idx], dr[idx] = _fluctuation_terms(
+            target_sq[idx], perp_sq[idx], seen_sq[idx], a_bar, b_bar, c2, depth, cov
         )
     return s, ds, dr
 
@@ -596,9 +660,11 @@ def expected_scale(
     ``||P_perp theta_S||^2 ~ sum_i perp_weights_i <theta_S, v_i>^2`` and
     ``||X^+ y||^2 ~ ||theta_T||^2 - sum_i perp_weights_i <theta_T, v_i>^2``
     ``+ sigma^2 E ||X^+||_F^2`` (``pinv_trace`` of the deterministic equivalent). With
-    ``correct=True`` (default) the second-order term ``(1/2) sum_jk d2s/dq_j dq_k Cov(q_j, q_k)``
-    over ``q = (||X^+ y||^2, ||P_perp theta_S||^2)`` is added: ``s_N`` is convex in the norms, so
-    the plug-in alone is low at small ``n`` (``docs/deep_linear.md``, section 6).
+    ``correct=True`` (default) the spread of the norms ``q = (||X^+ y||^2, ||P_perp theta_S||^2)``
+    over designs is added: the seen fraction of the source is integrated over a Beta law and
+    the rest of the spread enters at second order, ``(1/2) sum_jk d2s/dq_j dq_k Cov(q_j, q_k)``;
+    ``s_N`` is convex in the norms, so the plug-in alone is low at small ``n``
+    (``docs/deep_linear.md``, section 6).
 
     Examples
     --------

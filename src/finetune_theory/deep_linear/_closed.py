@@ -3,7 +3,9 @@
 * :func:`solve_scale`: the scalar equation for the scale ``s_N`` of the source in the unseen
   subspace, vectorised, from squared norms (realised ones for :func:`deep_linear.finetune`,
   deterministic equivalents for :func:`deep_linear.expected_risk`);
-* :func:`projections`: ``X^+ y``, ``P_perp theta_S`` and ``P_X theta_S``, batched.
+* :func:`projections`: ``X^+ y``, ``P_perp theta_S`` and ``P_X theta_S``, batched;
+* :func:`scale_derivatives`, :func:`norm_covariances`, :func:`beta_rule`: the pieces of the
+  fluctuation correction of :func:`deep_linear.expected_risk`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import math
 from typing import Any
 
 import numpy as np
+from scipy.linalg import eigh_tridiagonal
 
 from .._validation import check_depth
 
@@ -20,6 +23,7 @@ __all__ = [
     "scale_root",
     "scale_derivatives",
     "norm_covariances",
+    "beta_rule",
     "pinv",
     "projections",
 ]
@@ -159,9 +163,13 @@ def norm_covariances(
     unseen projection has ``Cov(x' dP y, w' dP z) = eta [G(x, w) G(y, z) + G(x, z) G(y, w)]``
     with ``G(x, y) = sum_i p_i (1 - p_i) x_i y_i`` (``p = perp_weights``) and
     ``eta = 1 / (n (1 - rho))``; exact to leading order for an isotropic covariance (uniformly
-    random subspace, Beta moments). Returns the variances and covariances of
+    random subspace, Beta moments). The ``Sigma``-weighted ``A`` and ``B`` are ``z``-derivatives
+    of the same forms for the covariance ``Sigma (1 + z Sigma)^-1`` of the same Gaussian ``Z``,
+    whose covariance with the ``z = 0`` forms has the same structure with two-covariance
+    weights. Returns the variances and covariances (keys ``aa, bb, ab, Aa, Ab, Ba, Bb``) of
     ``a2 = ||X^+ y||^2``, ``b2 = ||P_perp theta_S||^2``, ``A = ||P_perp theta_S||^2_Sigma``,
-    ``B = <P_perp theta_S, P_perp theta_T>_Sigma`` (``docs/deep_linear.md``, section 6).
+    ``B = <P_perp theta_S, P_perp theta_T>_Sigma``, and ``aa_chi``, the part
+    ``Var(xi' (XX')^-1 xi)`` of ``aa`` (``docs/deep_linear.md``, section 6.1).
     """
     p = eq.perp_weights
     gam = p * (1.0 - p)
@@ -172,21 +180,59 @@ def norm_covariances(
     def g(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return gam @ (x * y)
 
+    # A = -d/dz u_z' P_z u_z and B = -d/dz u_z' P_z v_z at z = 0, where P_z is the unseen
+    # projection of the same Z with covariance Sigma (1 + z Sigma)^-1 and x_z = (1 + z Sigma)^-1/2 x
+    # (the ridgeless limit of mu u' (X'X + mu (1 + z Sigma))^-1 u). The two-covariance form of
+    # the covariance has the weights sqrt(r_z r) / ((1 + r_z)(1 + r)), r = kappa / lambda, and
+    # eta_z = 1 / (n (1 - sum (1 - p_z)(1 - p) / n)); dgam, deta are their z-derivatives at 0
+    # (dlog kappa / dz = -kappa n rho / sum p (1 - p)), with the -lambda / 2 of x_z in dgam.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dlk = -eq.kappa * nf * eq.rho / np.sum(gam, axis=-1)
+    omega = lam[None, :] + dlk[:, None]
+    dgam = 0.5 * gam * ((1.0 - 2.0 * p) * omega - lam[None, :])
+    deta = -(eta**2) * np.sum(gam * (1.0 - p) * omega, axis=-1)
+
+    def dg(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return dgam @ (x * y)
+
     guu, guv, gvv = g(u, u), g(u, v), g(v, v)
-    glu_u, glu_v, glv_v = g(lam * u, u), g(lam * u, v), g(lam * v, v)
+    duu, duv, dvv = dg(u, u), dg(u, v), dg(v, v)
     out = {
         "aa": 2 * eta * gvv**2,
         "bb": 2 * eta * guu**2,
         "ab": -2 * eta * guv**2,
-        "Aa": -2 * eta * glu_v * guv,
-        "Ab": 2 * eta * glu_u * guu,
-        "Ba": -eta * (glu_v * gvv + guv * glv_v),
-        "Bb": eta * (glu_u * guv + guu * glu_v),
+        "Aa": 2 * deta * guv**2 + 4 * eta * guv * duv,
+        "Ab": -2 * deta * guu**2 - 4 * eta * guu * duu,
+        "Ba": 2 * deta * guv * gvv + 2 * eta * (duv * gvv + guv * dvv),
+        "Bb": -2 * deta * guu * guv - 2 * eta * (duu * guv + guu * duv),
     }
     if sigma > 0:
         with np.errstate(divide="ignore", invalid="ignore"):
             inv_k = 1.0 / eq.kappa
         # E (X'X)^+ ~ diag(p_i (1 - p_i) eta / kappa), E tr (XX')^-2 ~ eta / kappa^2:
         # Var(2 theta_T' X^+ xi) + Var(xi' (XX')^-1 xi)
-        out["aa"] = out["aa"] + 4 * sigma**2 * eta * inv_k * gvv + 2 * sigma**4 * eta * inv_k**2
+        out["aa_chi"] = 2 * sigma**4 * eta * inv_k**2
+        out["aa"] = out["aa"] + 4 * sigma**2 * eta * inv_k * gvv + out["aa_chi"]
+    else:
+        out["aa_chi"] = np.zeros(nf.shape)
     return out
+
+
+def beta_rule(a: float, b: float, nodes: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss rule of the ``Beta(a, b)`` law on ``(0, 1)``: nodes and weights (summing to 1).
+
+    Golub-Welsch on the three-term recurrence of the Jacobi polynomials with weight
+    ``(1 - x)^(b - 1) (1 + x)^(a - 1)`` on ``(-1, 1)``, ``t = (1 + x) / 2``; exact for
+    polynomials of degree below ``2 nodes``. ``a, b > 0``; stable for large ``a + b`` (a
+    concentrated law), where the normalising constant would overflow.
+    """
+    al, be = b - 1.0, a - 1.0
+    k = np.arange(nodes, dtype=np.float64)
+    s = 2 * k + al + be
+    with np.errstate(divide="ignore", invalid="ignore"):
+        diag = np.where(k == 0, (be - al) / (al + be + 2), (be**2 - al**2) / (s * (s + 2)))
+    kk, ss = k[1:], s[1:]
+    off = (2 / ss) * np.sqrt(kk * (kk + al) * (kk + be) * (kk + al + be) / ((ss - 1) * (ss + 1)))
+    x, vec = eigh_tridiagonal(diag, off)
+    w = vec[0] ** 2
+    return np.clip((1.0 + x) / 2.0, 0.0, 1.0), w / w.sum()
