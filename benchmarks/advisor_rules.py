@@ -13,7 +13,8 @@ pair by an unbiased estimate of every pair's test MSE, its mean squared error on
 rows drawn from the test rows (``k = n``, ``2 n``, or half the test rows), and scoring the pick
 on the remaining test rows (mean over 20 draws of the fresh rows). Picking by the squared
 errors of ``n`` fresh rows is what ``n`` rows would allow if they did not also train the
-strategies: how far the aim "within 5%" lies from what the data can support.
+strategies: how far the aim "within 5%" lies from what the data can support. The same
+oracle is applied to column (4), ``finetune_ridge`` against ``scratch`` (:func:`order_scores`).
 
 Run: ``python benchmarks/advisor_rules.py [--records FILE] [--jobs 2]`` (``--records`` keeps
 the records in a pickle and reuses it when it exists).
@@ -223,6 +224,32 @@ def fresh_rows(k_of, reps: int = 20):
     return value
 
 
+def order_scores(recs: list[dict], k_of, reps: int = 20) -> tuple[float, float, int]:
+    """Column (4) against a noisy oracle: per split and source, ``finetune_ridge`` against
+    ``scratch`` ordered by their mean squared errors on ``k_of(r, m)`` fresh test rows, and by
+    the advisor's predictions, both scored on the other test rows where the two differ by at
+    least 20% (``reps`` draws of the fresh rows). Returns the oracle's share ordered right, the
+    advisor's on the same rows, and the number of scored comparisons."""
+    rng = np.random.default_rng(2)
+    oracle, advisor = [], []
+    for r in recs:
+        sc = np.asarray(r["sq"][(None, "scratch")], dtype=np.float64)
+        m = sc.size
+        k = min(max(k_of(r, m), 1), m - 1)
+        perms = [rng.permutation(m) for _ in range(reps)]
+        for src in r["sources"]:
+            fr = np.asarray(r["sq"][(src, "finetune_ridge")], dtype=np.float64)
+            pred = r["pred"][(src, "finetune_ridge")][0] < r["pred"][(None, "scratch")][0]
+            for perm in perms:
+                a, b = perm[:k], perm[k:]
+                fr_b, sc_b = fr[b].mean(), sc[b].mean()
+                if max(fr_b, sc_b) < 1.2 * min(fr_b, sc_b):
+                    continue
+                oracle.append((fr[a].mean() < sc[a].mean()) == (fr_b < sc_b))
+                advisor.append(pred == (fr_b < sc_b))
+    return float(np.mean(oracle)), float(np.mean(advisor)), len(oracle)
+
+
 # ---------------------------------------------------------------------------- scoring
 def regrets(recs: list[dict], value) -> np.ndarray:
     """Column (3) per (target, n) cell; ``value(r)`` is the advised MSE of a split."""
@@ -313,6 +340,12 @@ def main() -> None:
         )
         if name in RULES:
             calib[name] = [calibration(recs, rule, getattr(rule, "pred", None)) for recs in tables]
+    print(f"\n{'(4) source vs scratch':32s}" + "".join(f"{s:>9s}" for s in SHORT) + "    all")
+    for label, k_of in [("n", lambda r, m: r["n"]), ("2n", lambda r, m: 2 * r["n"])]:
+        per = [order_scores(recs, k_of) for recs in tables]
+        both = order_scores([r for recs in tables for r in recs], k_of)
+        for j, name in enumerate([f"oracle: {label} fresh rows", f"advisor (same rows, {label})"]):
+            print(f"{name:32s}" + "".join(f"{p[j]:9.0%}" for p in per) + f"{both[j]:7.0%}")
     print(f"\n{'(1) pred/meas | (2) cover, rec.':32s}" + "".join(f"{s:>13s}" for s in SHORT))
     for name, cs in calib.items():
         print(f"{name:32s}" + "".join(f"{a:6.2f} {b:5.0%} " for a, b in cs))
