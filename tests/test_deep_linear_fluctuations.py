@@ -217,3 +217,32 @@ def test_corrected_scale_noiseless_isotropic_matches_monte_carlo() -> None:
     se = s.std(ddof=1) / math.sqrt(reps)
     pred = dl.expected_scale(cov, pair.theta_source, pair.theta_target, n, math.inf)
     assert abs(pred - s.mean()) <= 3 * se + 0.005 * s.mean()
+
+
+@pytest.mark.parametrize("a, b", [(2.5, 3.0), (5.0, 95.0), (50.0, 450.0)])
+def test_beta_rule_matches_scipy_jacobi_roots(a, b):
+    # scipy's Gauss-Jacobi rule is the oracle where its weights are finite
+    from scipy.special import roots_jacobi
+
+    from finetune_theory.deep_linear._closed import beta_rule
+
+    t, w = beta_rule(a, b, nodes=24)
+    x, wj = roots_jacobi(24, b - 1.0, a - 1.0)
+    order = np.argsort(t)
+    np.testing.assert_allclose(t[order], (1.0 + x) / 2.0, atol=1e-13)
+    np.testing.assert_allclose(w[order], wj / wj.sum(), atol=1e-12)
+
+
+def test_beta_rule_moments_of_a_concentrated_law():
+    # where scipy's weights overflow, the rule still integrates the Beta moments exactly
+    from finetune_theory.deep_linear._closed import beta_rule
+
+    a, b = 500.0, 4500.0
+    t, w = beta_rule(a, b, nodes=24)
+    mean = a / (a + b)
+    var = a * b / ((a + b) ** 2 * (a + b + 1))
+    third = mean * (a + 1) * (a + 2) / ((a + b + 1) * (a + b + 2))
+    assert np.all(np.isfinite(w)) and abs(w.sum() - 1) < 1e-12
+    np.testing.assert_allclose(w @ t, mean, rtol=1e-12)
+    np.testing.assert_allclose(w @ (t - mean) ** 2, var, rtol=1e-9)
+    np.testing.assert_allclose(w @ t**3, third, rtol=1e-10)
