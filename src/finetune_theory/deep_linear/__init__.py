@@ -557,44 +557,44 @@ def _fluctuation_terms(
     with np.errstate(divide="ignore", invalid="ignore"):
         total = m * (1.0 - m) * c2**2 / vbb - 1.0
     beta_ok = (vbb > 0) & (m * total > 1.0) & ((1.0 - m) * total > 1.0)
-    for j in range(a2.size):
-        if beta_ok[j]:
-            t, w = beta_rule(m[j] * total[j], (1.0 - m[j]) * total[j], _BETA_NODES)
-            db = c2 * (1.0 - t) - b2[j]
-            k_a, k_big_a, k_big_b = (cov[q][j] / vbb[j] for q in ("ab", "Ab", "Bb"))
-            chi = cov["aa_chi"][j]
-            frac = t / m[j]
-            va = max(cov["aa"][j] - chi - vab[j] ** 2 / vbb[j], 0.0) * frac + chi
-            c_aa = (cov["Aa"][j] - k_big_a * vab[j]) * frac
-            c_ba = (cov["Ba"][j] - k_big_b * vab[j]) * frac
-            aj = np.maximum(a2[j] + k_a * db, 1e-6 * a2[j])
-            big_a, big_b = a_bar[j] + k_big_a * db, b_bar[j] + k_big_b * db
-            sj, s_a, _, s_aa, _, _ = scale_derivatives(aj, b2[j] + db, c2, depth, c2 * t)
-            e_s = sj + 0.5 * s_aa * va
-            e_r = (
-                big_a * sj**2
-                - 2 * big_b * sj
-                + (big_a * s_a**2 + (big_a * sj - big_b) * s_aa) * va
-                + 2 * sj * s_a * c_aa
-                - 2 * s_a * c_ba
-            )
-            s0 = scale_root(a2[j], b2[j], c2, depth, seen_sq=seen[j])
-            ds[j] = w @ e_s - s0
-            dr[j] = w @ e_r - (a_bar[j] * s0**2 - 2 * b_bar[j] * s0)
-            continue
-        sl = slice(j, j + 1)
-        s0, s_a, s_b, s_aa, s_ab, s_bb = scale_derivatives(a2[sl], b2[sl], c2, depth, seen[sl])
-        g = {q: cov[q][sl] for q in cov}
-        ds[j] = (0.5 * (s_aa * g["aa"] + 2 * s_ab * g["ab"] + s_bb * g["bb"]))[0]
-        slope = 2 * (a_bar[sl] * s0 - b_bar[sl])  # dR/ds; d2R/ds2 = 2 A
-        h_aa = 2 * a_bar[sl] * s_a**2 + slope * s_aa
-        h_bb = 2 * a_bar[sl] * s_b**2 + slope * s_bb
-        h_ab = 2 * a_bar[sl] * s_a * s_b + slope * s_ab
-        dr[j] = (
+    # rows too spread for the Beta law: the plain second-order expansion, all at once
+    fb = ~beta_ok
+    if fb.any():
+        s0, s_a, s_b, s_aa, s_ab, s_bb = scale_derivatives(a2[fb], b2[fb], c2, depth, seen[fb])
+        g = {q: cov[q][fb] for q in cov}
+        ds[fb] = 0.5 * (s_aa * g["aa"] + 2 * s_ab * g["ab"] + s_bb * g["bb"])
+        slope = 2 * (a_bar[fb] * s0 - b_bar[fb])  # dR/ds; d2R/ds2 = 2 A
+        h_aa = 2 * a_bar[fb] * s_a**2 + slope * s_aa
+        h_bb = 2 * a_bar[fb] * s_b**2 + slope * s_bb
+        h_ab = 2 * a_bar[fb] * s_a * s_b + slope * s_ab
+        dr[fb] = (
             0.5 * (h_aa * g["aa"] + h_bb * g["bb"] + 2 * h_ab * g["ab"])
             + 2 * s0 * (s_a * g["Aa"] + s_b * g["Ab"])
             - 2 * (s_a * g["Ba"] + s_b * g["Bb"])
-        )[0]
+        )
+    for j in np.flatnonzero(beta_ok):
+        t, w = beta_rule(m[j] * total[j], (1.0 - m[j]) * total[j], _BETA_NODES)
+        db = c2 * (1.0 - t) - b2[j]
+        k_a, k_big_a, k_big_b = (cov[q][j] / vbb[j] for q in ("ab", "Ab", "Bb"))
+        chi = cov["aa_chi"][j]
+        frac = t / m[j]
+        va = max(cov["aa"][j] - chi - vab[j] ** 2 / vbb[j], 0.0) * frac + chi
+        c_aa = (cov["Aa"][j] - k_big_a * vab[j]) * frac
+        c_ba = (cov["Ba"][j] - k_big_b * vab[j]) * frac
+        aj = np.maximum(a2[j] + k_a * db, 1e-6 * a2[j])
+        big_a, big_b = a_bar[j] + k_big_a * db, b_bar[j] + k_big_b * db
+        sj, s_a, _, s_aa, _, _ = scale_derivatives(aj, b2[j] + db, c2, depth, c2 * t)
+        e_s = sj + 0.5 * s_aa * va
+        e_r = (
+            big_a * sj**2
+            - 2 * big_b * sj
+            + (big_a * s_a**2 + (big_a * sj - big_b) * s_aa) * va
+            + 2 * sj * s_a * c_aa
+            - 2 * s_a * c_ba
+        )
+        s0 = scale_root(a2[j], b2[j], c2, depth, seen_sq=seen[j])
+        ds[j] = w @ e_s - s0
+        dr[j] = w @ e_r - (a_bar[j] * s0**2 - 2 * b_bar[j] * s0)
     return ds, dr
 
 
