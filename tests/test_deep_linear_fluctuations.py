@@ -105,6 +105,17 @@ def test_sigma_weighted_covariances_match_monte_carlo(alpha: float) -> None:
         assert abs(pred[key][0] - prod.mean()) <= 3 * se + 0.05 * abs(prod.mean()), key
 
 
+def _scaled_pair_setting(spectrum: str, n: int, depth: float, noise: float, repeats: int):
+    """The benchmark's setting (d = 200, ``scaled_pair(alpha=0.5, eps=0.1, seed=3)``): the
+    arguments of ``expected_risk`` and the Monte Carlo of ``repeats`` designs (seed 11)."""
+    d = 200
+    exponent = {"power_law": 1.0, "power_law_2": 2.0}
+    cov = cv.isotropic(d) if spectrum == "isotropic" else cv.power_law(d, exponent[spectrum])
+    pair = teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=3)
+    args = (cov, pair.theta_source, pair.theta_target, n, depth)
+    return args, dl.simulate_risk(*args, noise=noise, repeats=repeats, seed=11)
+
+
 @pytest.mark.parametrize(
     ("spectrum", "n", "depth", "noise"),
     # these 4000 designs: the first-order guess for Cov(A, .) with the plain second-order
@@ -120,11 +131,7 @@ def test_sigma_weighted_covariances_match_monte_carlo(alpha: float) -> None:
 def test_resummed_risk_matches_monte_carlo(
     spectrum: str, n: int, depth: float, noise: float
 ) -> None:
-    d = 200
-    cov = cv.isotropic(d) if spectrum == "isotropic" else cv.power_law(d, 2.0)
-    pair = teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=3)
-    args = (cov, pair.theta_source, pair.theta_target, n, depth)
-    sim = dl.simulate_risk(*args, noise=noise, repeats=4000, seed=11)
+    args, sim = _scaled_pair_setting(spectrum, n, depth, noise, repeats=4000)
     pred = dl.expected_risk(*args, noise=noise)
     assert abs(pred - sim.mean) <= 3 * sim.stderr + 0.01 * sim.mean
 
@@ -143,11 +150,7 @@ def test_resummed_risk_matches_monte_carlo(
 def test_corrected_risk_matches_monte_carlo_and_the_plug_in_does_not(
     spectrum: str, n: int, depth: float, noise: float
 ) -> None:
-    d = 200
-    cov = cv.isotropic(d) if spectrum == "isotropic" else cv.power_law(d, 1.0)
-    pair = teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=3)
-    args = (cov, pair.theta_source, pair.theta_target, n, depth)
-    sim = dl.simulate_risk(*args, noise=noise, repeats=400, seed=11)
+    args, sim = _scaled_pair_setting(spectrum, n, depth, noise, repeats=400)
     pred = dl.expected_risk(*args, noise=noise)
     plug = dl.expected_risk(*args, noise=noise, correct=False)
     band = 3 * sim.stderr + 0.02 * sim.mean
