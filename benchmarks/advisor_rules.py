@@ -243,7 +243,7 @@ def order_scores(recs: list[dict], k_of, reps: int = 20) -> tuple[float, float, 
             for perm in perms:
                 a, b = perm[:k], perm[k:]
                 fr_b, sc_b = fr[b].mean(), sc[b].mean()
-                if max(fr_b, sc_b) < 1.2 * min(fr_b, sc_b):
+                if not bm.apart(fr_b, sc_b):
                     continue
                 oracle.append((fr[a].mean() < sc[a].mean()) == (fr_b < sc_b))
                 advisor.append(pred == (fr_b < sc_b))
