@@ -9,8 +9,13 @@ eigen-directions (the risk of a difference spread evenly over the block). Prints
 docs/linear.md, section 3.2: relative error of the prediction in %, Monte Carlo standard error
 in brackets.
 
-Run: ``python benchmarks/finite_size_weights.py [--quick]`` (about 10 minutes on 2 cores;
-``--quick``: 300 draws, n = 10 and 20, a few seconds).
+With ``--near-rank`` it prints the table of docs/linear.md, section 3.3 instead: ``n = d - k``
+for ``k`` from 1 to 16 at ``d = 200`` (blocks: the top 3 directions, 4-10, the rest, all),
+beside the first order.
+
+Run: ``python benchmarks/finite_size_weights.py [--quick] [--near-rank]`` (about 10 minutes on
+2 cores each; ``--quick``: 300 draws, n = 10 and 20 (k = 1 and 4 near the rank), a few
+seconds).
 """
 
 from __future__ import annotations
@@ -60,11 +65,43 @@ def monte_carlo_weights(
     return mean, np.sqrt(np.maximum(square / draws - mean**2, 0.0) / draws)
 
 
+def near_rank(d: int, quick: bool) -> None:
+    """The near-rank table: ``n = d - k``, the package and the first order against Monte Carlo."""
+    blocks = [(0, 3), (3, 10), (10, d), (0, d)]
+    ks = [1, 4] if quick else [1, 2, 3, 4, 6, 8, 12, 16]
+    draws = 300 if quick else 1000
+    print("| spectrum, k = d - n | top 3 | dirs 4-10 | the rest | all | all, first order |")
+    print("|---" * 6 + "|")
+    start = time.perf_counter()
+    for name, lam in spectra(d).items():
+        if name == "`i^-1.5`":
+            continue
+        for k in ks:
+            n = d - k
+            mean, se = monte_carlo_weights(lam, n, draws, seed=500 + k)
+            eq = asymptotics.deterministic_equivalent(np.diag(lam), n)
+            pred = eq.bias_weights[0]
+            first = eq.kappa[0] ** 2 * lam / (lam + eq.kappa[0]) ** 2 / (1.0 - eq.rho[0])
+            cells = []
+            for lo, hi in blocks:
+                ref = mean[lo:hi].sum()
+                err = 100.0 * (pred[lo:hi].sum() / ref - 1.0)
+                cells.append(f"{err:+.1f} ({100.0 * np.sqrt((se[lo:hi] ** 2).sum()) / ref:.1f})")
+            cells.append(f"{100.0 * (first.sum() / mean.sum() - 1.0):+.1f}")
+            print(f"| {name}, {k} | " + " | ".join(cells) + " |", flush=True)
+    print(f"\n{draws} designs per row; {time.perf_counter() - start:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--d", type=int, default=400)
+    parser.add_argument("--near-rank", action="store_true")
+    parser.add_argument("--d", type=int, default=None)
     args = parser.parse_args()
+    if args.near_rank:
+        near_rank(args.d or 200, args.quick)
+        return
+    args.d = args.d or 400
     ns = [10, 20] if args.quick else [10, 20, 50, 100]
     head = " | ".join(f"dirs {lo + 1}-{hi}" if lo else f"dirs 1-{hi}" for lo, hi in BLOCKS[:-1])
     print(f"| spectrum, n | designs | {head} | all |")

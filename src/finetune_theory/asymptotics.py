@@ -28,8 +28,10 @@ returns finite-size forms (``docs/linear.md``, section 3):
   averaged over ``z`` exactly by Laplace transforms of the deterministic equivalent of the
   resolvent trace, with the central-limit mean and variance of ``tr A`` across designs
   (:func:`_finite_size_bias`). A strong spike then gets the inverse-Wishart factor that the
-  first order misses; near the rank an empirical factor tames the expansions, and within
-  two samples of it the first order is used.
+  first order misses. Within a few samples of the rank the unseen space is small and a dual
+  route takes over (:func:`_dual_bias_weights`: the unseen space is the row space of a
+  ``k``-sample design with covariance ``Sigma^{-1}``, ``k = r - n``, averaged exactly over the
+  direction's own column); between the two, an empirical factor tames the expansions.
 
 Ridge towards the source (:func:`ridge_equivalent`) uses the same bias weights at its own
 ``kappa`` and the first-order noise factor.
@@ -296,7 +298,9 @@ def _finite_size_bias(
     # 200, +3 % at m = 9, +10 % at m = 5, +23 % at m = 3, +31..48 % at m = 1, whatever the
     # spectrum. The weights are divided by the fitted 1 + 3 / (m^2 + 6) (docs/linear.md,
     # 3.2: an empirical factor, not derived) and, for m <= 1, replaced by the first order
-    # (between m = 1 and 3 a linear blend)
+    # (between m = 1 and 3 a linear blend). For interpolation the dual route below replaces
+    # all of this up to _DUAL_FULL samples from the rank and is blended in up to _DUAL_LAST;
+    # the factor and the first order remain for a ridge and for tiny ranks
     w = _first_order_weights(ev, qe, (q_all * q_all).sum(axis=1) / n)
     # (below the rank only: from n = r on, with a ridge, the expansions hold again within 1 %
     # for n >= r + 5 or a moderate ridge, measured; at n ~ r with a tiny ridge neither form
@@ -328,6 +332,17 @@ def _finite_size_bias(
             # a non-positive value (n ~ r with a vanishing ridge) falls back to the first order
             lap = np.where(lap > 0, lap / near[part, None], w[part])
             w[part] += taper[part, None] * (lap - w[part])
+    # within a few samples of the rank the unseen space is small: the dual route, exact in its
+    # average over the direction's own column, takes over (fully up to _DUAL_FULL samples from
+    # the rank, blended out by _DUAL_LAST; a ridge fades it as it fades the factor above)
+    k_left = rank - n
+    share = np.clip((_DUAL_LAST - k_left) / (_DUAL_LAST - _DUAL_FULL), 0.0, 1.0)
+    share = np.where((k_left >= 1) & (n >= 2.0 * k_left), share, 0.0)
+    with np.errstate(over="ignore"):
+        share = share / (1.0 + c0) ** 4
+    for j in np.nonzero(share > 1e-12)[0]:
+        dual = _dual_bias_weights(lam[pos], ev, int(round(k_left[j])))
+        w[j] += share[j] * (dual - w[j])
     w = np.maximum(w, 1e-300 * ev[None, :])
     if exact:
         out[np.ix_(rows, np.nonzero(pos)[0])] = w[:, np.searchsorted(ev, lam[pos])]
@@ -335,6 +350,97 @@ def _finite_size_bias(
         ratio = PchipInterpolator(np.log(ev), np.log(w / ev[None, :]), axis=1)(np.log(lam[pos]))
         out[np.ix_(rows, np.nonzero(pos)[0])] = lam[pos][None, :] * np.exp(ratio)
     return out
+
+
+#: the dual route near the rank: used alone up to this many samples below the rank, blended out
+#: linearly by ``_DUAL_LAST``, with ``_DUAL_NODES`` Gauss-Laguerre nodes
+_DUAL_FULL = 4
+_DUAL_LAST = 10
+_DUAL_NODES = 64
+
+
+def _dual_sums(
+    lam: np.ndarray, e: np.ndarray, kp: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sums over the spectrum ``lam`` without one direction of variance ``e`` (rows of ``kp``).
+
+    With ``p_j = 1 / (1 + kappa' lambda_j)`` (the dual fractions): ``sum p``, ``sum p^2``,
+    ``sum lambda p`` and ``sum (log(1 - p) + p)``, each less the term of ``e``.
+    """
+    z = kp[..., None] * lam
+    p = 1.0 / (1.0 + z)
+    ze = kp * e[:, None]
+    pe = 1.0 / (1.0 + ze)
+    s1 = p.sum(axis=-1) - pe
+    s2 = (p * p).sum(axis=-1) - pe * pe
+    phi = (lam * p).sum(axis=-1) - e[:, None] * pe
+    f = (np.log(z) - np.log1p(z) + p).sum(axis=-1) - (np.log(ze) - np.log1p(ze) + pe)
+    return s1, s2, phi, f
+
+
+def _dual_bias_weights(lam: np.ndarray, e: np.ndarray, k: int) -> np.ndarray:
+    """Bias weights at ``n = r - k`` for directions of variance ``e``, from the dual design.
+
+    ``lam``: the positive spectrum (rank ``r``). The unseen space of ``X = Z Lambda^{1/2}`` is
+    ``Lambda^{-1/2}`` times a uniform ``k``-dimensional subspace, i.e. the row space of a ``k x
+    r`` design ``Y`` with rows ``N(0, Lambda^{-1})``. For direction ``i``, with ``g`` its column
+    of ``Y`` (scaled to ``N(0, I_k)``), ``B = Y_{-i} Y_{-i}^T`` and ``C = Y_{-i} Lambda Y_{-i}^T``
+    (without ``i``, independent of ``g``), Sherman-Morrison gives exactly
+
+        (P_perp Sigma P_perp)_ii = lambda_i (r_i + a_i^2) / (lambda_i + a_i)^2,
+        a_i = g^T B^{-1} g,  r_i = g^T B^{-1} C B^{-1} g.
+
+    Averaged over ``g`` through ``(lambda + a)^{-2} = int v e^{-v (lambda + a)} dv``:
+    ``w_i = lambda_i int v e^{-v lambda_i} e^{L(v)} ((phi(0) - phi(2v)) / (2v) + delta(2v)^2 -
+    2 delta'(2v)) dv`` with ``L(v) = -1/2 int_0^{2v} delta``, ``delta(mu) = tr (B + mu)^{-1}``
+    and ``phi(mu) = tr C (B + mu)^{-1}``. These are replaced by the deterministic equivalent
+    of the ``k``-sample dual Gram, explicit along ``kappa'``: ``delta = 1 / kappa'``, ``mu =
+    kappa' (k - sum p)``, ``phi = sum lambda p`` and ``int_0^mu delta = k log(kappa' /
+    kappa_0) - [sum (log(1 - p) + p)]_{kappa_0}^{kappa'}`` (``p = 1 / (1 + kappa' lambda)``,
+    sums without ``i``). ``a`` is rescaled by the central-limit mean of ``tr B^{-1}``, ``1 +
+    sum p^2 (1 - p) / (k - sum p^2)^2`` (as ``z^T A z`` in :func:`_finite_size_bias`); the
+    ``v`` integral is a Gauss-Laguerre rule in ``x = v lambda_i``.
+    """
+    full = _dual_kappa0(lam, np.zeros(1), k, without=False)[0]
+    p = 1.0 / (1.0 + full * lam)
+    c = 1.0 + float((p * p * (1.0 - p)).sum()) / (k - float((p * p).sum())) ** 2
+    step = max(1, _CHUNK_CELLS // (2 * _DUAL_NODES * lam.size))
+    return np.concatenate([_dual_chunk(lam, e[i : i + step], k, c) for i in range(0, e.size, step)])
+
+
+def _dual_kappa0(lam: np.ndarray, e: np.ndarray, k: int, without: bool = True) -> np.ndarray:
+    """``kappa_0`` with ``sum p = k`` over the spectrum without ``e`` (or the full one)."""
+    lo = np.full(e.size, -np.log(lam.max()) - 40.0)
+    hi = np.full(e.size, -np.log(lam.min()) + 40.0)
+    for _ in range(90):  # bisection in log kappa'
+        mid = 0.5 * (lo + hi)
+        kp = np.exp(mid)
+        s1 = (1.0 / (1.0 + kp[:, None] * lam)).sum(axis=1)
+        if without:
+            s1 = s1 - 1.0 / (1.0 + kp * e)
+        lo, hi = np.where(s1 > k, mid, lo), np.where(s1 > k, hi, mid)
+    return np.exp(0.5 * (lo + hi))
+
+
+def _dual_chunk(lam: np.ndarray, e: np.ndarray, k: int, c: float) -> np.ndarray:
+    """:func:`_dual_bias_weights` for a chunk of directions, with the factor ``c``."""
+    k0 = _dual_kappa0(lam, e, k)[:, None]
+    outer = e / c
+    x, wl = np.polynomial.laguerre.laggauss(_DUAL_NODES)
+    mu = 2.0 * x[None, :] / outer[:, None]
+    _, s20, phi0, f0 = _dual_sums(lam, e, k0)
+    # mu(kappa') is increasing and convex: Newton from the tangent at kappa_0 (to the right)
+    kp = k0 + mu / (k - s20)
+    for _ in range(40):
+        s1, s2, _, _ = _dual_sums(lam, e, kp)
+        step = (kp * (k - s1) - mu) / (k - s2)
+        kp = kp - step
+        if float(np.max(np.abs(step) / kp)) < 1e-13:
+            break
+    _, s2, phi, f = _dual_sums(lam, e, kp)
+    log_lap = -0.5 * (k * np.log(kp / k0) - (f - f0))
+    bracket = (phi0 - phi) / mu + kp**-2.0 + 2.0 / (kp**2 * (k - s2))
+    return c * (wl * x * np.exp(log_lap) * bracket).sum(axis=1) / outer
 
 
 def _grid_nodes(
