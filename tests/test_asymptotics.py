@@ -442,16 +442,18 @@ def test_bias_weights_near_the_rank_against_monte_carlo() -> None:
     """Within a few samples of the rank the dual route (the unseen space as the row space of a
     ``k``-sample design with covariance ``Lambda^{-1}``) replaces the expansions, and a little
     further the two are blended; Monte Carlo at every stage, and the ridge path tends to the
-    same weights as the ridge vanishes."""
+    same weights as the ridge vanishes. Measured with these draws: -0.2, -0.5, +0.5, +1.3 and
+    +1.3 % (standard errors 0.1-0.2 %); the allowance is 1.5 % plus 3 standard errors, which
+    the fitted factor's size (3 -> 1 in ``3 / (m^2 + 6)``, +2.7 % at ``n = 54``) exceeds."""
     d = 60
     c = cv.power_law(d, 1.0)
     lam = c.eigvals
     ns = np.array([40, 50, 54, 56, 58])
     eq = asy.deterministic_equivalent(c, ns)
-    # k = d - n = 4 and 2 are the dual route alone
+    # k = d - n = 4 and 2 are the dual route alone (evaluated at 48 eigenvalues, interpolated)
     for j in (3, 4):
         dual = asy._dual_bias_weights(lam, np.unique(lam), d - int(ns[j]))
-        np.testing.assert_allclose(np.sort(eq.bias_weights[j]), np.sort(dual), rtol=1e-10)
+        np.testing.assert_allclose(np.sort(eq.bias_weights[j]), np.sort(dual), rtol=1e-4)
     tiny = asy.ridge_equivalent(c, ns, 1e-12).bias_weights
     np.testing.assert_allclose(tiny, eq.bias_weights, rtol=1e-6)
     # the risk of a flat difference against the exact E (P_perp Sigma P_perp) of 1500 designs
@@ -463,4 +465,4 @@ def test_bias_weights_near_the_rank_against_monte_carlo() -> None:
         w = lam * (1 - 2 * (q * q).sum(-1)) + np.einsum("bdn,bnm,bdm->bd", q, m, q)
         total = w.sum(axis=1)
         se = total.std(ddof=1) / np.sqrt(total.size)
-        assert abs(eq.bias_weights[j].sum() - total.mean()) < 3 * se + 0.03 * total.mean(), n
+        assert abs(eq.bias_weights[j].sum() - total.mean()) < 3 * se + 0.015 * total.mean(), n
