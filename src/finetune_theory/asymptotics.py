@@ -312,7 +312,16 @@ def _finite_size_bias(
     c0 = m0 / k0
     with np.errstate(over="ignore"):
         near = 1.0 + 3.0 / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)
-    live = np.nonzero(taper > 0)[0]
+    # within a few samples of the rank the unseen space is small: the dual route, exact in its
+    # average over the direction's own column, takes over (fully up to _DUAL_FULL samples from
+    # the rank, blended out by _DUAL_LAST; a ridge fades it as it fades the factor above)
+    k_left = rank - n
+    share = np.clip((_DUAL_LAST - k_left) / (_DUAL_LAST - _DUAL_FULL), 0.0, 1.0)
+    share = np.where((k_left >= 1) & (n >= 2.0 * k_left), share, 0.0)
+    with np.errstate(over="ignore"):
+        share = share / (1.0 + c0) ** 4
+    # (the rows it replaces whole skip the Laplace route)
+    live = np.nonzero((taper > 0) & (share < 1.0))[0]
     e = eps[rows]
     # rows are batched by the size of their grid, so that each row's weights are the same bits
     # whether it is computed alone or with others
@@ -332,14 +341,6 @@ def _finite_size_bias(
             # a non-positive value (n ~ r with a vanishing ridge) falls back to the first order
             lap = np.where(lap > 0, lap / near[part, None], w[part])
             w[part] += taper[part, None] * (lap - w[part])
-    # within a few samples of the rank the unseen space is small: the dual route, exact in its
-    # average over the direction's own column, takes over (fully up to _DUAL_FULL samples from
-    # the rank, blended out by _DUAL_LAST; a ridge fades it as it fades the factor above)
-    k_left = rank - n
-    share = np.clip((_DUAL_LAST - k_left) / (_DUAL_LAST - _DUAL_FULL), 0.0, 1.0)
-    share = np.where((k_left >= 1) & (n >= 2.0 * k_left), share, 0.0)
-    with np.errstate(over="ignore"):
-        share = share / (1.0 + c0) ** 4
     if np.any(share > 1e-12):
         # at most _DUAL_EIGVALS directions evaluated, the others interpolated monotonically
         # in log lambda (as for ``ev`` below): the totals stay within 6e-4 of evaluating every
@@ -415,23 +416,22 @@ def _dual_bias_weights(lam: np.ndarray, e: np.ndarray, k: int) -> np.ndarray:
     sum p^2 (1 - p) / (k - sum p^2)^2`` (as ``z^T A z`` in :func:`_finite_size_bias`); the
     ``v`` integral is a Gauss-Laguerre rule in ``x = v lambda_i``.
     """
-    full = _dual_kappa0(lam, np.zeros(1), k, without=False)[0]
+    # the full dual spectrum 1 / lambda: its scale is the usual kappa at k samples
+    full = float(solve_kappa(1.0 / lam, k)[0])
     p = 1.0 / (1.0 + full * lam)
     c = 1.0 + float((p * p * (1.0 - p)).sum()) / (k - float((p * p).sum())) ** 2
     step = max(1, _CHUNK_CELLS // (2 * _DUAL_NODES * lam.size))
     return np.concatenate([_dual_chunk(lam, e[i : i + step], k, c) for i in range(0, e.size, step)])
 
 
-def _dual_kappa0(lam: np.ndarray, e: np.ndarray, k: int, without: bool = True) -> np.ndarray:
-    """``kappa_0`` with ``sum p = k`` over the spectrum without ``e`` (or the full one)."""
+def _dual_kappa0(lam: np.ndarray, e: np.ndarray, k: int) -> np.ndarray:
+    """``kappa_0`` with ``sum p = k`` over the spectrum without one direction of variance ``e``."""
     lo = np.full(e.size, -np.log(lam.max()) - 40.0)
     hi = np.full(e.size, -np.log(lam.min()) + 40.0)
     for _ in range(90):  # bisection in log kappa'
         mid = 0.5 * (lo + hi)
         kp = np.exp(mid)
-        s1 = (1.0 / (1.0 + kp[:, None] * lam)).sum(axis=1)
-        if without:
-            s1 = s1 - 1.0 / (1.0 + kp * e)
+        s1 = (1.0 / (1.0 + kp[:, None] * lam)).sum(axis=1) - 1.0 / (1.0 + kp * e)
         lo, hi = np.where(s1 > k, mid, lo), np.where(s1 > k, hi, mid)
     return np.exp(0.5 * (lo + hi))
 
