@@ -2,8 +2,8 @@
 
 Runs the splits of ``benchmarks/validate_advisor.py`` (same tables, same seeds, so the same
 labelled / unlabelled / test rows), and keeps for every split each (source, strategy) pair's
-predicted test MSE and interval and its squared errors on the test rows (measured as the
-benchmark measures them; the means are checked against its ``measure``). Decision rules are
+predicted test MSE and interval and its squared errors on the test rows (the benchmark's own
+``split_errors``). Decision rules are
 then replayed on these records without rerunning the advisor, and scored by the benchmark's
 column (3): per (target, n) cell, the advised MSE (mean over the splits) over the best fixed
 (source, strategy) in hindsight, averaged over the cells.
@@ -46,38 +46,15 @@ OBSERVED = ("as_is", "refit_intercept", "mean")
 
 
 # ---------------------------------------------------------------------------- records
-def _squared_errors(xtr, ytr, xte, yte, coef, icpt, scale) -> dict[str, np.ndarray]:
-    """Per-row squared test errors of the source strategies (as ``bm.measure``)."""
-    base_tr, base_te = xtr @ coef, xte @ coef
-    xm, rm = xtr.mean(axis=0), (ytr - base_tr).mean()
-    step = np.linalg.pinv(xtr - xm, rcond=1e-12) @ ((ytr - base_tr) - rm)
-    w, b = bm._ridgecv(xtr, ytr - base_tr, scale)
-    return {
-        "as_is": (yte - base_te - icpt) ** 2,
-        "refit_intercept": (yte - base_te - rm) ** 2,
-        "finetune": (yte - base_te - (xte - xm) @ step - rm) ** 2,
-        "finetune_ridge": (yte - base_te - xte @ w - b) ** 2,
-    }
-
-
 def collect(i: int, splits: int, seed: int) -> list[dict]:
     """The records of table ``i``: the draws of ``bm.run_task`` (``bm.draw_splits``)."""
     task = bm.load_tasks()[i]
     out = []
     for sp in bm.draw_splits(task, splits, np.random.default_rng(seed + i)):
         g, n, others = sp.target, sp.n, sp.others
-        xtr, ytr, xu, xte, yte = sp.xtr, sp.ytr, sp.xu, sp.xte, sp.yte
+        xtr, ytr = sp.xtr, sp.ytr
         adv = bm.advise_split(sp)
-        scale = float(np.mean(np.var(np.vstack([xtr, xu]), axis=0)))
-        sq = {}
-        for k, (coef, icpt) in others.items():
-            ref = bm.measure(xtr, ytr, xte, yte, coef, icpt, scale)
-            for st, v in _squared_errors(xtr, ytr, xte, yte, coef, icpt, scale).items():
-                assert abs(float(v.mean()) - ref[st]) <= 1e-9 * max(ref[st], 1.0)
-                sq[(k, st)] = v
-        w, b = bm._ridgecv(xtr, ytr, scale)
-        sq[(None, "scratch")] = (yte - xte @ w - b) ** 2
-        sq[(None, "mean")] = (yte - ytr.mean()) ** 2
+        sq = bm.split_errors(sp)
         pred = {}
         for src, st in _pairs(adv.source_names):
             pred[(src, st)] = (

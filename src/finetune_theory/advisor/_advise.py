@@ -530,6 +530,11 @@ def _engine(
             total, se_resid[:-1], coefs, (basis * lam) @ basis.T, noise, d
         )
     target = np.maximum(total - noise, 0.0)
+    if pool_sources and coefs.shape[0] >= 2:
+        # predicting the labelled mean is scratch at infinite ridge (as refit_intercept is ridge
+        # towards a source at infinite ridge): it takes the residual variance scratch is scaled
+        # to, not the Var(y) of the few labelled rows alone
+        resid_var = np.append(resid_var[:-1], target[-1] + noise)
     have = energy @ lam
     flat = target / max(float(lam.sum()), 1e-300)
     energy = np.where(
@@ -731,8 +736,9 @@ def advise(
     pool_sources : bool
         With two or more sources, pool the residual variance that scales training from
         scratch with what the sources' spread implies (the target coefficient treated as
-        exchangeable with the sources'; see :func:`pooled_residual_variance`). False: the
-        observed ``Var(y)`` alone, as before 2026-12-02.
+        exchangeable with the sources'; see :func:`pooled_residual_variance`), and predict
+        ``mean`` (scratch at infinite ridge) from the same pooled variance. False: the
+        observed ``Var(y)`` alone for both, as before 2026-12-02.
 
     Returns
     -------
@@ -815,9 +821,9 @@ def advise(
     advice.assumptions = _assumptions(n, d, advice.n_unlabelled, engine, floor, estimated)
     if pool_sources and len(srcs) >= 2:
         advice.assumptions.append(
-            "Training from scratch is scaled by Var(y) pooled with the distance from zero to "
-            f"the {len(srcs)} sources, measured by their spread (the target's coefficient "
-            "treated as one more draw like the sources')."
+            "Training from scratch and the mean are scaled by Var(y) pooled with the distance "
+            f"from zero to the {len(srcs)} sources, measured by their spread (the target's "
+            "coefficient treated as one more draw like the sources')."
         )
     return advice
 
