@@ -250,7 +250,7 @@ def split_errors(sp: Split) -> dict[tuple[Any, str], np.ndarray]:
     return out
 
 
-def test_log_se(sq: np.ndarray) -> float:
+def measurement_log_se(sq: np.ndarray) -> float:
     """Delta-method standard error of ``log mean(sq)``: how far the MSE measured on these test
     rows may lie from the expected test MSE the advisor predicts."""
     return float(np.std(sq, ddof=1) / (np.sqrt(sq.size) * np.mean(sq)))
@@ -368,7 +368,7 @@ def run_task(task: Task, splits: int, seed: int) -> list[dict]:
                 split=sp.split,
                 adv=adv,
                 measured={k: float(v.mean()) for k, v in sq.items()},
-                test_se={k: test_log_se(v) for k, v in sq.items()},
+                test_se={k: measurement_log_se(v) for k, v in sq.items()},
                 logme={k: logme_linear_source(sp.xtr, sp.ytr, v[0]) for k, v in sp.others.items()},
             )
         )
