@@ -61,7 +61,6 @@ def collect(i: int, splits: int, seed: int) -> list[dict]:
                 adv.predict_risk(src, st, n),
                 *adv.predict_interval(src, st, n),
             )
-        eng = adv._engine
         rec = adv.recommendation
         out.append(
             dict(
@@ -74,9 +73,6 @@ def collect(i: int, splits: int, seed: int) -> list[dict]:
                 ytr=ytr,
                 pred=pred,
                 rec=(rec.source, rec.strategy),
-                var_y=float(eng.resid_var[-1]),
-                # the residual variance scratch is scaled to (pooled with the sources)
-                pooled_var_y=float(eng.energy[-1] @ eng.eigvals + eng.noise_var),
                 measured={k: float(v.mean()) for k, v in sq.items()},
                 sq={k: v.astype(np.float32) for k, v in sq.items()},
             )
@@ -153,35 +149,6 @@ def prob_best(r, draws: int = 400):
     return ps[int(np.argmax(np.bincount(np.argmin(sims, axis=0), minlength=len(ps))))]
 
 
-def pooled_mean(rule):
-    """``rule`` with the ``mean`` strategy predicted from the residual variance that scratch
-    is scaled to (``Var(y)`` pooled with the sources' spread): the mean is scratch at infinite
-    ridge, as ``refit_intercept`` is ridge towards a source at infinite ridge."""
-
-    def wrapped(r):
-        if len(r["sources"]) < 2:
-            return rule(r)
-        f = r["pooled_var_y"] / r["var_y"]
-        pred = dict(r["pred"])
-        pred[(None, "mean")] = tuple(x * f for x in pred[(None, "mean")])
-        return rule(dict(r, pred=pred))
-
-    wrapped.pred = lambda r: (  # the pooled predictions, for columns (1) and (2)
-        r
-        if len(r["sources"]) < 2
-        else dict(
-            r,
-            pred={
-                **r["pred"],
-                (None, "mean"): tuple(
-                    x * r["pooled_var_y"] / r["var_y"] for x in r["pred"][(None, "mean")]
-                ),
-            },
-        )
-    )
-    return wrapped
-
-
 def fresh_rows(k_of, reps: int = 20):
     """Noisy oracle: per split, the pair of lowest mean squared error on ``k_of(r, m)`` fresh
     test rows, scored on the other test rows (mean over ``reps`` draws)."""
@@ -240,12 +207,12 @@ def regrets(recs: list[dict], value) -> np.ndarray:
     return np.array(out)
 
 
-def calibration(recs: list[dict], rule, pred_of=None) -> tuple[float, float]:
+def calibration(recs: list[dict], rule) -> tuple[float, float]:
     """Columns (1) and (2, recommended) for the pairs ``rule`` picks."""
     ratio, cover = [], []
     for r in recs:
         p = rule(r)
-        risk, lo, hi = (pred_of(r) if pred_of else r)["pred"][p]
+        risk, lo, hi = r["pred"][p]
         m = r["measured"][p]
         ratio.append(risk / m)
         cover.append(lo <= m <= hi)
@@ -268,7 +235,6 @@ RULES = {
     "as_is / refit_intercept only": restrict(
         tie_rule(), ("mean", "finetune", "finetune_ridge", "scratch")
     ),
-    "pooled mean": pooled_mean(tie_rule()),
 }
 ORACLES = {
     "oracle: n fresh rows": fresh_rows(lambda r, m: r["n"]),
@@ -316,7 +282,7 @@ def main() -> None:
             flush=True,
         )
         if name in RULES:
-            calib[name] = [calibration(recs, rule, getattr(rule, "pred", None)) for recs in tables]
+            calib[name] = [calibration(recs, rule) for recs in tables]
     print(f"\n{'(4) source vs scratch':32s}" + "".join(f"{s:>9s}" for s in SHORT) + "    all")
     for label, k_of in [("n", lambda r, m: r["n"]), ("2n", lambda r, m: 2 * r["n"])]:
         per = [order_scores(recs, k_of) for recs in tables]
