@@ -347,12 +347,12 @@ def _finite_size_bias(
         # node (d = 200 and 2000; i^-1, i^-2, i^-3, 0.97^i), the scan of d = 2000 costs a
         # third less
         dev = ev if ev.size <= _DUAL_EIGVALS else np.geomspace(ev[0], ev[-1], _DUAL_EIGVALS)
-    for j in np.nonzero(share > 1e-12)[0]:
-        dual = _dual_bias_weights(lam[pos], dev, int(round(k_left[j])))
-        if dev is not ev:
-            fit = PchipInterpolator(np.log(dev), np.log(dual / dev))
-            dual = ev * np.exp(fit(np.log(ev)))
-        w[j] += share[j] * (dual - w[j])
+        for j in np.nonzero(share > 1e-12)[0]:
+            dual = _dual_bias_weights(lam[pos], dev, int(round(k_left[j])))
+            if dev is not ev:
+                fit = PchipInterpolator(np.log(dev), np.log(dual / dev))
+                dual = ev * np.exp(fit(np.log(ev)))
+            w[j] += share[j] * (dual - w[j])
     w = np.maximum(w, 1e-300 * ev[None, :])
     if exact:
         out[np.ix_(rows, np.nonzero(pos)[0])] = w[:, np.searchsorted(ev, lam[pos])]
