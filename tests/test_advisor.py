@@ -497,6 +497,17 @@ def test_pooled_scratch_variance_keeps_the_sources_and_weighs_by_precision():
     assert blind[3] > 3 * obs[:3].max()  # zero lies far from sources this close together
 
 
+def _exchangeable(seed: int, d: int, n: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Three sources and the target drawn around one coefficient; ``n + 400`` rows (the first
+    ``n`` labelled, the next 200 unlabelled, the rest for testing)."""
+    rng = np.random.default_rng(seed)
+    centre = rng.standard_normal(d)
+    srcs = {f"s{i}": centre + 0.2 * rng.standard_normal(d) for i in range(3)}
+    theta = centre + 0.2 * rng.standard_normal(d)
+    x = rng.standard_normal((n + 400, d))
+    return srcs, x, x @ theta + 0.6 * rng.standard_normal(n + 400)
+
+
 def test_pooling_orders_source_against_scratch_on_a_planted_problem():
     # three sources and the target drawn around one coefficient: ridge towards a source beats
     # scratch, and from three rows the observed Var(y) often says otherwise
@@ -504,12 +515,7 @@ def test_pooling_orders_source_against_scratch_on_a_planted_problem():
 
     d, n, right, right_alone, truth = 8, 3, 0, 0, 0
     for seed in range(16):
-        rng = np.random.default_rng(seed)
-        centre = rng.standard_normal(d)
-        srcs = {f"s{i}": centre + 0.2 * rng.standard_normal(d) for i in range(3)}
-        theta = centre + 0.2 * rng.standard_normal(d)
-        x = rng.standard_normal((n + 400, d))
-        y = x @ theta + 0.6 * rng.standard_normal(n + 400)
+        srcs, x, y = _exchangeable(seed, d, n)
         xt, yt, xv, yv = x[:n], y[:n], x[n + 200 :], y[n + 200 :]
         alphas = np.mean(np.var(x[: n + 200], axis=0)) * USER_ALPHAS
         scratch = np.mean((yv - RidgeCV(alphas=alphas).fit(xt, yt).predict(xv)) ** 2)
@@ -539,12 +545,7 @@ def test_pooled_mean_is_scratch_at_infinite_ridge():
     d, n = 8, 3
     err_pooled, err_alone = [], []
     for seed in range(24):
-        rng = np.random.default_rng(100 + seed)
-        centre = rng.standard_normal(d)
-        srcs = {f"s{i}": centre + 0.2 * rng.standard_normal(d) for i in range(3)}
-        theta = centre + 0.2 * rng.standard_normal(d)
-        x = rng.standard_normal((n + 400, d))
-        y = x @ theta + 0.6 * rng.standard_normal(n + 400)
+        srcs, x, y = _exchangeable(100 + seed, d, n)
         xt, yt, yv = x[:n], y[:n], y[n + 200 :]
         pooled = advise(xt, yt, srcs, X_unlabelled=x[n : n + 200])
         alone = advise(xt, yt, srcs, X_unlabelled=x[n : n + 200], pool_sources=False)
