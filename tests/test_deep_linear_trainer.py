@@ -82,3 +82,40 @@ def test_a_stopped_repeat_keeps_its_weights_while_the_others_train():
     assert result.steps[0] == 0 and result.steps[1] > 0
     for got, start in zip(result.weights, weights, strict=True):
         np.testing.assert_array_equal(got[0], start[0])
+
+
+def test_per_repeat_freezing_patterns_give_the_bits_of_separate_runs():
+    rng = np.random.default_rng(0)
+    b, n, d, depth = 3, 5, 12, 4
+    source = rng.standard_normal((b, d))
+    x = rng.standard_normal((b, n, d))
+    y = np.einsum("bnd,bd->bn", x, 0.5 * source + 0.2 * rng.standard_normal((b, d)))
+    weights = dl.balanced_init(source, depth, 6, seed=0)
+    patterns = [(), (0,), (0, 1), (1, 2, 3), (2,)]
+    alone = {
+        p: dl.train(
+            x,
+            y,
+            weights,
+            lr=dl.default_lr(x, y, weights, frozen=p),
+            frozen=p,
+            max_steps=800,
+            strict=False,
+        )
+        for p in patterns
+    }
+    k = len(patterns)
+    xs, ys = np.concatenate([x] * k), np.concatenate([y] * k)
+    ws = [np.concatenate([w] * k) for w in weights]
+    per_repeat = [p for p in patterns for _ in range(b)]
+    lr = dl.default_lr(xs, ys, ws, frozen=per_repeat)
+    together = dl.train(xs, ys, ws, lr=lr, frozen=per_repeat, max_steps=800, strict=False)
+    for i, p in enumerate(patterns):
+        rows = slice(i * b, (i + 1) * b)
+        np.testing.assert_array_equal(lr[rows], alone[p].lr)
+        np.testing.assert_array_equal(together.steps[rows], alone[p].steps)
+        np.testing.assert_array_equal(together.theta[rows], alone[p].theta)
+        for j in p:  # frozen layers did not move
+            np.testing.assert_array_equal(together.weights[j][rows], weights[j])
+    with pytest.raises(ValueError, match="per-repeat patterns"):
+        dl.train(xs, ys, ws, frozen=per_repeat[:-1])

@@ -98,7 +98,22 @@ def as_net(weights: Any, name: str = "weights") -> Net:
 
 
 def as_frozen(frozen: Any, depth: int) -> np.ndarray:
-    """A boolean mask of trainable layers from the indices in ``frozen`` (0 = ``W_1``)."""
+    """A boolean mask of trainable layers from the indices in ``frozen`` (0 = ``W_1``).
+
+    ``frozen`` is a collection of layer indices shared by every repeat, or a list with one such
+    collection per repeat (a batch trained under several freezing patterns at once); the mask
+    has shape ``(depth,)`` or ``(B, depth)``.
+    """
+    if (
+        isinstance(frozen, list | tuple)
+        and frozen
+        and all(isinstance(f, list | tuple | range | np.ndarray) for f in frozen)
+    ):
+        return np.stack([_frozen_mask(f, depth) for f in frozen])
+    return _frozen_mask(frozen, depth)
+
+
+def _frozen_mask(frozen: Any, depth: int) -> np.ndarray:
     if isinstance(frozen, int | np.integer) and not isinstance(frozen, bool):
         frozen = (frozen,)
     if not isinstance(frozen, Iterable) or isinstance(frozen, str):
@@ -194,6 +209,18 @@ def loss_and_gradients(
     return 0.5 * np.mean(res * res, axis=1), grads
 
 
+def _layer_mask(trainable: np.ndarray, batch: int) -> np.ndarray:
+    """The trainable mask ``(B, depth)`` of every repeat (a shared ``(depth,)`` mask repeated)."""
+    mask = np.asarray(trainable, dtype=bool)
+    if mask.ndim == 1:
+        return np.broadcast_to(mask, (batch, mask.size))
+    if mask.shape[0] != batch:
+        raise ValueError(
+            f"frozen gives {mask.shape[0]} per-repeat patterns for a batch of {batch} repeats"
+        )
+    return mask
+
+
 def gauss_newton_bound(
     layers: Sequence[np.ndarray], x: np.ndarray, trainable: np.ndarray
 ) -> np.ndarray:
@@ -208,10 +235,11 @@ def gauss_newton_bound(
     a = left_products(layers)
     total = np.zeros(x.shape[0])
     right = None  # W_{j-1} ... W_1 as (B, h_{j-1}, d); None stands for the identity
+    mask = _layer_mask(trainable, x.shape[0])
     for j, w in enumerate(layers):
-        if trainable[j]:
+        if mask[:, j].any():
             op = 1.0 if right is None else np.linalg.norm(right, ord=2, axis=(-2, -1))
-            total = total + np.sum(a[j + 1] ** 2, axis=1) * op**2
+            total = total + np.where(mask[:, j], np.sum(a[j + 1] ** 2, axis=1) * op**2, 0.0)
         right = w if right is None else np.matmul(w, right)
     return top * total
 
@@ -326,6 +354,11 @@ def gradient_descent(
     depth = len(layers)
     n = x.shape[1]
     b = net.batch
+    mask = _layer_mask(trainable, b)
+    trainable = mask.any(axis=0)  # layers some repeat trains
+    # a layer trained by some repeats only: its update is multiplied by 0 or 1 per repeat
+    partly = {j: mask[:, j, None, None].astype(np.float64) for j in range(depth)}
+    partly = {j: m for j, m in partly.items() if trainable[j] and not mask[:, j].all()}
     monitor = Monitor(yy, (b,), tol, lr, max_steps)
     first = layers[0]
     m_t = np.matmul(first, np.swapaxes(x, 1, 2))  # (M)^T = W_1(0) X^T, (B, h_1, n)
@@ -345,6 +378,9 @@ def gradient_descent(
         for k in range(lo, hi):
             layers[k] = stack[:, k - lo]
         outer = np.empty_like(stack)
+        run_mask = None
+        if any(j in partly for j in range(lo, hi)):
+            run_mask = mask[:, lo:hi, None, None].astype(np.float64)
         left_run = a_buf[:, lo + 1 : hi + 1].swapaxes(2, 3)  # a_{j+1}^T, (B, K, h, 1)
         right_run = b_buf[:, lo:hi].swapaxes(2, 3)  # b_{j+1}^T, (B, K, 1, h)
     single = [j for j in range(1, depth) if trainable[j] and not lo <= j < hi]
@@ -381,11 +417,18 @@ def gradient_descent(
                 for j in range(2, depth):
                     np.matmul(layers[j - 1], bv[j - 1], out=bv[j])
             if hi > lo:
-                stack -= np.multiply(left_run, right_run, out=outer)
+                np.multiply(left_run, right_run, out=outer)
+                if run_mask is not None:
+                    outer *= run_mask
+                stack -= outer
             for j in single:
-                layers[j] -= a[j + 1].swapaxes(1, 2) * bv[j].swapaxes(1, 2)
+                update = a[j + 1].swapaxes(1, 2) * bv[j].swapaxes(1, 2)
+                layers[j] -= update if j not in partly else update * partly[j]
             if trainable[0]:
-                coef -= np.multiply(a[1].swapaxes(1, 2), rn_col.swapaxes(1, 2), out=coef_step)
+                np.multiply(a[1].swapaxes(1, 2), rn_col.swapaxes(1, 2), out=coef_step)
+                if 0 in partly:
+                    coef_step *= partly[0]
+                coef -= coef_step
     layers[0] = first + np.matmul(coef, x)
     monitor.finish(strict)
     return _result(
