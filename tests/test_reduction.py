@@ -47,7 +47,7 @@ def test_run_gives_the_records_of_run_all_and_of_the_sweep():
     assert len(parts) >= 2
     whole = pd.DataFrame(red.run(cfg, 5))
     pd.testing.assert_frame_equal(whole, red.EXPERIMENT.run_all(cfg, 5), check_exact=True)
-    alone = [pd.DataFrame(red.EXPERIMENT.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    alone = [pd.DataFrame(red.EXPERIMENT.run_unit(u, unit_seed(5, i))) for i, u in enumerate(parts)]
     pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
 
 

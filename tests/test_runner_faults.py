@@ -181,7 +181,7 @@ def run(config, seed):
     return [{{**r, "value": r["value"] + OFFSET}} for r in toy_experiment.run(config, seed)]
 
 
-EXPERIMENT = dataclasses.replace(toy_experiment.EXPERIMENT, name="fptoy", run=run)
+EXPERIMENT = dataclasses.replace(toy_experiment.EXPERIMENT, name="fptoy", run_unit=run)
 """
 
 

@@ -757,7 +757,7 @@ EXPERIMENT = Experiment(
     "source/target tasks from grouped tables; predicted against measured risk.",
     config_cls=Config,
     sizes=SIZES,
-    run=run_unit,
+    run_unit=run_unit,
     claims=claims,
     plot=plot,
     table=table,

@@ -32,7 +32,7 @@ def source_files(experiment: Any = None) -> list[Path]:
     >>> "store.py" in names and "base.py" in names and "reproduce.py" not in names
     True
     """
-    module_name = getattr(getattr(experiment, "run", None), "__module__", "") or ""
+    module_name = getattr(getattr(experiment, "run_unit", None), "__module__", "") or ""
     others = _other_experiment_files(module_name)
     files = sorted(
         p
@@ -54,11 +54,12 @@ def _other_experiment_files(module_name: str) -> set[Path]:
 
     files = set()
     for dotted in experiments.REGISTRY.values():
-        if dotted == module_name or not dotted.startswith("finetune_theory."):
+        own = module_name == dotted or module_name.startswith(dotted + ".")
+        if own or not dotted.startswith("finetune_theory."):
             continue
         parts = dotted.split(".")[1:]
         files.add(PACKAGE_ROOT.joinpath(*parts[:-1], parts[-1] + ".py"))
-        files.add(PACKAGE_ROOT.joinpath(*parts, "__init__.py"))
+        files.update(PACKAGE_ROOT.joinpath(*parts).rglob("*.py"))  # a package: all its modules
     return files
 
 

@@ -155,7 +155,7 @@ def run_sweep(
     todo = [i for i in range(len(units)) if i not in done]
     if progress is not None:
         progress(reused, len(units))
-    tasks = [(experiment.run, units[i], seeds[i], f"{experiment.name} unit {i}") for i in todo]
+    tasks = [(experiment.run_unit, units[i], seeds[i], f"{experiment.name} unit {i}") for i in todo]
     for pos, (text, secs) in executor.map_unordered(compute_unit, tasks):
         i = todo[pos]
         store.put(
