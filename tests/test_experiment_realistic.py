@@ -249,3 +249,11 @@ def test_every_real_task_claim_flips_on_records_that_contradict_it():
     assert [v.holds for v in claims(_fake_tasks(good_predicted=1.5))] == [True, False, True]
     # predictions 30% off at small n: the accuracy claim fails alone
     assert [v.holds for v in claims(_fake_tasks(rel_error=0.3))] == [True, True, False]
+
+
+def test_shared_design_from_zero_is_the_minimum_norm_solution():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 5, 12))
+    y = rng.standard_normal((3, 5))
+    got = _SharedDesign(x).finetune(y, np.zeros(12))
+    np.testing.assert_allclose(got, linear.finetune(x, y, np.zeros(12)), atol=1e-12)
