@@ -17,9 +17,8 @@ TINY = e5.Config(
 
 
 @pytest.fixture(scope="module")
-def quick() -> pd.DataFrame:
-    exp = get("relu")
-    return exp.run_all(exp.config("quick"), seed=0)
+def quick(quick_records) -> pd.DataFrame:
+    return quick_records("relu")
 
 
 def test_registered_with_three_sizes() -> None:
