@@ -97,6 +97,12 @@ def pin_blas_threads() -> None:
 
     Also keeps freed memory in the process (:func:`keep_freed_memory`): both are the set-up of
     a process that computes units.
+
+    Examples
+    --------
+    >>> pin_blas_threads()
+    >>> os.environ["OPENBLAS_NUM_THREADS"]
+    '1'
     """
     for name in _THREAD_ENV:
         os.environ[name] = "1"
@@ -119,6 +125,10 @@ def keep_freed_memory() -> None:
     free: NumPy temporaries of a few tens of MB, allocated anew at every call of the
     deterministic equivalents, then cost a page fault per 4 KB page touched (a quarter to a
     half of the CPU time there). Linux with glibc only; elsewhere nothing happens.
+
+    Examples
+    --------
+    >>> keep_freed_memory()  # nothing to see: later frees keep their memory in the process
     """
     if not sys.platform.startswith("linux"):
         return
