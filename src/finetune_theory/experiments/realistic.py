@@ -201,6 +201,11 @@ def _sizes(fractions: tuple[float, ...], dim: int) -> dict[int, float]:
     return out
 
 
+def _quad(err: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``err_r^T M err_r`` for each row (through a matrix product, not an einsum loop)."""
+    return np.sum((err @ matrix) * err, axis=-1)
+
+
 def _mean_se(values: np.ndarray) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(values.size))
 
@@ -224,11 +229,11 @@ class _SharedDesign:
         self.pinv = pinv(x)
 
     def _apply(self, v: np.ndarray) -> np.ndarray:
-        return np.einsum("...dn,...n->...d", self.pinv, v)
+        return np.matmul(self.pinv, v[..., None])[..., 0]
 
     def finetune(self, y: np.ndarray, theta_source: np.ndarray, depth: float = 1) -> np.ndarray:
         sol = self._apply(y)
-        seen = self._apply(np.einsum("...nd,...d->...n", self.x, theta_source))
+        seen = self._apply(np.matmul(self.x, theta_source))
         perp = theta_source - seen
         source_sq = float(theta_source @ theta_source)
         if source_sq == 0:  # from zero (scratch): the minimum-norm solution, nothing to scale
@@ -290,7 +295,7 @@ def _planted(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
             tt, ts = pair.theta_target, pair.theta_source
             for depth in config.depths:
                 err = real.finetune(real.x @ tt + eps, ts, depth) - tt
-                measured = np.einsum("rd,de,re->r", err, test_cov, err)
+                measured = _quad(err, test_cov)
                 pred = float(
                     deep_linear.expected_risk(cov, ts, tt, int(n), depth, noise=config.noise)
                 )
@@ -382,7 +387,7 @@ def _tasks(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
                 fitted = real.finetune(ys, th)
                 mse = np.mean((fitted @ xh.T - yh) ** 2, axis=1)
                 lin_err = real.finetune(ys_lin, th) - theta_t
-                lin = np.einsum("rd,de,re->r", lin_err, held_cov, lin_err) + noise_var
+                lin = _quad(lin_err, held_cov) + noise_var
                 rec = {
                     "part": "tasks",
                     "dataset": name,
