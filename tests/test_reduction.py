@@ -93,7 +93,12 @@ def test_registered():
 
 def test_theory_records_agree_with_sample_complexity():
     config = dataclasses.replace(
-        THEORY, dims=(40,), spectra=("power_law:1", "spiked"), k=4, eps_fractions=(0.2, 0.05)
+        THEORY,
+        dims=(40,),
+        spectra=("power_law:1", "spiked"),
+        k=4,
+        distances=(0.05, 0.5, 2.0),
+        eps_fractions=(0.2, 0.05),
     )
     rec = _records(config, seed=5)
     # rebuild the very teachers the unit drew, and recompute every n_eps independently
