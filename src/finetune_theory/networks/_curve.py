@@ -38,6 +38,9 @@ __all__ = [
     "kernel_spectrum",
     "CurvePrediction",
     "predict_from_spectrum",
+    "predict_from_profile",
+    "fit_residual_profile",
+    "ResidualProfile",
     "predict_curve",
     "ROUTES",
 ]
@@ -179,6 +182,140 @@ class CurvePrediction:
     time: float | None
 
 
+@dataclass(frozen=True)
+class ResidualProfile:
+    """The source's residual in the eigenbasis of a spectrum, fitted to labelled rows.
+
+    Attributes
+    ----------
+    eigvals : ndarray, shape (k,)
+        ``mu_k``.
+    energy : ndarray, shape (k,)
+        Posterior ``E <beta, v_k>^2`` (the advisor's empirical-Bayes fit: a prior ``s k^t``
+        refined by the data).
+    noise_var : float
+        Variance of the residual outside the span plus label noise.
+    route : str
+    """
+
+    eigvals: np.ndarray
+    energy: np.ndarray
+    noise_var: float
+    route: str
+
+    @property
+    def source_mse(self) -> float:
+        """The predicted test MSE of the source unchanged."""
+        return float(self.eigvals @ self.energy) + self.noise_var
+
+
+def fit_residual_profile(
+    spectrum: Spectrum,
+    coords: ArrayLike,
+    residual: ArrayLike,
+    *,
+    noise_var: float | None = None,
+    route: str = "features",
+) -> ResidualProfile:
+    """Fit the energy of the residual ``y - f_S(x)`` along each eigen-direction.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+    coords : array, shape (l, k)
+        Eigen-coordinates of the ``l`` labelled rows (:meth:`Spectrum.coords`).
+    residual : array, shape (l,)
+        Their residuals ``y - f_S(x)``.
+    noise_var : float, optional
+        Hold the noise variance at this value instead of fitting it.
+    route : str
+        A label carried to the prediction.
+
+    Returns
+    -------
+    ResidualProfile
+
+    Examples
+    --------
+    >>> spec = feature_spectrum(np.eye(3) * 3.0)
+    >>> prof = fit_residual_profile(spec, spec.coords(np.eye(3) * 3.0), [0.0, 0.0, 0.0])
+    >>> prof.source_mse  # a source that is exactly right
+    0.0
+    """
+    from ..advisor._fit import fit_profiles
+
+    p = as_array(coords, "coords", min_ndim=2, max_ndim=2)
+    r = as_array(residual, "residual", min_ndim=1, max_ndim=1)
+    if p.shape != (r.size, spectrum.eigvals.size):
+        raise ValueError(f"coords must have shape {(r.size, spectrum.eigvals.size)}, got "
+                         f"{p.shape}")
+    if r.size < 2:
+        raise ValueError("at least 2 labelled rows are needed to fit the residual profile")
+    fixed = None if noise_var is None else check_nonnegative(noise_var, "noise_var")
+    fit = fit_profiles(p, r[None, :], fixed)
+    return ResidualProfile(eigvals=spectrum.eigvals, energy=fit.energy[0],
+                           noise_var=float(fit.noise_var[0]), route=route)
+
+
+def predict_from_profile(
+    profile: ResidualProfile, n: ArrayLike, *, ridge: float = 0.0, time: float | None = None
+) -> CurvePrediction:
+    """The learning curve of linear fine-tuning on features with a fitted residual profile.
+
+    The deterministic equivalent of :func:`finetune_theory.linear.expected_risk` on the
+    covariance ``diag(mu_k)`` with ``theta_S - theta_T`` of energy ``energy_k`` and the
+    fitted noise, plus that noise (the test rows carry it too).
+
+    Parameters
+    ----------
+    profile : ResidualProfile
+    n : int or array of int
+    ridge : float
+        Ridge towards the source (convention of :func:`finetune_theory.linear.finetune`).
+    time : float, optional
+        Gradient-flow time of early stopping (:func:`finetune_theory.linear.
+        expected_risk_early_stopping`, the ridge ``1 / time`` approximation); ``None``: to
+        convergence. Not together with ``ridge``.
+
+    Returns
+    -------
+    CurvePrediction
+
+    Examples
+    --------
+    >>> prof = ResidualProfile(np.ones(100), np.full(100, 0.01), 0.0, "features")
+    >>> predict_from_profile(prof, 40).mse.round(6).tolist()  # (1 - n/d) ||Delta||^2
+    [0.6]
+    """
+    from .. import linear
+    from ..covariance import Covariance
+
+    lam = check_nonnegative(ridge, "ridge")
+    if time is not None and lam > 0:
+        raise ValueError("give ridge or time, not both")
+    ns, _ = sample_sizes(n)
+    cov = Covariance(profile.eigvals)
+    zero, target = np.zeros(profile.energy.size), np.sqrt(profile.energy)
+    sigma = float(np.sqrt(profile.noise_var))
+    if time is not None:
+        excess = linear.expected_risk_early_stopping(cov, zero, target, ns, time, noise=sigma)
+    else:
+        excess = linear.expected_risk(cov, zero, target, ns, noise=sigma, ridge=lam)
+    excess = np.atleast_1d(np.asarray(excess, dtype=np.float64))
+    return CurvePrediction(
+        n=ns,
+        mse=excess + profile.noise_var,
+        excess=excess,
+        noise_var=profile.noise_var,
+        source_mse=profile.source_mse,
+        eigvals=profile.eigvals,
+        energy=profile.energy,
+        route=profile.route,
+        ridge=lam,
+        time=time,
+    )
+
+
 def predict_from_spectrum(
     spectrum: Spectrum,
     coords: ArrayLike,
@@ -190,29 +327,7 @@ def predict_from_spectrum(
     noise_var: float | None = None,
     route: str = "features",
 ) -> CurvePrediction:
-    """The learning curve of linear fine-tuning from a spectrum and labelled residuals.
-
-    Parameters
-    ----------
-    spectrum : Spectrum
-    coords : array, shape (l, k)
-        Eigen-coordinates of the ``l`` labelled rows (:meth:`Spectrum.coords`).
-    residual : array, shape (l,)
-        Their residuals ``y - f_S(x)``.
-    n : int or array of int
-        Target sample sizes of the curve.
-    ridge : float
-        Ridge towards the source (convention of :func:`finetune_theory.linear.finetune`).
-    time : float, optional
-        Gradient-flow time of early stopping (:func:`finetune_theory.linear.
-        expected_risk_early_stopping`, the ridge ``1 / time`` approximation); ``None``: to
-        convergence. Not together with ``ridge``.
-    noise_var : float, optional
-        Hold the noise variance at this value instead of fitting it.
-
-    Returns
-    -------
-    CurvePrediction
+    """:func:`fit_residual_profile` then :func:`predict_from_profile`.
 
     Examples
     --------
@@ -225,45 +340,8 @@ def predict_from_spectrum(
     >>> bool(curve.mse[0] > curve.mse[1] > 0)
     True
     """
-    from .. import linear
-    from ..advisor._fit import fit_profiles
-    from ..covariance import Covariance
-
-    p = as_array(coords, "coords", min_ndim=2, max_ndim=2)
-    r = as_array(residual, "residual", min_ndim=1, max_ndim=1)
-    if p.shape != (r.size, spectrum.eigvals.size):
-        raise ValueError(f"coords must have shape {(r.size, spectrum.eigvals.size)}, got "
-                         f"{p.shape}")
-    if r.size < 2:
-        raise ValueError("at least 2 labelled rows are needed to fit the residual profile")
-    lam = check_nonnegative(ridge, "ridge")
-    if time is not None and lam > 0:
-        raise ValueError("give ridge or time, not both")
-    ns, scalar = sample_sizes(n)
-    fixed = None if noise_var is None else check_nonnegative(noise_var, "noise_var")
-    fit = fit_profiles(p, r[None, :], fixed)
-    energy = fit.energy[0]
-    noise = float(fit.noise_var[0])
-    cov = Covariance(spectrum.eigvals)
-    zero, target = np.zeros(energy.size), np.sqrt(energy)
-    sigma = float(np.sqrt(noise))
-    if time is not None:
-        excess = linear.expected_risk_early_stopping(cov, zero, target, ns, time, noise=sigma)
-    else:
-        excess = linear.expected_risk(cov, zero, target, ns, noise=sigma, ridge=lam)
-    excess = np.atleast_1d(np.asarray(excess, dtype=np.float64))
-    return CurvePrediction(
-        n=ns,
-        mse=excess + noise,
-        excess=excess,
-        noise_var=noise,
-        source_mse=float(spectrum.eigvals @ energy) + noise,
-        eigvals=spectrum.eigvals,
-        energy=energy,
-        route=route,
-        ridge=lam,
-        time=time,
-    )
+    profile = fit_residual_profile(spectrum, coords, residual, noise_var=noise_var, route=route)
+    return predict_from_profile(profile, n, ridge=ridge, time=time)
 
 
 def predict_curve(

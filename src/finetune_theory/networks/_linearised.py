@@ -335,8 +335,12 @@ class NetworkTrainResult:
         Final training loss ``(1/2n) ||f(X) - y||^2``.
     start_loss : ndarray, shape (R,)
         The loss at the pretrained weights.
-    lr, steps, time : float, int, float
-        Step size, steps taken, and ``time = lr * steps`` (the gradient-flow time).
+    lr : ndarray, shape (R,)
+        Step size of each problem.
+    steps : int
+        Steps taken.
+    time : ndarray, shape (R,)
+        ``lr * steps``: the gradient-flow time of each problem.
     movement : ndarray, shape (R,)
         ``||w - w_S|| / ||w_S||`` over the trained parameters.
     """
@@ -344,14 +348,26 @@ class NetworkTrainResult:
     params: dict[str, Any]
     loss: np.ndarray
     start_loss: np.ndarray
-    lr: float
+    lr: np.ndarray
     steps: int
-    time: float
+    time: np.ndarray
     movement: np.ndarray
 
     def replica(self, i: int) -> dict[str, Any]:
         """The parameters of problem ``i`` (for ``params=`` of the kernel functions)."""
         return {k: v[i] for k, v in self.params.items()}
+
+    def outputs(self, model: Any, X: ArrayLike, *, output: int | None = None) -> np.ndarray:
+        """Outputs ``(R, rows)`` of every trained problem on the same inputs ``X``."""
+        torch = torch_module()
+        from torch.func import vmap
+
+        names = list(self.params)
+        fn = functional(model, names, output=output,
+                        device=next(iter(self.params.values())).device)
+        x = as_tensor(X, "X", dtype=fn.dtype, device=fn.device)
+        with torch.no_grad():
+            return to_numpy(vmap(lambda p: fn(p, x))(self.params))
 
 
 def train(
@@ -359,18 +375,19 @@ def train(
     X: ArrayLike,
     y: ArrayLike,
     *,
-    lr: float,
+    lr: ArrayLike,
     max_steps: int,
     parameters: str | Sequence[str] = "all",
     output: int | None = None,
+    rows: ArrayLike | None = None,
+    start: dict[str, Any] | None = None,
     device: Any = "cpu",
 ) -> NetworkTrainResult:
     """Full-batch gradient descent from the network's weights, on a batch of problems at once.
 
-    Every problem starts from the same (pretrained) weights and takes ``max_steps`` steps of
-    size ``lr`` on its own loss ``(1/2n) ||f(X_r) - y_r||^2`` over the chosen parameters (the
-    others frozen); the problems run together through ``torch.func.vmap``. The network itself
-    is not modified.
+    Each problem takes ``max_steps`` steps of its own size ``lr`` on its own loss
+    ``(1/2n) ||f(X_r) - y_r||^2`` over the chosen parameters (the others frozen); the problems
+    run together through ``torch.func.vmap``. The network itself is not modified.
 
     Parameters
     ----------
@@ -378,12 +395,23 @@ def train(
     X : array-like or tensor, shape (R, n, ...) or (n, ...)
         Training inputs of ``R`` problems (or of one).
     y : array-like, shape (R, n) or (n,)
-    lr : float
-        Step size.
+    lr : float or array of shape (R,)
+        Step size, one for all problems or one per problem.
     max_steps : int
-        Steps taken (the run's time is ``lr * max_steps``).
+        Steps taken (problem ``r`` runs for the gradient-flow time ``lr_r * max_steps``).
     parameters : "all", "last" or list of str
         The parameters trained.
+    output : int, optional
+        The output column, for networks with several outputs.
+    rows : array of int, shape (R,), optional
+        Problem ``r`` uses its first ``rows[r]`` rows (the rest is padding), so that problems
+        of different sizes share one batch. Default: all ``n``.
+    start : dict, optional
+        Per-problem starting values of the chosen parameters, each with a leading axis ``R``
+        (several pretrained networks of the same architecture in one batch). Default: the
+        network's own weights for every problem.
+    device : str or torch.device
+        CPU by default; GPU accepted but untested.
 
     Returns
     -------
@@ -403,6 +431,8 @@ def train(
     >>> res = train(net, [[1.0, 0.0], [0.0, 1.0]], [2.0, -1.0], lr=1.0, max_steps=200)
     >>> res.replica(0)["weight"].numpy().round(6).tolist()
     [[2.0, -1.0]]
+    >>> res.outputs(net, [[1.0, 1.0]]).round(6).tolist()
+    [[1.0]]
     """
     torch = torch_module()
     from torch.func import grad, vmap
@@ -415,36 +445,59 @@ def train(
     if lab.ndim != 2 or x.shape[:2] != lab.shape:
         raise ValueError(f"X must be (R, n, ...) and y (R, n) with the same R and n; got X "
                          f"{tuple(x.shape)} and y {tuple(lab.shape)}")
+    reps, n = lab.shape
     steps = check_positive_int(max_steps, "max_steps")
-    step = float(lr)
-    if not (math.isfinite(step) and step > 0):
+    step = np.broadcast_to(np.asarray(lr, dtype=np.float64), (reps,)).copy()
+    if not np.all(np.isfinite(step) & (step > 0)):
         raise ValueError(f"lr must be positive and finite, got {lr!r}")
-    reps = x.shape[0]
+    if rows is None:
+        counts = np.full(reps, n)
+    else:
+        counts = np.broadcast_to(np.asarray(rows), (reps,)).astype(np.int64)
+        if np.any(counts < 1) or np.any(counts > n):
+            raise ValueError(f"rows must be integers in [1, {n}], got {np.asarray(rows)}")
+    mask = torch.as_tensor(np.arange(n)[None, :] < counts[:, None], dtype=fn.dtype,
+                           device=device)
+    inv_n = torch.as_tensor(1.0 / counts, dtype=fn.dtype, device=device)
+    lr_t = torch.as_tensor(step, dtype=fn.dtype, device=device)
 
-    def loss(params: dict[str, Any], xr: Any, yr: Any) -> Any:
-        return 0.5 * torch.mean((fn(params, xr) - yr) ** 2)
+    def loss(params: dict[str, Any], xr: Any, yr: Any, mr: Any, ir: Any) -> Any:
+        return 0.5 * torch.sum(mr * (fn(params, xr) - yr) ** 2) * ir
 
     batched_grad = vmap(grad(loss))
     batched_loss = vmap(loss)
-    params = {k: v.unsqueeze(0).expand(reps, *v.shape).clone() for k, v in fn.params.items()}
+    if start is None:
+        params = {k: v.unsqueeze(0).expand(reps, *v.shape).clone() for k, v in fn.params.items()}
+    else:
+        if set(start) != set(fn.names):
+            raise ValueError(f"start must hold exactly the trained parameters {list(fn.names)}")
+        params = {k: as_tensor(start[k], "start", dtype=fn.dtype, device=device)
+                  for k in fn.names}
+        if any(v.shape != (reps, *fn.params[k].shape) for k, v in params.items()):
+            raise ValueError(f"start values need a leading axis of length {reps}")
+    origin = torch.cat([params[k].reshape(reps, -1) for k in fn.names], dim=1)
     with torch.no_grad():
-        start = batched_loss(params, x, lab)
-    limit = 1e10 * torch.clamp(start, min=1e-300)
+        first = batched_loss(params, x, lab, mask, inv_n)
+    limit = 1e10 * torch.clamp(first, min=1e-300)
+    cur = first
     for i in range(steps):
-        g = batched_grad(params, x, lab)
-        params = {k: params[k] - step * g[k] for k in fn.names}
+        g = batched_grad(params, x, lab, mask, inv_n)
+        params = {
+            k: params[k] - lr_t.reshape(-1, *([1] * (params[k].ndim - 1))) * g[k]
+            for k in fn.names
+        }
         if i % 50 == 49 or i == steps - 1:
             with torch.no_grad():
-                cur = batched_loss(params, x, lab)
+                cur = batched_loss(params, x, lab, mask, inv_n)
             if not bool(torch.isfinite(cur).all()) or bool((cur > limit).any()):
-                raise DivergenceError(f"the loss blew up at step {i + 1} (lr={step:g}); lower lr")
-    base = fn.flat().unsqueeze(0)
+                raise DivergenceError(f"the loss blew up at step {i + 1}; lower lr")
     flat = torch.cat([params[k].reshape(reps, -1) for k in fn.names], dim=1)
-    move = torch.linalg.norm(flat - base, dim=1) / torch.clamp(torch.linalg.norm(base), 1e-300)
+    base = torch.clamp(torch.linalg.norm(origin, dim=1), min=1e-300)
+    move = torch.linalg.norm(flat - origin, dim=1) / base
     return NetworkTrainResult(
         params={k: v.detach() for k, v in params.items()},
         loss=to_numpy(cur),
-        start_loss=to_numpy(start),
+        start_loss=to_numpy(first),
         lr=step,
         steps=steps,
         time=step * steps,

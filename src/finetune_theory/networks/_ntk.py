@@ -34,9 +34,10 @@ def _blocks(n: int, size: int) -> list[slice]:
 def _jac_rows(fn: Functional, x: Any) -> Any:
     """Jacobian rows ``(rows, P)`` of the chosen parameters on the rows of ``x``."""
     torch = torch_module()
-    from torch.func import jacrev, vmap
+    from torch.func import grad, vmap
 
-    jac = vmap(jacrev(fn.single()), in_dims=(None, 0))(fn.params, x)
+    # one scalar output per row: its Jacobian row is its gradient (jacrev of a scalar)
+    jac = vmap(grad(fn.single()), in_dims=(None, 0))(fn.params, x)
     return torch.cat([jac[k].reshape(x.shape[0], -1) for k in fn.names], dim=1)
 
 
