@@ -50,7 +50,7 @@ def _records() -> pd.DataFrame:
             for n in (10, 40):
                 meas = (1.0 + k) / n
                 rows.append({
-                    "dataset": ds, "source": src, "n": n, "drift_max": 0.01,
+                    "dataset": ds, "source": src, "n": n, "drift": 0.01,
                     "measured_full": meas, "predicted_full": 1.2 * meas,
                     "measured_linearised": 1.05 * meas, "measured_last": 2 * meas,
                     "predicted_last": 2.2 * meas,
@@ -100,7 +100,7 @@ def test_every_claim_holds_on_planted_records_and_flips_under_its_mutation() -> 
 
 def test_a_drifting_kernel_leaves_no_lazy_cell_and_the_claims_say_so() -> None:
     r = _records()
-    r["drift_max"] = 1.0
+    r["drift"] = 1.0
     verdicts = e8.claims(r)
     assert not verdicts[0].holds and "no cell" in verdicts[0].evidence
     assert not verdicts[1].holds

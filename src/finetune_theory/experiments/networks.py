@@ -47,15 +47,20 @@ from .base import Experiment, Verdict, run_units
 DATASETS = ("diamonds", "digits")
 #: sources of each data set (``init``: the network at its random initialisation)
 SOURCES = {"diamonds": ("Ideal", "Premium", "init"), "digits": ("parity", "value", "init")}
-#: kernel drift below which the linearisation is taken to hold (the claims' lazy cells)
-DRIFT_MAX = 0.1
+#: mean kernel drift below which a cell counts as lazy (the claims' cells): measured at the
+#: default size, seed 1, the real network tracks its linearisation within 2% up to a drift of
+#: 0.17 (the pretrained MLPs) and departs from it by up to 80% from 0.65 on (the CNNs)
+DRIFT_MAX = 0.25
 #: largest ratio (either way) between predicted and measured full fine-tuning risk in lazy
-#: cells; sized from seeds 1-3 at the default size (see docs/networks.md), not from seed 0
-FACTOR = 2.0
-#: the exact linearised network against the real one in lazy cells (same seeds)
-LINEARISED_FACTOR = 1.5
-#: share of source pairs whose predicted order is the measured one (same seeds)
-RANKING_SHARE = 0.7
+#: cells: the largest measured at the default size on seeds 1 and 2 (1.38 and 2.46), rounded
+#: up; the reported run uses seed 0, which did not size it (docs/networks.md)
+FACTOR = 2.5
+#: the exact linearised network against the real one in lazy cells (seeds 1 and 2: 1.028 and
+#: 1.018, rounded up)
+LINEARISED_FACTOR = 1.05
+#: share of source pairs whose predicted order is the measured one (seeds 1 and 2: 88% and
+#: 67%; the smaller, rounded down to 5%)
+RANKING_SHARE = 0.65
 
 
 @dataclass(frozen=True)
@@ -86,25 +91,26 @@ class Config:
     """
 
     datasets: tuple[str, ...] = DATASETS
-    ns: tuple[int, ...] = (10, 20, 40, 80)
-    repeats: int = 3
-    n_test: int = 300
-    n_unlabelled: int = 300
+    ns: tuple[int, ...] = (10, 40)
+    repeats: int = 2
+    n_test: int = 200
+    n_unlabelled: int = 200
     n_pilot: int = 40
-    source_rows: int = 1000
+    source_rows: int = 600
     width: int = 32
-    pretrain_steps: int = 200
+    pretrain_steps: int = 150
     pretrain_lr: float = 0.01
-    steps: int = 150
-    lr_fraction: float = 1.0
+    steps: int = 100
+    lr_fraction: float = 0.5
 
 
 SIZES = {
-    "quick": Config(datasets=("diamonds",), ns=(10, 40), repeats=2, n_test=200,
-                    n_unlabelled=200, source_rows=500, pretrain_steps=100, steps=60),
+    "quick": Config(datasets=("diamonds",), ns=(10, 30), repeats=2, n_test=100,
+                    n_unlabelled=100, n_pilot=30, source_rows=300, pretrain_steps=60,
+                    steps=40),
     "default": Config(),
-    "paper": Config(ns=(10, 20, 40, 80, 160), repeats=8, n_test=400, n_unlabelled=800,
-                    n_pilot=60, source_rows=4000, pretrain_steps=600, steps=600),
+    "paper": Config(ns=(10, 20, 40, 80), repeats=3, n_test=300, n_unlabelled=300,
+                    source_rows=1000, pretrain_steps=200, steps=150),
 }
 
 
@@ -360,7 +366,7 @@ def ranking_pairs(records: pd.DataFrame) -> pd.DataFrame:
 def claims(records: pd.DataFrame) -> list[Verdict]:
     """Verdicts of E8 computed from the records."""
     verdicts = []
-    lazy = records[records["drift_max"] < DRIFT_MAX]
+    lazy = records[records["drift"] < DRIFT_MAX]
     share_lazy = len(lazy) / max(len(records), 1)
     if len(lazy):
         worst = _fold(lazy["ratio_full"])
