@@ -106,6 +106,7 @@ def test_a_drifting_kernel_leaves_no_lazy_cell_and_the_claims_say_so() -> None:
     assert not verdicts[1].holds
 
 
+@pytest.mark.slow
 def test_table_and_plot(tiny: pd.DataFrame, tmp_path) -> None:
     exp = experiments.get("networks")
     tab = exp.table(tiny)

@@ -200,6 +200,7 @@ def test_curve_from_unlabelled_spectrum_and_labelled_profile_matches_monte_carlo
         assert 0.6 < curve.mse[j] / np.mean(mse) < 1.6, (n, curve.mse[j], np.mean(mse))
 
 
+@pytest.mark.slow
 def test_wide_network_fine_tuned_with_small_steps_follows_its_linearisation() -> None:
     torch.manual_seed(9)
     width = 1024
