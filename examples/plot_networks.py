@@ -39,10 +39,10 @@ def group(name, rows):
     return fmap.transform(part), (part[table.label].to_numpy() - centre) / scale
 
 
-X_src, y_src = group("Ideal", 300 if SMALL else 2000)
+X_src, y_src = group("Ideal", 200 if SMALL else 2000)
 X_tgt, y_tgt = group("Fair", 1610)
 X_test, y_test = X_tgt[:300], y_tgt[:300]
-X_unl = X_tgt[300:500 if SMALL else 700]
+X_unl = X_tgt[300:400 if SMALL else 700]
 X_pilot, y_pilot = X_tgt[700:740], y_tgt[700:740]
 X_pool, y_pool = X_tgt[740:], y_tgt[740:]
 
@@ -52,7 +52,7 @@ net = torch.nn.Sequential(
     torch.nn.Linear(X_src.shape[1], 32), torch.nn.Tanh(), torch.nn.Linear(32, 32),
     torch.nn.Tanh(), torch.nn.Linear(32, 1),
 ).double()
-steps = 100 if SMALL else 600
+steps = 40 if SMALL else 600
 pre = networks.train(net, X_src, y_src, lr=0.2, max_steps=steps)
 with torch.no_grad():
     for name, p in net.named_parameters():
@@ -60,16 +60,17 @@ with torch.no_grad():
 print(f"source training loss {pre.loss[0]:.4f}")
 
 # %%
-# Fine-tune for real: every weight, and the head alone, on 3 random training sets per n,
+# Fine-tune for real: every weight, and the head alone, on 3 random training sets per n (2
+# at the test size),
 # all in one batched run per route; step 1 / lambda_max of the kernel of each set. Then
 # predict the curve of each route from unlabelled inputs and the 40 pilot rows, at the
 # gradient-flow time (step times steps) the runs used.
-ns = np.array([10, 40] if SMALL else [10, 20, 40, 80])
-gd_steps = 60 if SMALL else 200
+ns = np.array([10, 30] if SMALL else [10, 20, 40, 80])
+gd_steps = 30 if SMALL else 200
 measured = {"full": [], "last": []}
 predicted = {"full": [], "last": []}
 for n in ns:
-    idx = np.array([rng.choice(len(y_pool), n, replace=False) for _ in range(3)])
+    idx = np.array([rng.choice(len(y_pool), n, replace=False) for _ in range(2 if SMALL else 3)])
     xs, ys = X_pool[idx], y_pool[idx]
     for route, params in (("full", "all"), ("last", "last")):
         lr = [1.0 / np.linalg.eigvalsh(networks.empirical_ntk(net, x, parameters=params) / n)[-1]
