@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from .._random import seed_sequence
+from ..networks import torch_module
 from ._plotting import finish, open_figures
 from .base import Experiment, Verdict, run_units
 
@@ -169,7 +170,7 @@ def _digits(config: Config, rng: np.random.Generator) -> dict[str, Any]:
 
 
 def _network(name: str, inputs: int | None, width: int) -> Any:
-    import torch
+    torch = torch_module()
 
     nn = torch.nn
     if name == "diamonds":
@@ -185,7 +186,7 @@ def _network(name: str, inputs: int | None, width: int) -> Any:
 def _pretrain(net: Any, x: np.ndarray, y: np.ndarray, config: Config) -> None:
     """Full-batch Adam (written out: ``torch.optim`` would import the compiler stack, seconds
     of CPU for nothing here)."""
-    import torch
+    torch = torch_module()
 
     xt, yt = torch.as_tensor(x), torch.as_tensor(y)
     params = list(net.parameters())
@@ -217,7 +218,7 @@ def _head_gd(a: np.ndarray, y: np.ndarray, theta: np.ndarray, lr: float, steps: 
 
 def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
     """Pretrain the sources of one data set, fine-tune each over ``ns`` x repeats, predict."""
-    import torch
+    torch = torch_module()
 
     from .. import networks as nw
 
