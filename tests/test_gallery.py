@@ -49,3 +49,5 @@ def test_example_runs(script, monkeypatch, capsys, tmp_path):
     assert figures, f"{script.name} drew no figure"
     assert out.strip(), f"{script.name} printed nothing"
     assert "nan" not in out.lower().replace("nan_", ""), f"{script.name} printed a NaN:\n{out}"
+    if "estimator" in script.stem:  # the default beside the leave-one-out ridge
+        assert "alpha='loo'" in out, "the estimator example does not show alpha='loo'"
