@@ -253,7 +253,7 @@ class FeatureMap(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (len(X), n_features_)
+        ndarray of shape (len(X), d)
             float64; a data frame with the columns of :meth:`get_feature_names_out` after
             ``set_output(transform="pandas")``.
 
@@ -291,7 +291,7 @@ class FeatureMap(TransformerMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of str objects, shape (n_features_,)
+        ndarray of str objects, shape (d,)
             ``"intercept"``, the numeric columns, ``"column=level"`` for each indicator and
             ``"relu_j"`` for each random feature.
 
