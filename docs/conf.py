@@ -307,7 +307,7 @@ def cli_sections() -> list[tuple[str, str]]:
     from finetune_theory.cli import build_parser
 
     old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "96"  # argparse wraps help text to this width
+    os.environ["COLUMNS"] = "80"  # argparse wraps help text to this width
     try:
         parser = build_parser()
         out = [("finetune-theory", parser.format_help())]

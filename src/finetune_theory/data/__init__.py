@@ -1,7 +1,7 @@
 """Real data shipped inside PyPI packages, and the feature map; nothing is downloaded.
 
-Inputs for real covariances (:mod:`~finetune_theory.data.images`, need scikit-learn: the
-``sklearn`` extra):
+Inputs for real covariances (:mod:`~finetune_theory.data.images`, images shipped with
+scikit-learn; the photographs need Pillow, part of the ``data`` extra):
 
 * :func:`sample_images` - scikit-learn's two bundled photographs in grayscale, ``(2, 427, 640)``;
 * :func:`image_patches` - square patches cut from them, ``(N, size * size)``;
