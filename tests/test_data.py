@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import sys
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -330,3 +332,30 @@ def test_feature_map_set_output_gives_a_named_frame():
     plain = FeatureMap(["size"], ["kind"]).fit_transform(frame)
     np.testing.assert_array_equal(out.to_numpy(), plain)
     assert isinstance(fm.set_output(transform="default").transform(frame), np.ndarray)
+
+
+# ------------------------------------------------------------- the advisor's shipped example
+def test_advisor_example_files_are_package_data_and_match_the_checkout():
+    from finetune_theory.data import advisor_example
+
+    example = advisor_example()
+    assert example.data.parent.name == "examples" and example.data.parent.parent.name == "data"
+    table = pd.read_csv(example.data)
+    assert example.target in table.columns and table.shape == (40, 11)
+    coef = json.loads(example.source.read_text())
+    assert set(coef["coef"]) == set(table.columns) - {example.target}
+    # examples/data/ in the checkout links to the same files
+    checkout = Path(__file__).resolve().parent.parent / "examples" / "data"
+    assert (checkout / "target.csv").resolve() == example.data.resolve()
+
+
+def test_advise_example_on_the_command_line(capsys):
+    from finetune_theory.cli import main
+
+    assert main(["advise", "--example", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "as_is" in out and "finetune_ridge" in out
+    assert main(["advise", "--example", "--target", "y"]) == 1
+    assert "--example replaces --data, --target and --source" in capsys.readouterr().err
+    assert main(["advise", "--target", "y"]) == 1
+    assert "--data and --target are required" in capsys.readouterr().err
