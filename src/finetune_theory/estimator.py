@@ -134,7 +134,9 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
     max_steps : int
         Step budget of ``"gd"``.
     tol : float
-        Stopping tolerance of ``"gd"`` (see :mod:`finetune_theory._training`).
+        Stopping tolerance of ``"gd"``: training stops when the loss is at most ``tol`` times
+        the zero predictor's loss, or when one step changes it by at most that fraction
+        (as ``tol`` of :func:`finetune_theory.linear.train`).
     width : int or None
         Hidden width of the deep linear network (``depth > 1`` with ``"gd"``); default
         ``n_features``.
