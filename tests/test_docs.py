@@ -284,3 +284,22 @@ def test_cli_reference_covers_every_command_and_option():
         for action in sub._actions:
             for flag in action.option_strings:
                 assert flag in text, f"{flag} of {name} is missing from the CLI reference"
+
+
+def test_readme_opens_with_the_two_make_commands_then_pip_and_every_extra():
+    import tomllib
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    first = re.search(r"^```bash\n(.*?)^```", text, re.M | re.S)
+    commands = [line.split("#")[0].strip() for line in first.group(1).strip().splitlines()]
+    assert commands == ["make run", "make test"]
+    assert text.index("What it answers") < text.index("## Install") < text.index("## Quick tour")
+    install = text[text.index("## Install") : text.index("## Quick tour")]
+    assert "pip install finetune-theory" in install
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    page = (DOCS / "install.md").read_text(encoding="utf-8")
+    for extra in extras:
+        assert f"`{extra}`" in install, f"the README does not explain the extra {extra!r}"
+        assert f"| `{extra}` |" in page, f"docs/install.md does not explain the extra {extra!r}"
