@@ -65,7 +65,7 @@ cv = ShuffleSplit(n_splits=3 if SMALL else 20, test_size=0.5, random_state=0)
 as_is = np.mean((source.predict(target_rows) - y_target) ** 2)
 print(f"source model as is: held-out MSE {as_is:.4f}")
 medians = {}
-fig, ax = plt.subplots(figsize=(8, 4.2))
+fig, ax = plt.subplots(figsize=(7, 5), layout="constrained")
 for name, model in models.items():
     n_fit, _, test = learning_curve(
         model,
@@ -86,10 +86,10 @@ ax.axhline(as_is, color="k", ls="--", label="source model as is")
 ax.set_xscale("log")
 ax.set_yscale("log")
 ax.set_xticks(n_fit, [str(n) for n in n_fit])
+ax.xaxis.set_minor_locator(plt.NullLocator())
 ax.set_xlabel("labelled target diamonds (n)")
 ax.set_ylabel("held-out MSE of the log price")
-ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-fig.tight_layout()
+fig.legend(loc="outside lower center", ncols=3, fontsize=9)
 
 # %%
 # Why the default gets worse with more data, and what to use instead
