@@ -1,16 +1,17 @@
-"""A scikit-learn regressor that fine-tunes a linear (or deep linear) source model.
+r"""A scikit-learn regressor that fine-tunes a linear (or deep linear) source model.
 
 :class:`FineTunedRegressor` starts from pretrained weights ``source_coef`` and trains on the
 target data to zero training loss, as the theory describes: for ``depth = 1`` gradient descent
 from the source converges to the interpolant (or least-squares fit) closest to the source,
-``theta_S + X^+ (y - X theta_S)`` (:func:`finetune_theory.linear.finetune`); for ``depth > 1``
-the end-to-end vector of a deep linear network started from balanced rank-one weights that
-realise the source (:mod:`finetune_theory.deep_linear`).
+:math:`\theta_S + X^+ (y - X \theta_S)` (:func:`finetune_theory.linear.finetune`); for
+``depth > 1`` the end-to-end vector of a deep linear network started from balanced rank-one
+weights that realise the source (:mod:`finetune_theory.deep_linear`).
 
 The intercept
 -------------
-The theory has no intercept: inputs are centred and the model is ``theta^T x``. The estimator
-offers two readings of a practitioner's source model ``x -> source_coef^T x + source_intercept``:
+The theory has no intercept: inputs are centred and the model is :math:`\theta^\top x`. The
+estimator offers two readings of a practitioner's source model :math:`x \mapsto w_S^\top x + b_S`
+(``source_coef``, ``source_intercept``):
 
 * ``fit_intercept=True`` (default): the slope is fine-tuned on centred data and the intercept
   is free. ``X`` and ``y`` are centred by their training means, ``coef_`` is fine-tuned from
@@ -24,10 +25,10 @@ offers two readings of a practitioner's source model ``x -> source_coef^T x + so
 
 Ridge towards the source
 ------------------------
-``alpha > 0`` (depth 1, closed form) minimises ``||y - X w||^2 + alpha ||w - source_coef||^2``
+``alpha > 0`` (depth 1, closed form) minimises :math:`\|y - X w\|^2 + \alpha \|w - w_S\|^2`
 (on the centred data when ``fit_intercept``): scikit-learn's ``Ridge`` penalty, measured from
 the source instead of from zero, so ``alpha`` has ``Ridge``'s meaning and scale and
-``alpha -> inf`` keeps the source. It is :func:`finetune_theory.linear.finetune` with
+:math:`\alpha \to \infty` keeps the source. It is :func:`finetune_theory.linear.finetune` with
 ``ridge = alpha / n_samples``. ``alpha="loo"`` chooses it from ``alphas`` by the closed-form
 leave-one-out error (as ``RidgeCV`` does); the choice is ``alpha_``.
 
