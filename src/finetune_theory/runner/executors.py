@@ -9,11 +9,19 @@ Every unit runs under :func:`compute_unit`, which pins the BLAS/OpenMP thread po
 thread, so the floating-point reductions (and hence the bits of the records) do not depend on
 which executor ran the unit or how many cores it had.
 
-Dask is an optional extra (``pip install finetune-theory[dask]``), imported only when a
-scheduler is asked for. A Dask run never waits without bound: a scheduler address is first
-probed (a refused port fails at once; anything that does not answer as a Dask scheduler within
-the connect timeout fails then), and while units run, a run with no worker, or without its
-scheduler, for ``timeout`` seconds ends with :class:`ExecutorLost`.
+Every unit also returns the code fingerprint of the process that computed it
+(:func:`~finetune_theory.runner.fingerprint.process_fingerprint`), which the store compares
+with the run's.
+
+A local worker that dies (killed, out of memory) ends the run with :class:`ExecutorLost`,
+naming the signal. Dask is an optional extra (``pip install "finetune-theory[dask]"``),
+imported only when a scheduler is asked for. A Dask run never waits without bound: a
+scheduler address is first probed (a refused port fails at once; anything that does not answer
+as a Dask scheduler within the connect timeout fails then), and while units run, a run in which
+no unit finishes while the scheduler does not answer, no worker is connected, or a worker
+stopped sending its heartbeats (a hung worker, ``SIGSTOP``), for ``timeout`` seconds of wall
+time, ends with :class:`ExecutorLost`. Dask's loggers are silenced while the runner uses Dask
+(faults are reported in one line, never as a ``distributed`` traceback).
 
 Worker processes (local ones and those of a ``local:N`` cluster) start with Ctrl-C ignored: a
 Ctrl-C in the terminal reaches every process of its group, and only the parent should act on
@@ -38,8 +46,9 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
+from ._codec import encode_records
 from .errors import ExecutorLost, RunnerError, UnitFailed
-from .store import encode_records
+from .fingerprint import CodeSpec, install_source_loader, process_fingerprint
 
 __all__ = [
     "RunnerError",
@@ -54,7 +63,12 @@ __all__ = [
     "default_workers",
     "parse_scheduler",
     "probe_scheduler",
+    "silence_dask_logs",
+    "MAX_WORKERS",
 ]
+
+#: the most worker processes (local, or of a ``local:N`` cluster) a run may start
+MAX_WORKERS = 128
 
 _THREAD_ENV = (
     "OMP_NUM_THREADS",
@@ -68,15 +82,29 @@ _THREAD_ENV = (
 
 # ------------------------------------------------------------------ the unit wrapper
 def compute_unit(
-    run: Callable[[Any, int], list[dict[str, Any]]], unit: Any, unit_seed: int, label: str = "unit"
-) -> tuple[str, float]:
-    """Run one unit with one BLAS thread; its records as JSON text, and the seconds it took.
+    run: Callable[[Any, int], list[dict[str, Any]]],
+    unit: Any,
+    unit_seed: int,
+    label: str = "unit",
+    spec: CodeSpec | None = None,
+) -> tuple[str, float, str]:
+    """Run one unit with one BLAS thread.
+
+    Returns the records as JSON text, the seconds the unit took, and the fingerprint of the
+    code this process ran for ``spec`` (``""`` without a spec).
 
     Raises
     ------
     UnitFailed
         Whatever the experiment raised, with the traceback as text (tracebacks do not survive
-        every trip between processes).
+        every trip between processes) and the missing module when an import failed.
+    SourceChanged, StaleBytecode
+        The code this process loaded is not what its files hold.
+
+    Examples
+    --------
+    >>> compute_unit(lambda unit, seed: [{"x": unit + seed}], 1, 2)[0]
+    '[{"x":3}]'
     """
     from threadpoolctl import threadpool_limits
 
@@ -86,8 +114,28 @@ def compute_unit(
             records = run(unit, unit_seed)
         text = encode_records(records)
     except Exception as exc:  # re-raised with the worker's traceback attached
-        raise UnitFailed(f"{label}: {type(exc).__name__}: {exc}", traceback.format_exc()) from None
-    return text, time.perf_counter() - start
+        raise UnitFailed(
+            f"{label}: {type(exc).__name__}: {exc}", traceback.format_exc(), _missing_module(exc)
+        ) from None
+    seconds = time.perf_counter() - start
+    return text, seconds, "" if spec is None else _worker_fingerprint(spec)
+
+
+def _worker_fingerprint(spec: CodeSpec) -> str:
+    """The fingerprint of the code this process runs (a seam for the tests)."""
+    return process_fingerprint(spec)
+
+
+def _missing_module(exc: BaseException) -> str | None:
+    """The module whose import failed somewhere in the chain of ``exc``, if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, ImportError) and getattr(seen, "name", None):
+            return str(seen.name)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def pin_blas_threads() -> None:
@@ -117,9 +165,11 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent_pid: int) -> None:
-    """Local worker start-up: one BLAS thread, die with the parent, leave Ctrl-C to it."""
+def _init_worker(parent_pid: int, modules: tuple[str, ...] = ()) -> None:
+    """Local worker start-up: one BLAS thread, die with the parent, leave Ctrl-C to it, and
+    compile the package's modules from the bytes that are hashed."""
     _die_with_parent(parent_pid)
+    install_source_loader(modules)
     pin_blas_threads()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -229,21 +279,42 @@ class ProcessExecutor(Executor):
     """
 
     def __init__(self, workers: int) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+        _check_workers(workers)
         self.workers = int(workers)
         self.description = f"{self.workers} local worker processes"
         self._pool: ProcessPoolExecutor | None = None
+        self._processes: dict[int, Any] = {}
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            from .fingerprint import _FINDER
+
             self._pool = _QuietPool(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), tuple(sorted(_FINDER.extra))),
             )
         return self._pool
+
+    def _death(self) -> ExecutorLost:
+        """The error for a pool whose worker died, naming how it died."""
+        how = "died"
+        for proc in self._processes.values():
+            code = proc.exitcode
+            if code is not None and code < 0:
+                try:
+                    how = f"was killed by {signal.Signals(-code).name}"
+                except ValueError:
+                    how = f"was killed by signal {-code}"
+                break
+            if code not in (None, 0):
+                how = f"exited with status {code}"
+                break
+        self._terminate()
+        return ExecutorLost(
+            f"a local worker process {how} (killed, or out of memory) while units were running"
+        )
 
     def map_unordered(
         self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]]
@@ -252,10 +323,11 @@ class ProcessExecutor(Executor):
             yield from InlineExecutor().map_unordered(fn, tasks)
             return
         pool = self._ensure_pool()
-        pending: dict[Future[Any], int] = {
-            pool.submit(fn, *args): i for i, args in enumerate(tasks)
-        }
+        pending: dict[Future[Any], int] = {}
         try:
+            for i, args in enumerate(tasks):
+                pending[pool.submit(fn, *args)] = i
+                self._processes.update(getattr(pool, "_processes", None) or {})
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -263,11 +335,10 @@ class ProcessExecutor(Executor):
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
-                        raise RunnerError(
-                            "a local worker process died (out of memory or killed); "
-                            "rerun to resume from the stored units"
-                        ) from None
+                        raise self._death() from None
                     yield index, result
+        except BrokenProcessPool:  # raised by submit on a pool that broke meanwhile
+            raise self._death() from None
         finally:
             if pending:  # interrupted or failed: do not wait for the rest
                 for fut in pending:
@@ -277,9 +348,10 @@ class ProcessExecutor(Executor):
     def _terminate(self) -> None:
         """Stop the pool now, killing busy workers (their units are simply not stored)."""
         pool, self._pool = self._pool, None
+        self._processes = {}
         if pool is None:
             return
-        processes = list(getattr(pool, "_processes", {}).values())
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         for proc in processes:
             if proc.is_alive():
                 proc.terminate()
@@ -307,8 +379,9 @@ class DaskExecutor(Executor):
         for in-process clusters (it would pin this process too); each unit still runs under a
         one-thread limit, which is exact when every worker has one thread.
     timeout
-        Seconds the run may go on without any worker, or without its scheduler, before
-        :meth:`map_unordered` raises :class:`ExecutorLost`.
+        Seconds of wall time the run may go on without a finished unit while the scheduler
+        does not answer, no worker is connected, or a worker has stopped sending heartbeats;
+        then :meth:`map_unordered` raises :class:`ExecutorLost`.
     poll
         Seconds between health checks while waiting for results.
     """
@@ -331,23 +404,40 @@ class DaskExecutor(Executor):
         self.timeout = float(timeout)
         self.poll = min(float(poll), self.timeout)
         self.address = str(client.scheduler.address)
+        self._restore_logs = silence_dask_logs()
+        #: worker address -> (its last heartbeat as the scheduler saw it, when that changed)
+        self._heartbeats: dict[str, tuple[Any, float]] = {}
         if pin_blas:
             client.run(pin_blas_threads)
         where = "local cluster" if cluster is not None else "scheduler"
         self.description = f"Dask {where} at {self.address}"
 
-    def _problem(self) -> str | None:
-        """What keeps the cluster from computing now, or ``None`` when it can."""
+    def _problem(self, wait_s: float) -> str | None:
+        """What keeps the cluster from computing now, or ``None`` when it can.
+
+        The scheduler gets ``wait_s`` seconds to answer. A worker whose heartbeat (the
+        scheduler's ``last_seen``) has not moved for ``timeout`` seconds counts as hung.
+        """
         if self.client.status != "running":
             return f"lost the connection to the Dask scheduler at {self.address}"
         try:
             info = self.client.sync(
-                self.client.scheduler.identity, n_workers=-1, callback_timeout=self.timeout
+                self.client.scheduler.identity, n_workers=-1, callback_timeout=max(wait_s, 0.1)
             )
         except Exception:
             return f"the Dask scheduler at {self.address} does not answer"
-        if not info.get("workers"):
+        workers = info.get("workers") or {}
+        if not workers:
             return f"no Dask worker is connected to the scheduler at {self.address}"
+        now = time.monotonic()
+        for address, worker in workers.items():
+            seen = worker.get("last_seen")
+            before = self._heartbeats.get(address)
+            if before is None or before[0] != seen:
+                self._heartbeats[address] = (seen, now)
+        hung = [a for a in workers if now - self._heartbeats[a][1] >= self.timeout]
+        if hung:
+            return f"the Dask worker {hung[0]} has sent no heartbeat"
         return None
 
     def _result(self, fut: Any) -> Any:
@@ -356,13 +446,13 @@ class DaskExecutor(Executor):
 
         try:
             return fut.result()
-        except UnitFailed:
+        except (UnitFailed, RunnerError):
             raise
         except CancelledError:
-            problem = self._problem() or f"the Dask scheduler at {self.address} dropped a unit"
+            problem = self._problem(1.0) or f"the Dask scheduler at {self.address} dropped a unit"
             raise ExecutorLost(problem) from None
         except Exception as exc:
-            problem = self._problem()
+            problem = self._problem(1.0)
             if problem is not None:
                 raise ExecutorLost(f"{problem} ({type(exc).__name__})") from None
             raise
@@ -377,70 +467,101 @@ class DaskExecutor(Executor):
         futures = [self.client.submit(fn, *args, pure=False) for args in tasks]
         index = {fut.key: i for i, fut in enumerate(futures)}
         pending = set(futures)
-        trouble_since: float | None = None
+        last_ok = time.monotonic()  # a unit finished, or the cluster was seen healthy
         try:
             while pending:
                 try:
-                    with _quiet_dask():
-                        done, pending = self.client.sync(
-                            _wait, list(pending), timeout=self.poll, return_when="FIRST_COMPLETED"
-                        )
+                    done, pending = self.client.sync(
+                        _wait, list(pending), timeout=self.poll, return_when="FIRST_COMPLETED"
+                    )
                     pending = set(pending)
                 except TimeoutError:
                     done = set()
                 except CancelledError:  # the client dropped every future: connection lost
-                    problem = self._problem() or f"lost the Dask scheduler at {self.address}"
+                    problem = self._problem(1.0) or f"lost the Dask scheduler at {self.address}"
                     raise ExecutorLost(problem) from None
                 for fut in done:
                     yield index[fut.key], self._result(fut)
                 if done:
-                    trouble_since = None
+                    last_ok = time.monotonic()
                     continue
-                problem = self._problem()
+                problem = self._problem(self.timeout - (time.monotonic() - last_ok))
                 if problem is None:
-                    trouble_since = None
+                    last_ok = time.monotonic()
                     continue
-                now = time.monotonic()
-                trouble_since = now if trouble_since is None else trouble_since
-                if now - trouble_since >= self.timeout:
-                    raise ExecutorLost(f"{problem} for {self.timeout:g} s (--timeout)")
+                if time.monotonic() - last_ok >= self.timeout:
+                    raise ExecutorLost(
+                        f"{problem}; no unit finished for {self.timeout:g} s", hint="timeout"
+                    )
         finally:
             if pending:
                 try:
-                    with _quiet_dask():
-                        self.client.cancel(list(pending))
+                    self.client.cancel(list(pending))
                 except Exception:  # the scheduler may be gone
                     pass
 
     def close(self) -> None:
-        with _quiet_dask():
-            try:
-                if self.owns_client:
-                    self.client.close(timeout=min(self.timeout, 10.0))
-            except Exception:  # a dead scheduler: nothing left to close
-                pass
-            finally:
-                if self.cluster is not None:
-                    try:
-                        self.cluster.close(timeout=min(self.timeout, 10.0))
-                    except Exception:
-                        pass
+        wait_s = min(self.timeout, 10.0)
+        try:
+            if self.owns_client:
+                self.client.close(timeout=wait_s)
+        except Exception:  # a dead scheduler: nothing left to close
+            pass
+        finally:
+            if self.cluster is not None:
+                try:
+                    self.cluster.close(timeout=wait_s)
+                except Exception:
+                    pass
+            self._restore_logs()
+
+
+#: loggers that Dask, Tornado and asyncio write their tracebacks to
+_DASK_LOGGERS = ("distributed", "tornado", "asyncio", "bokeh")
+
+
+def silence_dask_logs() -> Callable[[], None]:
+    """Silence Dask's, Tornado's and asyncio's loggers; a function that restores them.
+
+    Every logger under those names is raised above ``CRITICAL`` (Dask gives several of them
+    their own level, so the parents alone would not do), and so are their handlers.
+
+    Examples
+    --------
+    >>> import logging
+    >>> restore = silence_dask_logs()
+    >>> logging.getLogger("distributed.client").isEnabledFor(logging.CRITICAL)
+    False
+    >>> restore()
+    """
+    import logging
+
+    names = [
+        name
+        for name in list(logging.root.manager.loggerDict)
+        if name.split(".")[0] in _DASK_LOGGERS
+    ]
+    loggers = [logging.getLogger(name) for name in dict.fromkeys([*_DASK_LOGGERS, *names])]
+    saved = [(log, log.level, log.disabled) for log in loggers]
+    for log in loggers:
+        log.setLevel(logging.CRITICAL + 1)
+
+    def restore() -> None:
+        for log, level, disabled in saved:
+            log.setLevel(level)
+            log.disabled = disabled
+
+    return restore
 
 
 @contextmanager
 def _quiet_dask() -> Iterator[None]:
-    """Silence Dask's and Tornado's loggers (the run reports failures in its own words)."""
-    import logging
-
-    quiet = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
-    levels = [log.level for log in quiet]
-    for log in quiet:
-        log.setLevel(logging.CRITICAL + 1)
+    """Silence Dask's loggers for the ``with`` block."""
+    restore = silence_dask_logs()
     try:
         yield
     finally:
-        for log, level in zip(quiet, levels, strict=True):
-            log.setLevel(level)
+        restore()
 
 
 # ------------------------------------------------------------------ choosing one
@@ -477,7 +598,8 @@ def _import_distributed() -> Any:
         import distributed
     except ImportError:
         raise RunnerError(
-            "the --scheduler option needs Dask: pip install 'finetune-theory[dask]'"
+            'running on Dask needs the dask extra: pip install "finetune-theory[dask]"',
+            hint="scheduler",
         ) from None
     return distributed
 
@@ -508,8 +630,8 @@ def probe_scheduler(address: str, timeout: float) -> None:
             ) from None
         except TimeoutError:
             raise RunnerError(
-                f"could not reach the Dask scheduler at {address} within {timeout:g} s "
-                "(--connect-timeout)"
+                f"could not reach the Dask scheduler at {address} within {timeout:g} s",
+                hint="connect-timeout",
             ) from None
         except OSError as exc:
             raise RunnerError(
@@ -528,7 +650,8 @@ def probe_scheduler(address: str, timeout: float) -> None:
     except TimeoutError:
         raise RunnerError(
             f"could not reach the Dask scheduler at {address} within {timeout:g} s: something "
-            "there does not answer as a Dask scheduler (--connect-timeout)"
+            "there does not answer as a Dask scheduler",
+            hint="connect-timeout",
         ) from None
     except Exception as exc:
         raise RunnerError(
@@ -556,7 +679,15 @@ def _local_cluster(workers: int, run_timeout: float) -> DaskExecutor:
     distributed = _import_distributed()
     import logging
 
-    with workers_ignore_sigint(), _quiet_dask():
+    import dask
+
+    _check_workers(workers)
+    ttl = f"{max(run_timeout, 1.0)}s"  # the scheduler drops a hung worker (and its units) then
+    with (
+        workers_ignore_sigint(),
+        _quiet_dask(),
+        dask.config.set({"distributed.scheduler.worker-ttl": ttl}),
+    ):
         cluster = distributed.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
@@ -572,6 +703,14 @@ def _local_cluster(workers: int, run_timeout: float) -> DaskExecutor:
     return DaskExecutor(client, cluster, owns_client=True, pin_blas=True, timeout=run_timeout)
 
 
+def _check_workers(workers: Any) -> None:
+    """``ValueError`` unless ``workers`` is a whole number from 1 to :data:`MAX_WORKERS`."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers > MAX_WORKERS:
+        raise ValueError(f"workers must be at most {MAX_WORKERS}, got {workers}")
+
+
 def make_executor(
     workers: int | None = None,
     scheduler: str | None = None,
@@ -584,15 +723,16 @@ def make_executor(
     Parameters
     ----------
     workers
-        Local worker processes (default: one per available core); ``1`` runs in this process.
-        Ignored when ``scheduler`` is given.
+        Local worker processes (default: one per available core), at most
+        :data:`MAX_WORKERS`; ``1`` runs in this process. Ignored when ``scheduler`` is given.
     scheduler
         ``tcp://HOST:PORT`` of a running Dask scheduler, or ``local:N`` to start a Dask
-        ``LocalCluster`` with ``N`` single-threaded workers.
+        ``LocalCluster`` with ``N`` single-threaded workers (at most :data:`MAX_WORKERS`).
     connect_timeout
         Seconds to wait for a remote scheduler to answer.
     timeout
-        Seconds a Dask run may go without workers or without its scheduler before it ends.
+        Seconds of wall time a Dask run may go without a finished unit while its scheduler
+        does not answer or its workers are gone or hung, before it ends.
     """
     if not connect_timeout > 0:
         raise ValueError(f"connect timeout must be > 0 seconds, got {connect_timeout}")
@@ -604,9 +744,8 @@ def make_executor(
             return _local_cluster(target, timeout)
         return _connect(target, connect_timeout, timeout)
     if workers is None:
-        workers = default_workers()
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        workers = min(default_workers(), MAX_WORKERS)
+    _check_workers(workers)
     if workers == 1:
         return InlineExecutor()
     return ProcessExecutor(workers)
