@@ -299,19 +299,19 @@ class ProcessExecutor(Executor):
 
     def _death(self) -> ExecutorLost:
         """The error for a pool whose worker died, naming how it died."""
+        processes = list(self._processes.values())
+        self._terminate()  # joins every worker, so their exit codes are known
+        codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+        # the pool ends the other workers with SIGTERM: the cause is the other code
+        codes.sort(key=lambda code: code == -signal.SIGTERM)
         how = "died"
-        for proc in self._processes.values():
-            code = proc.exitcode
-            if code is not None and code < 0:
-                try:
-                    how = f"was killed by {signal.Signals(-code).name}"
-                except ValueError:
-                    how = f"was killed by signal {-code}"
-                break
-            if code not in (None, 0):
-                how = f"exited with status {code}"
-                break
-        self._terminate()
+        if codes and codes[0] < 0:
+            try:
+                how = f"was killed by {signal.Signals(-codes[0]).name}"
+            except ValueError:
+                how = f"was killed by signal {-codes[0]}"
+        elif codes:
+            how = f"exited with status {codes[0]}"
         return ExecutorLost(
             f"a local worker process {how} (killed, or out of memory) while units were running"
         )

@@ -44,6 +44,7 @@ from typing import Any
 from ._codec import decode_records, encode_records, row_checksum
 from ._wal import SQLITE_MAGIC, WalError, header_identity, wal_page_one
 from .errors import ForeignCode, OutputError, StoreError, is_disk_full
+from .files import current_umask
 
 __all__ = [
     "StoreError",
@@ -114,6 +115,10 @@ def _sqlite_reason(exc: sqlite3.Error, path: Path) -> str:
         return "read-only"
     if is_disk_full(exc, path):
         return "full"
+    if name.startswith("SQLITE_IOERR") and not all(
+        os.access(p, os.W_OK) for p in (path, path.parent) if p.exists()
+    ):  # e.g. the file made immutable while open: SQLite sees EPERM on write
+        return "read-only"
     if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
         return "corrupt"
     return "other"
@@ -239,7 +244,7 @@ class ResultStore:
             folder.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.", suffix=".new")
             os.close(fd)
-            os.unlink(tmp)  # SQLite creates it, with the permissions the umask allows
+            os.unlink(tmp)  # SQLite creates it (then given the permissions the umask allows)
         except OSError as exc:
             if is_disk_full(exc):
                 raise OutputError(f"the disk is full: cannot create {self.path}") from None
@@ -258,6 +263,7 @@ class ResultStore:
                 conn.execute("COMMIT")
             finally:
                 conn.close()
+            os.chmod(tmp, 0o666 & ~current_umask())  # SQLite's own default is 0644
             os.link(tmp, self.path)
             return True
         except FileExistsError:
