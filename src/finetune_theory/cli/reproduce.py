@@ -175,11 +175,13 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_outcomes(result)
     if result.failed:
-        for o in result.failed:
-            install = f"; install it with: {o.install}" if o.install else ""
-            print(f"{PROG}: error: {o.name} failed: {o.error}{install}", file=sys.stderr)
-        names = ", ".join(o.name for o in result.failed)
-        print(f"{PROG}: error: experiment(s) failed: {names}; see {result.report}", file=sys.stderr)
+        causes = "; ".join(
+            f"{o.name} ({o.error}{'; install it with: ' + o.install if o.install else ''})"
+            for o in result.failed
+        )
+        print(
+            f"{PROG}: error: experiment(s) failed: {causes}; see {result.report}", file=sys.stderr
+        )
         return 1
     return 0
 
