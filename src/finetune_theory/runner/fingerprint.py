@@ -32,6 +32,7 @@ experiment module is imported: the SHA-256 of every covered file. From then on:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.abc
 import importlib.machinery
@@ -83,6 +84,11 @@ def _sha(data: bytes) -> str:
 
 
 def _real(path: str | Path) -> str:
+    return _realpath(str(path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _realpath(path: str) -> str:
     return os.path.realpath(path)
 
 
@@ -208,13 +214,32 @@ def code_fingerprint(experiment: Any = None) -> str:
     return _combine(named, _versions())
 
 
+#: real path -> (identity of the file's state, its digest); see :func:`_disk_digest`
+_DIGESTS: dict[str, tuple[tuple[int, ...], str]] = {}
+
+
 def _disk_digest(path: Path | None) -> str:
+    """SHA-256 of a file as it is on disk ("-" when it cannot be read).
+
+    A file whose inode, size, modification and status-change times are all unchanged is not
+    read again. The status-change time (``ctime``) moves with every write and every ``utime``,
+    and cannot be set back by a user, so a same-size edit with its time stamp put back is
+    still seen.
+    """
     if path is None:
         return "-"
     try:
-        return _sha(path.read_bytes())
+        st = os.stat(path)
+        state = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        real = _real(path)
+        cached = _DIGESTS.get(real)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+        digest = _sha(path.read_bytes())
     except OSError:
         return "-"
+    _DIGESTS[real] = (state, digest)
+    return digest
 
 
 # ------------------------------------------------------------------ compiling what is hashed
