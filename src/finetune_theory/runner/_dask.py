@@ -73,6 +73,7 @@ class DaskExecutor(Executor):
         self.poll = min(float(poll), self.timeout)
         self.address = str(client.scheduler.address)
         self._restore_logs = silence_dask_logs()
+        self._lost = False  # the cluster went away or hung: closing it cannot take long
         #: worker address -> (its last heartbeat as the scheduler saw it, when that changed)
         self._heartbeats: dict[str, tuple[Any, float]] = {}
         if pin_blas:
@@ -81,22 +82,27 @@ class DaskExecutor(Executor):
         self.description = f"Dask {where} at {self.address}"
 
     def _problem(self, wait_s: float) -> str | None:
-        """What keeps the cluster from computing now, or ``None`` when it can.
+        """What keeps the cluster from computing now, or ``None`` when it can."""
+        return self._trouble(wait_s)[0]
+
+    def _trouble(self, wait_s: float) -> tuple[str | None, float | None]:
+        """What keeps the cluster from computing now, and since when if known.
 
         The scheduler gets ``wait_s`` seconds to answer. A worker whose heartbeat (the
-        scheduler's ``last_seen``) has not moved for ``timeout`` seconds counts as hung.
+        scheduler's ``last_seen``) has not moved for ``timeout`` seconds counts as hung, since
+        its last heartbeat.
         """
         if self.client.status != "running":
-            return f"lost the connection to the Dask scheduler at {self.address}"
+            return f"lost the connection to the Dask scheduler at {self.address}", None
         try:
             info = self.client.sync(
                 self.client.scheduler.identity, n_workers=-1, callback_timeout=max(wait_s, 0.1)
             )
         except Exception:
-            return f"the Dask scheduler at {self.address} does not answer"
+            return f"the Dask scheduler at {self.address} does not answer", None
         workers = info.get("workers") or {}
         if not workers:
-            return f"no Dask worker is connected to the scheduler at {self.address}"
+            return f"no Dask worker is connected to the scheduler at {self.address}", None
         now = time.monotonic()
         for address, worker in workers.items():
             seen = worker.get("last_seen")
@@ -105,8 +111,8 @@ class DaskExecutor(Executor):
                 self._heartbeats[address] = (seen, now)
         hung = [a for a in workers if now - self._heartbeats[a][1] >= self.timeout]
         if hung:
-            return f"the Dask worker {hung[0]} has sent no heartbeat"
-        return None
+            return f"the Dask worker {hung[0]} has sent no heartbeat", self._heartbeats[hung[0]][1]
+        return None, None
 
     def _result(self, fut: Any) -> Any:
         """The result of a finished future; :class:`ExecutorLost` when the cluster lost it."""
@@ -153,11 +159,14 @@ class DaskExecutor(Executor):
                 if done:
                     last_ok = time.monotonic()
                     continue
-                problem = self._problem(self.timeout - (time.monotonic() - last_ok))
+                problem, since = self._trouble(self.timeout - (time.monotonic() - last_ok))
                 if problem is None:
                     last_ok = time.monotonic()
                     continue
+                if since is not None:  # a hung worker: the trouble began with its silence
+                    last_ok = min(last_ok, since)
                 if time.monotonic() - last_ok >= self.timeout:
+                    self._lost = True
                     raise ExecutorLost(
                         f"{problem}; no unit finished for {self.timeout:g} s", hint="timeout"
                     )
@@ -169,7 +178,7 @@ class DaskExecutor(Executor):
                     pass
 
     def close(self) -> None:
-        wait_s = min(self.timeout, 10.0)
+        wait_s = 1.0 if self._lost else min(self.timeout, 10.0)
         try:
             if self.owns_client:
                 self.client.close(timeout=wait_s)
