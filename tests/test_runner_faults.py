@@ -974,6 +974,7 @@ def test_21_3_a_stale_pyc_never_hides_behind_the_fingerprint(tmp_path, package_c
     np.testing.assert_allclose(after, expected, rtol=1e-15)  # the edited source's records
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
 def test_21_5_a_local_worker_killed_ends_the_run_with_one_line(tmp_path):
     out, pids = tmp_path / "out", tmp_path / "pids.txt"
@@ -1025,6 +1026,10 @@ def _dask_processes(tmp_path, **worker_env):
              "--dashboard-address", ":0"],
             env=_env(**worker_env), **quiet,
         )  # fmt: skip
+        import distributed
+
+        with distributed.Client(address, set_as_default=False, timeout="60s") as client:
+            client.wait_for_workers(1, timeout=90)  # the run starts with its worker there
         yield address, scheduler, worker
     finally:
         for proc in (worker, scheduler):
