@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import covariance as covmod
-from ...teachers import placed_pair
 
 SPECTRA = ("isotropic", "power_law:1", "power_law:1.5", "power_law:2", "spiked")
 PLACEMENTS = ("top", "random", "tail")
@@ -129,19 +128,20 @@ def placed_differences(
     k: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Unit differences, one per placement, shape ``(len(placements), d)``.
-
-    Each is the difference of a pair from :func:`finetune_theory.teachers.placed_pair` at
-    distance 1: ``k`` top or tail eigen-directions, or a random direction.
-    """
+    """Unit differences, one per placement, shape ``(len(placements), d)``."""
     out = np.zeros((len(placements), cov.d))
     for j, where in enumerate(placements):
-        if where not in PLACEMENTS:
+        coords = np.zeros(cov.d)
+        g = rng.standard_normal(cov.d)
+        if where == "top":
+            coords[:k] = g[:k]
+        elif where == "tail":
+            coords[cov.d - k :] = g[:k]
+        elif where == "random":
+            coords = g
+        else:
             raise ValueError(f"placement must be one of {PLACEMENTS}, got {where!r}")
-        pair = placed_pair(
-            cov, distance=1.0, where=where, k=k, theta_source=np.zeros(cov.d), seed=rng
-        )
-        out[j] = pair.theta_source - pair.theta_target
+        out[j] = cov.from_coords(coords / np.linalg.norm(coords))
     return out
 
 
