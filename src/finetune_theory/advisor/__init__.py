@@ -15,7 +15,7 @@ benchmark).
 """
 
 from ._advise import advise
-from ._constants import MODEL_SE, NOISE_FLOOR, TIE_TOLERANCE
+from ._constants import MODEL_SE, NOISE_FLOOR, TIE_SE
 from ._result import Advice, Recommendation
 from ._strategies import STRATEGIES, Strategy, get, register, registered, unregister
 
@@ -31,5 +31,5 @@ __all__ = [
     "STRATEGIES",
     "NOISE_FLOOR",
     "MODEL_SE",
-    "TIE_TOLERANCE",
+    "TIE_SE",
 ]

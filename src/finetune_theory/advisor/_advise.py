@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._validation import check_positive, check_positive_int
-from ._constants import NOISE_FLOOR, TIE_TOLERANCE
+from ._constants import NOISE_FLOOR, TIE_SE
 from ._engine import Engine, build_engine
 from ._io import Source, as_inputs, as_labels, load_sources
 from ._result import Advice, Recommendation, key, pairs_of
@@ -51,13 +51,15 @@ def recommend(
     cands: Sequence[tuple[str | None, str, float, float, float]],
     simplicity: dict[str, float],
     n: int,
-    tolerance: float = TIE_TOLERANCE,
+    confidence: float = 0.8,
+    tie_se: float = TIE_SE,
 ) -> Recommendation:
     """The recommendation among ``(source, strategy, risk, low, high)`` candidates.
 
-    The pair of lowest predicted risk, unless a simpler strategy's prediction is at most
-    ``tolerance`` above it (then the simpler one, and ``tie`` says so). The runner-up is
-    ``within_noise`` when its prediction lies inside the recommendation's interval.
+    The pair of lowest predicted risk, unless a simpler strategy's prediction is within
+    ``tie_se`` standard errors of it on the log scale (the standard error read off the best
+    pair's ``confidence`` interval): then the simpler one, and ``tie`` says so. The runner-up
+    is ``within_noise`` when its prediction lies inside the recommendation's interval.
 
     Examples
     --------
@@ -66,17 +68,25 @@ def recommend(
     ...                 simp, 10)
     >>> rec.strategy, rec.within_noise
     ('scratch', True)
+    >>> recommend([("a", "as_is", 1.05, 1.0, 1.5), (None, "scratch", 1.0, 0.5, 2.0)],
+    ...           simp, 10).tie
+    True
     """
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2.0))
     finite = [c for c in cands if math.isfinite(c[2])]
     if not finite:
         raise ValueError("no strategy has a finite predicted risk at the labelled n")
     order = sorted(finite, key=lambda c: (c[2], simplicity[c[1]]))
     best = order[0]
     chosen = best
+    se = math.log(best[4] / best[2]) / z if best[2] > 0 and math.isfinite(best[4]) else 0.0
+    limit = best[2] * math.exp(tie_se * se)
     for c in sorted(finite, key=lambda c: (simplicity[c[1]], c[2])):
         if simplicity[c[1]] >= simplicity[best[1]]:
             break
-        if c[2] <= best[2] * (1.0 + tolerance):
+        if c[2] <= limit:
             chosen = c
             break
     rest = [c for c in order if c is not chosen]
@@ -251,7 +261,7 @@ def advise(
         risk, lo, hi = advice.curve(src, strat, [n])
         cands.append((src, strat, float(risk[0]), float(lo[0]), float(hi[0])))
     simplicity = {k: s.simplicity for k, s in strategies.items()}
-    advice.recommendation = recommend(cands, simplicity, n)
+    advice.recommendation = recommend(cands, simplicity, n, confidence)
     per_source: dict[str, float] = {}
     for src, _, risk, _, _ in cands:
         if src is not None and math.isfinite(risk):

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .._numerics import TINY
 from ..asymptotics import deterministic_equivalent
@@ -163,9 +164,11 @@ class Engine:
         knots, draws = self._knots()
         energy = np.stack([self.starts[k].energy for k in self._order])
         scale = max(float(np.mean(self.eigvals)), TINY)
-        res = loo_ridge_bootstrap(
-            self.eigvals, energy, self.noise_var, knots, scale * USER_ALPHAS, draws
-        )
+        # many small factorisations: one BLAS thread each (more only oversubscribe the cores)
+        with threadpool_limits(limits=1, user_api="blas"):
+            res = loo_ridge_bootstrap(
+                self.eigvals, energy, self.noise_var, knots, scale * USER_ALPHAS, draws
+            )
         return knots, res
 
     def _row(self, name: str | None) -> int:
@@ -215,9 +218,10 @@ class Engine:
         return self._allowances[name][0]
 
     @cached_property
-    def _allowances(self) -> dict[str | None, tuple[float, float]]:
-        """``name -> (f, se)``: the allowance and the log-scale error of the prediction at the
-        labelled n it implies (see the module notes)."""
+    def _allowances(self) -> dict[str | None, tuple[float, float, float]]:
+        """``name -> (f, se, shown)``: the allowance, the log-scale error of the prediction at
+        the labelled n it implies, and the rows' own measurement ``P`` (see the module
+        notes)."""
         knots, res = self._boot
         n = self.n_labelled
         i = int(np.flatnonzero(knots == max(n, 3))[0])
@@ -238,8 +242,13 @@ class Engine:
             se = math.sqrt(w) * se_shown  # = 1 / sqrt(1 / MISFIT_SE^2 + 1 / se_shown^2)
             excess = float(res.excess[j, i])
             f = max(both / grow - self.noise_var, 0.0) / excess if excess > TINY else 1.0
-            out[name] = (f, se)
+            out[name] = (f, se, float(shown))
         return out
+
+    def measured(self, name: str | None) -> float:
+        """``P``: the test MSE of the user's ridge from ``name`` at the labelled n, as the rows'
+        leave-one-out error shows it (corrected for the choice's optimism)."""
+        return self._allowances[name][2]
 
     def observed_log_se(self, name: str | None) -> float:
         """Error (log scale) of what the learned strategies from ``name`` are scaled to: of
@@ -302,28 +311,12 @@ def build_engine(
     p = spec.coords(xh)
     yh = helmert(y)
     res_h = yh[None, :] - coefs @ xh.T
-    m = n - 1
-    smallest = float(np.min(resid_var))
     cache: dict = {}
-    if m > d:
-        beta, *_ = np.linalg.lstsq(xh, yh, rcond=None)
-        fitted = yh - xh @ beta
-        k = tail_shape(fitted * math.sqrt(m / (m - d)), m - d)
-        noise = min(float(np.sum(fitted**2)) / (m - d) * float(median_factor(k)), smallest)
-        floor, estimated = 0.0, True
-    else:
-        fit0 = fit_profiles(p, res_h, cache=cache)
-        ref = int(np.argmax(fit0.loglik))
-        floor = NOISE_FLOOR * smallest
-        noise = float(np.clip(fit0.noise_var[ref], floor, smallest))
-        estimated = False
-    fit = fit_profiles(p, res_h, noise_var=max(noise, TINY), cache=cache)
-    energy = np.array(fit.energy, dtype=np.float64)
+    with threadpool_limits(limits=1, user_api="blas"):
+        noise, floor, estimated, energy = _noise_and_energy(xh, yh, p, res_h, resid_var, cache)
     total = resid_var.copy()
     if pool_sources:
-        total = pooled_residual_variance(
-            total, gamma_log_se(shapes), coefs[:-1], spec, noise, d
-        )
+        total = pooled_residual_variance(total, gamma_log_se(shapes), coefs[:-1], spec, noise, d)
     target = np.maximum(total - noise, 0.0)
     have = energy @ spec.eigvals
     flat = target / max(float(spec.eigvals.sum()), TINY)
@@ -358,6 +351,34 @@ def build_engine(
         misspecification=misspecification,
         _order=names,
     )
+
+
+def _noise_and_energy(
+    xh: np.ndarray,
+    yh: np.ndarray,
+    p: np.ndarray,
+    res_h: np.ndarray,
+    resid_var: np.ndarray,
+    cache: dict,
+) -> tuple[float, float, bool, np.ndarray]:
+    """The noise variance (with its floor, and whether least squares estimated it) and the
+    starts' energies by empirical Bayes at that noise."""
+    m, d = xh.shape
+    smallest = float(np.min(resid_var))
+    if m > d:
+        beta, *_ = np.linalg.lstsq(xh, yh, rcond=None)
+        fitted = yh - xh @ beta
+        k = tail_shape(fitted * math.sqrt(m / (m - d)), m - d)
+        noise = min(float(np.sum(fitted**2)) / (m - d) * float(median_factor(k)), smallest)
+        floor, estimated = 0.0, True
+    else:
+        fit0 = fit_profiles(p, res_h, cache=cache)
+        ref = int(np.argmax(fit0.loglik))
+        floor = NOISE_FLOOR * smallest
+        noise = float(np.clip(fit0.noise_var[ref], floor, smallest))
+        estimated = False
+    fit = fit_profiles(p, res_h, noise_var=max(noise, TINY), cache=cache)
+    return noise, floor, estimated, np.array(fit.energy, dtype=np.float64)
 
 
 def pooled_residual_variance(

@@ -173,8 +173,8 @@ def _from_json(path: Path, feature_names: Sequence[str] | None) -> tuple[np.ndar
         raise ValueError(f"{what} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if isinstance(payload, list):
         raise ValueError(
-            f"{what} holds a bare list of coefficients; write it as {{\"coef\": [...], "
-            "\"intercept\": value}} (0 if the model has no intercept)"
+            f'{what} holds a bare list of coefficients; write it as {{"coef": [...], '
+            '"intercept": value}} (0 if the model has no intercept)'
         )
     if not isinstance(payload, dict):
         raise ValueError(
