@@ -267,15 +267,14 @@ def test_crossover_is_the_first_n_where_scratch_wins():
     y = x @ theta + 0.2 * rng.standard_normal(15)
     xu = rng.standard_normal((300, d)) * np.sqrt(lam)
     adv = advise(x, y, {"far": theta + 3.0, "near": theta * 1.05}, X_unlabelled=xu, n_max=200)
+    scan_n = np.arange(2, 201)
     for src, n_c in adv.crossover_n.items():
-        ns = np.arange(2, 200 if n_c is None else n_c)
-        if ns.size:  # scratch does not win before the crossover (whole curves at once)
-            scratch_curve = adv.curve(None, "scratch", ns)[0]
-            assert np.all(scratch_curve >= adv.curve(src, "finetune_ridge", ns)[0])
-        if n_c is not None:
-            assert adv.predict_risk(None, "scratch", n_c) < adv.predict_risk(
-                src, "finetune_ridge", n_c
-            )
+        wins = adv.curve(None, "scratch", scan_n)[0] < adv.curve(src, "finetune_ridge", scan_n)[0]
+        if n_c is None:
+            assert not wins[-1]
+        else:  # scratch wins from n_c to n_max, and not just before it
+            assert np.all(wins[scan_n >= n_c])
+            assert n_c == 2 or not wins[scan_n == n_c - 1][0]
     assert adv.crossover_n["far"] is not None and adv.crossover_n["near"] is None
 
 
@@ -504,6 +503,7 @@ def _exchangeable(seed: int, d: int, n: int) -> tuple[dict, np.ndarray, np.ndarr
     return srcs, x, x @ theta + 0.6 * rng.standard_normal(n + 400)
 
 
+@pytest.mark.slow
 def test_pooling_orders_source_against_scratch_on_a_planted_problem():
     # three sources and the target drawn around one coefficient: ridge towards a source beats
     # scratch, and from three rows the observed Var(y) often says otherwise
@@ -534,6 +534,7 @@ def test_pooling_orders_source_against_scratch_on_a_planted_problem():
     assert right >= 45 and right_alone <= right - 3, (right, right_alone)
 
 
+@pytest.mark.slow
 def test_pooled_mean_is_scratch_at_infinite_ridge():
     # the labelled mean is training from scratch at infinite ridge: with two or more sources it
     # takes the pooled residual variance that scratch is scaled to, and from three rows that
@@ -581,3 +582,14 @@ def test_tail_prior_is_the_mean_of_the_development_tables_tails():
         del sys.modules[spec.name]
     assert len(medians) == 7 and min(medians) > 1.5  # real residuals: Gaussian gives 2
     assert TAIL_PRIOR == pytest.approx(np.mean(medians), abs=0.1), medians
+
+
+def test_excess_factor_is_deprecated_and_still_scales_the_excess():
+    p = _planted(2, d=8)
+    x, y = p["draw"](50)
+    with pytest.warns(DeprecationWarning, match="excess_factor"):
+        adv = advise(x, y, {"src": p["ts"]}, excess_factor=2.0)
+    plain = advise(x, y, {"src": p["ts"]}, misspecification=False)
+    s2, d, n = plain.noise_var, 8, 20
+    want = (2.0 * s2 * d / (n - 1 - d - 1) + s2) * (1 + 1 / n)
+    assert adv.predict_risk("src", "finetune", n) == pytest.approx(want, rel=1e-9)

@@ -37,6 +37,7 @@ def _brute_force_loo(lam, energy, noise, n, alphas, reps, seed):
     return out.mean(), out.std(ddof=1) / np.sqrt(reps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "noise", "apart"), [(5, 0.6, True), (24, 0.5, False)])
 def test_bootstrap_matches_ridgecv_brute_force(n, noise, apart):
     d = 8
@@ -105,6 +106,7 @@ def test_leave_one_out_on_the_rows_is_ridgecvs():
             assert np.allclose(resid[j] ** 2, cv.cv_results_[:, k], rtol=1e-8)
 
 
+@pytest.mark.slow
 def test_advised_user_ridge_against_ridgecv_on_a_planted_gaussian_problem():
     """advise(misspecification=False): finetune_ridge and scratch at n = 10 < d."""
     from sklearn.linear_model import RidgeCV

@@ -159,6 +159,7 @@ def _planted_truth(lam, tt, ts, noise, n, reps, rng):
     return {k: (np.mean(v), np.std(v, ddof=1) / np.sqrt(reps)) for k, v in out.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("d", "n"), [(12, 8), (12, 30)])
 def test_plain_theory_is_calibrated_on_planted_gaussian_problems(d, n):
     """Every learned strategy's median prediction over labelled draws (misspecification off)
@@ -184,6 +185,7 @@ def test_plain_theory_is_calibrated_on_planted_gaussian_problems(d, n):
         assert abs(np.median(logs)) <= max(tol, 0.2), (k, np.exp(np.median(logs)), tol)
 
 
+@pytest.mark.slow
 def test_the_rows_measurement_recovers_a_planted_non_linearity():
     """Labels with a non-linear part (tanh of a projection) and fewer rows than features: the
     Gaussian-linear theory over-predicts scratch's test MSE; the rows' own measurement (the

@@ -23,7 +23,7 @@ from ._io import Source, as_inputs, as_labels, load_sources
 from ._result import Advice, Recommendation, key, pairs_of
 from ._strategies import _REGISTRY, Strategy, registered
 
-__all__ = ["advise", "recommend", "first_n"]
+__all__ = ["advise", "recommend", "first_n", "from_n_on"]
 
 
 def first_n(ns: np.ndarray, condition: np.ndarray) -> int | None:
@@ -36,6 +36,22 @@ def first_n(ns: np.ndarray, condition: np.ndarray) -> int | None:
     """
     hit = np.flatnonzero(condition)
     return int(ns[hit[0]]) if hit.size else None
+
+
+def from_n_on(ns: np.ndarray, condition: np.ndarray) -> int | None:
+    """The first ``n`` of the scan from which ``condition`` holds to the end (None: it does
+    not hold at the end).
+
+    Examples
+    --------
+    >>> from_n_on(np.array([2, 3, 4, 5]), np.array([True, False, True, True]))
+    4
+    """
+    cond = np.asarray(condition, dtype=bool)
+    if cond.size == 0 or not cond[-1]:
+        return None
+    off = np.flatnonzero(~cond)
+    return int(ns[0 if off.size == 0 else off[-1] + 1])
 
 
 def _scan_ns(n_max: int) -> np.ndarray:
@@ -139,6 +155,7 @@ def advise(
     confidence: float = 0.8,
     misspecification: bool = True,
     pool_sources: bool = True,
+    excess_factor: float | None = None,
 ) -> Advice:
     """Predict the test MSE of every strategy, for each source, and recommend one.
 
@@ -177,6 +194,9 @@ def advise(
         With two or more sources, pool the residual variance that scales training from
         scratch (and the mean) with what the sources' spread implies (the target coefficient
         treated as exchangeable with the sources').
+    excess_factor : float, optional
+        Deprecated: a fixed allowance for every start instead of the measured one (implies
+        ``misspecification=False`` otherwise); use ``misspecification``.
 
     Returns
     -------
@@ -224,7 +244,19 @@ def advise(
     if confidence >= 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
 
-    x, x_unl, kept_names, keep, dropped = _drop_constant(x, x_unl, feature_names)
+    fixed = None
+    if excess_factor is not None:
+        import warnings
+
+        warnings.warn(
+            "advise(excess_factor=...) is deprecated: the allowance is now measured on the "
+            "labelled rows (misspecification=True), or 1 with misspecification=False",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        fixed = check_positive(excess_factor, "excess_factor")
+        misspecification = False
+    x, x_unl, _kept, keep, dropped = _drop_constant(x, x_unl, feature_names)
     if dropped:
         values = np.array(list(dropped.values()))
         srcs = [
@@ -233,6 +265,8 @@ def advise(
     engine = build_engine(
         x, yy, x_unl, srcs, pool_sources=pool_sources, misspecification=misspecification
     )
+    if fixed is not None:
+        engine.fixed_allowance = fixed
     strategies: dict[str, Strategy] = {k: _REGISTRY[k] for k in registered()}
     names_ = engine.source_names
     grid = sorted({g for g in (n, 2 * n, 5 * n) if g <= n_max} | {n})
@@ -276,7 +310,7 @@ def advise(
         scratch = advice.curve(None, "scratch", scan)[0]
         for src in names_:
             ridge = advice.curve(src, "finetune_ridge", scan)[0]
-            advice.crossover_n[src] = first_n(scan, scratch < ridge)
+            advice.crossover_n[src] = from_n_on(scan, scratch < ridge)
     if misspecification:
         advice.allowance = {
             ("scratch" if k is None else k): engine.allowance(k) for k in engine.starts

@@ -119,6 +119,8 @@ class Engine:
     n_labelled: int
     starts: dict[str | None, Start]
     misspecification: bool = True
+    #: the allowance of every start when set (deprecated ``advise(excess_factor=)``)
+    fixed_allowance: float | None = None
     _order: list[str | None] = field(default_factory=list, repr=False)
 
     @property
@@ -214,7 +216,7 @@ class Engine:
     def allowance(self, name: str | None) -> float:
         """The start's misspecification allowance ``f`` (1 without ``misspecification``)."""
         if not self.misspecification:
-            return 1.0
+            return 1.0 if self.fixed_allowance is None else self.fixed_allowance
         return self._allowances[name][0]
 
     @cached_property

@@ -141,8 +141,8 @@ class Advice:
     n_for_eps : dict
         ``"source/strategy" -> n`` (None: not reached up to ``n_max``), when ``eps`` is given.
     crossover_n : dict
-        ``source -> n``: the smallest ``n`` up to ``n_max`` at which training from scratch is
-        predicted to beat ridge towards that source (None: not up to ``n_max``).
+        ``source -> n``: the ``n`` from which on (up to ``n_max``) training from scratch is
+        predicted to beat ridge towards that source (None: not at ``n_max``).
     allowance : dict
         ``source -> f`` (``"scratch"`` for zero): the misspecification allowance measured on
         the labelled rows (1: the Gaussian-linear theory as is).
