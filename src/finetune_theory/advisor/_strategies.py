@@ -214,6 +214,7 @@ def register(strategy: Strategy, *, replace: bool = False) -> Strategy:
     Parameters
     ----------
     strategy : Strategy
+        An instance of a :class:`Strategy` subclass with a unique ``name``.
     replace : bool
         Allow replacing a registered strategy of the same name.
 
