@@ -108,8 +108,8 @@ def test_the_printed_recommendation_is_the_lowest_unless_the_tie_rule_says_so(se
     lowest = min(risks.values())
     best = min(risks, key=risks.get)
     if chosen > lowest:
-        # the tie rule: a simpler strategy within TIE_SE standard errors of the best, the
-        # standard error read off the best's printed 80% interval
+        # the tie rule: a simpler strategy within TIE_SE sampling errors of the best; the
+        # sampling error is part of the standard error read off the best's printed interval
         assert "cannot be told apart" in text
         row = [c for c in table if (c[2].strip(), c[3].strip()) == best][0]
         hi = float(row[4].split("[")[1].split(",")[1].rstrip("] "))

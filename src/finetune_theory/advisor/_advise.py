@@ -64,41 +64,37 @@ def _scan_ns(n_max: int) -> np.ndarray:
 
 
 def recommend(
-    cands: Sequence[tuple[str | None, str, float, float, float]],
+    cands: Sequence[tuple[str | None, str, float, float, float, float]],
     simplicity: dict[str, float],
     n: int,
-    confidence: float = 0.8,
     tie_se: float = TIE_SE,
 ) -> Recommendation:
-    """The recommendation among ``(source, strategy, risk, low, high)`` candidates.
+    """The recommendation among ``(source, strategy, risk, low, high, se)`` candidates.
 
     The pair of lowest predicted risk, unless a simpler strategy's prediction is within
-    ``tie_se`` standard errors of it on the log scale (the standard error read off the best
-    pair's ``confidence`` interval): then the simpler one, and ``tie`` says so. The runner-up
-    is ``within_noise`` when its prediction lies inside the recommendation's interval.
+    ``tie_se`` times the best pair's sampling error ``se`` (log scale: the error the labelled
+    rows put on it, without the model error) of it: then the simpler one, and ``tie`` says so.
+    The runner-up is ``within_noise`` when its prediction lies inside the recommendation's
+    interval.
 
     Examples
     --------
     >>> simp = {"as_is": 0, "scratch": 4}
-    >>> rec = recommend([("a", "as_is", 1.2, 1.0, 1.5), (None, "scratch", 1.0, 0.8, 1.3)],
+    >>> rec = recommend([("a", "as_is", 1.2, 1.0, 1.5, 0.1), (None, "scratch", 1.0, 0.8, 1.3, 0.1)],
     ...                 simp, 10)
     >>> rec.strategy, rec.within_noise
     ('scratch', True)
-    >>> recommend([("a", "as_is", 1.05, 1.0, 1.5), (None, "scratch", 1.0, 0.5, 2.0)],
+    >>> recommend([("a", "as_is", 1.05, 1.0, 1.5, 0.2), (None, "scratch", 1.0, 0.5, 2.0, 0.2)],
     ...           simp, 10).tie
     True
     """
-    from scipy.stats import norm
-
-    z = float(norm.ppf(0.5 + confidence / 2.0))
     finite = [c for c in cands if math.isfinite(c[2])]
     if not finite:
         raise ValueError("no strategy has a finite predicted risk at the labelled n")
     order = sorted(finite, key=lambda c: (c[2], simplicity[c[1]]))
     best = order[0]
     chosen = best
-    se = math.log(best[4] / best[2]) / z if best[2] > 0 and math.isfinite(best[4]) else 0.0
-    limit = best[2] * math.exp(tie_se * se)
+    limit = best[2] * math.exp(tie_se * best[5]) if math.isfinite(best[5]) else best[2]
     for c in sorted(finite, key=lambda c: (simplicity[c[1]], c[2])):
         if simplicity[c[1]] >= simplicity[best[1]]:
             break
@@ -293,11 +289,12 @@ def advise(
     cands = []
     for src, strat in pairs_of(names_, strategies):
         risk, lo, hi = advice.curve(src, strat, [n])
-        cands.append((src, strat, float(risk[0]), float(lo[0]), float(hi[0])))
+        se = strategies[strat].sampling_log_se(engine, src, n)
+        cands.append((src, strat, float(risk[0]), float(lo[0]), float(hi[0]), se))
     simplicity = {k: s.simplicity for k, s in strategies.items()}
-    advice.recommendation = recommend(cands, simplicity, n, confidence)
+    advice.recommendation = recommend(cands, simplicity, n)
     per_source: dict[str, float] = {}
-    for src, _, risk, _, _ in cands:
+    for src, _, risk, *_ in cands:
         if src is not None and math.isfinite(risk):
             per_source[src] = min(risk, per_source.get(src, math.inf))
     advice.ranking = sorted(per_source, key=lambda s: per_source[s])

@@ -41,10 +41,10 @@ MODEL_SE = 0.7
 #: the measured allowance then weighs the user's own leave-one-out error against it)
 MISFIT_SE = math.log(2.0)
 #: a simpler strategy is advised instead of the lowest prediction when its own prediction is
-#: within this many standard errors (log scale) of it: the rows cannot tell the two apart.
-#: Set on the development tables by replaying their records: advised MSE over "always refit
-#: the main source's intercept" 1.135 with no tie rule, 1.121 / 1.105 / 1.096 / 1.101 at 0.15
-#: / 0.3 / 0.5 / 0.64 standard errors
+#: within this many sampling errors (log scale, the error the labelled rows put on the best
+#: prediction, without the model error) of it: the rows cannot tell the two apart. Set on the
+#: development tables by replaying their records: advised MSE over "always refit the main
+#: source's intercept" 1.135 with no tie rule, 1.102 at 0.5, 1.136 at 1, 1.176 at 1.5
 TIE_SE = 0.5
 #: prior ``Var(r^2) / E[r^2]^2`` of residuals (2: Gaussian): the mean over the seven
 #: development tables of each table's median population value (``validate_advisor.py

@@ -91,6 +91,11 @@ class Strategy:
         base = engine.observed_log_se(source)
         return np.sqrt(base**2 + (MODEL_SE * (1.0 + 0.5 * far)) ** 2)
 
+    def sampling_log_se(self, engine: Engine, source: str | None, n: int) -> float:
+        """The part of :meth:`log_se` at the labelled ``n`` that comes from the rows' own
+        sampling error (no model error): what the tie rule compares differences with."""
+        return engine.observed_log_se(source)
+
     def interval(
         self, engine: Engine, source: str | None, ns: np.ndarray, confidence: float
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -121,6 +126,9 @@ class _Observed(Strategy):
 
     def log_se(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
         return np.full(np.shape(ns), float(gamma_log_se(self.shape(engine, source))))
+
+    def sampling_log_se(self, engine: Engine, source: str | None, n: int) -> float:
+        return float(gamma_log_se(self.shape(engine, source)))
 
     def interval(
         self, engine: Engine, source: str | None, ns: np.ndarray, confidence: float
@@ -159,6 +167,9 @@ class Mean(_Observed):
     uses_source = False
     simplicity = 2.0
     fits = "the mean label"
+
+    def shape(self, engine: Engine, source: str | None) -> float:
+        return engine.start(None).resid_shape
 
     def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
         return engine.start(None).total_var * _grow(ns)
