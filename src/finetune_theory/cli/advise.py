@@ -10,6 +10,7 @@ from ._common import formatter, positive_float, positive_int
 
 _ADVISE_EPILOG = """\
 examples:
+  finetune-theory advise --example
   finetune-theory advise --data examples/data/target.csv --target log_price \\
       --source examples/data/source_coef.json
   finetune-theory advise --data target.csv --target y --source a.json --source b.csv \\
@@ -42,8 +43,8 @@ def add_advise(sub: Any) -> None:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``advise`` options."""
-    parser.add_argument("--data", required=True, help="CSV of labelled target data")
-    parser.add_argument("--target", required=True, help="name of the label column in --data")
+    parser.add_argument("--data", help="CSV of labelled target data (required without --example)")
+    parser.add_argument("--target", help="name of the label column in --data (required too)")
     parser.add_argument(
         "--source",
         action="append",
@@ -75,6 +76,27 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the full advice as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a figure (PNG/SVG) to this file")
+    parser.add_argument(
+        "--example",
+        action="store_true",
+        help="use the example shipped with the package (40 target houses and a source model) "
+        "for --data, --target and --source",
+    )
+
+
+def _use_example(args: argparse.Namespace) -> None:
+    """``--example``: the shipped files stand in for --data, --target and --source."""
+    if args.example:
+        if args.data or args.target or args.source:
+            raise ValueError("--example replaces --data, --target and --source; give either")
+        from ..data import advisor_example
+
+        example = advisor_example()
+        args.data, args.target, args.source = str(example.data), example.target, [
+            str(example.source)
+        ]
+    elif not args.data or not args.target:
+        raise ValueError("--data and --target are required (or --example for a demonstration)")
 
 
 def _columns(cols: Any, limit: int = 10) -> str:
@@ -86,6 +108,7 @@ def _columns(cols: Any, limit: int = 10) -> str:
 def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from ..advisor._io import read_csv
 
+    _use_example(args)
     table = read_csv(args.data, "--data")
     if args.target not in table.columns:
         raise ValueError(
