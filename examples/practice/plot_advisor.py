@@ -21,7 +21,6 @@ ridge regression of the log sale price fitted on the gas-heated houses of Sarato
 ``finetune-theory advise --example``.
 """
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
