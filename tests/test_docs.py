@@ -102,7 +102,6 @@ WITHOUT_EXAMPLES = {
     "finetune_theory.runner.make_executor",
     "finetune_theory.runner.reproduce",
     "finetune_theory.runner.run_sweep",
-    "finetune_theory.runner.unit_seed",
     "finetune_theory.teachers.TeacherPair",
     "finetune_theory.teachers.placed_pair",
     "finetune_theory.teachers.profiled_deltas",
