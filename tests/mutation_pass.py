@@ -27,9 +27,9 @@ PKG = "src/finetune_theory"
 
 ASYM = f"{PKG}/asymptotics.py"
 LIN = f"{PKG}/linear.py"
-DEEP = f"{PKG}/deep_linear/__init__.py"
+DEEP = f"{PKG}/deep_linear/_risk.py"
 CLOSED = f"{PKG}/deep_linear/_closed.py"
-RELU = f"{PKG}/relu.py"
+RELU = f"{PKG}/relu/_bound.py"
 
 T_ASYM = ["tests/test_asymptotics.py", "tests/test_linear.py"]
 T_LIN = ["tests/test_linear.py", "tests/test_reduction.py"]
