@@ -309,7 +309,7 @@ def test_frozen_first_layer_never_beats_the_floor(target):
         else (_sigma_orthogonal(cov, ts, 8))
     )
     floor = dl.frozen_risk_floor(cov, ts, tt)
-    x = cov.sample(12, rng, batch=4)
+    x = cov.sample(12, seed=rng, batch=4)
     y = x @ tt
     w = dl.balanced_init(np.broadcast_to(ts, (4, 30)), 3, 5, seed=1)
     for frozen in ((0,), (0, 1)):
@@ -469,11 +469,12 @@ def _bad_cases():
         (lambda: dl.balanced_init(ts, 2.5, 4), "depth"),
         (lambda: dl.balanced_init(ts, 3, 0), "width"),
         (lambda: dl.balanced_init(ts, math.inf, 4), "depth"),
-        (lambda: dl.balanced_init([[[1.0]]], 2, 2), "theta_source"),
-        (lambda: dl.train(x, y, nan_w), r"weights\[1\]"),
-        (lambda: dl.train(x, y, []), "weights"),
-        (lambda: dl.train(x, y, w[:2]), r"weights\[1\]"),
-        (lambda: dl.train(x, y, [w[0], w[2], w[1]]), "weights"),
+        (lambda: dl.balanced_init([np.nan, 1.0], 2, 2), "theta_source"),
+        (lambda: dl.train(x, y, nan_w), r"start\[1\]"),
+        (lambda: dl.train(x, y, []), "start"),
+        (lambda: dl.train(x, y, w[:2]), r"start\[1\]"),
+        (lambda: dl.train(x, y, [w[0], w[2], w[1]]), "start"),
+        (lambda: dl.train(x, y, [w[0][None], w[1], w[2]]), "start"),
         (lambda: dl.train(x[:, :5], y, w), "X"),
         (lambda: dl.train(x, y[:2], w), "y"),
         (lambda: dl.train(np.stack([x, x]), np.stack([y, y, y]), w), "batch"),
@@ -520,7 +521,7 @@ def test_expected_scale_keeps_null_space_source_above_the_rank(depth: float) -> 
     tt = np.array([0.0, 1.0, 1.0, 3.0, 0.0])
     rng = np.random.default_rng(3)
     for n in (3, 6):
-        x = cov.sample(n, rng, batch=3)
+        x = cov.sample(n, seed=rng, batch=3)
         realised = dl.finetune_scale(x, x @ tt, ts, depth)
         assert abs(realised[0] - 1.0) > 0.05  # the case is not the trivial s = 1
         np.testing.assert_allclose(realised, realised[0], rtol=1e-10)
@@ -558,7 +559,7 @@ def test_expected_scale_with_noise_matches_monte_carlo(spectrum, depth, allowanc
     pair = teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=7)
     pred = dl.expected_scale(cov, pair.theta_source, pair.theta_target, n, depth, noise=noise)
     rng = np.random.default_rng(2)
-    x = cov.sample(n, rng, batch=reps)
+    x = cov.sample(n, seed=rng, batch=reps)
     y = x @ pair.theta_target + noise * rng.standard_normal((reps, n))
     s = dl.finetune_scale(x, y, np.broadcast_to(pair.theta_source, (reps, d)), depth)
     se = s.std(ddof=1) / math.sqrt(reps)

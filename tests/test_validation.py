@@ -201,8 +201,10 @@ def test_spawned_streams_reproduce_and_are_distinct():
 
 
 @pytest.mark.parametrize(
-    ("bad", "match"), [(-1, r"seed must be >= 0"), (1.5, "seed"), (True, "seed")]
+    ("bad", "error", "match"),
+    [(-1, ValueError, r"seed must be >= 0"), (1.5, TypeError, "seed"), (True, TypeError, "seed")],
 )
-def test_bad_seeds(bad, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_seeds(bad, error, match):
+    # a seed of the wrong type is a TypeError, a negative one a ValueError
+    with pytest.raises(error, match=match):
         seed_sequence(bad)

@@ -77,7 +77,7 @@ def monte_carlo(
         size = _chunk(repeats, int(nj), cov.d)
         for start in range(0, repeats, size):
             b = min(size, repeats - start)
-            x = cov.sample(int(nj), rng, batch=b)
+            x = cov.sample(int(nj), seed=rng, batch=b)
             y = x @ theta_target + sigma * rng.standard_normal((b, int(nj)))
             risks[start : start + b] = cov.quad(estimator(x, y) - theta_target)
         means[j] = risks.mean()

@@ -5,7 +5,10 @@
   too large) and :class:`ConvergenceError` (the step budget ran out first).
 * :class:`UnreachableRiskError` -- a requested risk that no sample size within the limit
   reaches (a :class:`ValueError`: the request itself is impossible).
-* Bad arguments are plain :class:`ValueError` (and :class:`TypeError`) naming the argument.
+* Bad arguments are a :class:`ValueError` naming the argument; an argument of the wrong type
+  (text where numbers are expected, an object that is not the architecture's parameters) is
+  an :class:`InputTypeError`, which is a :class:`TypeError` and, so that code catching the
+  ``ValueError`` of every bad argument keeps working, also a :class:`ValueError`.
 
 >>> from finetune_theory.exceptions import ConvergenceError, TrainingError
 >>> issubclass(ConvergenceError, TrainingError) and issubclass(TrainingError, RuntimeError)
@@ -14,7 +17,13 @@ True
 
 from __future__ import annotations
 
-__all__ = ["TrainingError", "DivergenceError", "ConvergenceError", "UnreachableRiskError"]
+__all__ = [
+    "TrainingError",
+    "DivergenceError",
+    "ConvergenceError",
+    "UnreachableRiskError",
+    "InputTypeError",
+]
 
 
 class TrainingError(RuntimeError):
@@ -31,3 +40,17 @@ class ConvergenceError(TrainingError):
 
 class UnreachableRiskError(ValueError):
     """The requested risk cannot be reached within the allowed sample sizes."""
+
+
+class InputTypeError(TypeError, ValueError):
+    """An argument of the wrong type: a ``TypeError`` that is also a ``ValueError``.
+
+    Examples
+    --------
+    >>> from finetune_theory import linear
+    >>> try:
+    ...     linear.default_lr("many rows")
+    ... except TypeError as err:
+    ...     print(type(err).__name__, isinstance(err, ValueError))
+    InputTypeError True
+    """

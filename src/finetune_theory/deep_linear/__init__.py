@@ -12,24 +12,34 @@ of ``s^(N/(N-1)) ||theta_S|| = sqrt(||X^+ y||^2 + s^2 ||P_perp theta_S||^2)`` (`
 lets the network rescale the source inside the unseen subspace; as ``N -> inf`` the scale tends
 to ``||X^+ y|| / ||P_X theta_S||``. See ``docs/deep_linear.md`` for the derivation.
 
-Contents: weights (:func:`balanced_init`, :func:`pretrain`, :func:`end_to_end`,
-:func:`imbalance`), training (:func:`train`, :func:`default_lr`), the closed-form limit
-(:func:`finetune`, :func:`finetune_scale`, :func:`solve_scale`), risks (:func:`expected_risk`,
-:func:`simulate_risk`, :func:`frozen_risk_floor`).
+Contents, each job in its own private module: weights (``_weights``: :func:`balanced_init`,
+:func:`end_to_end`, :func:`imbalance`), training (``_train``: :func:`train`, :func:`default_lr`,
+:func:`pretrain`), the closed-form limit (``_limit``: :func:`finetune`, :func:`finetune_scale`;
+``_closed``: :func:`solve_scale` and the other closed-form pieces), risks (``_risk``:
+:func:`expected_scale`, :func:`expected_risk`, :func:`simulate_risk`, :func:`sample_complexity`,
+:func:`frozen_risk_floor`); ``_nets`` is the gradient-descent engine. Batches follow the
+package's convention: leading axes, ``X (..., n, d)``, layers ``(..., h_j, h_{j-1})``.
 """
 
 from .._risk import SimulatedRisk
-from .._training import TrainResult
-from ..exceptions import ConvergenceError, DivergenceError
+from .._training import PretrainResult, TrainResult
+from ..exceptions import ConvergenceError, DivergenceError, UnreachableRiskError
 from ._closed import solve_scale
 from ._limit import finetune, finetune_scale
-from ._risk import expected_risk, expected_scale, frozen_risk_floor, simulate_risk
-from ._train import DEFAULT_LR_FRACTION, PretrainResult, default_lr, pretrain, train
+from ._risk import (
+    expected_risk,
+    expected_scale,
+    frozen_risk_floor,
+    sample_complexity,
+    simulate_risk,
+)
+from ._train import DEFAULT_LR_FRACTION, default_lr, pretrain, train
 from ._weights import balanced_init, end_to_end, imbalance
 
 __all__ = [
     "ConvergenceError",
     "DivergenceError",
+    "UnreachableRiskError",
     "TrainResult",
     "PretrainResult",
     "SimulatedRisk",
@@ -47,4 +57,5 @@ __all__ = [
     "expected_risk",
     "simulate_risk",
     "frozen_risk_floor",
+    "sample_complexity",
 ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import (
     check_depth,
@@ -45,14 +47,32 @@ def _limit(
     return sol + s[..., None] * perp, s
 
 
-def finetune_scale(X: Any, y: Any, theta_source: Any, depth: Any) -> np.ndarray | float:
-    """The scale ``s_N`` of the source inside the unseen subspace (see :func:`finetune`)."""
+def finetune_scale(
+    X: ArrayLike, y: ArrayLike, theta_source: ArrayLike, depth: float
+) -> np.ndarray | float:
+    """The scale ``s_N`` of the source inside the unseen subspace (see :func:`finetune`).
+
+    Examples
+    --------
+    >>> import math
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0]])
+    >>> finetune_scale(X, np.array([2.0]), np.array([1.0, 1.0]), math.inf)  # 2 / 1
+    2.0
+    >>> finetune_scale(X, np.array([2.0]), np.array([1.0, 1.0]), 1)
+    1.0
+    """
     _, s = _closed_form(X, y, theta_source, depth)
     return output_like(s)
 
 
 def finetune(
-    X: Any, y: Any, theta_source: Any, depth: Any, *, return_scale: bool = False
+    X: ArrayLike,
+    y: ArrayLike,
+    theta_source: ArrayLike,
+    depth: float,
+    *,
+    return_scale: bool | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray | float]:
     """The end-to-end vector that fine-tuning a balanced depth-``N`` network converges to.
 
@@ -63,14 +83,15 @@ def finetune(
     theta_source : array, shape (..., d)
         End-to-end vector of the pretrained (balanced) network; must be nonzero for ``N >= 2``.
     depth : int or math.inf
-    return_scale : bool
-        Also return ``s_N``.
+    return_scale : bool, optional
+        Deprecated: :func:`finetune_scale` gives ``s_N``. ``True`` still returns the pair
+        ``(theta, s_N)``, with a ``DeprecationWarning``.
 
     Returns
     -------
     ndarray, shape (..., d)
         ``X^+ y + s_N P_perp theta_S`` (depth 1: :func:`finetune_theory.linear.finetune`;
-        ``depth = inf``: ``s = ||X^+ y|| / ||P_X theta_S||``), and ``s_N`` when asked.
+        ``depth = inf``: ``s = ||X^+ y|| / ||P_X theta_S||``).
 
     Examples
     --------
@@ -81,6 +102,13 @@ def finetune(
     array([2., 2.])
     """
     theta, s = _closed_form(X, y, theta_source, depth)
-    if return_scale:
-        return theta, output_like(s)
+    if return_scale is not None:
+        warnings.warn(
+            "finetune(..., return_scale=...) is deprecated and will be removed: finetune returns "
+            "the vector, finetune_scale(X, y, theta_source, depth) the scale",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if return_scale:
+            return theta, output_like(s)
     return theta

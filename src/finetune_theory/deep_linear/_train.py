@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._random import SeedLike, as_generator
-from .._training import TrainResult, check_train_options
+from .._training import (
+    DEFAULT_MAX_STEPS,
+    DEFAULT_TOL,
+    PretrainResult,
+    TrainResult,
+    check_train_options,
+)
 from .._validation import (
+    as_matrix,
     as_vector,
+    check_lr,
     check_nonnegative,
     check_open_unit,
     check_positive,
     check_positive_int,
+    output_like,
 )
 from ..covariance import as_covariance
+from ..exceptions import InputTypeError
 from ._closed import (
     pinv,
 )
 from ._nets import (
+    Net,
     as_data,
     as_frozen,
     as_net,
@@ -30,7 +42,14 @@ from ._nets import (
     left_products,
     line_search_descent,
 )
-from ._weights import _depth_int, _imbalance, _second_singular_ratio
+from ._weights import (
+    _as_net,
+    _depth_int,
+    _flat,
+    _imbalance,
+    _second_singular_ratio,
+    _unflat,
+)
 
 #: default step: this fraction of the inverse curvature bound (GD is stable below 2)
 DEFAULT_LR_FRACTION = 0.5
@@ -56,12 +75,68 @@ def _default_lr(
     return fraction / curv
 
 
+def _problem(
+    X: Any, y: Any, start: Any
+) -> tuple[np.ndarray, np.ndarray, Net, bool, tuple[int, ...]]:
+    """Validate ``X (..., n, d)``, ``y (..., n)`` and layers ``(..., h, h')`` of any batch shape.
+
+    Returns the arrays with their batch merged into one axis, as the internal engine takes
+    them, whether there is a batch, and the batch shape to restore on output.
+    """
+    net, wb = _as_net(start)
+    x = as_matrix(X, "X", batch=True)
+    yy = as_vector(y, "y", batch=True)
+    if x.shape[-1] != net.d:
+        raise ValueError(f"X has {x.shape[-1]} columns but start[0] has {net.d} (d)")
+    if yy.shape[-1] != x.shape[-2]:
+        raise ValueError(f"y has {yy.shape[-1]} entries but X has {x.shape[-2]} rows")
+    try:
+        batch = np.broadcast_shapes(wb, x.shape[:-2], yy.shape[:-1])
+    except ValueError:
+        raise ValueError(
+            f"batch shapes do not match: X {x.shape[:-2]}, y {yy.shape[:-1]}, start {wb}"
+        ) from None
+    if len(batch) > 1:
+        x, yy = _flat(x, batch, 2), _flat(yy, batch, 1)
+        if len(wb) != len(batch) or wb != batch:
+            layers = [_flat(w.reshape(*wb, *w.shape[1:]), batch, 2) for w in net.layers]
+            net = as_net(layers, "start")
+    x, yy, net, batched = as_data(x, yy, net)
+    return x, yy, net, batched, batch
+
+
+def _unflat_result(res: TrainResult, batch: tuple[int, ...]) -> TrainResult:
+    """A result of the engine (one batch axis) with its batch axes restored."""
+    if len(batch) <= 1:
+        return res
+    return replace(
+        res,
+        weights=[_unflat(w, batch) for w in res.weights],
+        start=[_unflat(w, batch) for w in res.start],
+        theta=_unflat(res.theta, batch),
+        loss=_unflat(res.loss, batch),
+        steps=_unflat(res.steps, batch),
+        lr=_unflat(res.lr, batch),
+        converged=_unflat(res.converged, batch),
+        interpolated=_unflat(res.interpolated, batch),
+        movement=_unflat(res.movement, batch),
+        loss_history=_unflat(res.loss_history, batch, lead=1),
+    )
+
+
 def default_lr(
-    X: Any, y: Any, weights: Any, *, frozen: Any = (), fraction: float = DEFAULT_LR_FRACTION
+    X: ArrayLike,
+    y: ArrayLike | None = None,
+    start: Any = None,
+    *,
+    fraction: float = DEFAULT_LR_FRACTION,
+    frozen: Any = (),
 ) -> np.ndarray | float:
     """The default step of :func:`train`: ``fraction`` over a bound on the loss curvature.
 
-    The curvature of the loss in weight space near interpolation is at most
+    Takes what :func:`train` takes (``y`` and ``start`` are required here: the step depends on
+    the weights and on how far the data pulls them). The curvature of the loss in weight space
+    near interpolation is at most
     ``lambda_max(X^T X / n) * sum_{j trainable} ||W_N..W_{j+1}||^2 ||W_{j-1}..W_1||_op^2``
     (the squared Jacobian from the trainable weights to ``theta`` times the data curvature;
     ``N ||theta||^(2 - 2/N) lambda_max`` for balanced rank-one weights). Balanced layers grow like
@@ -71,26 +146,39 @@ def default_lr(
 
     Returns
     -------
-    float, or ndarray of shape (B,) for a batch
+    float, or ndarray of the batch shape
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import deep_linear as dl
+    >>> X, y = np.eye(2), np.array([1.0, 1.0])
+    >>> w = dl.balanced_init(np.array([1.0, 1.0]), depth=2, width=3, seed=0)
+    >>> lr = dl.default_lr(X, y, w)  # 0.5 / (2 ||theta|| lambda_max(X^T X / n))
+    >>> bool(np.isclose(lr, 0.5 / (2 * np.sqrt(2) * 0.5)))
+    True
     """
-    net = as_net(weights)
-    x, yy, net, batched = as_data(X, y, net)
+    if y is None or start is None:
+        raise InputTypeError("deep_linear.default_lr needs y and start: its step depends on both")
+    x, yy, net, batched, batch = _problem(X, y, start)
     fraction = check_positive(fraction, "fraction")
+    if fraction >= 2:
+        raise ValueError(f"fraction must be < 2 (stability), got {fraction}")
     trainable = as_frozen(frozen, net.depth)
     lr = _default_lr(net.layers, x, yy, trainable, fraction)
-    return lr if batched else float(lr[0])  # one value per repeat, of a batch of one
+    return _unflat(lr, batch) if batched else float(lr[0])
 
 
 def train(
-    X: Any,
-    y: Any,
-    weights: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    start: Any,
     *,
-    lr: Any = None,
-    max_steps: int = 200_000,
-    tol: float = 1e-12,
-    frozen: Any = (),
+    lr: ArrayLike | None = None,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    tol: float = DEFAULT_TOL,
     strict: bool = True,
+    frozen: Any = (),
 ) -> TrainResult:
     """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` for a deep linear network.
 
@@ -99,94 +187,69 @@ def train(
 
     Parameters
     ----------
-    X : array, shape (n, d) or (B, n, d)
-    y : array, shape (n,) or (B, n)
-        Unbatched weights or data are shared by every repeat.
-    weights : list of arrays
-        The start: ``[W_1 (h_1, d), ..., W_N (1, h_{N-1})]``, or batched
-        ``(B, h_1, d), ..., (B, 1, h)``: ``B`` independent repeats trained together, each with
-        its own weights and data. Any depth ``N >= 1`` and any widths. The arrays are not
-        modified.
-    lr : float or array of shape (B,), optional
-        Step size. Default :func:`default_lr` per repeat (half the inverse of a bound on the
+    X : array, shape (n, d) or (..., n, d)
+    y : array, shape (n,) or (..., n)
+        Leading axes are a batch of independent problems, broadcast against the weights'.
+    start : list of arrays
+        The weights training starts from: ``[W_1 (..., h_1, d), ..., W_N (..., 1, h_{N-1})]``,
+        all layers with the same leading (batch) axes, or none. Any depth ``N >= 1`` and any
+        widths. The arrays are not modified.
+    lr : float or array of the batch shape, optional
+        Step size. Default :func:`default_lr` per problem (half the inverse of a bound on the
         curvature of the loss), which is stable; smaller steps follow the gradient flow more
         closely (the drift from the closed form of :func:`finetune` is linear in ``lr``).
     max_steps : int
         Step budget.
     tol : float
-        A repeat stops when its loss is at most ``tol`` times the zero predictor's loss
+        A problem stops when its loss is at most ``tol`` times the zero predictor's loss
         ``(1/2n) ||y||^2`` (it interpolates), or when one step changed its loss by at most
         ``max(tol, 8 eps)`` times the loss (a stationary point that does not interpolate, e.g.
         with the first layer frozen; ``interpolated`` is then False).
-    frozen : collection of int
-        Indices of layers kept fixed; 0 is the input layer ``W_1``, ``N - 1`` the output layer.
     strict : bool
-        Raise :class:`ConvergenceError` when some repeat has not stopped within ``max_steps``
-        (default). With False, return the weights reached and mark those repeats in
+        Raise :class:`ConvergenceError` when some problem has not stopped within ``max_steps``
+        (default). With False, return the weights reached and mark those problems in
         ``converged`` (useful where the limit is approached sublinearly, e.g. a frozen first
         layer and a product of several trainable layers shrinking towards zero).
+    frozen : collection of int
+        Indices of layers kept fixed; 0 is the input layer ``W_1``, ``N - 1`` the output layer.
 
     Returns
     -------
     TrainResult
         Final weights (the list of layers), end-to-end vector, loss, steps, step sizes, and the
-        loss at log-spaced steps; fields are scalars for unbatched input. The same inputs give
-        the same bits.
+        loss at log-spaced steps; fields are scalars for unbatched input and have the batch
+        shape otherwise. The same inputs give the same bits.
 
     Raises
     ------
     DivergenceError
         The loss blew up (the step is too large).
     ConvergenceError
-        Some repeat had not stopped within ``max_steps`` (with ``strict=True``).
+        Some problem had not stopped within ``max_steps`` (with ``strict=True``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import deep_linear as dl
+    >>> X, y = np.array([[1.0, 0.0]]), np.array([2.0])
+    >>> out = dl.train(X, y, dl.balanced_init(np.ones(2), depth=2, width=3, seed=0))
+    >>> limit = dl.finetune(X, y, np.ones(2), 2)  # gradient flow's limit; GD drifts by O(lr)
+    >>> bool(out.interpolated), bool(np.abs(out.theta - limit).max() < 0.01)
+    (True, True)
     """
-    net = as_net(weights)
-    x, yy, net, _ = as_data(X, y, net)
+    x, yy, net, _, batch = _problem(X, y, start)
     trainable = as_frozen(frozen, net.depth)
     max_steps, tol = check_train_options(max_steps, tol)
     if lr is None:
         step = _default_lr(net.layers, x, yy, trainable, DEFAULT_LR_FRACTION)
     else:
-        step = as_vector(np.atleast_1d(lr), "lr")
-        if step.size not in (1, net.batch):
-            raise ValueError(f"lr must be a scalar or have one value per repeat ({net.batch})")
-        if np.any(step <= 0):
-            raise ValueError(f"lr must be > 0, got {float(step.min())}")
-        step = np.broadcast_to(step, (net.batch,)).copy()
-    return gradient_descent(net, x, yy, step, trainable, max_steps, tol, bool(strict))
-
-
-@dataclass(frozen=True)
-class PretrainResult:
-    """Outcome of :func:`pretrain`.
-
-    Attributes
-    ----------
-    weights : list of ndarray
-        Pretrained layers (batched when ``repeats`` was given).
-    theta : ndarray
-        Their end-to-end vector.
-    imbalance : ndarray or float
-        :func:`imbalance` of the pretrained weights.
-    rank_one : ndarray or float
-        Largest ratio, over layers, of the second to the first singular value: how far the
-        pretrained layers are from rank one.
-    source_error : ndarray or float
-        ``||theta - theta_source|| / ||theta_source||``.
-    training : TrainResult
-        The pretraining run (line-search GD).
-    """
-
-    weights: list[np.ndarray]
-    theta: np.ndarray
-    imbalance: np.ndarray | float
-    rank_one: np.ndarray | float
-    source_error: np.ndarray | float
-    training: TrainResult
+        step = np.broadcast_to(check_lr(lr, batch).reshape(-1), (net.batch,)).copy()
+    result = gradient_descent(net, x, yy, step, trainable, max_steps, tol, bool(strict))
+    return _unflat_result(result, batch)
 
 
 def pretrain(
-    theta_source: Any,
+    theta_source: ArrayLike,
     cov: Any,
     *,
     n_source: int,
@@ -215,8 +278,8 @@ def pretrain(
 
     Parameters
     ----------
-    theta_source : array, shape (d,) or (B, d)
-        The source teacher; a leading axis pretrains one network per row.
+    theta_source : array, shape (d,) or (..., d)
+        The source teacher; leading axes pretrain one network per vector (the batch).
     cov : Covariance or (d, d) array
         Covariance of the source inputs.
     n_source : int
@@ -227,22 +290,34 @@ def pretrain(
     init_scale : float
         Size of the random initial layers relative to a balanced layer.
     repeats : int, optional
-        Pretrain this many networks of one source at once (each its own data and
-        initialisation); the result is then batched.
+        Pretrain this many networks of one source ``(d,)`` at once (each its own data and
+        initialisation); the result then has the batch shape ``(repeats,)``.
     armijo, move : float
         Line-search constants (see ``_nets.line_search_descent``): the accepted
         decrease fraction, and the largest move per step relative to the weights' norm.
     max_steps, tol
-        As for :func:`train`.
-    seed : int or SeedSequence
+        As for :func:`train` (the defaults suit the line search from a small start).
+    seed : int, SeedSequence or Generator
 
     Returns
     -------
     PretrainResult
+        ``weights`` (the layers to fine-tune from), ``theta``, ``source_error``, ``imbalance``
+        and ``rank_one`` with the batch shape (floats for one network); ``training`` is the run
+        (line-search GD) with its batch axes merged into one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance
+    >>> from finetune_theory import deep_linear as dl
+    >>> pre = dl.pretrain(np.ones(3), covariance.isotropic(3), n_source=6, depth=2, width=3)
+    >>> pre.source_error < 1e-4, pre.imbalance < 0.01
+    (True, True)
     """
     ts = as_vector(theta_source, "theta_source", batch=True)
-    if ts.ndim > 2:
-        raise ValueError(f"theta_source must have shape (d,) or (B, d), got {ts.shape}")
+    batch_shape = ts.shape[:-1]
+    ts = ts.reshape(-1, ts.shape[-1]) if ts.ndim > 2 else ts
     d = ts.shape[-1]
     c = as_covariance(cov, "cov", d=d)
     n_source = check_positive_int(n_source, "n_source")
@@ -260,12 +335,13 @@ def pretrain(
         if ts.ndim == 2 and repeats != b:
             raise ValueError(f"repeats = {repeats} but theta_source holds {b} sources")
         b = repeats
+        batch_shape = (b,)
     sources = np.broadcast_to(ts, (b, d))
     norm = np.linalg.norm(sources, axis=1)
     if np.any(norm == 0):
         raise ValueError("theta_source must be nonzero to pretrain towards it")
     rng = as_generator(seed)
-    x = c.sample(n_source, rng, batch=b)
+    x = c.sample(n_source, seed=rng, batch=b)
     yy = np.matmul(x, sources[:, :, None])[:, :, 0] + sigma * rng.standard_normal((b, n_source))
     widths = [d] + [width] * (depth - 1) + [1]
     size = init_scale * norm ** (1.0 / depth)
@@ -285,16 +361,15 @@ def pretrain(
     result = line_search_descent(net, x, yy, lr0, max_steps, tol, armijo=armijo, move=move)
     w = [np.asarray(v) for v in result.weights]
     theta = left_products(w)[0]
-    out = w if batched else [v[0] for v in w]
 
     def fmt(v: np.ndarray) -> Any:
-        return v if batched else float(v[0])
+        return _unflat(v, batch_shape) if batched else v[0]
 
     return PretrainResult(
-        weights=out,
-        theta=theta if batched else theta[0],
-        imbalance=fmt(_imbalance(w)),
-        rank_one=fmt(_second_singular_ratio(w)),
-        source_error=fmt(np.linalg.norm(theta - sources, axis=1) / norm),
+        weights=[fmt(v) for v in w],
+        theta=fmt(theta),
+        source_error=output_like(fmt(np.linalg.norm(theta - sources, axis=1) / norm)),
         training=result,
+        imbalance=output_like(fmt(_imbalance(w))),
+        rank_one=output_like(fmt(_second_singular_ratio(w))),
     )

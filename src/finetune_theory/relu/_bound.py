@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import (
     as_array,
     check_open_unit,
     check_positive,
     output_like,
+    teacher_vectors,
 )
+from ..exceptions import UnreachableRiskError
 from ._kernel import _residual, _rkhs_norm_sq, _sphere_inputs
 
 #: confidence level of the bound: it holds with probability at least ``1 - DEFAULT_DELTA``
@@ -23,6 +26,12 @@ def residual_bound(X: Any, residual: Any, *, normalize: bool = False) -> np.ndar
 
     ``r`` is what training has to fit: the labels from scratch, ``y - f_S(X)`` when fine-tuning
     from a source network ``f_S``. See :func:`rkhs_norm_sq` for the arguments.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(residual_bound(np.eye(2), np.array([1.0, 1.0])), 12)  # H = I / 2: sqrt(2 * 4 / 2)
+    2.0
     """
     x = _sphere_inputs(X, "X", normalize)
     q = _rkhs_norm_sq(x, _residual(residual, x.shape[-2]))
@@ -37,6 +46,13 @@ def confidence_term(n: Any, delta: float = DEFAULT_DELTA) -> np.ndarray | float:
     ``1 + sqrt(n/2)`` grid values (``delta' = delta / (1 + sqrt(n/2))``), which is why the
     smallest eigenvalue ``lambda_0`` of ``H`` does not appear (see ``docs/relu.md``).
     Decreasing in ``n`` for every ``delta < 1``.
+
+    Examples
+    --------
+    >>> round(confidence_term(100), 6)  # 3 sqrt(log(2 (1 + sqrt(50)) / 0.05) / 200)
+    0.509875
+    >>> confidence_term(400) < confidence_term(100)
+    True
     """
     return output_like(_confidence(_check_n(n), check_open_unit(delta, "delta")))
 
@@ -77,6 +93,13 @@ def generalization_bound(
         The ramp loss on the training set at the end of training (0 at interpolation).
     delta : float
         Failure probability, in ``(0, 1)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X, r = np.eye(2), np.array([1.0, 1.0])
+    >>> bool(generalization_bound(X, r) == residual_bound(X, r) + confidence_term(2))
+    True
     """
     x = _sphere_inputs(X, "X", normalize)
     r = _residual(residual, x.shape[-2])
@@ -110,12 +133,18 @@ def predicted_bound(
     The inequality holds for an *exactly linear* residual. A pretrained source network is not
     exactly ``s theta_S^T x``: its approximation error enters the residual, and at a small
     teacher distance it can dominate, so that the measured ``r^T H^-1 r`` exceeds
-    ``4 s^2 D^2`` (0.747 against 0.400 in one audit at a small ``D``) and this prediction is
-    *optimistic*. For a pretrained source, add the source's own error: pass
-    ``D + e / s`` with ``e`` an upper bound on the RMS distance between the source network
-    and ``s theta_S^T x`` (by the triangle inequality in the RKHS norm when the source error is
-    itself a linear function), or use :func:`generalization_bound` with the measured
-    residual.
+    ``4 s^2 D^2`` and this prediction is *optimistic*. For a pretrained source, add the
+    source's own error: pass ``D + e / s`` with ``e`` an upper bound on the RMS distance
+    between the source network and ``s theta_S^T x`` (by the triangle inequality in the RKHS
+    norm when the source error is itself a linear function), or use
+    :func:`generalization_bound` with the measured residual.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = predicted_bound(0.5, 1000)  # sqrt(8 * 0.25 / 1000) + confidence_term(1000)
+    >>> bool(np.isclose(b, np.sqrt(2e-3) + confidence_term(1000)))
+    True
     """
     dist = _check_distance(distance)
     s = check_positive(label_scale, "label_scale")
@@ -140,6 +169,17 @@ def sample_complexity_bound(
     Fine-tuning: ``distance = ||theta_T - theta_S||``; from scratch: ``distance = ||theta_T||``.
     For small ``eps`` it behaves as ``8 s^2 D^2 / eps^2`` plus the confidence term's share.
     Broadcasts over ``distance`` and ``eps`` (an integer bisection run on all entries at once).
+
+    Raises
+    ------
+    UnreachableRiskError
+        When the bound stays above ``eps`` for every ``n <= 2**52``.
+
+    Examples
+    --------
+    >>> n = sample_complexity_bound(0.5, 0.3)
+    >>> bool(predicted_bound(0.5, n) <= 0.3 < predicted_bound(0.5, n - 1))
+    True
     """
     dist = _check_distance(distance)
     e = as_array(eps, "eps")
@@ -156,7 +196,9 @@ def sample_complexity_bound(
         return _predicted(dist, n, s, delta) <= e
 
     if not np.all(ok(np.full(dist.shape, float(top)))):
-        raise ValueError(f"eps is too small: the predicted bound stays above it for n <= {top}")
+        raise UnreachableRiskError(
+            f"eps is too small: the predicted bound stays above it for n <= {top}"
+        )
     lo = np.zeros(dist.shape, dtype=np.int64)  # bound(lo) > eps (lo = 0 stands for "none")
     hi = np.full(dist.shape, top, dtype=np.int64)  # bound(hi) <= eps
     while np.any(hi - lo > 1):
@@ -165,3 +207,66 @@ def sample_complexity_bound(
         hi = np.where(good, mid, hi)
         lo = np.where(good, lo, mid)
     return output_like(hi, kind=int)
+
+
+def risk_bound(
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
+    n: ArrayLike,
+    *,
+    label_scale: float = 1.0,
+    delta: float = DEFAULT_DELTA,
+) -> np.ndarray | float:
+    """The risk statement of the ReLU network: its bound on the test risk, from the teachers.
+
+    The lazy ReLU network's theory gives a bound, not an expected risk: with probability
+    ``1 - delta`` the ramp-loss risk of fine-tuning from (a network computing)
+    ``s theta_S^T x`` on ``n`` target samples labelled ``s theta_T^T x``, inputs uniform on the
+    sphere, is at most :func:`predicted_bound` at ``D = ||theta_T - theta_S||``.
+    ``theta_source = 0`` is training from scratch. The counterpart of ``expected_risk`` in
+    :mod:`~finetune_theory.linear` and :mod:`~finetune_theory.deep_linear` (no covariance:
+    the inputs are uniform on the sphere); a scalar ``n`` gives a float, an array an array.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ts, tt = np.array([1.0, 0.0]), np.array([1.0, 0.5])
+    >>> bool(risk_bound(ts, tt, 1000) == predicted_bound(0.5, 1000))
+    True
+    >>> bool(risk_bound(ts, tt, 1000) < risk_bound(np.zeros(2), tt, 1000))  # vs scratch
+    True
+    """
+    ts, tt = teacher_vectors(theta_source, theta_target)
+    return predicted_bound(float(np.linalg.norm(tt - ts)), n, label_scale=label_scale, delta=delta)
+
+
+def sample_complexity(
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
+    eps: ArrayLike,
+    *,
+    label_scale: float = 1.0,
+    delta: float = DEFAULT_DELTA,
+) -> np.ndarray | int:
+    """The smallest ``n`` whose :func:`risk_bound` is at most ``eps``.
+
+    :func:`sample_complexity_bound` at ``D = ||theta_T - theta_S||``; ``theta_source = 0`` is
+    training from scratch. The counterpart of ``sample_complexity`` in the linear modules.
+
+    Raises
+    ------
+    UnreachableRiskError
+        When the bound stays above ``eps`` for every ``n <= 2**52``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ts, tt = np.array([1.0, 0.0]), np.array([1.0, 0.5])
+    >>> n = sample_complexity(ts, tt, 0.3)
+    >>> n == sample_complexity_bound(0.5, 0.3), bool(risk_bound(ts, tt, n) <= 0.3)
+    (True, True)
+    """
+    ts, tt = teacher_vectors(theta_source, theta_target)
+    return sample_complexity_bound(
+        float(np.linalg.norm(tt - ts)), eps, label_scale=label_scale, delta=delta
+    )

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from .._random import SeedLike, as_generator
+from .._numerics import safe_divide
+from .._random import SeedLike, as_generator, keyword_seed
 from .._validation import (
     as_array,
     as_matrix,
@@ -22,10 +23,19 @@ from ._kernel import _sphere_inputs
 _BLOCK_FLOATS = 2**22
 
 
+@keyword_seed
 def sample_sphere(
-    n: int, d: int, seed: SeedLike = 0, *, batch: tuple[int, ...] | int = ()
+    n: int, d: int, *, seed: SeedLike = 0, batch: tuple[int, ...] | int = ()
 ) -> np.ndarray:
-    """``n`` points drawn uniformly on the unit sphere of ``R^d``, shape ``(*batch, n, d)``."""
+    """``n`` points drawn uniformly on the unit sphere of ``R^d``, shape ``(*batch, n, d)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = sample_sphere(4, 3, seed=0, batch=2)
+    >>> x.shape, bool(np.allclose(np.linalg.norm(x, axis=-1), 1.0))
+    ((2, 4, 3), True)
+    """
     n = check_positive_int(n, "n")
     d = check_positive_int(d, "d")
     batch = (batch,) if isinstance(batch, int | np.integer) else tuple(batch)
@@ -46,6 +56,15 @@ class ReluNetwork:
         First-layer weights, one row per neuron; leading axes index independent networks.
     signs : ndarray, shape (m,)
         Fixed output weights, each ``+1`` or ``-1``, shared by the batch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = ReluNetwork(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([1.0, -1.0]))
+    >>> net(np.array([[1.0, 0.0], [0.0, 1.0]]))  # (relu(w_1^T x) - relu(w_2^T x)) / sqrt(2)
+    array([ 0.70710678, -0.70710678])
+    >>> net.width, net.d, net.batch_shape
+    (2, 2, ())
     """
 
     weights: np.ndarray
@@ -124,15 +143,16 @@ class ReluNetwork:
         num = np.linalg.norm(self.weights - other.weights, axis=(-2, -1))
         den = np.linalg.norm(other.weights, axis=(-2, -1))
         # from zero weights any move is infinitely far, staying put is no move at all
-        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.where(num > 0, np.inf, 0.0))
-        return output_like(out)
+        far = np.where(num > 0, np.inf, 0.0)
+        return output_like(np.where(den > 0, safe_divide(num, den), far))
 
 
+@keyword_seed
 def init_network(
     width: int,
     d: int,
-    seed: SeedLike = 0,
     *,
+    seed: SeedLike = 0,
     batch: tuple[int, ...] | int = (),
     symmetric: bool = True,
 ) -> ReluNetwork:
@@ -142,6 +162,13 @@ def init_network(
     signs (``w_{r + m/2} = w_r``, ``a_r = +1``, ``a_{r + m/2} = -1``), so the initial output is
     exactly 0 and training starts from the zero function; ``width`` must then be even.
     Otherwise every neuron is drawn independently and the signs are random.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = init_network(6, 3, seed=0, batch=2)
+    >>> net.weights.shape, float(np.abs(net(np.eye(3))).max())  # the symmetric start outputs 0
+    ((2, 6, 3), 0.0)
     """
     width = check_positive_int(width, "width", minimum=2)
     d = check_positive_int(d, "d")
@@ -204,6 +231,16 @@ def loss_and_gradient(
     -------
     loss : float or ndarray, shape (...)
     grad : ndarray, shape (..., m, d)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = ReluNetwork(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([1.0, -1.0]))
+    >>> loss, grad = loss_and_gradient(net, np.array([[1.0, 0.0]]), np.array([0.0]))
+    >>> round(loss, 12), grad[0]  # e = 1/sqrt(2): loss e^2 / 2, gradient e x / sqrt(2) on w_1
+    (0.25, array([0.5, 0. ]))
+    >>> bool(np.all(grad[1] == 0))  # the second neuron is inactive on x
+    True
     """
     x = network._inputs(X, "X")
     lab = _labels(y, x)
