@@ -193,6 +193,77 @@ def test_batched_training_equals_separate_runs():
         assert one.steps == both.steps[b]
 
 
+def test_batches_of_any_shape_follow_the_leading_axes_convention():
+    # (2, 2, n, d) problems trained together equal the (4, n, d) batch, problem by problem
+    ts, tt, x, y = problem(batch=True, alpha=(0.5, 2.0, 1.0, 0.7), d=12, n=4)
+    w = dl.balanced_init(ts, 2, 3, seed=1)
+    flat = dl.train(x, y, w, lr=0.05)
+    grid = dl.train(
+        x.reshape(2, 2, 4, 12),
+        y.reshape(2, 2, 4),
+        [v.reshape(2, 2, *v.shape[1:]) for v in w],
+        lr=0.05,
+    )
+    assert grid.theta.shape == (2, 2, 12) and grid.steps.shape == (2, 2)
+    assert grid.loss_history.shape == (len(grid.history_steps), 2, 2)
+    np.testing.assert_array_equal(grid.theta.reshape(4, 12), flat.theta)
+    np.testing.assert_array_equal(grid.steps.ravel(), flat.steps)
+    np.testing.assert_array_equal(grid.weights[0].reshape(4, 3, 12), flat.weights[0])
+    # shared weights broadcast against a batch of designs; balanced_init takes (..., d) too
+    grid_init = dl.balanced_init(ts.reshape(2, 2, 12), 2, 3, seed=1)
+    np.testing.assert_array_equal(grid_init[1].reshape(4, 1, 3), w[1])
+    np.testing.assert_array_equal(dl.end_to_end(grid_init).reshape(4, 12).round(12), ts.round(12))
+    lr = dl.default_lr(x.reshape(2, 2, 4, 12), y.reshape(2, 2, 4), grid_init)
+    np.testing.assert_array_equal(lr.ravel(), dl.default_lr(x, y, w))
+
+
+def test_pretrain_keeps_the_leading_axes():
+    ts = np.stack([np.eye(4)[0], np.eye(4)[1]]).reshape(2, 1, 4)
+    pre = dl.pretrain(ts, cv.isotropic(4), n_source=8, depth=2, width=3, seed=0, tol=1e-10)
+    assert pre.theta.shape == (2, 1, 4) and pre.weights[0].shape == (2, 1, 3, 4)
+    assert np.shape(pre.source_error) == (2, 1) and np.all(pre.source_error < 1e-3)
+    np.testing.assert_allclose(dl.end_to_end(pre.weights), pre.theta, rtol=1e-12)
+
+
+def test_finetune_returns_one_type_and_return_scale_is_deprecated():
+    ts, tt, x, y = problem()
+    theta = dl.finetune(x, y, ts, 3)
+    assert isinstance(theta, np.ndarray) and theta.shape == ts.shape
+    with pytest.warns(DeprecationWarning, match="finetune_scale"):
+        pair = dl.finetune(x, y, ts, 3, return_scale=True)
+    np.testing.assert_array_equal(pair[0], theta)
+    assert pair[1] == dl.finetune_scale(x, y, ts, 3)
+
+
+@pytest.mark.parametrize(
+    ("spectrum", "noise", "eps"),
+    [("isotropic", 0.0, 0.3), ("power_law", 0.0, 0.05), ("isotropic", 0.5, 0.4)],
+)
+def test_sample_complexity_at_depth_one_is_the_linear_one(spectrum, noise, eps):
+    cov = cv.family(spectrum, 20)
+    pair = teachers.scaled_pair(20, alpha=0.6, eps=0.5, seed=3)
+    ts, tt = pair.theta_source, pair.theta_target
+    want = linear.sample_complexity(cov, ts, tt, eps, noise=noise)
+    assert dl.sample_complexity(cov, ts, tt, eps, 1, noise=noise) == want
+
+
+@pytest.mark.parametrize(("depth", "noise"), [(3, 0.0), (math.inf, 0.0), (2, 0.5)])
+def test_sample_complexity_is_the_first_n_under_eps(depth, noise):
+    cov = cv.power_law(15, 1.0)
+    pair = teachers.scaled_pair(15, alpha=0.5, eps=0.3, seed=4)
+    ts, tt = pair.theta_source, pair.theta_target
+    source_risk = float(cov.quad(ts - tt))
+    eps = 0.5 * min(float(dl.expected_risk(cov, ts, tt, 8, depth, noise=noise)), source_risk)
+    n = dl.sample_complexity(cov, ts, tt, eps, depth, noise=noise)
+    assert n > 0
+    risks = np.atleast_1d(dl.expected_risk(cov, ts, tt, np.arange(1, n + 1), depth, noise=noise))
+    assert risks[-1] <= eps and np.all(risks[:-1] > eps)
+    with pytest.raises(dl.UnreachableRiskError, match="n_max = 5"):
+        dl.sample_complexity(cov, ts, tt, eps, depth, noise=noise, n_max=5)
+    # the source alone meets a loose target
+    assert dl.sample_complexity(cov, ts, tt, 2.0 * source_risk, depth) == 0
+
+
 # ------------------------------------------------------------------- depth 1
 def test_depth_one_is_the_linear_engine():
     ts, tt, x, y = problem()

@@ -140,6 +140,53 @@ def test_sample_complexity_bound_is_the_first_n_under_eps() -> None:
         relu.sample_complexity_bound(-1.0, 0.1)
 
 
+def test_risk_statement_and_sample_complexity_from_the_teachers() -> None:
+    ts, tt = np.array([0.6, 0.8, 0.0]), np.array([0.0, 0.8, 0.6])  # ||tt - ts|| = 0.6 sqrt 2
+    dist = 0.6 * np.sqrt(2.0)
+    ns = np.array([10, 100, 1000])
+    np.testing.assert_allclose(
+        relu.risk_bound(ts, tt, ns, label_scale=2.0),
+        np.sqrt(8 * 4.0 * dist**2 / ns) + relu.confidence_term(ns),
+        rtol=1e-12,
+    )
+    # from scratch is theta_source = 0: the distance is ||theta_T|| = 1
+    assert relu.risk_bound(np.zeros(3), tt, 50) == relu.predicted_bound(1.0, 50)
+    n = relu.sample_complexity(ts, tt, 0.4)
+    assert n == relu.sample_complexity_bound(dist, 0.4)
+    assert relu.risk_bound(ts, tt, n) <= 0.4 < relu.risk_bound(ts, tt, n - 1)
+    with pytest.raises(relu.UnreachableRiskError, match="eps is too small"):
+        relu.sample_complexity(ts, tt, 1e-9)
+    with pytest.raises(ValueError, match="theta_target"):
+        relu.risk_bound(ts, tt[:2], 10)
+
+
+def test_finetune_is_the_kernel_predictor() -> None:
+    assert relu.kernel_predictor is relu.finetune
+    x, xt = _sphere(6, 4, seed=3), _sphere(3, 4, seed=4)
+    y = x[:, 0]
+    # an independent solve of f(x) = K(x, X) H^-1 y with the closed-form kernel
+    u, ut = x @ x.T, xt @ x.T
+    kern = lambda c: c * (np.pi - np.arccos(np.clip(c, -1, 1))) / (2 * np.pi)  # noqa: E731
+    want = kern(ut) @ np.linalg.solve(kern(u), y)
+    np.testing.assert_allclose(relu.finetune(x, y, xt), want, rtol=1e-10)
+    with pytest.raises(TypeError, match="start"):
+        relu.finetune(x, y, xt, start=np.ones((8, 4)))
+
+
+def test_default_lr_takes_what_train_takes_and_the_old_call_warns() -> None:
+    x = _sphere(5, 3, seed=5)
+    net = relu.init_network(20, 3, seed=6)
+    new = relu.default_lr(x, x[:, 0], net, fraction=0.5)
+    assert new == relu.default_lr(x, start=net, fraction=0.5)
+    assert new == pytest.approx(0.5 * 5 / np.linalg.eigvalsh(net.ntk(x))[-1], rel=1e-12)
+    with pytest.warns(DeprecationWarning, match="default_lr"):
+        assert relu.default_lr(x, net, fraction=0.5) == new
+    with pytest.raises(TypeError, match="start"):
+        relu.default_lr(x, x[:, 0])
+    with pytest.raises(TypeError, match="start"):
+        relu.train(x, x[:, 0], np.ones((8, 3)))
+
+
 # ---------------------------------------------------------------------- network
 def test_symmetric_initialisation_outputs_zero() -> None:
     net = relu.init_network(200, 5, seed=1, batch=3)

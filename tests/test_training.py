@@ -136,3 +136,11 @@ def relu_data_stream(seed):
     from finetune_theory._random import spawn_generators
 
     return spawn_generators(seed, 2)[1]
+
+
+def test_linear_default_lr_is_a_fraction_of_the_inverse_curvature():
+    x = np.array([[2.0, 0.0], [0.0, 1.0]])  # lambda_max(X^T X / n) = 2
+    assert linear.default_lr(x) == 0.5
+    assert linear.default_lr(x, np.ones(2), np.zeros(2), fraction=1.5) == 0.75
+    with pytest.raises(ValueError, match="fraction"):
+        linear.default_lr(x, fraction=2.0)
