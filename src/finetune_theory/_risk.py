@@ -31,6 +31,13 @@ class SimulatedRisk:
         Mean excess risk over repeats and its standard error, one per ``n`` (floats for a
         single ``n``).
     repeats : int
+
+    Examples
+    --------
+    >>> from finetune_theory import covariance, linear
+    >>> mc = linear.simulate_risk(covariance.isotropic(3), [0.0] * 3, [1.0] * 3, 2, repeats=5)
+    >>> type(mc).__name__, mc.n, mc.repeats
+    ('SimulatedRisk', 2, 5)
     """
 
     n: Any

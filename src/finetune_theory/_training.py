@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from ._numerics import ROUNDING, TINY
+from ._numerics import ROUNDING, TINY, safe_divide
 from ._validation import check_positive, check_positive_int, output_like
 from .exceptions import ConvergenceError, DivergenceError
 
@@ -106,6 +106,14 @@ class TrainResult:
         The log-spaced steps at which the loss was recorded (first 0, last the final step).
     loss_history : ndarray, shape (k, ...)
         The training loss of every problem at those steps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import linear
+    >>> out = linear.train(np.eye(2), np.array([1.0, 2.0]), np.zeros(2))
+    >>> out.theta.round(6), bool(out.converged), out.history_steps[0], out.initial_loss
+    (array([1., 2.]), True, np.int64(0), 1.25)
     """
 
     weights: Any
@@ -201,10 +209,8 @@ def check_train_options(max_steps: Any, tol: Any) -> tuple[int, float]:
 def relative_movement(diff_sq: np.ndarray, start_sq: np.ndarray) -> np.ndarray:
     """``sqrt(diff_sq / start_sq)``; ``inf`` from a zero start that moved, 0 if it did not."""
     diff_sq, start_sq = np.broadcast_arrays(diff_sq, start_sq)
-    safe = np.where(start_sq > 0, start_sq, 1.0)
-    return np.where(
-        start_sq > 0, np.sqrt(diff_sq / safe), np.where(diff_sq > 0, np.inf, 0.0)
-    ).astype(np.float64)
+    far = np.where(diff_sq > 0, np.inf, 0.0)
+    return np.where(start_sq > 0, np.sqrt(safe_divide(diff_sq, start_sq)), far)
 
 
 class Monitor:

@@ -11,7 +11,7 @@ turned by a random rotation (:func:`rotated`), and estimates from data (:func:`f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Union
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -40,6 +40,9 @@ __all__ = [
     "random_rotation",
     "rotated",
 ]
+
+#: a covariance as the package's functions accept it: a :class:`Covariance` or a (d, d) array
+CovarianceLike = Union["Covariance", ArrayLike]
 
 _SYM_RTOL = 1e-8
 _PSD_RTOL = 1e-10
@@ -281,7 +284,7 @@ def from_matrix(matrix: ArrayLike, name: str = "cov") -> Covariance:
     return Covariance(lam, vec[:, ::-1], name="from matrix" if name == "cov" else name)
 
 
-def as_covariance(cov: Any, name: str = "cov", d: int | None = None) -> Covariance:
+def as_covariance(cov: CovarianceLike, name: str = "cov", d: int | None = None) -> Covariance:
     """Accept a :class:`Covariance` or a symmetric PSD array; check its dimension against ``d``.
 
     Examples

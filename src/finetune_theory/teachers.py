@@ -27,7 +27,7 @@ from ._validation import (
     check_nonnegative,
     check_positive_int,
 )
-from .covariance import Covariance, as_covariance
+from .covariance import Covariance, CovarianceLike, as_covariance
 
 __all__ = [
     "TeacherPair",
@@ -191,7 +191,7 @@ def _source(cov: Covariance, theta_source: Any, rng: np.random.Generator) -> np.
 
 
 def placed_pair(
-    cov: Any,
+    cov: CovarianceLike,
     *,
     distance: float = 1.0,
     where: str = "top",
@@ -245,7 +245,7 @@ def placed_pair(
 
 @keyword_seed
 def profiled_deltas(
-    cov: Any, distance: ArrayLike, tilt: ArrayLike, *, seed: SeedLike = 0
+    cov: CovarianceLike, distance: ArrayLike, tilt: ArrayLike, *, seed: SeedLike = 0
 ) -> np.ndarray:
     """Differences whose energy spreads over the eigen-index like ``i^tilt``, batched.
 
@@ -289,7 +289,7 @@ def profiled_deltas(
 
 
 def profiled_pair(
-    cov: Any,
+    cov: CovarianceLike,
     *,
     distance: float = 1.0,
     tilt: float = 0.0,

@@ -18,6 +18,7 @@ from .._validation import (
     sample_sizes,
 )
 from ..asymptotics import DeterministicEquivalent, deterministic_equivalent, numerical_rank
+from ..covariance import CovarianceLike
 from ..exceptions import UnreachableRiskError
 from ._closed import (
     beta_rule,
@@ -148,7 +149,7 @@ def _expected_scale(
 
 
 def expected_scale(
-    cov: Any,
+    cov: CovarianceLike,
     theta_source: ArrayLike,
     theta_target: ArrayLike,
     n: ArrayLike,
@@ -188,7 +189,7 @@ def expected_scale(
 
 
 def expected_risk(
-    cov: Any,
+    cov: CovarianceLike,
     theta_source: ArrayLike,
     theta_target: ArrayLike,
     n: ArrayLike,
@@ -222,6 +223,16 @@ def expected_risk(
     Returns
     -------
     float or ndarray (``inf`` where the noise term diverges)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance, linear
+    >>> c, ts, tt = covariance.isotropic(10), np.full(10, 0.3), np.ones(10)
+    >>> bool(expected_risk(c, ts, tt, 4, 1) == linear.expected_risk(c, ts, tt, 4))  # depth 1
+    True
+    >>> expected_risk(c, ts, tt, [4, 10], 3)  # the data sees every direction at n = d
+    array([1.41062171, 0.        ])
     """
     c, ts, tt = risk_setting(cov, theta_source, theta_target)
     sigma = check_nonnegative(noise, "noise")
@@ -244,7 +255,7 @@ def expected_risk(
 
 
 def simulate_risk(
-    cov: Any,
+    cov: CovarianceLike,
     theta_source: ArrayLike,
     theta_target: ArrayLike,
     n: ArrayLike,
@@ -259,6 +270,15 @@ def simulate_risk(
     Mirrors :func:`finetune_theory.linear.simulate_risk`; all repeats at one ``n`` form one
     batch (in memory-bounded chunks). The same seed gives the same numbers; a single ``n``
     gives a float ``mean`` and ``stderr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance
+    >>> c, ts, tt = covariance.isotropic(10), np.full(10, 0.3), np.ones(10)
+    >>> mc = simulate_risk(c, ts, tt, 4, 3, repeats=400, seed=0)
+    >>> bool(abs(mc.mean - expected_risk(c, ts, tt, 4, 3)) < 4 * mc.stderr + 0.05)
+    True
     """
     c, ts, tt = risk_setting(cov, theta_source, theta_target)
     sigma = check_nonnegative(noise, "noise")
@@ -272,13 +292,21 @@ def simulate_risk(
     return monte_carlo(c, tt, ns, scalar, sigma, repeats, seed, estimator)
 
 
-def frozen_risk_floor(cov: Any, theta_source: ArrayLike, theta_target: ArrayLike) -> float:
+def frozen_risk_floor(
+    cov: CovarianceLike, theta_source: ArrayLike, theta_target: ArrayLike
+) -> float:
     """``min_a ||a theta_S - theta_T||^2_Sigma``: the best risk with the rank-one ``W_1`` frozen.
 
     With the pretrained first layer fixed, the network can only express ``a theta_S^T x``; the
     best such predictor scales by ``a* = <theta_S, theta_T>_Sigma / ||theta_S||^2_Sigma``. When
     ``theta_T`` is ``Sigma``-orthogonal to ``theta_S`` the floor is ``||theta_T||^2_Sigma``, the
     risk of predicting zero, whatever the number of samples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> frozen_risk_floor(np.eye(2), np.array([1.0, 0.0]), np.array([2.0, 1.0]))  # a* = 2
+    1.0
     """
     c, ts, tt = risk_setting(cov, theta_source, theta_target)
     qs = float(c.quad(ts))
@@ -292,7 +320,7 @@ _N_CEILING = 2**40
 
 
 def sample_complexity(
-    cov: Any,
+    cov: CovarianceLike,
     theta_source: ArrayLike,
     theta_target: ArrayLike,
     eps: float,

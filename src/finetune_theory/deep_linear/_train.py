@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._numerics import safe_divide
 from .._random import SeedLike, as_generator
 from .._training import (
     DEFAULT_MAX_STEPS,
@@ -27,7 +29,7 @@ from .._validation import (
     check_positive_int,
     output_like,
 )
-from ..covariance import as_covariance
+from ..covariance import CovarianceLike, as_covariance
 from ..exceptions import InputTypeError
 from ._closed import (
     pinv,
@@ -43,6 +45,7 @@ from ._nets import (
     line_search_descent,
 )
 from ._weights import (
+    Layers,
     _as_net,
     _depth_int,
     _flat,
@@ -68,7 +71,7 @@ def _default_lr(
     theta = left_products(layers)[0]
     start = np.linalg.norm(theta, axis=1)
     goal = np.linalg.norm(_pinv_solution(x, yy), axis=1)
-    ratio = np.where(start > 0, goal / np.where(start > 0, start, 1.0), 1.0)
+    ratio = safe_divide(goal, start, where_zero=1.0)
     curv = curv * np.maximum(ratio, 1.0) ** (2.0 - 2.0 / depth)
     top = np.linalg.norm(x, ord=2, axis=(-2, -1)) ** 2 / x.shape[1]
     curv = np.where(curv > 0, curv, np.where(top > 0, top, 1.0))
@@ -127,10 +130,10 @@ def _unflat_result(res: TrainResult, batch: tuple[int, ...]) -> TrainResult:
 def default_lr(
     X: ArrayLike,
     y: ArrayLike | None = None,
-    start: Any = None,
+    start: Layers | None = None,
     *,
     fraction: float = DEFAULT_LR_FRACTION,
-    frozen: Any = (),
+    frozen: Iterable[int] | int = (),
 ) -> np.ndarray | float:
     """The default step of :func:`train`: ``fraction`` over a bound on the loss curvature.
 
@@ -172,13 +175,13 @@ def default_lr(
 def train(
     X: ArrayLike,
     y: ArrayLike,
-    start: Any,
+    start: Layers,
     *,
     lr: ArrayLike | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     tol: float = DEFAULT_TOL,
     strict: bool = True,
-    frozen: Any = (),
+    frozen: Iterable[int] | int = (),
 ) -> TrainResult:
     """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` for a deep linear network.
 
@@ -250,7 +253,7 @@ def train(
 
 def pretrain(
     theta_source: ArrayLike,
-    cov: Any,
+    cov: CovarianceLike,
     *,
     n_source: int,
     depth: int,

@@ -15,6 +15,9 @@ from .._validation import as_array, as_vector, check_depth, check_positive_int
 from ..exceptions import InputTypeError
 from ._nets import Net, as_net, left_products
 
+#: a network's weights: the layer matrices ``[W_1, ..., W_N]``, each ``(..., h_j, h_{j-1})``
+Layers = Sequence[ArrayLike]
+
 
 def _layer_list(start: Any, name: str = "start") -> tuple[list[np.ndarray], tuple[int, ...]]:
     """The layers of ``start`` as float64 arrays and their common leading (batch) shape.
@@ -125,7 +128,7 @@ def balanced_init(
     return [w.reshape(*batch, *w.shape[1:]) for w in layers]
 
 
-def end_to_end(weights: Any) -> np.ndarray:
+def end_to_end(weights: Layers) -> np.ndarray:
     """The end-to-end vector ``(W_N ... W_1)^T`` of layers ``(..., h_j, h_{j-1})``.
 
     Returns
@@ -143,7 +146,7 @@ def end_to_end(weights: Any) -> np.ndarray:
     return _unflat(theta if net.batched else theta[0], batch)
 
 
-def imbalance(weights: Any) -> np.ndarray | float:
+def imbalance(weights: Layers) -> np.ndarray | float:
     """How far the weights are from balanced, relative to their size.
 
     ``max_j ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F / max(||W_j W_j^T||_F, ||W_{j+1}^T W_{j+1}||_F)``

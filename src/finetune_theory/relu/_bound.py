@@ -21,7 +21,9 @@ from ._kernel import _residual, _rkhs_norm_sq, _sphere_inputs
 DEFAULT_DELTA = 0.05
 
 
-def residual_bound(X: Any, residual: Any, *, normalize: bool = False) -> np.ndarray | float:
+def residual_bound(
+    X: ArrayLike, residual: ArrayLike, *, normalize: bool = False
+) -> np.ndarray | float:
     """The data-dependent part of the bound, ``sqrt(2 r^T H^-1 r / n)``.
 
     ``r`` is what training has to fit: the labels from scratch, ``y - f_S(X)`` when fine-tuning
@@ -38,7 +40,7 @@ def residual_bound(X: Any, residual: Any, *, normalize: bool = False) -> np.ndar
     return output_like(np.sqrt(2.0 * q / x.shape[-2]))
 
 
-def confidence_term(n: Any, delta: float = DEFAULT_DELTA) -> np.ndarray | float:
+def confidence_term(n: ArrayLike, delta: float = DEFAULT_DELTA) -> np.ndarray | float:
     """The sample-size term of the bound, ``3 sqrt(log(2 (1 + sqrt(n/2)) / delta) / (2 n))``.
 
     ``3 sqrt(log(2/delta') / (2 n))`` is the usual concentration term of a Rademacher bound
@@ -70,10 +72,10 @@ def _confidence(n_arr: np.ndarray, delta: float) -> np.ndarray:
 
 
 def generalization_bound(
-    X: Any,
-    residual: Any,
+    X: ArrayLike,
+    residual: ArrayLike,
     *,
-    train_loss: Any = 0.0,
+    train_loss: ArrayLike = 0.0,
     delta: float = DEFAULT_DELTA,
     normalize: bool = False,
 ) -> np.ndarray | float:
@@ -120,7 +122,7 @@ def _check_distance(distance: Any) -> np.ndarray:
 
 
 def predicted_bound(
-    distance: Any, n: Any, *, label_scale: float = 1.0, delta: float = DEFAULT_DELTA
+    distance: ArrayLike, n: ArrayLike, *, label_scale: float = 1.0, delta: float = DEFAULT_DELTA
 ) -> np.ndarray | float:
     """The bound predicted from the teacher distance: ``sqrt(8 s^2 D^2 / n) + confidence``.
 
@@ -158,8 +160,8 @@ def _predicted(dist: np.ndarray, n: np.ndarray, s: float, delta: float) -> np.nd
 
 
 def sample_complexity_bound(
-    distance: Any,
-    eps: Any,
+    distance: ArrayLike,
+    eps: ArrayLike,
     *,
     label_scale: float = 1.0,
     delta: float = DEFAULT_DELTA,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import (
     as_array,
@@ -42,7 +43,7 @@ def _kernel_of_cosine(u: np.ndarray) -> np.ndarray:
     return u * (np.pi - np.arccos(u)) / (2.0 * np.pi)
 
 
-def ntk(X1: Any, X2: Any = None, *, normalize: bool = False) -> np.ndarray:
+def ntk(X1: ArrayLike, X2: ArrayLike | None = None, *, normalize: bool = False) -> np.ndarray:
     """The analytic NTK Gram matrix of the first layer, ``u (pi - arccos u) / (2 pi)``.
 
     Parameters
@@ -72,8 +73,15 @@ def ntk(X1: Any, X2: Any = None, *, normalize: bool = False) -> np.ndarray:
     return _kernel_of_cosine(np.matmul(x1, np.swapaxes(x2, -1, -2)))
 
 
-def ntk_lambda_min(X: Any, *, normalize: bool = False) -> np.ndarray | float:
-    """``lambda_0``: the smallest eigenvalue of the NTK Gram matrix of ``X`` (batched)."""
+def ntk_lambda_min(X: ArrayLike, *, normalize: bool = False) -> np.ndarray | float:
+    """``lambda_0``: the smallest eigenvalue of the NTK Gram matrix of ``X`` (batched).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ntk_lambda_min(np.eye(3))  # orthogonal inputs: H = I / 2
+    0.5
+    """
     out = np.linalg.eigvalsh(ntk(_sphere_inputs(X, "X", normalize)))[..., 0]
     return output_like(out)
 
@@ -109,7 +117,9 @@ def _residual(residual: Any, n: int) -> np.ndarray:
     return r
 
 
-def rkhs_norm_sq(X: Any, residual: Any, *, normalize: bool = False) -> np.ndarray | float:
+def rkhs_norm_sq(
+    X: ArrayLike, residual: ArrayLike, *, normalize: bool = False
+) -> np.ndarray | float:
     """``r^T H^-1 r``: the squared RKHS norm of the smallest kernel interpolant of ``r``.
 
     Computed through a Cholesky factor of ``H = ntk(X)``; a singular ``H`` (for example two
@@ -122,6 +132,12 @@ def rkhs_norm_sq(X: Any, residual: Any, *, normalize: bool = False) -> np.ndarra
     residual : array, shape (..., n)
     normalize : bool
         As in :func:`ntk`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(rkhs_norm_sq(np.eye(2), np.array([1.0, 2.0])), 12)  # H = I / 2: 2 (1 + 4)
+    10.0
     """
     x = _sphere_inputs(X, "X", normalize)
     return output_like(_rkhs_norm_sq(x, _residual(residual, x.shape[-2])))

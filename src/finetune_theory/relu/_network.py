@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._numerics import safe_divide
 from .._random import SeedLike, as_generator, keyword_seed
@@ -119,7 +120,7 @@ class ReluNetwork:
             parts.append(np.matmul(pre, self.signs))
         return np.concatenate(parts, axis=-1) / math.sqrt(self.width)
 
-    def ntk(self, X1: Any, X2: Any = None) -> np.ndarray:
+    def ntk(self, X1: ArrayLike, X2: ArrayLike | None = None) -> np.ndarray:
         """The empirical NTK of the first layer at these weights, shape ``(..., n1, n2)``.
 
         ``K(x, x') = x^T x' (1/m) sum_r 1(w_r^T x > 0) 1(w_r^T x' > 0)``; it tends to
