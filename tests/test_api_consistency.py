@@ -167,6 +167,17 @@ def test_seeds_are_keyword_only_everywhere():
     assert found >= 10  # the test saw the seeded functions
 
 
+@pytest.mark.parametrize(
+    ("arch", "old"), [("linear", "theta_source"), ("deep_linear", "weights"), ("relu", "network")]
+)
+def test_the_former_name_of_start_still_works_with_a_warning(arch, old):
+    x, y, start = _problem(arch)
+    new = ARCHS[arch].train(x, y, start, max_steps=3, strict=False)
+    with pytest.warns(DeprecationWarning, match="now start"):
+        former = ARCHS[arch].train(x, y, **{old: start}, max_steps=3, strict=False)
+    np.testing.assert_array_equal(former.loss, new.loss)
+
+
 def test_a_seed_by_position_still_works_with_a_warning():
     with pytest.warns(DeprecationWarning, match="seed by keyword"):
         old = relu.sample_sphere(4, 3, 7)

@@ -40,9 +40,11 @@ parameters with the same leading axes, broadcast against each other.
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -58,6 +60,7 @@ __all__ = [
     "Monitor",
     "check_train_options",
     "relative_movement",
+    "renamed_start",
     "BLOWUP",
     "ROUNDING",
 ]
@@ -193,6 +196,46 @@ class PretrainResult:
             stacklevel=2,
         )
         return getattr(object.__getattribute__(self, "training"), name)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def renamed_start(old: str) -> Callable[[F], F]:
+    """Accept the former name ``old`` of the ``start`` argument, with a ``DeprecationWarning``.
+
+    The decorated function's signature (what ``inspect.signature`` shows) names ``start``
+    only; ``func(..., old=value)`` still works for one release.
+
+    Examples
+    --------
+    >>> @renamed_start("weights")
+    ... def f(X, y, start):
+    ...     return start
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     f(1, 2, weights=3), caught[0].category.__name__
+    (3, 'DeprecationWarning')
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if old in kwargs:
+                if "start" in kwargs:
+                    raise TypeError(f"{func.__qualname__}() got both start and {old}")
+                warnings.warn(
+                    f"{func.__qualname__}({old}=...) is deprecated: the argument is now start",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs["start"] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def check_train_options(max_steps: Any, tol: Any) -> tuple[int, float]:

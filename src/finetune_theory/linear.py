@@ -34,6 +34,7 @@ from ._training import (
     TrainResult,
     check_train_options,
     relative_movement,
+    renamed_start,
 )
 from ._validation import (
     as_matrix,
@@ -181,6 +182,7 @@ def _default_lr(x: np.ndarray) -> np.ndarray:
     return np.where(top > 0, 1.0 / np.where(top > 0, top, 1.0), 1.0)
 
 
+@renamed_start("theta_source")
 def train(
     X: Any,
     y: Any,

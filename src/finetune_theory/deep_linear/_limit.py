@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -64,6 +64,28 @@ def finetune_scale(
     """
     _, s = _closed_form(X, y, theta_source, depth)
     return output_like(s)
+
+
+@overload
+def finetune(
+    X: ArrayLike,
+    y: ArrayLike,
+    theta_source: ArrayLike,
+    depth: float,
+    *,
+    return_scale: Literal[False] | None = None,
+) -> np.ndarray: ...
+
+
+@overload
+def finetune(
+    X: ArrayLike,
+    y: ArrayLike,
+    theta_source: ArrayLike,
+    depth: float,
+    *,
+    return_scale: Literal[True],
+) -> tuple[np.ndarray, np.ndarray | float]: ...
 
 
 def finetune(

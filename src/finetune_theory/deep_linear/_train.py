@@ -18,6 +18,7 @@ from .._training import (
     PretrainResult,
     TrainResult,
     check_train_options,
+    renamed_start,
 )
 from .._validation import (
     as_matrix,
@@ -127,6 +128,7 @@ def _unflat_result(res: TrainResult, batch: tuple[int, ...]) -> TrainResult:
     )
 
 
+@renamed_start("weights")
 def default_lr(
     X: ArrayLike,
     y: ArrayLike | None = None,
@@ -172,6 +174,7 @@ def default_lr(
     return _unflat(lr, batch) if batched else float(lr[0])
 
 
+@renamed_start("weights")
 def train(
     X: ArrayLike,
     y: ArrayLike,

@@ -110,7 +110,11 @@ def generalization_bound(
         raise ValueError("train_loss must be >= 0")
     delta = check_open_unit(delta, "delta")
     n = x.shape[-2]
-    out = tl + np.sqrt(2.0 * _rkhs_norm_sq(x, r) / n) + _confidence(np.float64(n), delta)
+    out = (
+        tl
+        + np.sqrt(2.0 * _rkhs_norm_sq(x, r) / n)
+        + _confidence(np.asarray(n, dtype=np.float64), delta)
+    )
     return output_like(out)
 
 

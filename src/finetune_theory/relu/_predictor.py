@@ -81,5 +81,23 @@ def finetune(
     return f_test + np.einsum("...tn,...n->...t", K, coef)
 
 
-#: the name under which :func:`finetune` is also known: the kernel predictor of lazy training
-kernel_predictor = finetune
+def kernel_predictor(
+    X_train: ArrayLike,
+    y_train: ArrayLike,
+    X_test: ArrayLike,
+    *,
+    start: ReluNetwork | None = None,
+    kernel: str = "analytic",
+) -> np.ndarray:
+    """The kernel predictor of lazy training: :func:`finetune` under its descriptive name.
+
+    The arguments are those of :func:`finetune` (``X_train``, ``y_train`` are its ``X``, ``y``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.eye(3)[:2]
+    >>> bool(np.array_equal(kernel_predictor(X, np.ones(2), X), finetune(X, np.ones(2), X)))
+    True
+    """
+    return finetune(X_train, y_train, X_test, start=start, kernel=kernel)

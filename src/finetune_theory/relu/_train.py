@@ -17,6 +17,7 @@ from .._training import (
     PretrainResult,
     TrainResult,
     check_train_options,
+    renamed_start,
 )
 from .._validation import as_array, check_lr, check_positive, check_positive_int, output_like
 from ..exceptions import InputTypeError
@@ -45,6 +46,7 @@ def _default_lr(net: ReluNetwork, x: np.ndarray, fraction: float) -> np.ndarray:
     return fraction * x.shape[-2] / lam
 
 
+@renamed_start("network")
 def default_lr(
     X: ArrayLike,
     y: ArrayLike | None = None,
@@ -92,6 +94,7 @@ def default_lr(
     return output_like(_default_lr(net, x, fraction))
 
 
+@renamed_start("network")
 def train(
     X: ArrayLike,
     y: ArrayLike,
