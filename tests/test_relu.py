@@ -276,7 +276,7 @@ def test_wide_network_follows_the_kernel_predictor() -> None:
     rel = {}
     for m in (100, 10_000):
         init = relu.init_network(m, 8, seed=13, batch=2)
-        res = relu.train(x, y, init, lr=relu.default_lr(x, y, init, fraction=1.5))
+        res = relu.train(x, y, init, lr=relu.default_lr(x, y, init, fraction=1.5), tol=1e-8)
         # the symmetric start outputs zero: its loss is the zero predictor's
         np.testing.assert_allclose(res.initial_loss, 0.5 * np.mean(y**2, axis=-1), rtol=1e-12)
         assert np.all(res.loss <= 1e-8 * res.initial_loss) and np.all(res.interpolated)
@@ -293,7 +293,13 @@ def test_fine_tuning_follows_the_predictor_from_the_pretrained_network() -> None
     d = 8
     theta_s = np.eye(d)[0]
     pre = relu.pretrain(
-        theta_s, width=4000, n_source=60, label_scale=np.sqrt(d), seed=14, lr_fraction=1.5
+        theta_s,
+        width=4000,
+        n_source=60,
+        label_scale=np.sqrt(d),
+        seed=14,
+        lr_fraction=1.5,
+        tol=1e-8,
     )
     assert pre.training.movement < 0.1 and pre.theta is None
     source = pre.weights
@@ -301,7 +307,7 @@ def test_fine_tuning_follows_the_predictor_from_the_pretrained_network() -> None
     xt = relu.sample_sphere(300, d, seed=16)
     theta_t = theta_s + 0.3 * np.eye(d)[1]
     y = np.sqrt(d) * x @ theta_t
-    res = relu.train(x, y, source, lr=relu.default_lr(x, y, source, fraction=1.5))
+    res = relu.train(x, y, source, lr=relu.default_lr(x, y, source, fraction=1.5), tol=1e-8)
     assert res.start is not source and np.array_equal(res.start.weights, source.weights)
     out = res.weights(xt)
     kern = relu.kernel_predictor(x, y, xt, start=source)
@@ -317,7 +323,7 @@ def test_bound_lies_above_the_measured_risk_on_average() -> None:
     x, y = _linear_task(40, 6, seed=17, batch=4)
     xt = relu.sample_sphere(1000, 6, seed=18, batch=4)
     init = relu.init_network(2000, 6, seed=19, batch=4)
-    res = relu.train(x, y, init, lr=relu.default_lr(x, y, init, fraction=1.5))
+    res = relu.train(x, y, init, lr=relu.default_lr(x, y, init, fraction=1.5), tol=1e-8)
     betas = np.stack([np.linalg.lstsq(x[b], y[b], rcond=None)[0] for b in range(4)])
     np.testing.assert_allclose(np.einsum("bnd,bd->bn", x, betas), y, atol=1e-10)
     yt = np.einsum("bnd,bd->bn", xt, betas)
@@ -331,10 +337,12 @@ def test_bound_lies_above_the_measured_risk_on_average() -> None:
 def test_batched_training_equals_separate_runs() -> None:
     x, y = _linear_task(20, 5, seed=21, batch=3)
     net = relu.init_network(300, 5, seed=22, batch=3)
-    together = relu.train(x, y, net, lr=relu.default_lr(x, y, net, fraction=1.5))
+    together = relu.train(x, y, net, lr=relu.default_lr(x, y, net, fraction=1.5), tol=1e-8)
     for b in range(3):
         one = relu.ReluNetwork(net.weights[b], net.signs)
-        alone = relu.train(x[b], y[b], one, lr=relu.default_lr(x[b], y[b], one, fraction=1.5))
+        alone = relu.train(
+            x[b], y[b], one, lr=relu.default_lr(x[b], y[b], one, fraction=1.5), tol=1e-8
+        )
         assert int(alone.steps) == int(together.steps[b])
         np.testing.assert_allclose(
             alone.weights.weights, together.weights.weights[b], rtol=0, atol=1e-10
@@ -355,9 +363,9 @@ def test_divergence_and_non_convergence_raise() -> None:
 
 
 def test_same_seed_same_bits() -> None:
-    a = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=25, lr_fraction=1.5)
-    b = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=25, lr_fraction=1.5)
-    c = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=26, lr_fraction=1.5)
+    a = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=25, lr_fraction=1.5, tol=1e-8)
+    b = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=25, lr_fraction=1.5, tol=1e-8)
+    c = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=26, lr_fraction=1.5, tol=1e-8)
     np.testing.assert_array_equal(a.weights.weights, b.weights.weights)
     assert not np.array_equal(a.weights.weights, c.weights.weights)
     np.testing.assert_array_equal(
