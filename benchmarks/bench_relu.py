@@ -36,7 +36,7 @@ def main(width: int = 10_000, n: int = 500, d: int = 50) -> None:
 
     t0 = time.perf_counter()
     pre = relu.pretrain(
-        theta_s, width=width, n_source=500, label_scale=scale, seed=1, lr_fraction=1.5
+        theta_s, width=width, n_source=500, label_scale=scale, seed=1, lr_fraction=1.5, tol=1e-8
     )
     t_pre = time.perf_counter() - t0
     print(
