@@ -292,7 +292,7 @@ def test_noise_factor_up_to_the_rank_against_monte_carlo(spectrum):
     assert np.all(np.isfinite(eq.noise_factor[: d - 2]))
     rng = np.random.default_rng(11)
     for n in ns:
-        x = c.sample(int(n), rng, batch=repeats)
+        x = c.sample(int(n), seed=rng, batch=repeats)
         xi = rng.standard_normal((repeats, int(n)))
         gram = x @ np.swapaxes(x, -1, -2)
         w = np.einsum("rnd,rn->rd", x, np.linalg.solve(gram, xi[..., None])[..., 0])
@@ -325,7 +325,7 @@ def test_pinv_trace_matches_monte_carlo_on_both_sides_of_the_rank(n):
     # E ||X^+||_F^2: exact Wishart moments for an isotropic covariance, either side of d
     cov = cv.isotropic(30, scale=2.0)
     eq = asy.deterministic_equivalent(cov, n)
-    x = cov.sample(n, 7, batch=3000)
+    x = cov.sample(n, seed=7, batch=3000)
     draws = np.sum(np.linalg.pinv(x) ** 2, axis=(-2, -1))
     se = draws.std(ddof=1) / np.sqrt(draws.size)
     assert abs(draws.mean() - eq.pinv_trace[0]) < 4 * se
@@ -335,7 +335,7 @@ def test_pinv_trace_is_inverse_kappa_for_a_decaying_spectrum():
     cov = cv.power_law(400, 1.0)
     eq = asy.deterministic_equivalent(cov, 40)
     assert eq.pinv_trace[0] == pytest.approx(1.0 / eq.kappa[0], rel=1e-12)
-    x = cov.sample(40, 3, batch=200)
+    x = cov.sample(40, seed=3, batch=200)
     mc = np.mean(np.sum(np.linalg.pinv(x) ** 2, axis=(-2, -1)))
     assert mc == pytest.approx(eq.pinv_trace[0], rel=0.05)
 
