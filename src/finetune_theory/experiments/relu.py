@@ -306,8 +306,8 @@ def _run_width(config: Config, width: int, rng: np.random.Generator) -> list[dic
                         **{key: int(v[k]) for key, v in n_pred.items()},
                         "lambda_0": float(lam[r]),
                         "source_error": float(source_err[r]),
-                        "pretrain_movement": float(pre.movement[r]),
-                        "pretrain_steps": int(pre.steps[r]),
+                        "pretrain_movement": float(pre.training.movement[r]),
+                        "pretrain_steps": int(pre.training.steps[r]),
                     }
                     for key, val in out.items():
                         v = val[r, k]
