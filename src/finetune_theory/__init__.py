@@ -37,6 +37,7 @@ _SUBMODULES = {
     "advisor",
     "exceptions",
     "curves",
+    "networks",
 }
 _NAMES = {
     "FineTunedRegressor": "estimator",
