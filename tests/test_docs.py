@@ -62,7 +62,6 @@ WITHOUT_EXAMPLES = {
     "finetune_theory.runner.make_executor",
     "finetune_theory.runner.reproduce",
     "finetune_theory.runner.run_sweep",
-    "finetune_theory.runner.unit_seed",
 }
 
 #: The user-facing pages whose text this test checks (the others are checked as their
