@@ -34,8 +34,6 @@ PUBLIC_MODULES = [
 #: public module that exports it. This list only shrinks: a name that gains an Examples
 #: section must leave it (the test says so), and no name may join it.
 WITHOUT_EXAMPLES = {
-    "finetune_theory.advisor.Advice",
-    "finetune_theory.advisor.Recommendation",
     "finetune_theory.asymptotics.DeterministicEquivalent",
     "finetune_theory.asymptotics.RidgeEquivalent",
     "finetune_theory.asymptotics.deterministic_equivalent",
