@@ -10,6 +10,8 @@ from scipy.optimize import brentq
 
 from finetune_theory import asymptotics as asy
 from finetune_theory import covariance as cv
+from finetune_theory.asymptotics._dual import _dual_bias_weights
+from finetune_theory.asymptotics._finite_size import _inverse_trace_moments
 
 
 def _kappa_brentq(lam: np.ndarray, n: int) -> float:
@@ -212,7 +214,7 @@ def test_inverse_trace_moments_against_monte_carlo(a, n, ridge):
     k = asy.solve_kappa(lam, n)[0] if ridge == 0 else asy.solve_ridge_kappa(lam, n, ridge)[0]
     q = lam / (lam + k)
     c0 = n * ridge / k
-    mean, var = (m[0] for m in asy._inverse_trace_moments(q[None], np.zeros((1, 1)), [c0]))
+    mean, var = (m[0] for m in _inverse_trace_moments(q[None], np.zeros((1, 1)), [c0]))
     se_mean = tr.std(ddof=1) / np.sqrt(repeats) * k
     assert abs(tr.mean() * k - mean[0]) < 3 * se_mean + 0.003 * mean[0]
     # the first-order 1 / kappa is off by several standard errors here
@@ -452,7 +454,7 @@ def test_bias_weights_near_the_rank_against_monte_carlo() -> None:
     eq = asy.deterministic_equivalent(c, ns)
     # k = d - n = 4 and 2 are the dual route alone (evaluated at 48 eigenvalues, interpolated)
     for j in (3, 4):
-        dual = asy._dual_bias_weights(lam, np.unique(lam), d - int(ns[j]))
+        dual = _dual_bias_weights(lam, np.unique(lam), d - int(ns[j]))
         np.testing.assert_allclose(np.sort(eq.bias_weights[j]), np.sort(dual), rtol=1e-4)
     tiny = asy.ridge_equivalent(c, ns, 1e-12).bias_weights
     np.testing.assert_allclose(tiny, eq.bias_weights, rtol=1e-6)

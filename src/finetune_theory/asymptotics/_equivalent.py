@@ -1,0 +1,115 @@
+"""The deterministic equivalent of minimum-distance interpolation (``n`` below the rank)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._numerics import EIG_RTOL, TINY
+from .._validation import check_positive_int_array
+from ..covariance import Covariance, as_covariance
+from ._finite_size import _finite_size_forms
+from ._kappa import _first_order_weights, _fractions, numerical_rank, solve_kappa
+
+
+@dataclass(frozen=True)
+class DeterministicEquivalent:
+    """Per-direction weights of the asymptotic risk at each sample size.
+
+    Attributes
+    ----------
+    n : ndarray, shape (k,)
+    kappa, rho : ndarray, shape (k,)
+    bias_weights : ndarray, shape (k, d)
+        ``w_i``: the expected ``||P_perp theta||^2_Sigma`` is ``sum_i w_i <theta, v_i>^2``.
+    perp_weights : ndarray, shape (k, d)
+        The expected ``||P_perp theta||^2`` is ``sum_i perp_weights_i <theta, v_i>^2``.
+    noise_factor : ndarray, shape (k,)
+        Multiply by the noise variance for the noise part of the risk (may be ``inf``).
+    pinv_trace : ndarray, shape (k,)
+        ``E ||X^+||_F^2``, so that ``E ||X^+ xi||^2 = sigma^2 pinv_trace``: ``1 / kappa`` below
+        the rank (exact isotropic value ``n / (lambda (r - n - 1))``), and the exact Wishart
+        value ``tr(Sigma_r^-1) / (n - r - 1)`` above it (``inf`` where it diverges).
+    rank : int
+        Numerical rank of the covariance.
+    exact : bool
+        True when the covariance is isotropic (on its range): the bias parts are then exact
+        expectations and ``noise_factor`` is the exact Wishart value.
+    """
+
+    n: np.ndarray
+    kappa: np.ndarray
+    rho: np.ndarray
+    bias_weights: np.ndarray
+    perp_weights: np.ndarray
+    noise_factor: np.ndarray
+    pinv_trace: np.ndarray
+    rank: int
+    exact: bool
+
+
+def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> DeterministicEquivalent:
+    """The deterministic equivalent of minimum-distance interpolation at each ``n``.
+
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+        Covariance of the Gaussian inputs.
+    n : int or array of int
+        Sample sizes (``>= 1``).
+
+    Returns
+    -------
+    DeterministicEquivalent
+    """
+    cov = as_covariance(cov)
+    lam = cov.eigvals
+    ns, _ = check_positive_int_array(n, "n")
+    r = numerical_rank(lam)
+    exact = r > 0 and bool(lam[0] - lam[r - 1] <= 1e-12 * lam[0])
+    kappa = solve_kappa(lam, ns)
+    nf = ns.astype(np.float64)
+    interp = ns < r
+    frac = _fractions(lam, kappa)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(interp, (frac**2).sum(axis=1) / nf, 1.0)
+        perp = np.where(interp[:, None], 1.0 - frac, 0.0)
+        perp = np.where(lam[None, :] > EIG_RTOL * max(lam[0], TINY), perp, 1.0)
+        if exact:
+            bias = np.where(interp[:, None], _first_order_weights(lam, frac, rho), 0.0)
+            # exact Wishart moments: n / (r - n - 1) below the rank, r / (n - r - 1) above it
+            below = np.where(r - nf - 1 > 0, nf / np.where(r - nf - 1 > 0, r - nf - 1, 1.0), np.inf)
+        else:
+            # finite-size forms (docs/linear.md, section 3): the noise factor rho / (1 - rho -
+            # eps), exact for isotropic covariances and infinite from n = r - 1 on, and bias
+            # weights with the leave-one-direction-out fluctuation of each learned direction
+            _, bias, below = _finite_size_forms(lam, kappa, frac, nf)
+            below = np.where(nf >= r - 1, np.inf, below)
+            bias = np.where(interp[:, None], bias, 0.0)
+        above = np.where(nf - r - 1 > 0, r / np.where(nf - r - 1 > 0, nf - r - 1, 1.0), np.inf)
+        noise = np.where(interp, below, above)
+        lam_pos = lam[:r] if r > 0 else np.ones(1)
+        if exact:
+            pinv_below = below / lam_pos[0]
+        else:
+            pinv_below = 1.0 / np.where(kappa > 0, kappa, 1.0)
+        room = np.where(nf - r - 1 > 0, nf - r - 1, 1.0)
+        pinv_above = np.where(nf - r - 1 > 0, np.sum(1.0 / lam_pos) / room, np.inf)
+        pinv_trace = np.where(interp, pinv_below, pinv_above)
+    if r == 0:
+        # no direction has variance: X = 0, so X^+ = 0 and the label noise costs nothing
+        noise = np.zeros(ns.shape)
+        pinv_trace = np.zeros(ns.shape)
+    return DeterministicEquivalent(
+        n=ns,
+        kappa=kappa,
+        rho=np.where(interp, rho, 1.0),
+        bias_weights=bias,
+        perp_weights=perp,
+        noise_factor=noise,
+        pinv_trace=pinv_trace,
+        rank=r,
+        exact=exact,
+    )
