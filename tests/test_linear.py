@@ -605,3 +605,28 @@ def test_expected_risk_with_zero_covariance_is_zero_even_with_noise() -> None:
     sim = lin.simulate_risk(cov, [1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1, 2, 5], noise=0.7)
     np.testing.assert_array_equal(risk, 0.0)
     np.testing.assert_array_equal(sim.mean, 0.0)
+
+
+@pytest.mark.parametrize(
+    "cov",
+    [cv.power_law(60, 1.0), cv.power_law(60, 2.5), cv.spiked(60, [30.0, 10.0]), cv.isotropic(60)],
+)
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_bracket_and_bisect_give_the_first_n_of_the_full_scan(cov, noise):
+    # the search evaluates O(log r) sizes; the answer must be the first n of a scan of every
+    # n, also where eps is exactly a value on the curve and where the noise makes it rise
+    rng = np.random.default_rng(3)
+    ts, tt = rng.standard_normal(60) * 0.3, rng.standard_normal(60)
+    ns = np.arange(1, 70)
+    curve = lin.expected_risk(cov, ts, tt, ns, noise=noise)
+    finite = curve[np.isfinite(curve) & (curve > 0)]
+    levels = list(finite[rng.choice(finite.size, 6, replace=False)])  # exactly on the curve
+    levels += list(np.geomspace(finite.min() * 1.01, finite.max(), 5))
+    levels += [finite.min() * 0.999, finite.min()]  # just below / at the lowest point
+    for eps in levels:
+        want = _brute_force(cov, ts, tt, eps, noise, 70 + int(noise**2 * 60 / eps) + 5)
+        assert lin.sample_complexity(cov, ts, tt, eps, noise=noise) == want, eps
+        out = lin.sample_complexity_reduction(cov, ts, tt, eps, noise=noise)
+        assert out.n_scratch == _brute_force(
+            cov, np.zeros(60), tt, eps, noise, 70 + int(noise**2 * 60 / eps) + 5
+        )

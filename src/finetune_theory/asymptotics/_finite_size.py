@@ -250,16 +250,25 @@ def _laplace_weights(
         v = nu[e] / sk[:, None, :]
         g = v * v * np.exp(-v) * jac[e]
         f = g * np.exp(-0.5 * cum) * (1.0 + numer[:, None, :] * ratio)
-        body = h[col] * (f.sum(axis=1) - 0.5 * (f[:, 0] + f[:, -1]))
+        body = h[col] * (_node_sum(f) - 0.5 * (f[:, 0] + f[:, -1]))
         v1 = nu[:, :1] / sk
         if np.any(v1 > HEAD_SPLIT):
-            base = h[col] * (g.sum(axis=1) - 0.5 * (g[:, 0] + g[:, -1]))
+            base = h[col] * (_node_sum(g) - 0.5 * (g[:, 0] + g[:, -1]))
             body = np.where(v1 > HEAD_SPLIT, start * (1.0 - base) + body, body)
             head = np.where(v1 > HEAD_SPLIT, 0.0, start * gammainc(2.0, v1))
         else:
             head = start * gammainc(2.0, v1)
         weights += gh[k] * (head + body)
     return ev * weights
+
+
+def _node_sum(x: np.ndarray) -> np.ndarray:
+    """Sum over the grid axis (1) of ``(R, G, m)``, each ``(row, direction)`` alone.
+
+    The reduction runs along a contiguous last axis, so a row gets the same bits whatever other
+    rows share the batch (a strided reduction's order depends on the batch shape).
+    """
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1)).sum(axis=-1)
 
 
 @functools.cache

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._numerics import EIG_RTOL, TINY
+from .._numerics import EIG_RTOL, ROUNDING, TINY
 from .._validation import check_positive_int_array
 
 
@@ -50,20 +50,25 @@ def solve_kappa(eigvals: np.ndarray, n: Any) -> np.ndarray:
     hi = np.log(lam_pos.sum() / m)
     lo = np.minimum(lo, hi)
     t = 0.5 * (lo + hi)
+    # Newton in log kappa with a bisection safeguard; each row stops on its own once a step
+    # is within rounding (8 eps) of its log kappa, so that its value does not depend on the other rows
+    todo = np.arange(m.size)
     for _ in range(200):
-        k = np.exp(t)
-        q = lam_pos[None, :] / (lam_pos[None, :] + k[:, None])
-        f = q.sum(axis=1) - m
+        tt, mm = t[todo], m[todo]
+        q = lam_pos[None, :] / (lam_pos[None, :] + np.exp(tt)[:, None])
+        f = q.sum(axis=1) - mm
         # d f / d log k = -sum lam k / (lam + k)^2 = -sum q (1 - q)
         df = -(q * (1.0 - q)).sum(axis=1)
-        lo = np.where(f > 0, t, lo)
-        hi = np.where(f > 0, hi, t)
-        newton = t - f / np.where(df < 0, df, -1.0)
-        t_new = np.where((newton > lo) & (newton < hi), newton, 0.5 * (lo + hi))
-        if np.all(np.abs(t_new - t) <= 1e-15 * np.maximum(1.0, np.abs(t))):
-            t = t_new
+        lo[todo] = np.where(f > 0, tt, lo[todo])
+        hi[todo] = np.where(f > 0, hi[todo], tt)
+        newton = tt - f / np.where(df < 0, df, -1.0)
+        inside = (newton > lo[todo]) & (newton < hi[todo])
+        t_new = np.where(inside, newton, 0.5 * (lo[todo] + hi[todo]))
+        t[todo] = t_new
+        moving = np.abs(t_new - tt) > ROUNDING * np.maximum(1.0, np.abs(tt))
+        todo = todo[moving]
+        if todo.size == 0:
             break
-        t = t_new
     kappa[active] = np.exp(t)
     return kappa
 
