@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -155,7 +158,11 @@ def _direction_oracle(lam: np.ndarray, n: int, i: int, ridge: float = 0.0) -> fl
     t0, t1 = np.log(1e-12 / d0), np.log(60 * c * 2)
     ode = integrate.solve_ivp(
         lambda t, y: [np.exp(t) * _delta(others, n, mu0 + np.exp(t))],
-        (t0, t1), [d0 * np.exp(t0)], rtol=1e-11, atol=1e-14, dense_output=True,
+        (t0, t1),
+        [d0 * np.exp(t0)],
+        rtol=1e-11,
+        atol=1e-14,
+        dense_output=True,
     )
     phi0 = phi(mu0)
 
@@ -468,3 +475,114 @@ def test_bias_weights_near_the_rank_against_monte_carlo() -> None:
         total = w.sum(axis=1)
         se = total.std(ddof=1) / np.sqrt(total.size)
         assert abs(eq.bias_weights[j].sum() - total.mean()) < 3 * se + 0.015 * total.mean(), n
+
+
+# ------------------------------------------------ accuracy against stored Monte Carlo
+#: the references of ``benchmarks/mc_references.py`` (seeded; its command, the draws and the
+#: standard errors are stored in the file)
+REFERENCES = Path(__file__).resolve().parent / "data" / "finite_size_mc.json"
+
+
+def _reference_settings() -> list[dict]:
+    return json.loads(REFERENCES.read_text(encoding="utf-8"))["settings"]
+
+
+def _reference_spectrum(s: dict) -> np.ndarray:
+    if s["eigvals"] is not None:
+        return np.array(s["eigvals"])
+    d, name = s["d"], s["spectrum"]
+    i = np.arange(1, d + 1, dtype=np.float64)
+    spikes = {"ten spikes 100 on 1": 10, "three spikes 100 on 1": 3}
+    if name in spikes:
+        return np.r_[[100.0] * spikes[name], np.ones(d - spikes[name])]
+    assert name.startswith("i^-"), name
+    return i ** -float(name[3:])
+
+
+def _reference_prediction(s: dict, lam: np.ndarray):
+    c = cv.Covariance(lam)
+    if s["ridge"] > 0:
+        return asy.ridge_equivalent(c, s["n"], s["ridge"])
+    return asy.deterministic_equivalent(c, s["n"])
+
+
+def _allowance(s: dict) -> float:
+    """The stated accuracy goal: 2 % at d >= 300 (4 % for the bias below n = 50), 3 % near
+    the rank at d = 60 (k = d - n <= 12), 4 % for ridge at d = 60."""
+    if s["d"] >= 300:
+        return 0.02
+    return 0.04 if s["ridge"] > 0 else 0.03
+
+
+_SETTINGS = _reference_settings() if REFERENCES.exists() else []
+
+
+def _setting_id(s: dict) -> str:
+    return f"{s['spectrum']}-d{s['d']}-n{s['n']}-ridge{s['ridge']:g}"
+
+
+@pytest.mark.parametrize("s", _SETTINGS, ids=_setting_id)
+def test_noise_factor_against_stored_monte_carlo(s: dict) -> None:
+    """The derived finite-size noise factor, within the goal plus 3 standard errors."""
+    eq = _reference_prediction(s, _reference_spectrum(s))
+    mean, se = s["noise"]
+    pred = float(eq.noise_factor[0])
+    assert abs(pred - mean) <= _allowance(s) * mean + 3 * se, (pred, mean, se)
+
+
+@pytest.mark.parametrize("s", _SETTINGS, ids=_setting_id)
+def test_bias_weights_against_stored_monte_carlo(s: dict) -> None:
+    """Bias weights summed over blocks of directions (the risk of a difference spread over
+    the block), within twice the goal (4 % at d >= 300) plus 3 standard errors."""
+    eq = _reference_prediction(s, _reference_spectrum(s))
+    w = eq.bias_weights[0]
+    for lo, hi, mean, se in s["bias"]:
+        pred = float(w[lo:hi].sum())
+        assert abs(pred - mean) <= 2 * _allowance(s) * mean + 3 * se, (lo, hi, pred, mean, se)
+
+
+def test_the_stored_references_tell_the_fitted_noise_form_apart() -> None:
+    """The fitted ``eps = sum q^2 (1 - q) / (n sum q (1 - q))`` the derived form replaces is
+    +5.7 % off on ten spikes at d = 300, n = 10 (+6.7 % at n = 5): outside the band of
+    :func:`test_noise_factor_against_stored_monte_carlo`, so that test can fail."""
+    spikes = [s for s in _SETTINGS if s["spectrum"] == "ten spikes 100 on 1" and s["d"] == 300]
+    assert spikes
+    for s in spikes:
+        lam = _reference_spectrum(s)
+        kappa = asy.solve_kappa(lam, s["n"])[0]
+        q = lam / (lam + kappa)
+        rho = (q * q).sum() / s["n"]
+        eps = (q * q * (1 - q)).sum() / (s["n"] * (q * (1 - q)).sum())
+        fitted = rho / (1 - rho - eps)
+        mean, se = s["noise"]
+        assert abs(fitted - mean) > _allowance(s) * mean + 3 * se
+
+
+@pytest.mark.parametrize("s", [s for s in _SETTINGS if s["ridge"] == 0], ids=_setting_id)
+def test_pinv_trace_against_stored_monte_carlo(s: dict) -> None:
+    """``E ||X^+||_F^2 = E tr K^-1`` with the central-limit mean factor, within the goal plus 3
+    standard errors (``1 / kappa`` alone is 1-48 % low in these settings)."""
+    eq = _reference_prediction(s, _reference_spectrum(s))
+    mean, se = s["inverse_trace"]
+    assert abs(float(eq.pinv_trace[0]) - mean) <= _allowance(s) * mean + 3 * se
+    assert abs(1.0 / float(eq.kappa[0]) - mean) > 0.01 * mean  # what the factor corrects
+
+
+@pytest.mark.parametrize("d", [12, 60, 300])
+def test_continuous_across_the_isotropic_branch(d: int) -> None:
+    """Perturbing one eigenvalue of an isotropic covariance by ``1e-9`` leaves the exact branch;
+    every output moves by no more than the perturbation does (here below ``1e-8``)."""
+    ns = np.unique(np.linspace(1, d - 2, 7).astype(int))
+    exact = asy.deterministic_equivalent(cv.isotropic(d), ns)
+    lam = np.ones(d)
+    lam[0] += 1e-9
+    near = asy.deterministic_equivalent(cv.Covariance(lam), ns)
+    assert exact.exact and not near.exact
+    for name in ("bias_weights", "noise_factor", "pinv_trace"):
+        a, b = getattr(exact, name), getattr(near, name)
+        np.testing.assert_allclose(
+            b.sum(axis=-1) if b.ndim > 1 else b,
+            a.sum(axis=-1) if a.ndim > 1 else a,
+            rtol=1e-8,
+            err_msg=name,
+        )

@@ -38,3 +38,9 @@ DUAL_EIGVALS = 48
 DUAL_FULL = 4
 #: ... and blended linearly into the Laplace route until this many
 DUAL_LAST = 10
+#: directions below this fraction of ``kappa`` enter the Laplace grid's spectral sums through
+#: a power series in ``lambda / kappa'`` (``kappa' >= kappa`` on the grid) ...
+TAIL_X = 0.05
+#: ... of this many terms (the first omitted term is below ``0.05^17 C(16, 2)`` = 1e-20
+#: of the sum): exact to rounding, at a cost independent of ``d``
+TAIL_TERMS = 16

@@ -21,22 +21,53 @@ from ._constants import (
     HEAD_SPLIT,
     NODES_PER_EFOLD,
     SCALE_NODES,
+    TAIL_TERMS,
+    TAIL_X,
 )
 from ._dual import _dual_bias_weights
 from ._kappa import _first_order_weights
 
 
-def _finite_size_eps(q: np.ndarray, nf: np.ndarray) -> np.ndarray:
-    """``eps`` of the finite-size noise factor ``rho / (1 - rho - eps)``, for each ``n``.
+def _noise_eps(q: np.ndarray, c0: np.ndarray) -> np.ndarray:
+    """``eps`` of the finite-size noise factor ``rho / (1 - rho - eps)``, for each row.
 
-    ``eps = sum_i q_i^2 (1 - q_i) / (n sum_i q_i (1 - q_i))`` with ``q_i = lambda_i / (lambda_i
-    + kappa)`` (rows of ``q``): the ``q (1 - q)``-weighted mean of ``q``, over ``n``. It is
-    ``rho / n`` for an isotropic covariance (the exact Wishart ``n / (d - n - 1)``) and smaller
-    for steep spectra, whose ``q (1 - q)`` sits on directions the data sees only in part.
+    The noise factor is ``tr (K + mu0)^-1 M (K + mu0)^-1 = -d/dmu d/dt log det(K + mu0 + t
+    M)`` at ``t = 0`` (``K = X X^T``, ``M = X Sigma X^T``; ``K + t M`` is the Gram matrix of
+    the spectrum ``lambda + t lambda^2``). The central limit theorem for linear spectral
+    statistics of real Gaussian sample covariance matrices gives ``E log det(K + mu) =``
+    (deterministic equivalent) ``+ 1/2 log D + o(1)``, ``D = mu delta + sum q (1 - q)``, whose
+    ``mu``-derivative is the mean term ``delta sum q^2 (1 - q) / D^2`` of ``E tr (K +
+    mu)^-1`` used for the bias (docs/linear.md, section 3.1). Differentiating the first
+    term gives the first order ``sum q^2 / D = rho / (1 - rho)``, the second the correction
+
+        c = -(tau s2 + s2') / D^2 + 2 s2 D' / D^3,
+
+    with ``s2 = sum q^2 (1 - q)``, ``tau = -sum q^2 / D`` (the ``t``-derivative of ``log
+    delta``), ``g = q^2 + tau q (1 - q)`` (of ``q``), ``s2' = sum (2q - 3q^2) g`` and ``D' =
+    c0 tau + sum (1 - 2q) g``. It is summed as the geometric series ``rho / (1 - rho) / (1 -
+    c / NF1)``, i.e. ``eps = (1 - rho)^2 c / rho``, which is the exact ``n / (d - n - 1)``
+    for an isotropic covariance (the plain sum is exact there to second order only).
+
+    ``q`` (rows) are the fractions at each row's ``kappa``; ``c0 = mu0 / kappa`` (zero for
+    interpolation).
     """
-    spread = (q * (1.0 - q)).sum(axis=-1)
-    third = (q * q * (1.0 - q)).sum(axis=-1)
-    return third / (nf * np.where(spread > 0, spread, 1.0))
+    c0 = np.asarray(c0, dtype=np.float64)
+    one_q = q * (1.0 - q)
+    qq = q * q
+    sum_qq = qq.sum(axis=-1)
+    den = c0 + one_q.sum(axis=-1)
+    s2 = (qq * (1.0 - q)).sum(axis=-1)
+    tau = -sum_qq / den
+    g = qq + tau[..., None] * one_q
+    ds2 = ((2.0 * q - 3.0 * qq) * g).sum(axis=-1)
+    dden = c0 * tau + ((1.0 - 2.0 * q) * g).sum(axis=-1)
+    c = -(tau * s2 + ds2) / den**2 + 2.0 * s2 * dden / den**3
+    # (1 - rho)^2 c / rho, with n = c0 + sum q, rho = sum q^2 / n and 1 - rho = D / n
+    n = c0 + q.sum(axis=-1)
+    return den * den * c / (n * np.where(sum_qq > 0, sum_qq, 1.0))
+
+
+_NEAR = 3.0
 
 
 def _finite_size_bias(
@@ -94,7 +125,7 @@ def _finite_size_bias(
     # kappa = n - sum q (0 for interpolation, n for a huge ridge, where the route is exact)
     c0 = m0 / k0
     with np.errstate(over="ignore"):
-        near = 1.0 + 3.0 / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)
+        near = 1.0 + _NEAR / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)
     # within a few samples of the rank the unseen space is small: the dual route, exact in its
     # average over the direction's own column, takes over (fully up to DUAL_FULL samples from
     # the rank, blended out by DUAL_LAST; a ridge fades it as it fades the factor above)
@@ -201,11 +232,7 @@ def _laplace_weights(
     m0_r = m0 / k0
     scale = scale / k0[:, None]
     kr = np.broadcast_to(1.0 + np.concatenate([[0.0], np.exp(y)]), (k0.size, nodes + 1))
-    q = lam_r[:, None, :] / (lam_r[:, None, :] + kr[..., None])  # (R, G + 1, d)
-    q2 = q * q
-    sum_q, sum_q2, sum_q3 = q.sum(axis=-1), q2.sum(axis=-1), (q2 * q).sum(axis=-1)
-    phi_all = (q * lam_r[:, None, :]).sum(axis=-1)  # row by row, the same bits in any batch
-    del q, q2
+    sum_q, sum_q2, sum_q3, phi_all = _grid_sums(lam_r, kr)
     nu = np.maximum(kr * (n[col] - sum_q) - m0_r[col], 0.0)
     nu[:, 0] = 0.0
     dnu = (n[col] - sum_q2) * (kr - 1.0)  # d nu / d y
@@ -245,11 +272,12 @@ def _laplace_weights(
     # there the nu -> 0 limit is integrated in closed form over the whole line (``start``) and
     # only the difference, which vanishes at the first node, on the grid
     start = 1.0 + numer * ratio[:, 0]
+    core = np.exp(-0.5 * cum) * (1.0 + numer[:, None, :] * ratio)  # the same at every node
     for k in range(nodes_x.size):  # (K,) nodes, (R, m) each
         sk = scale * factors[k]
         v = nu[e] / sk[:, None, :]
         g = v * v * np.exp(-v) * jac[e]
-        f = g * np.exp(-0.5 * cum) * (1.0 + numer[:, None, :] * ratio)
+        f = g * core
         body = h[col] * (_node_sum(f) - 0.5 * (f[:, 0] + f[:, -1]))
         v1 = nu[:, :1] / sk
         if np.any(v1 > HEAD_SPLIT):
@@ -260,6 +288,46 @@ def _laplace_weights(
             head = start * gammainc(2.0, v1)
         weights += gh[k] * (head + body)
     return ev * weights
+
+
+def _grid_sums(lam_r: np.ndarray, kr: np.ndarray) -> tuple[np.ndarray, ...]:
+    """``sum q``, ``sum q^2``, ``sum q^3`` and ``sum (lambda / kappa) q`` at every grid node.
+
+    ``lam_r`` (``(R, d)``) is the spectrum in units of each row's ``kappa``, ``kr`` (``(R, G)``,
+    all ``>= 1``) the nodes ``kappa' / kappa``; ``q = x / (1 + x)`` with ``x = lam_r / kr``.
+    Directions with ``lam_r < TAIL_X`` have ``x < TAIL_X`` at every node: their sums are power
+    series in ``x`` whose coefficients are the row's moments ``sum lam_r^k`` (``TAIL_TERMS``
+    terms: the first omitted one is below 1e-18 of the leading one), so each node costs the
+    directions above ``TAIL_X`` and ``TAIL_TERMS`` terms instead of all ``d``. Each row is
+    computed alone (the same bits in any batch).
+    """
+    k = np.arange(1, TAIL_TERMS + 1, dtype=np.float64)
+    sign = np.where(k % 2 == 1, 1.0, -1.0)  # (-1)^(k + 1)
+    # coefficients of x^k in q, q^2, q^3 and x q
+    coef = np.stack([sign, -sign * (k - 1.0), sign * (k - 1.0) * (k - 2.0) / 2.0, -sign])
+    coef[3, 0] = 0.0
+    out = np.empty((4, *kr.shape))
+    for r in range(kr.shape[0]):
+        row = lam_r[r]
+        head = row[row >= TAIL_X]
+        tail = row[row < TAIL_X]
+        moments = np.empty(TAIL_TERMS)
+        power = tail.copy()
+        for j in range(TAIL_TERMS):
+            moments[j] = power.sum()
+            power *= tail
+        node = kr[r]
+        series = (node[:, None] ** -k[None, :]) @ (coef * moments).T  # (G, 4)
+        # repeated eigenvalues (a flat bulk) once each, with their multiplicity
+        head, count = np.unique(head, return_counts=True)
+        q = head / (head + node[:, None])
+        qc = q * count
+        q2c = qc * q
+        out[0, r] = qc.sum(axis=-1) + series[:, 0]
+        out[1, r] = q2c.sum(axis=-1) + series[:, 1]
+        out[2, r] = (q2c * q).sum(axis=-1) + series[:, 2]
+        out[3, r] = (qc * head).sum(axis=-1) + node * series[:, 3]
+    return out[0], out[1], out[2], out[3]
 
 
 def _node_sum(x: np.ndarray) -> np.ndarray:
@@ -319,17 +387,17 @@ def _finite_size_forms(
     """``(rho, bias_weights, noise_factor)`` of the finite-size forms at each ``(n, kappa)``.
 
     Shared by interpolation (``kappa`` from :func:`solve_kappa`) and ridge (``kappa`` from
-    :func:`solve_ridge_kappa`). The noise factor is ``rho / (1 - rho - eps)`` for interpolation
-    (``inf`` where that denominator is not positive) and the first-order ``rho / (1 - rho)``
-    for ridge (``ridge`` given, one per row: finite for every positive ridge).
+    :func:`solve_ridge_kappa`, ``ridge`` given, one per row; ``mu0 = n ridge``). The noise
+    factor is ``rho / (1 - rho - eps)`` with ``eps`` of :func:`_noise_eps` at ``mu0``. Where
+    ``eps`` exceeds half of ``1 - rho`` the series it sums has no meaning (within about two
+    samples of the rank, or a spectrum so steep that a few directions hold all of it): the
+    factor is then twice the first order, where the series' ratio reaches 1/2 (for
+    interpolation :func:`deterministic_equivalent` makes it ``inf`` from ``n = r - 1`` on,
+    where the expectation diverges).
     """
     rho = (q * q).sum(axis=1) / nf
-    eps = _finite_size_eps(q, nf)
-    if ridge is not None:
-        noise = rho / (1.0 - rho)
-        mu0 = nf * ridge
-    else:
-        room = 1.0 - rho - eps
-        noise = np.where(room > 0, rho / np.where(room > 0, room, 1.0), np.inf)
-        mu0 = np.zeros_like(nf)
+    mu0 = np.zeros_like(nf) if ridge is None else nf * ridge
+    eps = _noise_eps(q, mu0 / np.where(kappa > 0, kappa, 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        noise = rho / np.maximum(1.0 - rho - eps, 0.5 * (1.0 - rho))
     return rho, _finite_size_bias(lam, kappa, nf, eps, mu0), noise

@@ -51,7 +51,7 @@ def solve_kappa(eigvals: np.ndarray, n: Any) -> np.ndarray:
     lo = np.minimum(lo, hi)
     t = 0.5 * (lo + hi)
     # Newton in log kappa with a bisection safeguard; each row stops on its own once a step
-    # is within rounding (8 eps) of its log kappa, so that its value does not depend on the other rows
+    # is within rounding (8 eps) of its log kappa: its value does not depend on other rows
     todo = np.arange(m.size)
     for _ in range(200):
         tt, mm = t[todo], m[todo]

@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from ..covariance import Covariance, as_covariance
+from ._equivalent import _isotropic_calibration
 from ._finite_size import _finite_size_forms
-from ._kappa import _fractions, solve_ridge_kappa
+from ._kappa import _fractions, numerical_rank, solve_ridge_kappa
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,13 @@ def ridge_equivalent(cov: Covariance | np.ndarray, n: Any, ridge: Any) -> RidgeE
     )
     k = kappa.ravel()
     nf = ns.ravel()
-    rho, bias, noise = _finite_size_forms(lam, k, _fractions(lam, k), nf, lr.ravel())
+    q = _fractions(lam, k)
+    rho, bias, noise = _finite_size_forms(lam, k, q, nf, lr.ravel())
+    # the isotropic calibration of the interpolation weights, to the power n_eff / n =
+    # sum q / n: all of it as the ridge vanishes (the interpolation limit), none for a huge
+    # ridge (where the weights are exact: the source is kept)
+    share = q.sum(axis=1) / nf
+    bias = bias * (_isotropic_calibration(numerical_rank(lam), ns.ravel()) ** share)[:, None]
     return RidgeEquivalent(
         n=ns.ravel().astype(np.int64),
         ridge=lr.ravel(),
