@@ -88,7 +88,7 @@ def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> Determinis
             # eps), exact for isotropic covariances and infinite from n = r - 1 on, and bias
             # weights with the leave-one-direction-out fluctuation of each learned direction
             _, bias, below = _finite_size_forms(lam, kappa, frac, nf)
-            bias = bias * _isotropic_calibration(r, ns)[:, None]
+            bias = bias * (_isotropic_calibration(r, ns) ** _isotropy(lam))[:, None]
             below = np.where(nf >= r - 1, np.inf, below)
             bias = np.where(interp[:, None], bias, 0.0)
         above = np.where(nf - r - 1 > 0, r / np.where(nf - r - 1 > 0, nf - r - 1, 1.0), np.inf)
@@ -124,6 +124,13 @@ def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> Determinis
     )
 
 
+def _isotropy(lam: np.ndarray) -> float:
+    """``(sum lambda)^2 / (r sum lambda^2)``: 1 for an isotropic spectrum, ``~ 1 / r`` for one
+    direction; the share of :func:`_isotropic_calibration` a spectrum takes."""
+    pos = lam[lam > EIG_RTOL * max(float(lam.max()) if lam.size else 0.0, TINY)]
+    if pos.size == 0:
+        return 1.0
+    return float(pos.sum() ** 2 / (pos.size * (pos * pos).sum()))
 
 
 def _isotropic_calibration(r: int, ns: np.ndarray) -> np.ndarray:
@@ -131,8 +138,11 @@ def _isotropic_calibration(r: int, ns: np.ndarray) -> np.ndarray:
 
     The exact bias of an isotropic covariance of rank ``r`` totals ``r - n`` (docs/linear.md,
     section 2); the finite-size route computes it within a few percent near the rank and at
-    small ``r``. Dividing its relative error out of every spectrum's weights makes the route
-    exact for isotropic covariances, and so continuous across the exact branch.
+    small ``r``. A spectrum's weights are multiplied by this factor to the power
+    :func:`_isotropy`: all of it for an isotropic covariance, whose route is then exact, so
+    that the equivalent is continuous across the exact branch, and little of it for steep
+    spectra, whose route errors near the rank are not the isotropic ones (docs/linear.md,
+    section 3.2).
     """
     ns = np.asarray(ns, dtype=np.int64)
     out = np.ones(ns.shape)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..covariance import Covariance, as_covariance
-from ._equivalent import _isotropic_calibration
+from ._equivalent import _isotropic_calibration, _isotropy
 from ._finite_size import _finite_size_forms
 from ._kappa import _fractions, numerical_rank, solve_ridge_kappa
 
@@ -93,7 +93,8 @@ def ridge_equivalent(cov: Covariance | np.ndarray, n: Any, ridge: Any) -> RidgeE
     # sum q / n: all of it as the ridge vanishes (the interpolation limit), none for a huge
     # ridge (where the weights are exact: the source is kept)
     share = q.sum(axis=1) / nf
-    bias = bias * (_isotropic_calibration(numerical_rank(lam), ns.ravel()) ** share)[:, None]
+    factor = _isotropic_calibration(numerical_rank(lam), ns.ravel())
+    bias = bias * (factor ** (share * _isotropy(lam)))[:, None]
     return RidgeEquivalent(
         n=ns.ravel().astype(np.int64),
         ridge=lr.ravel(),
