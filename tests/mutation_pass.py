@@ -192,8 +192,8 @@ MUTANTS: list[tuple[str, str, str, list[str], str]] = [
     ),
     (
         EQUIV,
-        "    factor[below] = (r - nf) / bias.sum(axis=1)",
-        "    factor[below] = (r - nf + 0.5) / bias.sum(axis=1)",
+        "    return float((r - n) / bias.sum())",
+        "    return float((r - n + 0.5) / bias.sum())",
         T_ACC,
         "isotropic calibration: target total r - n + 1/2",
     ),

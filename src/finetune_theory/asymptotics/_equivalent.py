@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,15 +146,18 @@ def _isotropic_calibration(r: int, ns: np.ndarray) -> np.ndarray:
     section 3.2).
     """
     ns = np.asarray(ns, dtype=np.int64)
-    out = np.ones(ns.shape)
     sizes, where = np.unique(ns, return_inverse=True)
-    below = sizes < r
-    if not np.any(below):
-        return out
+    factor = np.array([_isotropic_factor(r, int(m)) for m in sizes])
+    return factor[where.ravel()].reshape(ns.shape) if sizes.size else np.ones(ns.shape)
+
+
+@functools.lru_cache(maxsize=4096)
+def _isotropic_factor(r: int, n: int) -> float:
+    """One value of :func:`_isotropic_calibration` (kept: searches over ``n`` ask again)."""
+    if n >= r:
+        return 1.0
     unit = np.ones(r)
-    kappa = solve_kappa(unit, sizes[below])
-    nf = sizes[below].astype(np.float64)
+    kappa = np.array([r / n - 1.0])  # the root of n = r / (1 + kappa)
+    nf = np.array([float(n)])
     _, bias, _ = _finite_size_forms(unit, kappa, _fractions(unit, kappa), nf)
-    factor = np.ones(sizes.shape)
-    factor[below] = (r - nf) / bias.sum(axis=1)
-    return factor[where.ravel()].reshape(ns.shape)
+    return float((r - n) / bias.sum())
