@@ -41,7 +41,7 @@ T_ASYM = ["tests/test_asymptotics.py", "tests/test_linear.py"]
 T_ACC = [
     "tests/test_asymptotics.py",
     "-k",
-    "stored or isotropic or continuous or kappa or rank_deficient or vectorised",
+    "stored or isotropic or continuous or kappa or rank_deficient or vectorised or infinite",
 ]
 T_LIN = ["tests/test_linear.py", "tests/test_reduction.py"]
 T_LIN_FAST = ["tests/test_linear.py", "-k", "sample_complexity or bracket or similarity"]

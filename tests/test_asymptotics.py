@@ -635,3 +635,13 @@ def test_continuous_across_the_isotropic_branch(d: int) -> None:
             rtol=1e-8,
             err_msg=name,
         )
+
+
+@pytest.mark.parametrize("c", [cv.power_law(40, 1.5), cv.spiked(40, (30.0, 10.0))], ids=str)
+def test_noise_factor_infinite_from_one_below_the_rank(c) -> None:
+    """``E ||X^+ xi||^2`` diverges for ``n`` in ``{r - 1, r, r + 1}`` whatever the covariance;
+    finite elsewhere (the capped series stays finite at ``n = r - 2``)."""
+    eq = asy.deterministic_equivalent(c, np.arange(1, 46))
+    assert np.all(np.isinf(eq.noise_factor[38:41]))
+    assert np.all(np.isfinite(eq.noise_factor[:38])) and np.all(np.isfinite(eq.noise_factor[41:]))
+    assert np.all(np.isinf(eq.pinv_trace[38:41])) and np.all(np.isfinite(eq.pinv_trace[:38]))
