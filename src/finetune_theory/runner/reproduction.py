@@ -44,6 +44,7 @@ from .sweep import describe_failure, run_sweep
 
 __all__ = ["SIZES", "reproduce", "resolve_experiments", "prepare_output"]
 
+#: the sizes every experiment runs at, smallest first (``reproduce --size``)
 SIZES = ("quick", "default", "paper")
 
 
