@@ -641,3 +641,16 @@ def test_bracket_and_bisect_give_the_first_n_of_the_full_scan(cov, noise):
         assert out.n_finetune == first(tuned, eps, source), eps
         assert out.n_scratch == first(scratch, eps, float(cv.as_covariance(cov).quad(tt))), eps
         assert lin.sample_complexity(cov, ts, tt, eps, noise=noise) == out.n_finetune
+
+
+def test_similarity_split_and_covariance_error_beyond_n_two():
+    # Sigma = diag(4, 2, 1, 0.5), Delta = (1, 1, 1, 1). At n = 6 the default split is
+    # n // 2 = 3 (clipped to d - 1 = 3): tail 0.5, head (1/4 + 1/2 + 1) (0.5 / 6)^2. At n = 1
+    # the effective rank r_0 = 7.5 / 4 exceeds n, so the covariance error is lambda_1 r_0 / n
+    # (the linear branch of max(sqrt(r_0 / n), r_0 / n)): 4 * 1.875 = 7.5, times ||Delta||^2
+    cov = np.diag([4.0, 2.0, 1.0, 0.5])
+    ts, tt = np.ones(4), np.zeros(4)
+    out = lin.similarity(cov, ts, tt, [1, 6])
+    assert out["spectral"][1] == pytest.approx(0.5 + 1.75 * (0.5 / 6) ** 2, rel=1e-12)
+    assert out["euclidean_cov_error"][0] == pytest.approx(4 * 7.5, rel=1e-12)
+    assert out["euclidean_cov_error"][1] == pytest.approx(4 * 4 * np.sqrt(1.875 / 6), rel=1e-12)
