@@ -240,8 +240,8 @@ def expected_risk(
     ns, scalar = sample_sizes(n)
     eq = deterministic_equivalent(c, ns)
     if depth == 1:
-        coords = c.coords(ts - tt)
-        risk = eq.bias_weights @ (coords * coords)
+        coords = c.coords(ts - tt)  # the arithmetic of linear.expected_risk, to the bit
+        risk = np.sum(eq.bias_weights * (coords * coords), axis=-1)
     else:
         s, _, dr = _expected_scale(c, ts, tt, eq, depth, sigma)
         finite = np.isfinite(s)
