@@ -116,8 +116,8 @@ def units(config: Config) -> list[Config]:
 def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
     cov = covariance(config)
     b, n = config.repeats, config.n
-    source, target = scaled_pairs(config.d, 1.0, config.eps, b, rng)
-    x = cov.sample(n, rng, batch=b)
+    source, target = scaled_pairs(config.d, 1.0, config.eps, b, seed=rng)
+    x = cov.sample(n, seed=rng, batch=b)
     y0 = np.matmul(x, target[:, :, None])[:, :, 0]
     inits = {
         depth: dl.balanced_init(source, depth, config.width, seed=rng) for depth in config.depths
@@ -133,7 +133,10 @@ def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
             tgt = c * target if mode == "target" else target
             cases.append((mode, c, src, tgt, c * y0 if mode == "target" else y0))
     closed = {
-        (k, depth): dl.finetune(x, case[4], case[2], depth, return_scale=True)
+        (k, depth): (
+            dl.finetune(x, case[4], case[2], depth),
+            dl.finetune_scale(x, case[4], case[2], depth),
+        )
         for k, case in enumerate(cases)
         for depth in depths
     }
