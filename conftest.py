@@ -27,7 +27,12 @@ import scipy.linalg  # noqa: E402,F401
 from _pytest.doctest import DoctestModule  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from finetune_theory.runner.executors import keep_freed_memory  # noqa: E402
+
 threadpool_limits(limits=1)
+# glibc keeps freed blocks of up to 256 MB instead of unmapping them, as in the runner's worker
+# processes: the deterministic equivalents' temporaries otherwise cost a page fault per page
+keep_freed_memory()
 
 PACKAGE = Path(__file__).resolve().parent / "src" / "finetune_theory"
 

@@ -1,5 +1,11 @@
 """Speed and accuracy of the deep-linear engine, as ratios measured in one run.
 
+0. The step rate of the trainer at the experiments' size (B = 20 repeats, n = 20, d = 200,
+   width 16, depths 2, 5 and 10): CPU time per step of :func:`deep_linear.train` against the
+   same step's batched matrix products timed alone, with the same shapes (the step's
+   arithmetic at the rate ``numpy.matmul`` reaches on those shapes, with no Python overhead
+   and no temporaries). The ratio is the share of the GEMM rate the trainer reaches.
+   Target: at least 30% at depth 5.
 1. The batched trainer (:func:`deep_linear.train`, all repeats in one batch, matrix-vector
    gradients) against a plain per-repeat loop written the way a researcher writes it first
    (one repeat at a time, gradients from the prefix and suffix matrix products), on E2's
@@ -64,6 +70,60 @@ def plain_train(weights, x, y, lr, tol=1e-12, max_steps=200_000):
         for j in range(len(w)):
             w[j] = w[j] - lr * grads[j]
     raise RuntimeError("no convergence")
+
+
+def _cpu_per_call(fn, calls: int) -> float:
+    fn()
+    t0 = time.process_time()
+    for _ in range(calls):
+        fn()
+    return (time.process_time() - t0) / calls
+
+
+def _step_products(b: int, n: int, h: int, depth: int, rng: np.random.Generator) -> float:
+    """CPU seconds of the batched products one trainer step makes, each timed alone."""
+    row, col = rng.standard_normal((b, 1, h)), rng.standard_normal((b, h, 1))
+    hidden, last = rng.standard_normal((b, h, h)), rng.standard_normal((b, 1, h))
+    first_t, gram = rng.standard_normal((b, h, n)), rng.standard_normal((b, n, n))
+    r_row, r_col = rng.standard_normal((b, 1, n)), rng.standard_normal((b, n, 1))
+    products = [  # (left, right, how many per step)
+        (np.ones((b, 1, 1)), last, 1),  # a_{N-1} = W_N
+        (row, hidden, depth - 2),  # left products a_j
+        (row, first_t, 2),  # residual M a_1 and C^T a_1
+        (r_row, gram, 1),  # K C^T a_1
+        (r_row, r_col, 1),  # the loss
+        (first_t, r_col, 2),  # M^T r and C (K r)
+        (gram, r_col, 1),  # K r
+        (hidden, col, depth - 2),  # right products b_j
+    ]
+    total = 0.0
+    for left, right, count in products:
+        if count:
+            out = np.matmul(left, right)
+            total += count * _cpu_per_call(
+                lambda l=left, r=right, o=out: np.matmul(l, r, out=o), 2000
+            )
+    return total
+
+
+def step_rate() -> None:
+    """CPU time per trainer step against its products alone (the same-shape GEMM rate)."""
+    b, n, d, h = 20, 20, 200, 16
+    rng = np.random.default_rng(7)
+    ts, tt, x, y = _setting(d, n, b, alpha=0.5, seed=7)
+    print(f"[0] trainer step rate (B={b}, n={n}, d={d}, width {h}; CPU time, 1 BLAS thread)")
+    for depth in (2, 5, 10):
+        w = dl.balanced_init(ts, depth, h, seed=1)
+        lr = dl.default_lr(x, y, w)
+        t0 = time.process_time()
+        res = dl.train(x, y, w, lr=lr, max_steps=3000, strict=False)
+        per_step = (time.process_time() - t0) / max(int(res.steps.max()), 1)
+        floor = _step_products(b, n, h, depth, rng)
+        print(
+            f"    depth {depth:2d}: {per_step * 1e6:6.0f} us per step, its products alone "
+            f"{floor * 1e6:5.0f} us: {floor / per_step:5.1%} of the same-shape GEMM rate"
+            + (" (target >= 30%)" if depth == 5 else "")
+        )
 
 
 def batched_vs_loop() -> None:
@@ -159,6 +219,7 @@ if __name__ == "__main__":
 
     threadpool_limits(limits=1)
     print(f"cores: {os.cpu_count()}, BLAS threads: 1")
+    step_rate()
     batched_vs_loop()
     if "--quick" not in sys.argv:
         paper_scale()

@@ -3,8 +3,10 @@ examples lives in the repository's top-level ``conftest.py``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +16,39 @@ ROOT = Path(__file__).resolve().parent.parent
 def repo_root() -> Path:
     """The repository root (README.md, examples/, docs/)."""
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def quick_records(request, tmp_path_factory) -> Callable[[str], pd.DataFrame]:
+    """``quick_records(name)``: the records of an experiment at quick size with seed 0.
+
+    Computed once per test run: the first process that asks writes them to the session's
+    temporary folder (shared by the pytest-xdist workers, under a file lock) and every test
+    gets its own copy, so that the experiment test files and the claim-mutation tests do not
+    each recompute the same records.
+    """
+    from filelock import FileLock
+
+    from finetune_theory import experiments
+
+    root = tmp_path_factory.getbasetemp()
+    if hasattr(request.config, "workerinput"):  # an xdist worker: the run's folder is shared
+        root = root.parent
+    cache: dict[str, pd.DataFrame] = {}
+
+    def get(name: str) -> pd.DataFrame:
+        if name not in cache:
+            path = root / f"quick-records-{name}.pkl"
+            with FileLock(str(path) + ".lock"):
+                if path.is_file():
+                    cache[name] = pd.read_pickle(path)
+                else:
+                    exp = experiments.get(name)
+                    cache[name] = exp.run_all(exp.config("quick"), seed=0)
+                    cache[name].to_pickle(path)
+        return cache[name].copy()
+
+    return get
 
 
 # Tests left out by `make test-fast` (`-m "not slow"`), by file: whole experiments, the command
@@ -63,7 +98,7 @@ SLOW: dict[str, dict[str, set[str]]] = {
         },
     },
     "test_experiments_deep.py": {
-        "fixtures": {"quick"},
+        "fixtures": {"quick", "quick_records"},
         "tests": {
             "test_claims_can_fail",
             "test_same_seed_same_records",

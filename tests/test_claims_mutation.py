@@ -16,15 +16,13 @@ from finetune_theory import experiments
 
 
 @pytest.fixture(scope="module")
-def scaling() -> pd.DataFrame:
-    exp = experiments.get("scaling")
-    return exp.run_all(exp.config("quick"), seed=0)
+def scaling(quick_records) -> pd.DataFrame:
+    return quick_records("scaling")
 
 
 @pytest.fixture(scope="module")
-def freezing() -> pd.DataFrame:
-    exp = experiments.get("freezing")
-    return exp.run_all(exp.config("quick"), seed=0)
+def freezing(quick_records) -> pd.DataFrame:
+    return quick_records("freezing")
 
 
 def _deepest(r: pd.DataFrame) -> pd.Series:

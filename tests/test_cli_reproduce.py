@@ -112,7 +112,7 @@ def test_a_unit_that_needs_a_missing_extra_names_the_pip_line_on_the_terminal(
 
         return toy_experiment.run(config, seed)
 
-    needs_data = dataclasses.replace(toy_experiment.EXPERIMENT, name="datatoy", run=run)
+    needs_data = dataclasses.replace(toy_experiment.EXPERIMENT, name="datatoy", run_unit=run)
     from finetune_theory.runner import reproduction
 
     monkeypatch.setattr(reproduction, "get", lambda name: needs_data)

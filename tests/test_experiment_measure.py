@@ -135,7 +135,7 @@ def test_run_gives_the_records_of_run_all_and_of_the_sweep():
     whole = pd.DataFrame(measure.run(cfg, 5))
     pd.testing.assert_frame_equal(whole, exp.run_all(cfg, 5), check_exact=True)
     # unit by unit with the runner's seeds (an independent spelling of SeedSequence.spawn)
-    alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    alone = [pd.DataFrame(exp.run_unit(u, unit_seed(5, i))) for i, u in enumerate(parts)]
     pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
 
 

@@ -210,7 +210,7 @@ def test_run_gives_the_records_of_run_all_and_of_the_sweep():
     whole = pd.DataFrame(realistic.run(cfg, 5))
     pd.testing.assert_frame_equal(whole, exp.run_all(cfg, 5), check_exact=True)
     # unit by unit with the runner's seeds (an independent spelling of SeedSequence.spawn)
-    alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    alone = [pd.DataFrame(exp.run_unit(u, unit_seed(5, i))) for i, u in enumerate(parts)]
     pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
 
 
@@ -249,3 +249,11 @@ def test_every_real_task_claim_flips_on_records_that_contradict_it():
     assert [v.holds for v in claims(_fake_tasks(good_predicted=1.5))] == [True, False, True]
     # predictions 30% off at small n: the accuracy claim fails alone
     assert [v.holds for v in claims(_fake_tasks(rel_error=0.3))] == [True, True, False]
+
+
+def test_shared_design_from_zero_is_the_minimum_norm_solution():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 5, 12))
+    y = rng.standard_normal((3, 5))
+    got = _SharedDesign(x).finetune(y, np.zeros(12))
+    np.testing.assert_allclose(got, linear.finetune(x, y, np.zeros(12)), atol=1e-12)

@@ -35,10 +35,8 @@ COLUMNS = {
 
 
 @pytest.fixture(scope="module", params=["depth", "scaling", "freezing"])
-def quick(request):
-    exp = experiments.get(request.param)
-    records = exp.run_all(exp.config("quick"), seed=0)
-    return exp, records
+def quick(request, quick_records):
+    return experiments.get(request.param), quick_records(request.param)
 
 
 def test_records_have_the_documented_columns(quick):
@@ -97,11 +95,10 @@ def test_same_seed_same_records():
     assert not np.allclose(a["risk_closed"], c["risk_closed"])
 
 
-def test_claims_can_fail():
+def test_claims_can_fail(quick_records):
     """The verdicts react to records that contradict them."""
     exp = experiments.get("freezing")
-    records = exp.run_all(dataclasses.replace(exp.config("quick"), ns=(6,)), seed=1)
-    bad = records.copy()
+    bad = quick_records("freezing")
     first = bad["freeze"].str.startswith("first")
     bad.loc[first, "risk_trained"] = 0.5 * bad.loc[first, "floor"]
     bad.loc[first, "rel_trained"] = bad.loc[first, "risk_trained"] / bad.loc[first, "zero_risk"]
@@ -142,7 +139,7 @@ def test_run_gives_the_records_of_run_all_and_of_the_sweep(name):
     whole = pd.DataFrame(module.run(cfg, 5))
     pd.testing.assert_frame_equal(whole, exp.run_all(cfg, 5), check_exact=True)
     # unit by unit with the runner's seeds (its own spelling of SeedSequence.spawn)
-    alone = [pd.DataFrame(exp.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    alone = [pd.DataFrame(exp.run_unit(u, unit_seed(5, i))) for i, u in enumerate(parts)]
     pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
 
 
@@ -164,11 +161,10 @@ def _finite(frame):
     return np.isfinite(frame["depth"])
 
 
-def test_every_deep_claim_is_computed_from_the_records(quick):
+@pytest.mark.parametrize("name", ["depth", "scaling"])  # freezing: test_claims_can_fail
+def test_every_deep_claim_is_computed_from_the_records(name, quick_records):
     """Claim mutation: break the records behind each verdict and see it flip."""
-    exp, records = quick
-    if exp.name == "freezing":
-        pytest.skip("the freezing claims are mutated by test_claims_can_fail")
+    exp, records = experiments.get(name), quick_records(name)
 
     def no_gain_from_depth(r):
         fin = _finite(r)

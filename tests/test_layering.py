@@ -28,10 +28,6 @@ LAB_MODULES = {f"{PKG}.__main__"}
 #: known imports of another package's private module, kept until their owners move them; each
 #: entry is (importing module, private module) -> what is taken from it and why it is still there
 ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    ("finetune_theory.experiments._deep", "finetune_theory.deep_linear._closed"): (
-        "pinv: the experiments reuse the pseudo-inverse rule of the closed form; it belongs in "
-        "one public place (issue 25: one pseudo-inverse rule)"
-    ),
     ("finetune_theory.networks._core", "finetune_theory.data._optional"): (
         "require: the networks name their missing optional dependency with the data package's "
         "helper; it belongs with the shared machinery"

@@ -47,7 +47,7 @@ def test_run_gives_the_records_of_run_all_and_of_the_sweep():
     assert len(parts) >= 2
     whole = pd.DataFrame(red.run(cfg, 5))
     pd.testing.assert_frame_equal(whole, red.EXPERIMENT.run_all(cfg, 5), check_exact=True)
-    alone = [pd.DataFrame(red.EXPERIMENT.run(u, unit_seed(5, i))) for i, u in enumerate(parts)]
+    alone = [pd.DataFrame(red.EXPERIMENT.run_unit(u, unit_seed(5, i))) for i, u in enumerate(parts)]
     pd.testing.assert_frame_equal(whole, pd.concat(alone, ignore_index=True), check_exact=True)
 
 
@@ -93,7 +93,12 @@ def test_registered():
 
 def test_theory_records_agree_with_sample_complexity():
     config = dataclasses.replace(
-        THEORY, dims=(40,), spectra=("power_law:1", "spiked"), k=4, eps_fractions=(0.2, 0.05)
+        THEORY,
+        dims=(40,),
+        spectra=("power_law:1", "spiked"),
+        k=4,
+        distances=(0.05, 0.5, 2.0),
+        eps_fractions=(0.2, 0.05),
     )
     rec = _records(config, seed=5)
     # rebuild the very teachers the unit drew, and recompute every n_eps independently
@@ -136,7 +141,7 @@ def test_same_seed_same_records():
 def test_headline_holds_and_flips_with_a_blind_theory(theory, monkeypatch):
     v = _verdict(red.claims(theory), "power-law")
     assert v.holds, v.evidence
-    monkeypatch.setattr(red, "deterministic_equivalent", _blind)
+    monkeypatch.setattr(red._compute, "deterministic_equivalent", _blind)
     wrong = _verdict(red.claims(_records(THEORY)), "power-law")
     assert not wrong.holds, wrong.evidence
 
@@ -151,7 +156,7 @@ def test_headline_flips_when_reductions_are_shrunk(theory):
 def test_euclidean_verdict_holds_and_flips_with_a_euclidean_theory(theory, monkeypatch):
     v = _verdict(red.claims(theory), "Euclidean")
     assert v.holds, v.evidence
-    monkeypatch.setattr(red, "deterministic_equivalent", _euclidean_only)
+    monkeypatch.setattr(red._compute, "deterministic_equivalent", _euclidean_only)
     wrong = _verdict(red.claims(_records(THEORY)), "Euclidean")
     assert not wrong.holds, wrong.evidence
 
@@ -165,7 +170,7 @@ def test_euclidean_verdict_flips_when_the_measure_is_shuffled(theory):
 def test_hurting_cases_hold_and_flip_with_a_blind_theory(theory, monkeypatch):
     v = _verdict(red.claims(theory), "more samples than scratch")
     assert v.holds, v.evidence
-    monkeypatch.setattr(red, "deterministic_equivalent", _blind)
+    monkeypatch.setattr(red._compute, "deterministic_equivalent", _blind)
     # blind to the covariance, fine-tuning is worse only when the source risk exceeds R0
     wrong = _verdict(red.claims(_records(THEORY)), "more samples than scratch")
     assert not wrong.holds, wrong.evidence
@@ -238,7 +243,7 @@ def test_depth_verdict_holds_and_flips_when_depth_is_ignored(monkeypatch):
         def expected_risk(cov, ts, tt, n, depth, *, noise=0.0):
             return linear.expected_risk(cov, ts, tt, n, noise=noise)
 
-    monkeypatch.setattr(red, "dl", ShallowOnly)
+    monkeypatch.setattr(red._compute, "dl", ShallowOnly)
     wrong = _verdict(red.claims(_records(DEPTH)), "depth raises")
     assert not wrong.holds, wrong.evidence
 

@@ -190,7 +190,7 @@ def run(config, seed):
     return [{{**r, "value": r["value"] + OFFSET}} for r in toy_experiment.run(config, seed)]
 
 
-EXPERIMENT = dataclasses.replace(toy_experiment.EXPERIMENT, name="fptoy", run=run)
+EXPERIMENT = dataclasses.replace(toy_experiment.EXPERIMENT, name="fptoy", run_unit=run)
 """
 
 
@@ -817,7 +817,7 @@ def run(config, seed):
     return [{{**r, "value": r["value"] + OFFSET}} for r in toy_experiment.run(config, seed)]
 
 
-EXPERIMENT = dataclasses.replace(toy_experiment.EXPERIMENT, name="fptoy", run=run)
+EXPERIMENT = dataclasses.replace(toy_experiment.EXPERIMENT, name="fptoy", run_unit=run)
 """
 
 #: the CLI run from a copy of the package, with ``fptoy`` registered inside it

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["TINY", "EIG_RTOL", "ROUNDING", "safe_divide"]
+__all__ = ["TINY", "EIG_RTOL", "ROUNDING", "safe_divide", "pinv"]
 
 #: the smallest positive scale used to keep a denominator or a logarithm's argument away
 #: from zero; far below any value the package computes with (float64's tiny is 2.2e-308)
@@ -48,3 +48,29 @@ def safe_divide(num: ArrayLike, den: ArrayLike, *, where_zero: float = 0.0) -> N
     ok = den != 0
     out = np.divide(num, np.where(ok, den, 1.0))
     return np.where(ok, out, where_zero)
+
+
+def pinv(x: ArrayLike) -> NDArray[np.float64]:
+    """Batched pseudo-inverse with the package's one cutoff for a numerically zero singular value.
+
+    Singular values below ``max(n, d) * eps * s_max`` count as zero (the usual numerical-rank
+    tolerance; numpy's default ``1e-15 * s_max`` keeps rounding noise of a rank-deficient
+    matrix with more than a few rows and blows it up).
+
+    Parameters
+    ----------
+    x : array_like, shape (..., n, d)
+
+    Returns
+    -------
+    ndarray, shape (..., d, n)
+
+    Examples
+    --------
+    >>> pinv(np.array([[2.0, 0.0], [0.0, 1e-17]]))  # the second singular value is rounding
+    array([[0.5, 0. ],
+           [0. , 0. ]])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    rcond = max(x.shape[-2:]) * np.finfo(np.float64).eps
+    return np.linalg.pinv(x, rcond=rcond)

@@ -284,12 +284,18 @@ class Monitor:
         self.hist_t: list[int] = []
         self.hist_l: list[np.ndarray] = []
         self._next_log = 0
+        self._running = bool(self.active.size)
+        #: how many updates stopped some problem (a cheap test of whether ``active`` changed)
+        self.stopped = 0
+        self._limit: np.ndarray | None = None
 
     def update(self, t: int, loss: np.ndarray) -> bool:
         """Apply the stopping tests to the loss before step ``t + 1``; True while any runs."""
         if self.ref is None:
             self.ref = np.maximum(loss, self.zero) + TINY
-        if not np.all(np.isfinite(loss)) or np.any(loss > BLOWUP * self.ref):
+            # one comparison catches NaN, inf and a blow-up (an infinite limit stays finite)
+            self._limit = np.minimum(BLOWUP * self.ref, np.finfo(np.float64).max)
+        if not (loss <= self._limit).all():
             bad = np.nan_to_num(loss, nan=np.inf)
             raise DivergenceError(
                 f"gradient descent diverged at step {t} (training loss {float(np.max(bad)):.3g}, "
@@ -298,19 +304,23 @@ class Monitor:
             )
         fits = loss <= self.threshold
         if self.prev is None:
-            still = np.zeros(loss.shape, dtype=bool)
+            done = fits & self.active
         else:
-            still = np.abs(self.prev - loss) <= self.still_tol * loss
-        done = self.active & (fits | still)
-        self.steps[done] = t
-        self.interpolated[done] = fits[done]
-        self.active &= ~done
+            done = np.abs(self.prev - loss) <= self.still_tol * loss
+            done |= fits
+            done &= self.active
+        if done.any():
+            self.steps[done] = t
+            self.interpolated[done] = fits[done]
+            self.active &= ~done
+            self.stopped += 1
+            self._running = bool(self.active.any())
         self.prev = self.loss = loss
-        if t >= self._next_log or not self.active.any() or t == self.max_steps:
+        if t >= self._next_log or not self._running or t == self.max_steps:
             self.hist_t.append(t)
             self.hist_l.append(np.array(loss, dtype=np.float64, copy=True))
             self._next_log = max(self._next_log + 1, int(self._next_log * 1.25))
-        return bool(self.active.any())
+        return self._running
 
     def finish(self, strict: bool) -> None:
         """Mark problems left running; raise :class:`ConvergenceError` for them if ``strict``."""

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.linalg import eigh_tridiagonal
 
+from .._numerics import pinv
 from .._validation import check_depth
 
 __all__ = [
@@ -28,16 +29,6 @@ __all__ = [
     "pinv",
     "projections",
 ]
-
-
-def pinv(x: np.ndarray) -> np.ndarray:
-    """Batched pseudo-inverse with the cutoff :func:`linear.finetune` uses.
-
-    Singular values below ``max(n, d) * eps * s_max`` count as zero (the usual numerical-rank
-    tolerance), so a rank-deficient design is treated as such.
-    """
-    rcond = max(x.shape[-2:]) * np.finfo(np.float64).eps
-    return np.linalg.pinv(x, rcond=rcond)
 
 
 def solve_scale(

@@ -98,7 +98,22 @@ def as_net(weights: Any, name: str = "weights") -> Net:
 
 
 def as_frozen(frozen: Any, depth: int) -> np.ndarray:
-    """A boolean mask of trainable layers from the indices in ``frozen`` (0 = ``W_1``)."""
+    """A boolean mask of trainable layers from the indices in ``frozen`` (0 = ``W_1``).
+
+    ``frozen`` is a collection of layer indices shared by every repeat, or a list with one such
+    collection per repeat (a batch trained under several freezing patterns at once); the mask
+    has shape ``(depth,)`` or ``(B, depth)``.
+    """
+    if (
+        isinstance(frozen, list | tuple)
+        and frozen
+        and all(isinstance(f, list | tuple | range | np.ndarray) for f in frozen)
+    ):
+        return np.stack([_frozen_mask(f, depth) for f in frozen])
+    return _frozen_mask(frozen, depth)
+
+
+def _frozen_mask(frozen: Any, depth: int) -> np.ndarray:
     if isinstance(frozen, int | np.integer) and not isinstance(frozen, bool):
         frozen = (frozen,)
     if not isinstance(frozen, Iterable) or isinstance(frozen, str):
@@ -194,6 +209,18 @@ def loss_and_gradients(
     return 0.5 * np.mean(res * res, axis=1), grads
 
 
+def _layer_mask(trainable: np.ndarray, batch: int) -> np.ndarray:
+    """The trainable mask ``(B, depth)`` of every repeat (a shared ``(depth,)`` mask repeated)."""
+    mask = np.asarray(trainable, dtype=bool)
+    if mask.ndim == 1:
+        return np.broadcast_to(mask, (batch, mask.size))
+    if mask.shape[0] != batch:
+        raise ValueError(
+            f"frozen gives {mask.shape[0]} per-repeat patterns for a batch of {batch} repeats"
+        )
+    return mask
+
+
 def gauss_newton_bound(
     layers: Sequence[np.ndarray], x: np.ndarray, trainable: np.ndarray
 ) -> np.ndarray:
@@ -208,10 +235,11 @@ def gauss_newton_bound(
     a = left_products(layers)
     total = np.zeros(x.shape[0])
     right = None  # W_{j-1} ... W_1 as (B, h_{j-1}, d); None stands for the identity
+    mask = _layer_mask(trainable, x.shape[0])
     for j, w in enumerate(layers):
-        if trainable[j]:
+        if mask[:, j].any():
             op = 1.0 if right is None else np.linalg.norm(right, ord=2, axis=(-2, -1))
-            total = total + np.sum(a[j + 1] ** 2, axis=1) * op**2
+            total = total + np.where(mask[:, j], np.sum(a[j + 1] ** 2, axis=1) * op**2, 0.0)
         right = w if right is None else np.matmul(w, right)
     return top * total
 
@@ -268,14 +296,26 @@ def _result(
     )
 
 
-def _mv(m: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Batched matrix-vector product ``(B, p, q) @ (B, q) -> (B, p)``."""
-    return np.matmul(m, v[:, :, None])[:, :, 0]
+def _hidden_run(trainable: np.ndarray, shapes: list[tuple[int, ...]]) -> tuple[int, int]:
+    """The longest run ``lo .. hi - 1`` of trainable hidden layers of one shape (empty: lo = hi).
 
-
-def _vm(v: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Batched vector-matrix product ``(B, p) @ (B, p, q) -> (B, q)``."""
-    return np.matmul(v[:, None, :], m)[:, 0, :]
+    Hidden layers ``1 .. N - 2`` of a run are held in one stacked array so that their update is
+    one array operation; a run needs at least two layers to pay off.
+    """
+    depth = len(shapes)
+    best = (1, 1)
+    j = 1
+    while j < depth - 1:
+        if not trainable[j]:
+            j += 1
+            continue
+        k = j
+        while k + 1 < depth - 1 and trainable[k + 1] and shapes[k + 1] == shapes[j]:
+            k += 1
+        if k + 1 - j > best[1] - best[0]:
+            best = (j, k + 1)
+        j = k + 1
+    return best if best[1] - best[0] >= 2 else (1, 1)
 
 
 def gradient_descent(
@@ -296,60 +336,99 @@ def gradient_descent(
     loss (a stationary point that does not interpolate). Stopped repeats take steps of size
     zero, so each repeat's result does not depend on the others in the batch.
 
-    Two exact rearrangements make a step cheap (the arithmetic is that of GD, rounded
+    Three exact rearrangements make a step cheap (the arithmetic is that of GD, rounded
     differently):
 
     * every gradient of the input layer is ``a_1^T r^T X / n`` (``r`` the residual), so
       ``W_1 = W_1(0) + C X`` with ``C`` of shape ``(h_1, n)``; with ``M = X W_1(0)^T`` and
       ``K = X X^T`` computed once, the residual is ``r = M a_1 + K C^T a_1 - y`` and
       ``W_1 g = (M^T r + C K r) / n``: a step never touches a vector of length ``d``;
-    * hidden layers of one shape are held in one stacked array (the list holds views into it),
-      so that their update is one array operation.
+    * the vectors ``a_j`` (rows, ``(B, 1, h_j)``) and ``b_j`` (columns, ``(B, h_j, 1)``) live
+      in two preallocated buffers that the batched products write into, so a step allocates
+      almost nothing and needs no reshaping;
+    * a run of trainable hidden layers of one shape is held in one stacked array (the list
+      holds views into it) and updated by one outer product over the run, whose two factors
+      are slices of those buffers.
     """
     layers = [w.copy() for w in net.layers]  # net keeps the start
     depth = len(layers)
     n = x.shape[1]
     b = net.batch
+    mask = _layer_mask(trainable, b)
+    trainable = mask.any(axis=0)  # layers some repeat trains
+    # a layer trained by some repeats only: its update is multiplied by 0 or 1 per repeat
+    partly = {j: mask[:, j, None, None].astype(np.float64) for j in range(depth)}
+    partly = {j: m for j, m in partly.items() if trainable[j] and not mask[:, j].all()}
     monitor = Monitor(yy, (b,), tol, lr, max_steps)
     first = layers[0]
-    m_mat = np.matmul(x, np.swapaxes(first, 1, 2))  # (B, n, h_1)
-    k_mat = np.matmul(x, np.swapaxes(x, 1, 2))  # (B, n, n)
+    m_t = np.matmul(first, np.swapaxes(x, 1, 2))  # (M)^T = W_1(0) X^T, (B, h_1, n)
+    k_mat = np.matmul(x, np.swapaxes(x, 1, 2))  # K = X X^T, (B, n, n), symmetric
     coef = np.zeros((b, first.shape[1], n))  # W_1 = W_1(0) + coef @ X
-    hidden = [j for j in range(1, depth - 1) if trainable[j]]
-    if len(hidden) >= 2 and len({layers[j].shape for j in hidden}) == 1:
-        stack = np.stack([layers[j] for j in hidden], axis=1)  # (B, K, h, h)
-        for k, j in enumerate(hidden):
-            layers[j] = stack[:, k]
-        single = [j for j in range(1, depth) if trainable[j] and j not in hidden]
-    else:
-        stack = None
-        single = [j for j in range(1, depth) if trainable[j]]
+    y_row = yy[:, None, :]
+    widths = [w.shape[1] for w in layers]  # h_j of a_j and b_j (h_N = 1)
+    wide = max(widths)
+    a_buf = np.zeros((b, depth + 1, 1, wide))  # a_j = a_buf[:, j, :, :h_j]
+    b_buf = np.zeros((b, depth, wide, 1))  # W_j ... W_1 g = b_buf[:, j, :h_j] (j >= 1)
+    a = [a_buf[:, j, :, : widths[j - 1]] if j else a_buf[:, 0] for j in range(depth + 1)]
+    a[depth][...] = 1.0
+    bv = [b_buf[:, j, : widths[j - 1], :] if j else b_buf[:, 0] for j in range(depth)]
+    lo, hi = _hidden_run(trainable, [w.shape[1:] for w in layers])
+    if hi > lo:
+        stack = np.stack(layers[lo:hi], axis=1)  # (B, K, h, h)
+        for k in range(lo, hi):
+            layers[k] = stack[:, k - lo]
+        outer = np.empty_like(stack)
+        run_mask = None
+        if any(j in partly for j in range(lo, hi)):
+            run_mask = mask[:, lo:hi, None, None].astype(np.float64)
+        left_run = a_buf[:, lo + 1 : hi + 1].swapaxes(2, 3)  # a_{j+1}^T, (B, K, h, 1)
+        right_run = b_buf[:, lo:hi].swapaxes(2, 3)  # b_{j+1}^T, (B, K, 1, h)
+    single = [j for j in range(1, depth) if trainable[j] and not lo <= j < hi]
+    ca = np.empty((b, 1, n))
+    coef_step = np.empty_like(coef)
+    sq = np.empty((b, 1, 1))
+    res = np.empty((b, 1, n))
+    kr = np.empty((b, 1, n))
+    rn_col = np.empty((b, n, 1))
+    inv_n = 1.0 / n
+    stopped = 0
+    # the step, folded into the gradient: b_j and the updates come out scaled by lr / n
+    step_col = (lr * inv_n)[:, None, None]
     with np.errstate(over="ignore", invalid="ignore"):
         for t in range(max_steps + 1):
-            a = [np.empty(0)] * (depth + 1)  # a[j] = W_N ... W_{j+1}, for j >= 1
-            a[depth] = np.ones((b, 1))
             for j in range(depth - 1, 0, -1):
-                a[j] = _vm(a[j + 1], layers[j])
-            ca = _vm(a[1], coef)  # C^T a_1, (B, n)
-            res = _mv(m_mat, a[1]) + _mv(k_mat, ca) - yy
-            loss = 0.5 * np.mean(res * res, axis=1)
+                np.matmul(a[j + 1], layers[j], out=a[j])
+            np.matmul(a[1], m_t, out=res)
+            if trainable[0]:
+                np.matmul(a[1], coef, out=ca)
+                res += np.matmul(ca, k_mat, out=kr)
+            res -= y_row
+            loss = np.matmul(res, res.swapaxes(1, 2), out=sq)[:, 0, 0] * (0.5 * inv_n)
             if not monitor.update(t, loss) or t == max_steps:
                 break
-            step = lr * monitor.active
-            rn = res / n
-            bvec = [np.empty(0)] * depth  # bvec[j] = W_j ... W_1 g (the b_{j+1} of the docs)
+            if monitor.stopped != stopped:  # stopped repeats take steps of size zero
+                stopped = monitor.stopped
+                step_col = (lr * inv_n * monitor.active)[:, None, None]
+            np.multiply(res.swapaxes(1, 2), step_col, out=rn_col)  # lr r / n, a column
             if depth > 1:
-                bvec[1] = _vm(rn, m_mat) + _mv(coef, _mv(k_mat, rn))
+                np.matmul(m_t, rn_col, out=bv[1])
+                if trainable[0]:
+                    bv[1] += np.matmul(coef, np.matmul(k_mat, rn_col))
                 for j in range(2, depth):
-                    bvec[j] = _mv(layers[j - 1], bvec[j - 1])
-            if stack is not None:
-                left = np.stack([a[j + 1] for j in hidden], axis=1) * step[:, None, None]
-                right = np.stack([bvec[j] for j in hidden], axis=1)
-                stack -= left[:, :, :, None] * right[:, :, None, :]
+                    np.matmul(layers[j - 1], bv[j - 1], out=bv[j])
+            if hi > lo:
+                np.multiply(left_run, right_run, out=outer)
+                if run_mask is not None:
+                    outer *= run_mask
+                stack -= outer
             for j in single:
-                layers[j] -= (step[:, None] * a[j + 1])[:, :, None] * bvec[j][:, None, :]
+                update = a[j + 1].swapaxes(1, 2) * bv[j].swapaxes(1, 2)
+                layers[j] -= update if j not in partly else update * partly[j]
             if trainable[0]:
-                coef -= (step[:, None] * a[1])[:, :, None] * rn[:, None, :]
+                np.multiply(a[1].swapaxes(1, 2), rn_col.swapaxes(1, 2), out=coef_step)
+                if 0 in partly:
+                    coef_step *= partly[0]
+                coef -= coef_step
     layers[0] = first + np.matmul(coef, x)
     monitor.finish(strict)
     return _result(

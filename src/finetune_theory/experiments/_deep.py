@@ -14,8 +14,8 @@ import pandas as pd
 
 from .. import deep_linear as dl
 from .. import linear
+from .._numerics import pinv
 from ..covariance import Covariance
-from ..deep_linear._closed import pinv
 
 __all__ = [
     "design",

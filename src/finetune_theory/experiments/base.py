@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,8 +102,22 @@ def config_hash(config: Any) -> str:
 class Experiment:
     """One reproducible experiment (see the module docstring for the contract).
 
-    ``run`` is the experiment's ``run_unit``: it computes one unit with that unit's own seed
-    (the runner calls it unit by unit).
+    ``run_unit`` computes one unit with that unit's own seed (the runner calls it unit by unit);
+    :meth:`run_all` runs a whole config in this process. ``run`` is the former name of
+    ``run_unit``: accepted by the constructor and readable as an attribute, with a
+    ``DeprecationWarning``, for one release.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> toy = Experiment(
+    ...     name="toy", title="Toy", description="one record per unit", config_cls=int,
+    ...     sizes={"quick": 2}, run_unit=lambda unit, seed: [{"unit": unit, "seed": seed % 7}],
+    ...     claims=lambda records: [], plot=lambda records, outdir: [],
+    ...     table=lambda records: pd.DataFrame(),
+    ... )
+    >>> toy.run_all(toy.config("quick"), seed=0)["unit"].tolist()
+    [2]
     """
 
     name: str
@@ -110,7 +125,7 @@ class Experiment:
     description: str
     config_cls: type
     sizes: Mapping[str, Any]
-    run: Callable[[Any, int], list[dict[str, Any]]]
+    run_unit: Callable[[Any, int], list[dict[str, Any]]]
     claims: Callable[[pd.DataFrame], list[Verdict]]
     plot: Callable[[pd.DataFrame, Path], list[Path]]
     table: Callable[[pd.DataFrame], pd.DataFrame]
@@ -126,4 +141,30 @@ class Experiment:
 
     def run_all(self, config: Any, seed: int = 0) -> pd.DataFrame:
         """Run every unit in this process, in order (no store, no parallelism)."""
-        return pd.DataFrame.from_records(run_units(self.units, self.run, config, seed))
+        return pd.DataFrame.from_records(run_units(self.units, self.run_unit, config, seed))
+
+
+def _deprecated_run(self: Experiment) -> Callable[[Any, int], list[dict[str, Any]]]:
+    """Deprecated name of :attr:`Experiment.run_unit`."""
+    warnings.warn(
+        "Experiment.run is deprecated; use Experiment.run_unit (one unit) or run_all",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return self.run_unit
+
+
+_dataclass_init = Experiment.__init__
+
+
+def _init_accepting_run(self: Experiment, *args: Any, run: Any = None, **kwargs: Any) -> None:
+    if run is not None:  # the former keyword wins, as dataclasses.replace(e, run=f) expects
+        warnings.warn(
+            "Experiment(run=...) is deprecated; pass run_unit=...", DeprecationWarning, stacklevel=2
+        )
+        kwargs["run_unit"] = run
+    _dataclass_init(self, *args, **kwargs)
+
+
+Experiment.run = property(_deprecated_run)  # type: ignore[attr-defined]
+Experiment.__init__ = _init_accepting_run  # type: ignore[method-assign]

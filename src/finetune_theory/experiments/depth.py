@@ -198,12 +198,11 @@ def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[s
             records.append(rec)
 
     zeros = {"imbalance": np.zeros(b), "rank_one": np.zeros(b), "source_error": np.zeros(b)}
-    for depth in config.depths:
-        weights = dl.balanced_init(source, depth, config.width, seed=rng)
-        fit = train_and_compare(weights, x, y, depth, lr_fraction=config.lr_fraction)
-        emit(depth, "balanced", source, fit, zeros)
-    if config.infinite:
-        emit(math.inf, "balanced", source, None, zeros)
+    # the starts (depth, init, end-to-end vector, weights, description), drawn in order
+    starts = [
+        (depth, "balanced", source, dl.balanced_init(source, depth, config.width, seed=rng), zeros)
+        for depth in config.depths
+    ]
     for depth in config.pretrained_depths:
         pre = dl.pretrain(
             source,
@@ -213,19 +212,32 @@ def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[s
             width=config.width,
             seed=rng,
         )
-        start = np.asarray(pre.theta)
-        fit = train_and_compare(pre.weights, x, y, depth, lr_fraction=config.lr_fraction)
-        emit(
+        extra = {
+            "imbalance": np.asarray(pre.imbalance),
+            "rank_one": np.asarray(pre.rank_one),
+            "source_error": np.asarray(pre.source_error),
+        }
+        starts.append((depth, "pretrained", np.asarray(pre.theta), pre.weights, extra))
+    # the starts of one depth (balanced and pretrained) train in one batch
+    fits: list[dict[str, np.ndarray]] = [{}] * len(starts)
+    for depth in dict.fromkeys(start[0] for start in starts):
+        group = [k for k, start in enumerate(starts) if start[0] == depth]
+        batch = train_and_compare(
+            [np.concatenate([starts[k][3][j] for k in group]) for j in range(depth)],
+            np.concatenate([x] * len(group)),
+            np.concatenate([y] * len(group)),
             depth,
-            "pretrained",
-            start,
-            fit,
-            {
-                "imbalance": np.asarray(pre.imbalance),
-                "rank_one": np.asarray(pre.rank_one),
-                "source_error": np.asarray(pre.source_error),
-            },
+            lr_fraction=config.lr_fraction,
         )
+        for i, k in enumerate(group):
+            fits[k] = {key: v[i * b : (i + 1) * b] for key, v in batch.items()}
+    balanced = [k for k, start in enumerate(starts) if start[1] == "balanced"]
+    for k in balanced:
+        emit(starts[k][0], "balanced", starts[k][2], fits[k], starts[k][4])
+    if config.infinite:
+        emit(math.inf, "balanced", source, None, zeros)
+    for k in range(len(balanced), len(starts)):
+        emit(starts[k][0], "pretrained", starts[k][2], fits[k], starts[k][4])
     return records
 
 
@@ -462,7 +474,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run_unit,
+    run_unit=run_unit,
     claims=claims,
     plot=plot,
     table=table,

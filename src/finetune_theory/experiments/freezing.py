@@ -162,7 +162,9 @@ def _unit(config: Config, n: int, rng: np.random.Generator) -> list[dict[str, An
     source = random_units(b, d, seed=rng)
     x = cov.sample(n, seed=rng, batch=b)
     weights = dl.balanced_init(source, depth, config.width, seed=rng)
-    records: list[dict[str, Any]] = []
+    patterns = freeze_patterns(depth)
+    # every (target, freezing pattern) pair trains in one batch: its repeats stop on their own
+    cases = []
     for kind in config.targets:
         target = _targets(kind, source, cov, config, rng)
         y = np.matmul(x, target[:, :, None])[:, :, 0]
@@ -173,52 +175,62 @@ def _unit(config: Config, n: int, rng: np.random.Generator) -> list[dict[str, An
         unfrozen = risks(cov, dl.finetune(x, y, source, depth), target)
         depth1 = linear.finetune(x, y, source)
         r_depth1 = risks(cov, depth1, target)
-        for label, frozen in freeze_patterns(depth).items():
+        for label, frozen in patterns.items():
             if not frozen:
                 expected = dl.finetune(x, y, source, depth)
             elif 0 in frozen:
                 expected = frozen_limit(x, y, source, depth - len(frozen))
             else:
                 expected = depth1
-            fit = train_and_compare(
-                weights,
-                x,
-                y,
-                depth,
-                lr_fraction=config.lr_fraction,
-                frozen=frozen,
-                closed=expected,
-                strict=False,
-                max_steps=config.max_steps,
+            cases.append(
+                (kind, label, frozen, target, y, zero, floor, unfrozen, r_depth1, expected)
             )
-            gap = np.linalg.norm(fit["theta"] - expected, axis=1) / np.linalg.norm(source, axis=1)
-            r_tr = risks(cov, fit["theta"], target)
-            r_exp = risks(cov, expected, target)
-            for i in range(b):
-                records.append(
-                    {
-                        "target": kind,
-                        "n": n,
-                        "d": d,
-                        "depth": depth,
-                        "width": config.width,
-                        "freeze": label,
-                        "frozen_count": len(frozen),
-                        "repeat": i,
-                        "zero_risk": float(zero[i]),
-                        "floor": float(floor[i]),
-                        "risk_trained": float(r_tr[i]),
-                        "risk_expected": float(r_exp[i]),
-                        "risk_unfrozen": float(unfrozen[i]),
-                        "risk_depth1": float(r_depth1[i]),
-                        "rel_trained": float(r_tr[i] / zero[i]),
-                        "rel_floor": float(floor[i] / zero[i]),
-                        "gap": float(gap[i]),
-                        "steps": int(fit["steps"][i]),
-                        "interpolated": bool(fit["interpolated"][i]),
-                        "converged": bool(fit["converged"][i]),
-                    }
-                )
+    k = len(cases)
+    fit = train_and_compare(
+        [np.concatenate([w] * k) for w in weights],
+        np.concatenate([x] * k),
+        np.concatenate([c[4] for c in cases]),
+        depth,
+        lr_fraction=config.lr_fraction,
+        frozen=[c[2] for c in cases for _ in range(b)],
+        closed=np.concatenate([c[9] for c in cases]),
+        strict=False,
+        max_steps=config.max_steps,
+    )
+    records: list[dict[str, Any]] = []
+    for c, (kind, label, frozen, target, _, zero, floor, unfrozen, r_depth1, expected) in enumerate(
+        cases
+    ):
+        rows = slice(c * b, (c + 1) * b)
+        theta = fit["theta"][rows]
+        gap = np.linalg.norm(theta - expected, axis=1) / np.linalg.norm(source, axis=1)
+        r_tr = risks(cov, theta, target)
+        r_exp = risks(cov, expected, target)
+        for i in range(b):
+            records.append(
+                {
+                    "target": kind,
+                    "n": n,
+                    "d": d,
+                    "depth": depth,
+                    "width": config.width,
+                    "freeze": label,
+                    "frozen_count": len(frozen),
+                    "repeat": i,
+                    "zero_risk": float(zero[i]),
+                    "floor": float(floor[i]),
+                    "risk_trained": float(r_tr[i]),
+                    "risk_expected": float(r_exp[i]),
+                    "risk_unfrozen": float(unfrozen[i]),
+                    "risk_depth1": float(r_depth1[i]),
+                    "rel_trained": float(r_tr[i] / zero[i]),
+                    "rel_floor": float(floor[i] / zero[i]),
+                    "gap": float(gap[i]),
+                    "steps": int(fit["steps"][rows][i]),
+                    "interpolated": bool(fit["interpolated"][rows][i]),
+                    "converged": bool(fit["converged"][rows][i]),
+                }
+            )
     return records
 
 
@@ -378,7 +390,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run_unit,
+    run_unit=run_unit,
     claims=claims,
     plot=plot,
     table=table,

@@ -36,9 +36,11 @@ import numpy as np
 import pandas as pd
 
 from .. import covariance as covmod
-from .. import linear
+from .. import deep_linear, linear
+from .._numerics import pinv
 from .._validation import check_depth, check_open_unit
 from ..asymptotics import numerical_rank
+from ..deep_linear import solve_scale
 from ..teachers import placed_pair
 from ._plotting import finish, open_figures
 from .base import Experiment, Verdict, run_units
@@ -199,6 +201,11 @@ def _sizes(fractions: tuple[float, ...], dim: int) -> dict[int, float]:
     return out
 
 
+def _quad(err: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``err_r^T M err_r`` for each row (through a matrix product, not an einsum loop)."""
+    return np.sum((err @ matrix) * err, axis=-1)
+
+
 def _mean_se(values: np.ndarray) -> tuple[float, float]:
     return float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(values.size))
 
@@ -210,47 +217,35 @@ def _depth_label(depth: float) -> str:
 class _SharedDesign:
     """Fine-tuning limits for many sources, label sets and depths on the same designs.
 
-    Linear: :func:`finetune_theory.linear.finetune`, ``theta_S + X^+ (y - X theta_S)``. Deep:
-    :func:`finetune_theory.deep_linear.finetune`, ``X^+ y + s_N P_perp theta_S`` with ``s_N``
-    from :func:`finetune_theory.deep_linear.solve_scale`. The pseudo-inverse of the batch of
-    designs (the whole cost) is computed once and reused; the tests check both against the
-    library functions.
+    The limit of :func:`finetune_theory.deep_linear.finetune`, ``X^+ y + s_N P_perp theta_S``
+    with ``s_N`` from :func:`finetune_theory.deep_linear.solve_scale` (``s_1 = 1``: at depth 1
+    this is :func:`finetune_theory.linear.finetune`), with the pseudo-inverse of the batch of
+    designs (the whole cost; the package's one cutoff, :func:`finetune_theory._numerics.pinv`)
+    computed once and reused; the tests check it against both library functions.
     """
 
     def __init__(self, x: np.ndarray) -> None:
         self.x = x
-        self.pinv = np.linalg.pinv(x)
+        self.pinv = pinv(x)
 
     def _apply(self, v: np.ndarray) -> np.ndarray:
-        return np.einsum("...dn,...n->...d", self.pinv, v)
+        return np.matmul(self.pinv, v[..., None])[..., 0]
 
     def finetune(self, y: np.ndarray, theta_source: np.ndarray, depth: float = 1) -> np.ndarray:
-        if depth == 1:
-            residual = y - np.einsum("...nd,...d->...n", self.x, theta_source)
-            return theta_source + self._apply(residual)
-        from ..deep_linear import solve_scale
-
         sol = self._apply(y)
-        seen = self._apply(np.einsum("...nd,...d->...n", self.x, theta_source))
+        seen = self._apply(np.matmul(self.x, theta_source))
         perp = theta_source - seen
+        source_sq = float(theta_source @ theta_source)
+        if source_sq == 0:  # from zero (scratch): the minimum-norm solution, nothing to scale
+            return sol
         scale = solve_scale(
             np.sum(sol * sol, -1),
             np.sum(perp * perp, -1),
-            float(theta_source @ theta_source),
+            source_sq,
             depth,
             seen_sq=np.sum(seen * seen, -1),
         )
         return sol + scale[..., None] * perp
-
-
-def _expected(
-    cov: Any, ts: np.ndarray, tt: np.ndarray, ns: np.ndarray, depth: float, noise: float
-) -> np.ndarray:
-    if depth == 1:
-        return np.atleast_1d(linear.expected_risk(cov, ts, tt, ns, noise=noise))
-    from .. import deep_linear
-
-    return np.atleast_1d(deep_linear.expected_risk(cov, ts, tt, ns, depth, noise=noise))
 
 
 # ------------------------------------------------------------------ part 1: planted
@@ -287,7 +282,7 @@ def _planted(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
         w: placed_pair(cov, distance=config.distance, where=w, k=k, theta_source=source, seed=rng)
         for w in config.placements
     }
-    for j, n in enumerate(ns):
+    for n in ns:
         idx = _subsets(rng, train.shape[0], int(n), config.repeats)
         real = _SharedDesign(train[idx])
         gauss = (
@@ -300,8 +295,10 @@ def _planted(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
             tt, ts = pair.theta_target, pair.theta_source
             for depth in config.depths:
                 err = real.finetune(real.x @ tt + eps, ts, depth) - tt
-                measured = np.einsum("rd,de,re->r", err, test_cov, err)
-                pred = float(_expected(cov, ts, tt, ns[j : j + 1], depth, config.noise)[0])
+                measured = _quad(err, test_cov)
+                pred = float(
+                    deep_linear.expected_risk(cov, ts, tt, int(n), depth, noise=config.noise)
+                )
                 rec = {
                     "part": "planted",
                     "dataset": name,
@@ -330,9 +327,8 @@ def _planted(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
 
 # -------------------------------------------------------------------- part 2: tasks
 def _ridge(x: np.ndarray, y: np.ndarray, ridge: float) -> np.ndarray:
-    """``argmin (1/m) ||x theta - y||^2 + ridge ||theta||^2``."""
-    m, d = x.shape
-    return np.linalg.solve(x.T @ x / m + ridge * np.eye(d), x.T @ y / m)
+    """``argmin (1/2m) ||x theta - y||^2 + (ridge/2) ||theta||^2`` (:func:`linear.finetune`)."""
+    return linear.finetune(x, y, np.zeros(x.shape[1]), ridge=ridge)
 
 
 def _tasks(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
@@ -391,7 +387,7 @@ def _tasks(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
                 fitted = real.finetune(ys, th)
                 mse = np.mean((fitted @ xh.T - yh) ** 2, axis=1)
                 lin_err = real.finetune(ys_lin, th) - theta_t
-                lin = np.einsum("rd,de,re->r", lin_err, held_cov, lin_err) + noise_var
+                lin = _quad(lin_err, held_cov) + noise_var
                 rec = {
                     "part": "tasks",
                     "dataset": name,
@@ -757,7 +753,7 @@ EXPERIMENT = Experiment(
     "source/target tasks from grouped tables; predicted against measured risk.",
     config_cls=Config,
     sizes=SIZES,
-    run=run_unit,
+    run_unit=run_unit,
     claims=claims,
     plot=plot,
     table=table,

@@ -669,7 +669,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run_unit,
+    run_unit=run_unit,
     claims=claims,
     plot=plot,
     table=table,

@@ -122,58 +122,75 @@ def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
     inits = {
         depth: dl.balanced_init(source, depth, config.width, seed=rng) for depth in config.depths
     }
-    records: list[dict[str, Any]] = []
     group = round(abs(math.log2(config.factors[0])), 3)
+    depths: list[float] = [*config.depths] + ([math.inf] if config.infinite else [])
+    cases = []  # (mode, c, source, target, labels) in record order
     for mode in config.modes:
         if mode not in MODES:
             raise ValueError(f"modes must hold 'source' or 'target', got {mode!r}")
         for c in config.factors:
             src = c * source if mode == "source" else source
             tgt = c * target if mode == "target" else target
-            y = c * y0 if mode == "target" else y0
-            target_sq = np.asarray(cov.quad(tgt))
-            depths: list[float] = [*config.depths] + ([math.inf] if config.infinite else [])
-            for depth in depths:
-                closed = dl.finetune(x, y, src, depth)
-                scale = dl.finetune_scale(x, y, src, depth)
-                fit = None
-                if math.isfinite(depth):
-                    c_layer = c ** (1.0 / depth) if mode == "source" else 1.0
-                    weights = [c_layer * w for w in inits[int(depth)]]
-                    fit = train_and_compare(
-                        weights, x, y, int(depth), lr_fraction=config.lr_fraction, closed=closed
-                    )
-                r_closed = risks(cov, closed, tgt)
-                r_tr = risks(cov, fit["theta"], tgt) if fit else np.full(b, np.nan)
-                r_as = np.array(
-                    [
-                        float(dl.expected_risk(cov, s, t, n, depth))
-                        for s, t in zip(src, tgt, strict=True)
-                    ]
-                )
-                for i in range(b):
-                    rec = {
-                        "mode": mode,
-                        "factor": float(c),
-                        "group": group,
-                        "depth": float(depth),
-                        "repeat": i,
-                        "d": config.d,
-                        "n": n,
-                        "eps": config.eps,
-                        "width": config.width,
-                        "target_sq": float(target_sq[i]),
-                        "risk_trained": float(r_tr[i]),
-                        "risk_closed": float(r_closed[i]),
-                        "risk_asymptotic": float(r_as[i]),
-                        "scale_closed": float(np.atleast_1d(scale)[i]),
-                        "gap": float(fit["gap"][i]) if fit else math.nan,
-                        "steps": int(fit["steps"][i]) if fit else -1,
-                        "lr": float(fit["lr"][i]) if fit else math.nan,
-                    }
-                    for key in ("trained", "closed", "asymptotic"):
-                        rec[f"rel_{key}"] = rec[f"risk_{key}"] / rec["target_sq"]
-                    records.append(rec)
+            cases.append((mode, c, src, tgt, c * y0 if mode == "target" else y0))
+    closed = {
+        (k, depth): (
+            dl.finetune(x, case[4], case[2], depth),
+            dl.finetune_scale(x, case[4], case[2], depth),
+        )
+        for k, case in enumerate(cases)
+        for depth in depths
+    }
+    # every case of one depth trains in one batch (each repeat stops on its own)
+    fits: dict[tuple[int, float], dict[str, np.ndarray]] = {}
+    for depth in config.depths:
+        layer = [c ** (1.0 / depth) if mode == "source" else 1.0 for mode, c, *_ in cases]
+        batch = train_and_compare(
+            [np.concatenate([f * w for f in layer]) for w in inits[int(depth)]],
+            np.concatenate([x] * len(cases)),
+            np.concatenate([case[4] for case in cases]),
+            int(depth),
+            lr_fraction=config.lr_fraction,
+            closed=np.concatenate([closed[k, depth][0] for k in range(len(cases))]),
+        )
+        for k in range(len(cases)):
+            fits[k, depth] = {key: v[k * b : (k + 1) * b] for key, v in batch.items()}
+    records: list[dict[str, Any]] = []
+    for k, (mode, c, src, tgt, _) in enumerate(cases):
+        target_sq = np.asarray(cov.quad(tgt))
+        for depth in depths:
+            theta_closed, scale = closed[k, depth]
+            fit = fits.get((k, depth))
+            r_closed = risks(cov, theta_closed, tgt)
+            r_tr = risks(cov, fit["theta"], tgt) if fit else np.full(b, np.nan)
+            r_as = np.array(
+                [
+                    float(dl.expected_risk(cov, s, t, n, depth))
+                    for s, t in zip(src, tgt, strict=True)
+                ]
+            )
+            for i in range(b):
+                rec = {
+                    "mode": mode,
+                    "factor": float(c),
+                    "group": group,
+                    "depth": float(depth),
+                    "repeat": i,
+                    "d": config.d,
+                    "n": n,
+                    "eps": config.eps,
+                    "width": config.width,
+                    "target_sq": float(target_sq[i]),
+                    "risk_trained": float(r_tr[i]),
+                    "risk_closed": float(r_closed[i]),
+                    "risk_asymptotic": float(r_as[i]),
+                    "scale_closed": float(np.atleast_1d(scale)[i]),
+                    "gap": float(fit["gap"][i]) if fit else math.nan,
+                    "steps": int(fit["steps"][i]) if fit else -1,
+                    "lr": float(fit["lr"][i]) if fit else math.nan,
+                }
+                for key in ("trained", "closed", "asymptotic"):
+                    rec[f"rel_{key}"] = rec[f"risk_{key}"] / rec["target_sq"]
+                records.append(rec)
     return records
 
 
@@ -364,7 +381,7 @@ EXPERIMENT = Experiment(
     ),
     config_cls=Config,
     sizes=SIZES,
-    run=run_unit,
+    run_unit=run_unit,
     claims=claims,
     plot=plot,
     table=table,

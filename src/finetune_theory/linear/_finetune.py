@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from .._numerics import pinv
 from .._validation import check_nonnegative, regression_problem
 
 
@@ -45,10 +46,7 @@ def finetune(X: Any, y: Any, theta_source: Any, *, ridge: float = 0.0) -> np.nda
     residual = yy - np.einsum("...nd,...d->...n", x, ts)
     if lam > 0:
         return ts + _ridge_step(x, residual, lam)
-    # singular values below max(n, d) * eps * s_max are rounding noise of a rank-deficient X
-    # (numpy's default cutoff 1e-15 * s_max keeps them for large matrices and blows up)
-    rcond = max(x.shape[-2:]) * np.finfo(np.float64).eps
-    return ts + np.einsum("...dn,...n->...d", np.linalg.pinv(x, rcond=rcond), residual)
+    return ts + np.einsum("...dn,...n->...d", pinv(x), residual)
 
 
 def _ridge_step(x: np.ndarray, residual: np.ndarray, ridge: float) -> np.ndarray:

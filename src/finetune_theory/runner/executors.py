@@ -39,6 +39,7 @@ from ._base import (
     MAX_WORKERS,
     Executor,
     InlineExecutor,
+    keep_freed_memory,
     pin_blas_threads,
     workers_ignore_sigint,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "ProcessExecutor",
     "DaskExecutor",
     "compute_unit",
+    "keep_freed_memory",
     "pin_blas_threads",
     "make_executor",
     "default_workers",
@@ -93,6 +95,7 @@ def compute_unit(
     """
     from threadpoolctl import threadpool_limits
 
+    keep_freed_memory()
     start = time.perf_counter()
     try:
         with threadpool_limits(limits=1):

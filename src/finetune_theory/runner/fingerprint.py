@@ -116,18 +116,20 @@ def _package_files() -> list[str]:
 def _other_experiment_files(module_name: str, registry: Iterable[str]) -> set[str]:
     files = set()
     for dotted in registry:
-        if dotted == module_name or not dotted.startswith(_PACKAGE + "."):
+        own = module_name == dotted or module_name.startswith(dotted + ".")
+        if own or not dotted.startswith(_PACKAGE + "."):
             continue
         parts = dotted.split(".")[1:]
         files.add("/".join(parts[:-1] + [parts[-1] + ".py"]))
-        files.add("/".join(parts + ["__init__.py"]))
+        package = PACKAGE_ROOT.joinpath(*parts)  # an experiment package: all its modules
+        files.update(p.relative_to(PACKAGE_ROOT).as_posix() for p in package.rglob("*.py"))
     return files
 
 
 def code_spec(experiment: Any = None, module: str | None = None) -> CodeSpec:
     """What the fingerprint of ``experiment`` covers (see the module docstring).
 
-    ``module`` is the experiment's registered module; by default that of its ``run``.
+    ``module`` is the experiment's registered module; by default that of its ``run_unit``.
 
     >>> spec = code_spec()
     >>> "runner/store.py" in spec.files and "cli/reproduce.py" not in spec.files
@@ -135,7 +137,8 @@ def code_spec(experiment: Any = None, module: str | None = None) -> CodeSpec:
     """
     from .. import experiments
 
-    run_module = getattr(getattr(experiment, "run", None), "__module__", "") or ""
+    run = getattr(experiment, "run_unit", None) or getattr(experiment, "run", None)
+    run_module = getattr(run, "__module__", "") or ""
     module = module or run_module
     others = _other_experiment_files(module, experiments.REGISTRY.values())
     files = tuple(f for f in _package_files() if f not in others)

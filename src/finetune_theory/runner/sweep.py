@@ -178,7 +178,7 @@ def run_sweep(
     if progress is not None:
         progress(reused, len(units))
     tasks = [
-        (experiment.run, units[i], seeds[i], f"{experiment.name} unit {i}", spec) for i in todo
+        (experiment.run_unit, units[i], seeds[i], f"{experiment.name} unit {i}", spec) for i in todo
     ]
     for pos, (text, secs, worker_fingerprint) in executor.map_unordered(compute_unit, tasks):
         i = todo[pos]
