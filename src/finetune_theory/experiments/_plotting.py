@@ -1,12 +1,54 @@
-"""Figure helpers shared by the experiment modules (one home for how figures are written)."""
+"""Figure helpers shared by the experiment modules (one home for how figures are written).
+
+Every figure is meant to be shown on a slide: text is at least :data:`MIN_FONT_PT` points at
+the saved size (:func:`finish` raises any smaller text to it), the PNG resolution is set by
+:func:`figure_options` (the runner passes the ``--dpi`` of the command line), and each figure
+carries a caption sentence saying what to see (stored in the PNG and SVG metadata, read back
+by the report with :func:`read_caption`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import math
+import re
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["pyplot", "open_figures", "finish", "save_figure", "log_axes"]
+__all__ = [
+    "DEFAULT_DPI",
+    "MIN_FONT_PT",
+    "pyplot",
+    "open_figures",
+    "figure_options",
+    "finish",
+    "save_figure",
+    "log_axes",
+    "depth_axis",
+    "read_caption",
+    "svg_font_sizes",
+]
+
+#: resolution of the PNG files (dots per inch) unless :func:`figure_options` says otherwise
+DEFAULT_DPI = 150
+#: the smallest text size, in points at the saved size, that a figure may carry
+MIN_FONT_PT = 10.0
+
+_OPTIONS: dict[str, Any] = {"dpi": DEFAULT_DPI}
+
+#: the look of every figure: readable text, vector text in SVG (small files, selectable)
+_STYLE = {
+    "font.size": 11.0,
+    "axes.titlesize": 11.0,
+    "axes.labelsize": 11.0,
+    "xtick.labelsize": 10.0,
+    "ytick.labelsize": 10.0,
+    "legend.fontsize": 10.0,
+    "figure.titlesize": 12.0,
+    "legend.framealpha": 0.9,
+    "svg.fonttype": "none",
+}
 
 
 def pyplot() -> Any:
@@ -16,6 +58,7 @@ def pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    matplotlib.rcParams.update(_STYLE)
     return plt
 
 
@@ -26,27 +69,176 @@ def open_figures(outdir: Path) -> tuple[Any, Path]:
     return pyplot(), outdir
 
 
-def save_figure(fig: Any, stem: Path, *, dpi: int = 110) -> list[Path]:
-    """Write ``stem.png`` (for the report) and ``stem.svg`` (for papers); return both paths."""
+@contextlib.contextmanager
+def figure_options(*, dpi: int | None = None) -> Iterator[None]:
+    """Within the block, figures are written with these options (``None`` keeps the current).
+
+    Parameters
+    ----------
+    dpi : int, optional
+        Resolution of the PNG files, in dots per inch (the SVG files are vector graphics).
+
+    Examples
+    --------
+    >>> with figure_options(dpi=300):
+    ...     _OPTIONS["dpi"]
+    300
+    >>> _OPTIONS["dpi"] == DEFAULT_DPI
+    True
+    """
+    if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10):
+        raise ValueError(f"dpi must be a whole number >= 10, got {dpi!r}")
+    saved = dict(_OPTIONS)
+    if dpi is not None:
+        _OPTIONS["dpi"] = dpi
+    try:
+        yield
+    finally:
+        _OPTIONS.clear()
+        _OPTIONS.update(saved)
+
+
+def _raise_small_text(fig: Any, minimum: float = MIN_FONT_PT) -> None:
+    """Set every visible text of ``fig`` smaller than ``minimum`` points to ``minimum``."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        if text.get_visible() and text.get_text() and text.get_fontsize() < minimum:
+            text.set_fontsize(minimum)
+
+
+def save_figure(
+    fig: Any, stem: Path, *, dpi: int | None = None, caption: str = ""
+) -> list[Path]:
+    """Write ``stem.png`` (for slides) and ``stem.svg`` (for the report and papers).
+
+    The figure is drawn once on its Agg canvas (which also runs its layout engine); the PNG is
+    that canvas's pixels, and the SVG is written with the layout frozen, so no layout is
+    computed twice. ``caption`` goes into both files' metadata (``Description``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The PNG and SVG paths.
+    """
+    import matplotlib
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imsave
+
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=dpi)
-    return paths
+    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    dpi = int(_OPTIONS["dpi"] if dpi is None else dpi)
+    fig.set_dpi(dpi)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    imsave(
+        png,
+        np.asarray(canvas.buffer_rgba()),
+        format="png",
+        dpi=dpi,
+        metadata={"Description": caption} if caption else None,
+    )
+    engine = fig.get_layout_engine()
+    fig.set_layout_engine("none")  # keep the positions of the draw above
+    try:
+        # distinct ids per figure: several SVGs inlined in one page must not share ids
+        with matplotlib.rc_context({"svg.hashsalt": stem.name}):
+            fig.savefig(svg, format="svg", metadata={"Description": caption or None})
+    finally:
+        if engine is not None:
+            fig.set_layout_engine(engine)
+    return [png, svg]
 
 
-def finish(fig: Any, stem: Path, *, rect: tuple[float, ...] | None = None) -> list[Path]:
-    """Lay ``fig`` out tightly (within ``rect``), write it as PNG and SVG, and close it."""
-    fig.tight_layout(rect=rect)
-    paths = save_figure(fig, stem)
-    pyplot().close(fig)
-    return paths
+def finish(
+    fig: Any, stem: Path, *, rect: tuple[float, ...] | None = None, caption: str = ""
+) -> list[Path]:
+    """Lay ``fig`` out tightly (within ``rect``), write it as PNG and SVG, and close it.
+
+    Text smaller than :data:`MIN_FONT_PT` is raised to it first. ``caption`` is one sentence
+    saying what the figure shows and what to see in it; the report prints it under the figure.
+    """
+    from matplotlib.layout_engine import TightLayoutEngine
+
+    _raise_small_text(fig)
+    fig.set_layout_engine(TightLayoutEngine(rect=rect or (0, 0, 1, 1)))
+    try:
+        return save_figure(fig, stem, caption=caption)
+    finally:
+        pyplot().close(fig)
 
 
 def log_axes(ax: Any, ticks: Sequence[Any], label: Callable[[Any], str]) -> None:
-    """Log scale on both axes, x ticks at ``ticks`` labelled by ``label``, no minor ticks."""
+    """Log scale on both axes, x ticks at ``ticks`` labelled by ``label``, labelled y ticks.
+
+    The y axis keeps labelled ticks even when its data span less than a decade (where a log
+    axis would otherwise show a single label).
+    """
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(ticks, [label(v) for v in ticks])
     ax.minorticks_off()
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(LogFormatterSciNotation(base=10, labelOnlyBase=False))
+
+
+def depth_axis(ax: Any, depths: Sequence[float], *, label: str = "network depth N") -> float:
+    """An x axis of network depths where infinite depth sits beyond a marked axis break.
+
+    Finite depths keep their positions; ``inf`` is drawn at a position past the largest finite
+    depth, after a ``//`` break on the axis, with the tick label ``∞``.
+
+    Returns
+    -------
+    float
+        The x position at which to plot infinite depth.
+    """
+    finite = sorted({float(v) for v in depths if math.isfinite(float(v))})
+    top = finite[-1] if finite else 1.0
+    gap = max(1.0, 0.15 * (top - (finite[0] if finite else 0.0)))
+    where = top + 1.5 * gap
+    ticks = [*finite, where]
+    ax.set_xticks(ticks, [f"{v:g}" for v in finite] + ["∞"])
+    ax.set_xlim((finite[0] if finite else 0.0) - 0.5 * gap, where + 0.5 * gap)
+    brk = top + 0.75 * gap
+    kw = {"transform": ax.get_xaxis_transform(), "color": "k", "clip_on": False, "lw": 1.0}
+    for dx in (-0.08, 0.08):
+        ax.plot([brk + dx * gap - 0.1 * gap, brk + dx * gap + 0.1 * gap], [-0.03, 0.03], **kw)
+    ax.axvline(brk, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel(f"{label} (∞: infinite depth, past the break)")
+    return where
+
+
+_DESCRIPTION = re.compile(r"<dc:description>(.*?)</dc:description>", re.S)
+_FONT_SIZE = re.compile(r"font(?:-size)?:\s*(?:[a-z]+\s+)*([0-9.]+)px")
+
+
+def read_caption(svg_text: str) -> str:
+    """The caption stored in an SVG written by :func:`finish` (empty when there is none).
+
+    Examples
+    --------
+    >>> read_caption("<svg><dc:description>Risk falls with n.</dc:description></svg>")
+    'Risk falls with n.'
+    >>> read_caption("<svg></svg>")
+    ''
+    """
+    import html
+
+    match = _DESCRIPTION.search(svg_text)
+    return html.unescape(match.group(1).strip()) if match else ""
+
+
+def svg_font_sizes(svg_text: str) -> list[float]:
+    """Every font size, in points at the saved size, of an SVG written with text as text.
+
+    Examples
+    --------
+    >>> svg_font_sizes('<text style="font: 12px \\'DejaVu Sans\\'">a</text>')
+    [12.0]
+    """
+    return [float(size) for size in _FONT_SIZE.findall(svg_text)]

@@ -603,7 +603,11 @@ def _task_claims(t: pd.DataFrame) -> list[Verdict]:
                 evidence=f"{int(ok.sum())} of {len(ok)} (table, target, n) cases; exact match "
                 f"{int((ranking['predicted_best'] == ranking['measured_best']).sum())}; median "
                 f"Spearman of predicted vs measured over sources "
-                f"{(rho.median() if len(rho) else float('nan')):.2f}",
+                + (
+                    f"{rho.median():.2f}"
+                    if len(rho)
+                    else "not computed (no case has three sources with distinct risks)"
+                ),
             )
         )
     err = t["rel_error"].abs()
@@ -614,7 +618,8 @@ def _task_claims(t: pd.DataFrame) -> list[Verdict]:
             "at small n (n <= rank/4)",
             holds=bool(len(lo) > 0 and lo.median() <= 0.25),
             evidence=f"median |relative error| {lo.median():.1%} at n <= rank/4, "
-            f"{(hi.median() if len(hi) else float('nan')):.1%} above; measured above "
+            + (f"{hi.median():.1%} above" if len(hi) else "no case above")
+            + "; measured above "
             f"predicted in {float((t['rel_error'] < 0).mean()):.0%} of all cases",
         )
     )
