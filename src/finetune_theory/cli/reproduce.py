@@ -9,6 +9,7 @@ from typing import Any
 from ._common import (
     PROG,
     formatter,
+    int_at_least,
     nonnegative_int,
     positive_float,
     positive_int,
@@ -81,6 +82,9 @@ def add_reproduce(sub: Any) -> None:
         metavar="SECONDS",
         help="end a Dask run that has no worker or no scheduler for this long (default: 60)",
     )
+    p.add_argument(
+        "--dpi", type=int_at_least(10), default=None, help="resolution of the PNG figures"
+    )
     p.add_argument("--fresh", action="store_true", help="forget stored units of these experiments")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     p.add_argument(
@@ -123,6 +127,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         connect_timeout=args.connect_timeout,
         timeout=args.timeout,
         command=command_line(),
+        dpi=args.dpi,
     )
     if not args.quiet:
         _print_outcomes(result)

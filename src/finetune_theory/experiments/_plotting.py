@@ -25,6 +25,7 @@ __all__ = [
     "finish",
     "save_figure",
     "log_axes",
+    "legend_outside",
     "depth_axis",
     "read_caption",
     "svg_font_sizes",
@@ -153,21 +154,53 @@ def save_figure(
 
 
 def finish(
-    fig: Any, stem: Path, *, rect: tuple[float, ...] | None = None, caption: str = ""
+    fig: Any,
+    stem: Path,
+    *,
+    rect: tuple[float, ...] | None = None,
+    caption: str = "",
+    layout: str = "tight",
 ) -> list[Path]:
-    """Lay ``fig`` out tightly (within ``rect``), write it as PNG and SVG, and close it.
+    """Lay ``fig`` out, write it as PNG and SVG, and close it.
 
-    Text smaller than :data:`MIN_FONT_PT` is raised to it first. ``caption`` is one sentence
-    saying what the figure shows and what to see in it; the report prints it under the figure.
+    Text smaller than :data:`MIN_FONT_PT` is raised to it first. ``layout`` is ``"tight"``
+    (within ``rect``) or ``"constrained"`` (needed by colour bars over several panels and by
+    :func:`legend_outside`). ``caption`` is one sentence saying what the figure shows and what
+    to see in it; the report prints it under the figure.
     """
-    from matplotlib.layout_engine import TightLayoutEngine
+    from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
     _raise_small_text(fig)
-    fig.set_layout_engine(TightLayoutEngine(rect=rect or (0, 0, 1, 1)))
+    if layout == "constrained":
+        fig.set_layout_engine(ConstrainedLayoutEngine())
+    else:
+        fig.set_layout_engine(TightLayoutEngine(rect=rect or (0, 0, 1, 1)))
     try:
         return save_figure(fig, stem, caption=caption)
     finally:
         pyplot().close(fig)
+
+
+def legend_outside(fig: Any, axes: Any, *, ncol: int = 3) -> Any:
+    """One legend for the figure, below the panels, from the labelled artists of ``axes``.
+
+    Keeps the legend off the data; the figure must be finished with ``layout="constrained"``.
+    """
+    import numpy as np
+
+    seen: dict[str, Any] = {}
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(label, handle)
+    if not seen:
+        return None
+    return fig.legend(
+        list(seen.values()),
+        list(seen),
+        loc="outside lower center",
+        ncol=min(ncol, len(seen)),
+        frameon=False,
+    )
 
 
 def log_axes(ax: Any, ticks: Sequence[Any], label: Callable[[Any], str]) -> None:

@@ -243,6 +243,7 @@ def reproduce(
     executor: Executor | None = None,
     command: str | None = None,
     timeout: float = 60.0,
+    dpi: int | None = None,
 ) -> RunResult:
     """Run experiments and write records (CSV), figures and ``report.html`` into ``out``.
 
@@ -268,6 +269,9 @@ def reproduce(
         An executor to use instead of building one (it is not closed here).
     command
         The command line, for the report's metadata.
+    dpi
+        Resolution of the PNG figures (default
+        :data:`~finetune_theory.experiments._plotting.DEFAULT_DPI`).
 
     Returns
     -------
@@ -293,6 +297,9 @@ def reproduce(
     started = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     t0 = time.perf_counter()
     with ExitStack() as stack:
+        from ..experiments._plotting import figure_options
+
+        stack.enter_context(figure_options(dpi=dpi))
         stack.enter_context(FolderLock(out_path))
         store_folder = store_path.absolute().parent
         if store_folder != out_path and store_folder.is_dir():
