@@ -26,7 +26,8 @@ __all__ = [
     "save_figure",
     "log_axes",
     "legend_outside",
-    "depth_axis",
+    "legend_below",
+    "infinity_break",
     "read_caption",
     "svg_font_sizes",
 ]
@@ -99,13 +100,36 @@ def figure_options(*, dpi: int | None = None) -> Iterator[None]:
         _OPTIONS.update(saved)
 
 
+def _texts(fig: Any) -> Iterator[Any]:
+    """The figure's text artists other than tick labels (those follow the style's sizes).
+
+    Walking these lists is cheap; ``Figure.findobj`` would generate every tick on the way.
+    """
+    yield from fig.texts
+    if getattr(fig, "_suptitle", None) is not None:
+        yield fig._suptitle
+    for legend in fig.legends:
+        yield from legend.get_texts()
+    for ax in fig.axes:
+        yield from (ax.title, ax._left_title, ax._right_title)
+        yield from (ax.xaxis.label, ax.yaxis.label)
+        yield from ax.texts
+        legend = ax.get_legend()
+        if legend is not None:
+            yield from legend.get_texts()
+            yield legend.get_title()
+
+
 def _raise_small_text(fig: Any, minimum: float = MIN_FONT_PT) -> None:
     """Set every visible text of ``fig`` smaller than ``minimum`` points to ``minimum``."""
-    from matplotlib.text import Text
-
-    for text in fig.findobj(Text):
+    for text in _texts(fig):
         if text.get_visible() and text.get_text() and text.get_fontsize() < minimum:
             text.set_fontsize(minimum)
+    for ax in fig.axes:  # tick labels: only where a size below the minimum was asked for
+        for axis in (ax.xaxis, ax.yaxis):
+            size = axis._major_tick_kw.get("labelsize")
+            if size is not None and float(size) < minimum:
+                axis.set_tick_params(which="both", labelsize=minimum)
 
 
 def save_figure(
@@ -203,47 +227,61 @@ def legend_outside(fig: Any, axes: Any, *, ncol: int = 3) -> Any:
     )
 
 
+def legend_below(ax: Any, *, ncol: int = 2) -> Any:
+    """The legend of ``ax`` under it, off the data (finish with ``layout="constrained"``)."""
+    return ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=ncol, frameon=False)
+
+
 def log_axes(ax: Any, ticks: Sequence[Any], label: Callable[[Any], str]) -> None:
     """Log scale on both axes, x ticks at ``ticks`` labelled by ``label``, labelled y ticks.
 
-    The y axis keeps labelled ticks even when its data span less than a decade (where a log
+    Call it once the data are drawn: the y ticks are spaced for the span of the data, so that
+    the axis carries several labels even when the data span less than a decade (where a log
     axis would otherwise show a single label).
     """
-    from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks(ticks, [label(v) for v in ticks])
     ax.minorticks_off()
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(LogFormatterSciNotation(base=10, labelOnlyBase=False))
+    lo, hi = ax.get_ylim()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 3.0
+    subs = (1.0, 1.5, 2.0, 3.0, 5.0, 7.0) if decades < 1 else (1.0, 2.0, 5.0)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs if decades < 3 else (1.0,)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def depth_axis(ax: Any, depths: Sequence[float], *, label: str = "network depth N") -> float:
-    """An x axis of network depths where infinite depth sits beyond a marked axis break.
+def infinity_break(
+    ax: Any, positions: Sequence[float], inf_at: float, *, label: str = "network depth N"
+) -> None:
+    """Label an x axis of depths whose infinite depth is plotted at ``inf_at``.
 
-    Finite depths keep their positions; ``inf`` is drawn at a position past the largest finite
-    depth, after a ``//`` break on the axis, with the tick label ``∞``.
+    The ticks are the finite depths and ``∞`` (at ``inf_at``, right of the others); a ``//``
+    break on the axis and a dotted line half-way mark that the scale does not run on to it.
 
-    Returns
-    -------
-    float
-        The x position at which to plot infinite depth.
+    Parameters
+    ----------
+    ax
+        The axes.
+    positions
+        The x positions of every plotted depth (``inf_at`` among them, or not).
+    inf_at
+        The position of infinite depth
+        (:func:`finetune_theory.experiments._deep.depth_axis`).
+    label
+        The axis label.
     """
-    finite = sorted({float(v) for v in depths if math.isfinite(float(v))})
-    top = finite[-1] if finite else 1.0
-    gap = max(1.0, 0.15 * (top - (finite[0] if finite else 0.0)))
-    where = top + 1.5 * gap
-    ticks = [*finite, where]
-    ax.set_xticks(ticks, [f"{v:g}" for v in finite] + ["∞"])
-    ax.set_xlim((finite[0] if finite else 0.0) - 0.5 * gap, where + 0.5 * gap)
-    brk = top + 0.75 * gap
-    kw = {"transform": ax.get_xaxis_transform(), "color": "k", "clip_on": False, "lw": 1.0}
-    for dx in (-0.08, 0.08):
-        ax.plot([brk + dx * gap - 0.1 * gap, brk + dx * gap + 0.1 * gap], [-0.03, 0.03], **kw)
+    finite = sorted({float(v) for v in positions if float(v) != inf_at})
+    top = finite[-1] if finite else inf_at - 2.0
+    ax.set_xticks([*finite, inf_at], [f"{v:g}" for v in finite] + ["∞"])
+    brk = 0.5 * (top + inf_at)
+    half = 0.12 * (inf_at - top)
+    kw = {"transform": ax.get_xaxis_transform(), "color": "k", "clip_on": False, "lw": 1.2}
+    for dx in (-0.4 * half, 0.4 * half):
+        ax.plot([brk + dx - half, brk + dx + half], [-0.035, 0.035], **kw)
     ax.axvline(brk, color="0.6", lw=0.8, ls=":")
-    ax.set_xlabel(f"{label} (∞: infinite depth, past the break)")
-    return where
+    ax.set_xlabel(f"{label} (∞ past the break)")
 
 
 _DESCRIPTION = re.compile(r"<dc:description>(.*?)</dc:description>", re.S)
