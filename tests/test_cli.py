@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -19,6 +20,7 @@ import finetune_theory.cli as cli_package
 import toy_experiment
 from finetune_theory import __version__, experiments
 from finetune_theory.cli import COMMANDS, main
+from finetune_theory.experiments._plotting import MIN_FONT_PT, read_caption, svg_font_sizes
 from finetune_theory.runner.executors import InlineExecutor
 from finetune_theory.runner.fingerprint import code_fingerprint
 from finetune_theory.runner.store import ResultStore
@@ -153,8 +155,8 @@ def test_a_relative_output_folder_embeds_every_figure(toy, tmp_path, monkeypatch
     assert main(["reproduce", "toy", "--size", "quick", "--out", "res", "--quiet"]) == 0
     html = (tmp_path / "res" / "report.html").read_text()
     assert "could not be read" not in html
-    assert "data:image/png;base64," in html
-    assert 'href="figures/toy/toy_values.svg"' in html
+    assert "<svg " in html  # inlined: the page needs no file beside it
+    assert 'href="figures/' not in html and 'src="figures/' not in html
 
 
 def test_a_failing_experiment_exits_non_zero_with_one_line(toy, tmp_path, capsys):
@@ -336,8 +338,16 @@ def test_every_experiment_runs_at_quick_size_with_records_figures_and_verdicts(t
         assert figures and all(f.with_suffix(".svg").exists() for f in figures), name
         section = page.split(f'<section class="exp" id="{name}">', 1)[1].split("</section>", 1)[0]
         assert 'class="badge failed"' not in section, name
-        assert "Claims and verdicts" in section and "data:image/png;base64," in section, name
+        assert "Claims and verdicts" in section and "<svg " in section, name
         assert ('class="badge holds"' in section) or ('class="badge does-not-hold"' in section)
+        # fit for a talk: captions, no NaN in evidence, text of 10 pt or more at saved size
+        assert "has no caption" not in section and 'class="table-caption"' in section, name
+        for evidence in re.findall(r'<div class="evidence">(.*?)</div>', section):
+            assert not re.search(r"\bnan\b", evidence, re.I), (name, evidence)
+        for svg in (out / "figures" / name).glob("*.svg"):
+            text = svg.read_text(encoding="utf-8")
+            assert read_caption(text), svg.name
+            assert min(svg_font_sizes(text)) >= MIN_FONT_PT, svg.name
 
 
 # ------------------------------------------------------------------ risk

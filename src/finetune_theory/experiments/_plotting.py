@@ -132,9 +132,7 @@ def _raise_small_text(fig: Any, minimum: float = MIN_FONT_PT) -> None:
                 axis.set_tick_params(which="both", labelsize=minimum)
 
 
-def save_figure(
-    fig: Any, stem: Path, *, dpi: int | None = None, caption: str = ""
-) -> list[Path]:
+def save_figure(fig: Any, stem: Path, *, dpi: int | None = None, caption: str = "") -> list[Path]:
     """Write ``stem.png`` (for slides) and ``stem.svg`` (for the report and papers).
 
     The figure is drawn once on its Agg canvas (which also runs its layout engine); the PNG is

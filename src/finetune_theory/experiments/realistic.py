@@ -706,7 +706,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                 ax.set_ylabel("held-out excess risk")
         legend_outside(fig, axes, ncol=3)
         fig.suptitle(
-            "E6: same distance ||theta_S - theta_T||, difference in the top or the tail "
+            "E6: same distance ||theta_S - theta_T||,\ndifference in the top or the tail "
             "principal directions of real inputs"
         )
         paths += finish(

@@ -57,8 +57,7 @@ table { border-collapse: collapse; font-size: 0.9em; margin: 6px 0 10px; }
 th, td { border: 1px solid var(--line); padding: 4px 9px; text-align: right;
          white-space: nowrap; }
 thead th { white-space: normal; vertical-align: bottom; }
-caption { caption-side: top; text-align: left; color: var(--muted); font-size: 0.95em;
-          padding: 0 0 6px; max-width: 1040px; white-space: normal; }
+p.table-caption { font-size: 0.95em; margin: 4px 0 4px; }
 th { background: #f6f8fa; }
 td.text, th.text { text-align: left; }
 table.meta-table td { white-space: normal; }
@@ -163,9 +162,9 @@ def _table_html(table: pd.DataFrame) -> str:
     if len(table) > _MAX_TABLE_ROWS:
         note = f'<p class="meta">first {_MAX_TABLE_ROWS} of {len(table)} rows</p>'
     caption = str(table.attrs.get("caption", "")).strip()
-    caption_html = f"<caption>{_e(caption)}</caption>" if caption else ""
+    caption_html = f'<p class="table-caption">{_e(caption)}</p>' if caption else ""
     return (
-        f'<div class="tablewrap"><table>{caption_html}<thead><tr>{heads}</tr></thead>'
+        f'{caption_html}<div class="tablewrap"><table><thead><tr>{heads}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>{note}"
     )
 
