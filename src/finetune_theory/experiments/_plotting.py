@@ -132,6 +132,49 @@ def _raise_small_text(fig: Any, minimum: float = MIN_FONT_PT) -> None:
                 axis.set_tick_params(which="both", labelsize=minimum)
 
 
+def _plain_log_labels(fig: Any) -> None:
+    """Log axes with default labels get plain numbers (``0.01``, ``2``, ``1e+04``).
+
+    Matplotlib's default log labels are typeset as ``10^k`` by its maths renderer, which is
+    most of the time a figure with many log axes takes to draw. Minor ticks are labelled
+    where the axis spans up to a decade and a half (at 2 and 5 times a power of ten);
+    elsewhere the unlabelled minor ticks sit at 2 and 5 times a power of ten only.
+    """
+    from matplotlib.ticker import (
+        FuncFormatter,
+        LogFormatterSciNotation,
+        LogLocator,
+        NullFormatter,
+    )
+
+    def major(value: float, _: Any) -> str:
+        return f"{value:g}"
+
+    for ax in fig.axes:
+        for axis, limits in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            if axis.get_scale() != "log":
+                continue
+            if isinstance(axis.get_major_formatter(), LogFormatterSciNotation):
+                axis.set_major_formatter(FuncFormatter(major))
+            if isinstance(axis.get_minor_formatter(), LogFormatterSciNotation):
+                lo, hi = sorted(limits)
+                narrow = lo > 0 and math.log10(hi / lo) < 1.5
+                axis.set_minor_formatter(
+                    FuncFormatter(
+                        lambda v, _: (
+                            f"{v:g}"
+                            if round(v / 10 ** math.floor(math.log10(v)), 6) in (2.0, 5.0)
+                            else ""
+                        )
+                    )
+                    if narrow
+                    else NullFormatter()
+                )
+                if not narrow and isinstance(axis.get_minor_locator(), LogLocator):
+                    # unlabelled minor ticks at 2 and 5 only: each tick is an artist to draw
+                    axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+
+
 def save_figure(fig: Any, stem: Path, *, dpi: int | None = None, caption: str = "") -> list[Path]:
     """Write ``stem.png`` (for slides) and ``stem.svg`` (for the report and papers).
 
@@ -193,6 +236,7 @@ def finish(
     from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
     _raise_small_text(fig)
+    _plain_log_labels(fig)
     if layout == "constrained":
         fig.set_layout_engine(ConstrainedLayoutEngine())
     else:

@@ -335,11 +335,13 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     spectra = list(dict.fromkeys(pairs["spectrum"]))
     if spectra:
         names = list(linear.MEASURES)
-        fig, axes = plt.subplots(
-            len(spectra),
-            len(names),
-            figsize=(2.5 * len(names) + 1.4, 2.4 * len(spectra) + 0.8),
-            squeeze=False,
+        fig = plt.figure(figsize=(2.5 * len(names) + 1.4, 2.4 * len(spectra) + 0.8))
+        # a narrow last column holds the colour bar (a grid the tight layout understands)
+        grid = fig.add_gridspec(
+            len(spectra), len(names) + 1, width_ratios=[1.0] * len(names) + [0.06]
+        )
+        axes = np.array(
+            [[fig.add_subplot(grid[r, c]) for c in range(len(names))] for r in range(len(spectra))]
         )
         lim = float(np.nanmax(np.abs(pairs["tilt"]))) or 1.0
         for r, spectrum in enumerate(spectra):
@@ -374,13 +376,14 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                 if r == len(spectra) - 1:
                     ax.set_xlabel("value of the measure")
         fig.colorbar(
-            dots, ax=axes, shrink=0.6, label="tilt of the difference\n(< 0: top directions)"
+            dots,
+            cax=fig.add_subplot(grid[:, -1]),
+            label="tilt of the difference (< 0: top directions)",
         )
         fig.suptitle("E1: which measure tracks the fine-tuning risk? (ρ: Spearman)")
         paths += finish(
             fig,
             outdir / "measure_scatter",
-            layout="constrained",
             caption="True risk after fine-tuning against each similarity measure (columns), "
             "one random source/target pair per dot, per spectrum (rows): the covariance-aware "
             "measure (first column) orders the pairs best on every spectrum (highest ρ); where "

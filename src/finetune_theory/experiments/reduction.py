@@ -791,19 +791,16 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                         label=f"d = {int(d)}, {where}" if s == spectra[0] else None,
                     )
             suff = g[g["source_suffices"].astype(bool)]
-            ax.text(
-                0.03,
-                0.03,
-                f"source suffices: {len(suff)} of {len(g)}\n(not shown)",
-                transform=ax.transAxes,
-            )
             ax.axhline(1.0, color="k", lw=0.8)
             ax.axhline(BIG_REDUCTION, color="k", lw=0.6, ls=":")
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlabel("fine-tune / scratch risk at n_eps(fine-tune)")
             ax.xaxis.set_minor_formatter(plt.NullFormatter())
-            ax.set_title(s.replace("_", " ").replace(":", " a = "))
+            ax.set_title(
+                s.replace("_", " ").replace(":", " a = ")
+                + f"\n(source suffices: {len(suff)} of {len(g)}, not shown)"
+            )
         axes[0, 0].set_ylabel("n_eps(scratch) / n_eps(fine-tune)")
         legend_outside(fig, axes, ncol=4)
         fig.suptitle(
