@@ -43,7 +43,16 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser with every subcommand of :data:`COMMANDS`."""
+    """The parser with every subcommand of :data:`COMMANDS`.
+
+    ``--debug`` is accepted before and after the command name.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["risk", "--n", "5", "10", "--debug"])
+    >>> args.debug, args.n
+    (True, [[5], [10]])
+    """
     from .. import __version__
 
     parser = Parser(
@@ -78,6 +87,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status (0 success, 1 failure, 2 usage, 130 Ctrl-C).
 
+    Errors are one line that starts with ``finetune-theory: error:``.
     Ctrl-C (or SIGTERM) prints one line and gives 130 however often it is pressed: the first
     press stops the run, later ones are ignored while the run cleans up (workers stopped, the
     store closed; at most 20 s, then the process ends anyway). Called as the program

@@ -82,6 +82,17 @@ def depth(text: str) -> float:
 
 
 def nonnegative_float(text: str) -> float:
+    """An argparse type: a finite number ``>= 0``.
+
+    Examples
+    --------
+    >>> nonnegative_float("0.5")
+    0.5
+    >>> nonnegative_float("-1")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: expected a number >= 0, got '-1'
+    """
     value = finite_float(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
@@ -92,6 +103,12 @@ def list_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
     """An argparse type for ``nargs="+"`` options: one value, or several separated by commas.
 
     Each parsed item is a list; :func:`flatten` joins the items of an option into one list.
+
+    Examples
+    --------
+    >>> parse = list_of(int)
+    >>> flatten([parse("5,10"), parse("20")])  # --n 5,10 20
+    [5, 10, 20]
     """
 
     def parse_list(text: str) -> list[Any]:
@@ -104,7 +121,13 @@ def list_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
 
 
 def flatten(items: Sequence[Sequence[Any]] | None) -> list[Any] | None:
-    """The values of a :func:`list_of` option as one list (``None`` when it was not given)."""
+    """The values of a :func:`list_of` option as one list (``None`` when it was not given).
+
+    Examples
+    --------
+    >>> flatten([[1.0], [2.0, 3.0]]), flatten(None)
+    ([1.0, 2.0, 3.0], None)
+    """
     if items is None:
         return None
     return [value for item in items for value in item]

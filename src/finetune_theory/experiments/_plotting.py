@@ -232,6 +232,16 @@ def finish(
     (within ``rect``) or ``"constrained"`` (needed by colour bars over several panels and by
     :func:`legend_outside`). ``caption`` is one sentence saying what the figure shows and what
     to see in it; the report prints it under the figure.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> plt, out = open_figures(Path(tempfile.mkdtemp()))
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.plot([1, 2, 3])
+    >>> png, svg = finish(fig, out / "line", caption="A straight line.")
+    >>> read_caption(svg.read_text()), min(svg_font_sizes(svg.read_text())) >= MIN_FONT_PT
+    ('A straight line.', True)
     """
     from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 

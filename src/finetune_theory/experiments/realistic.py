@@ -766,7 +766,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             ax.plot(lims, lims, "k-", lw=0.8, label="prediction = measurement")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("predicted risk (Gaussian theory, estimated covariance)")
+        ax.set_xlabel("predicted risk\n(Gaussian theory, estimated covariance)")
         ax.set_ylabel("measured held-out risk")
         ax.set_title("E6: predicted against measured")
         ax.legend(loc="best")
