@@ -19,8 +19,10 @@ import argparse
 import math
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:  # pathlib is imported when a path is checked, not at start-up
+    from pathlib import Path
 
 PROG = "finetune-theory"
 #: the start of every error line the command prints
@@ -167,6 +169,8 @@ def check_output(path: str, option: str, suffixes: Sequence[str] | None = None) 
     ...
     ValueError: --plot /no/such/folder/curve.png: the folder /no/such/folder does not exist
     """
+    from pathlib import Path
+
     p = Path(path).expanduser()
     if p.is_dir():
         raise ValueError(f"{option} {path} is a folder; give a file name")
