@@ -189,6 +189,7 @@ def _one_line_error(capsys, argv, expected_code=None):
         (["reproduce", "--size", "huge"], "invalid choice", 2),
         (["reproduce", "--workers", "0"], "expected a number >= 1", 2),
         (["reproduce", "--seed", "-3"], "--seed", 2),
+        (["reproduce", "--dpi", "5"], "argument --dpi: expected a number >= 10", 2),
         (["nosuchcommand"], "invalid choice", 2),
         (["risk", "--depth", "0"], "--depth", 2),
         (["risk", "--n", "ten"], "--n", 2),

@@ -274,3 +274,24 @@ def test_dpi_sets_the_png_resolution_and_the_figure_is_laid_out_once(tmp_path, m
     with pytest.raises(ValueError, match="dpi"):
         with _plotting.figure_options(dpi=0):
             pass
+
+
+def test_reproduce_passes_its_dpi_to_the_figures(tmp_path, monkeypatch):
+    import dataclasses
+
+    from finetune_theory.experiments import _plotting
+    from finetune_theory.runner import reproduction
+
+    toy_experiment.register(monkeypatch)
+    seen = []
+
+    def plot(records, outdir):
+        seen.append(_plotting._OPTIONS["dpi"])
+        return toy_experiment.plot(records, outdir)
+
+    monkeypatch.setattr(
+        toy_experiment, "EXPERIMENT", dataclasses.replace(toy_experiment.EXPERIMENT, plot=plot)
+    )
+    reproduction.reproduce(["toy"], size="quick", out=tmp_path / "a", workers=1, dpi=72)
+    reproduction.reproduce(["toy"], size="quick", out=tmp_path / "b", workers=1)
+    assert seen == [72, _plotting.DEFAULT_DPI]
