@@ -617,7 +617,11 @@ def _task_claims(t: pd.DataFrame) -> list[Verdict]:
             claim="Real tasks: the predicted held-out error is within 25% of the measured one "
             "at small n (n <= rank/4)",
             holds=bool(len(lo) > 0 and lo.median() <= 0.25),
-            evidence=f"median |relative error| {lo.median():.1%} at n <= rank/4, "
+            evidence=(
+                f"median |relative error| {lo.median():.1%} at n <= rank/4, "
+                if len(lo)
+                else "not judged: no case at n <= rank/4; "
+            )
             + (f"{hi.median():.1%} above" if len(hi) else "no case above")
             + "; measured above "
             f"predicted in {float((t['rel_error'] < 0).mean()):.0%} of all cases",
