@@ -34,7 +34,8 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
 
-# The site, offline, warnings as errors: docs/_build/html/index.html.
+# The site, offline, warnings as errors (numpydoc's included): docs/_build/html/index.html.
+# The gallery scripts run at their documentation sizes (about a minute of CPU in all).
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -b html -W --keep-going -q docs docs/_build/html
 
@@ -42,4 +43,4 @@ bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) results .pytest_cache docs/_build docs/auto_examples docs/sg_execution_times.rst
+	rm -rf $(VENV) results build dist .pytest_cache docs/_build docs/auto_examples docs/sg_execution_times.rst

@@ -44,8 +44,16 @@ def pytest_collect_file(file_path, parent):
         and PACKAGE in file_path.parents
         and file_path.name != "__main__.py"
     ):
+        if PACKAGE / "networks" in file_path.parents and not _has_torch():
+            return None  # the examples of finetune_theory.networks need the torch extra
         return DoctestModule.from_parent(parent, path=file_path)
     return None
+
+
+def _has_torch() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 PRINT_OPTIONS = {

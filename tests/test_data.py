@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import sys
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -275,13 +277,85 @@ def test_feature_map_other_bad_input():
     with pytest.raises(ValueError, match="not fitted"):
         FeatureMap(["size"]).transform(frame)
     with pytest.raises(ValueError, match="both numeric and categorical"):
-        FeatureMap(["size"], ["size"])
+        FeatureMap(["size"], ["size"]).fit(frame)
     with pytest.raises(ValueError, match="at least one"):
-        FeatureMap()
+        FeatureMap().fit(frame)
     with pytest.raises(ValueError, match="random_features"):
-        FeatureMap(["size"], random_features=-2)
+        FeatureMap(["size"], random_features=-2).fit(frame)
     with pytest.raises(ValueError, match="twice"):
-        FeatureMap(["size", "size"])
+        FeatureMap(["size", "size"]).fit(frame)
+    with pytest.raises(ValueError, match="intercept must be True or False"):
+        FeatureMap(["size"], intercept="yes").fit(frame)
     fitted = FeatureMap(["size"], ["kind"]).fit(frame)
     with pytest.raises(ValueError, match="'kind' has 1 missing"):
         fitted.transform(frame.assign(kind=["a", None, "b", "c"]))
+
+
+# ----------------------------------------------- the feature map as a scikit-learn transformer
+def test_feature_map_is_a_scikit_learn_transformer():
+    from sklearn.base import clone
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    frame = _toy()
+    fm = FeatureMap(["size", "flat"], ["kind"], random_features=3, seed=1)
+    assert fm.get_params() == {
+        "numeric": ["size", "flat"],
+        "categorical": ["kind"],
+        "random_features": 3,
+        "intercept": True,
+        "seed": 1,
+    }
+    twin = clone(fm)
+    np.testing.assert_array_equal(twin.fit_transform(frame), fm.fit_transform(frame))
+    assert fm.get_feature_names_out().tolist() == [
+        "intercept", "size", "flat", "kind=a", "kind=b", "kind=c", "relu_0", "relu_1", "relu_2"
+    ]
+    assert fm.get_feature_names_out(["size", "flat", "kind"]).tolist() == fm.feature_names_
+    with pytest.raises(ValueError, match="differ from the columns seen by fit"):
+        fm.get_feature_names_out(["size"])
+    assert fm.n_features_in_ == 3 and fm.feature_names_in_.tolist() == ["size", "flat", "kind"]
+    # a pipeline on a frame, and the names reach the next step's set_output
+    pipe = make_pipeline(FeatureMap(["size"], ["kind"]), Ridge(alpha=1.0)).fit(
+        frame, frame["label"]
+    )
+    assert pipe[:-1].get_feature_names_out().tolist()[:2] == ["intercept", "size"]
+
+
+def test_feature_map_set_output_gives_a_named_frame():
+    frame = _toy().set_index(pd.Index([10, 11, 12, 13]))
+    fm = FeatureMap(["size"], ["kind"]).set_output(transform="pandas")
+    out = fm.fit_transform(frame)
+    assert isinstance(out, pd.DataFrame)
+    assert out.columns.tolist() == ["intercept", "size", "kind=a", "kind=b", "kind=c"]
+    assert out.index.tolist() == [10, 11, 12, 13]
+    plain = FeatureMap(["size"], ["kind"]).fit_transform(frame)
+    np.testing.assert_array_equal(out.to_numpy(), plain)
+    assert isinstance(fm.set_output(transform="default").transform(frame), np.ndarray)
+
+
+# ------------------------------------------------------------- the advisor's shipped example
+def test_advisor_example_files_are_package_data_and_match_the_checkout():
+    from finetune_theory.data import advisor_example
+
+    example = advisor_example()
+    assert example.data.parent.name == "examples" and example.data.parent.parent.name == "data"
+    table = pd.read_csv(example.data)
+    assert example.target in table.columns and table.shape == (40, 11)
+    coef = json.loads(example.source.read_text())
+    assert set(coef["coef"]) == set(table.columns) - {example.target}
+    # examples/data/ in the checkout links to the same files
+    checkout = Path(__file__).resolve().parent.parent / "examples" / "data"
+    assert (checkout / "target.csv").resolve() == example.data.resolve()
+
+
+def test_advise_example_on_the_command_line(capsys):
+    from finetune_theory.cli import main
+
+    assert main(["advise", "--example", "--format", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "as_is" in out and "finetune_ridge" in out
+    assert main(["advise", "--example", "--target", "y"]) == 1
+    assert "--example replaces --data, --target and --source" in capsys.readouterr().err
+    assert main(["advise", "--target", "y"]) == 1
+    assert "--data and --target are required" in capsys.readouterr().err

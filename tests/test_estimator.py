@@ -14,13 +14,23 @@ from finetune_theory import deep_linear, linear
 from finetune_theory.estimator import FineTunedRegressor
 
 
+def _expected_failures(estimator):
+    # Leave-one-out with a weight-2 row leaves the whole row out; with the row given twice it
+    # leaves out one copy, so the chosen alpha may differ (as for scikit-learn's RidgeCV). The
+    # fit at a given alpha is checked against repeated rows in test_integer_weights_equal_...
+    if estimator.alpha == "loo":
+        return {"check_sample_weight_equivalence_on_dense_data": "leave-one-out of a copy"}
+    return {}
+
+
 @parametrize_with_checks(
     [
         FineTunedRegressor(),
         FineTunedRegressor(solver="gd"),
         FineTunedRegressor(fit_intercept=False, depth=2),
         FineTunedRegressor(alpha="loo"),
-    ]
+    ],
+    expected_failed_checks=_expected_failures,
 )
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
@@ -135,6 +145,11 @@ def test_pipeline_and_grid_search_pick_the_right_source():
         ({"depth": 0}, "depth"),
         ({"source_intercept": "a"}, "source_intercept"),
         ({"fit_intercept": "yes"}, "fit_intercept"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"lr": -0.1, "solver": "gd"}, "'lr' parameter"),
+        ({"width": 0}, "width"),
+        ({"tol": -1.0}, "tol"),
+        ({"depth": 1.5}, "depth"),
     ],
 )
 def test_bad_parameters_raise_at_fit(params, match):
@@ -225,8 +240,8 @@ def test_refit_clears_state_and_gd_reports_iterations():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"alpha": -1.0}, "alpha must be >= 0"),
-        ({"alpha": "gcv"}, "alpha must be"),
+        ({"alpha": -1.0}, "'alpha' parameter"),
+        ({"alpha": "gcv"}, "'alpha' parameter"),
         ({"alpha": 1.0, "depth": 2}, "needs depth=1"),
         ({"alpha": "loo", "alphas": [0.0]}, "alphas"),
     ],
@@ -235,3 +250,119 @@ def test_bad_alpha_raises_at_fit(params, match):
     X = np.random.default_rng(24).standard_normal((6, 3))
     with pytest.raises(ValueError, match=match):
         FineTunedRegressor(np.ones(3), **params).fit(X, np.arange(6.0))
+
+
+# ------------------------------------------------ scikit-learn conventions: constraints, weights
+def test_parameter_constraints_cover_every_parameter_and_raise_sklearns_error():
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    assert set(FineTunedRegressor._parameter_constraints) == set(
+        FineTunedRegressor().get_params()
+    )
+    x, y, _ = _problem()
+    with pytest.raises(InvalidParameterError, match="'solver' parameter of FineTunedRegressor"):
+        FineTunedRegressor(solver="newton").fit(x, y)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"fit_intercept": False},
+        {"alpha": 3.0},
+        {"alpha": "loo", "alphas": np.logspace(-2, 2, 5)},
+        {"depth": 3, "fit_intercept": False},
+    ],
+    ids=["finetune", "no-intercept", "ridge", "loo", "depth-3"],
+)
+def test_integer_weights_equal_repeated_rows(params):
+    """A row of weight k is that row given k times (the closed forms; for the leave-one-out
+    choice, with the candidate alphas fixed, the fitted model at the chosen alpha)."""
+    rng = np.random.default_rng(30)
+    x = rng.standard_normal((9, 12))
+    ts = rng.standard_normal(12)
+    y = x @ (ts + 0.4 * rng.standard_normal(12)) + 0.2 * rng.standard_normal(9) + 1.0
+    w = np.array([1, 2, 3, 1, 1, 2, 1, 4, 1])
+    rep = np.repeat(np.arange(9), w)
+    weighted = FineTunedRegressor(ts, **params).fit(x, y, sample_weight=w)
+    repeated = FineTunedRegressor(ts, **params)
+    if params.get("alpha") == "loo":  # leaving out a row differs from leaving out one copy
+        repeated.set_params(alpha=weighted.alpha_)
+    repeated.fit(x[rep], y[rep])
+    np.testing.assert_allclose(weighted.coef_, repeated.coef_, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(weighted.intercept_, repeated.intercept_, rtol=1e-8, atol=1e-10)
+    # and unit weights change nothing
+    plain = FineTunedRegressor(ts, **params).fit(x, y)
+    ones = FineTunedRegressor(ts, **params).fit(x, y, sample_weight=np.ones(9))
+    np.testing.assert_allclose(plain.coef_, ones.coef_, rtol=1e-10, atol=1e-12)
+
+
+def test_weighted_ridge_equals_sklearn_ridge_with_sample_weight():
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(31)
+    X = rng.standard_normal((20, 6))
+    y = X @ rng.standard_normal(6) + 0.5 + 0.3 * rng.standard_normal(20)
+    w = rng.uniform(0.1, 3.0, 20)
+    ts = rng.standard_normal(6)
+    model = FineTunedRegressor(ts, alpha=1.7).fit(X, y, sample_weight=w)
+    ref = Ridge(alpha=1.7).fit(X, y - X @ ts, sample_weight=w)
+    np.testing.assert_allclose(model.coef_, ts + ref.coef_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(model.intercept_, ref.intercept_, rtol=1e-9)
+
+
+def test_weighted_loo_is_the_brute_force_weighted_leave_one_out():
+    rng = np.random.default_rng(32)
+    X = rng.standard_normal((12, 5))
+    y = X @ rng.standard_normal(5) + rng.standard_normal(12)
+    w = rng.uniform(0.2, 2.0, 12)
+    ts = 0.3 * rng.standard_normal(5)
+    alphas = np.logspace(-2, 3, 7)
+    model = FineTunedRegressor(ts, alpha="loo", alphas=alphas).fit(X, y, sample_weight=w)
+    brute = []
+    for a in alphas:
+        errs = []
+        for i in range(12):
+            keep = np.arange(12) != i
+            m = FineTunedRegressor(ts, alpha=a).fit(X[keep], y[keep], sample_weight=w[keep])
+            errs.append(w[i] * (m.predict(X[i : i + 1])[0] - y[i]) ** 2)
+        brute.append(np.sum(errs) / w.sum())
+    np.testing.assert_allclose(model.loo_mse_, brute, rtol=1e-8)
+
+
+def test_zero_weight_rows_are_left_out():
+    x, y, ts = _problem(n=10, d=6, seed=33)
+    w = np.ones(10)
+    w[[2, 7]] = 0.0
+    keep = w > 0
+    for params in ({}, {"alpha": 2.0}):
+        a = FineTunedRegressor(ts, **params).fit(x, y, sample_weight=w)
+        b = FineTunedRegressor(ts, **params).fit(x[keep], y[keep])
+        np.testing.assert_allclose(a.coef_, b.coef_, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(a.intercept_, b.intercept_, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize(
+    ("weights", "match"),
+    [
+        (-np.ones(8), "Negative values in data passed to `sample_weight`"),
+        (np.zeros(8), "at least one non-zero"),
+        (np.ones(5), "sample_weight"),
+    ],
+    ids=["negative", "all-zero", "wrong-length"],
+)
+def test_bad_sample_weight_raises(weights, match):
+    x, y, ts = _problem()
+    with pytest.raises(ValueError, match=match):
+        FineTunedRegressor(ts).fit(x, y, sample_weight=weights)
+
+
+def test_several_targets_are_refused_with_a_readable_error():
+    x, y, ts = _problem()
+    with pytest.raises(ValueError, match=r"fits one target, but y has shape \(8, 2\)"):
+        FineTunedRegressor(ts).fit(x, np.column_stack([y, y]))
+    # a single column is one target
+    model = FineTunedRegressor(ts).fit(x, y)
+    with pytest.warns(Warning, match="column-vector y"):
+        column = FineTunedRegressor(ts).fit(x, y[:, None])
+    np.testing.assert_allclose(column.coef_, model.coef_)

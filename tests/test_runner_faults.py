@@ -24,6 +24,7 @@ import contextlib
 import http.server
 import importlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -84,11 +85,19 @@ def _quick(out: Path, *extra: str) -> list[str]:
     return ["reproduce", "toy", "--size", "quick", "--out", str(out), "--workers", "1", *extra]
 
 
+#: the plain progress lines a run writes to standard error when it is not a terminal
+PROGRESS = re.compile(
+    r"finetune-theory: [\w-]+: (\d+/\d+ units|verdicts|holds|does not hold|failed|no claims)"
+)
+
+
 def _one_line(err: str) -> str:
+    """The one error line of ``err`` (progress lines left aside), checked to be alone."""
     assert "Traceback" not in err, err
-    assert err.strip().count("\n") == 0, err
-    assert err.startswith("finetune-theory: ")
-    return err
+    lines = [line for line in err.strip().splitlines() if not PROGRESS.match(line)]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("finetune-theory: ")
+    return lines[0]
 
 
 def _partials(folder: Path) -> list[Path]:
@@ -620,7 +629,7 @@ def test_8_a_wal_beside_another_database_is_refused_not_replayed(tmp_path, kille
 def test_8_a_wal_without_its_database_is_refused(killed_store):
     path, wal = killed_store
     path.unlink()
-    with pytest.raises(StoreError, match="is missing or empty"):
+    with pytest.raises(StoreError, match="store.sqlite is missing"):
         ResultStore(path)
     assert not path.exists() and wal.stat().st_size > 0
 
@@ -650,7 +659,11 @@ def _tamper(store: Path, unit: int, sql_value: str, params=()) -> None:
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
-    [("digit", "checksum does not match"), ("bytes", "not valid UTF-8")],
+    [
+        ("digit", "checksum does not match"),
+        ("bytes", "not valid UTF-8"),
+        ("swapped, checksum blanked", "it has no checksum"),
+    ],
 )
 def test_9_a_damaged_record_is_named_and_recomputed(
     toy, tmp_path, capsys, monkeypatch, damage, reason
@@ -667,13 +680,21 @@ def test_9_a_damaged_record_is_named_and_recomputed(
         changed = text[:pos] + str(int(text[pos]) % 9 + 1) + text[pos + 1 :]
         assert changed != text
         _tamper(store, 2, "?", (changed,))
-    else:
+    elif damage == "bytes":
         _tamper(store, 2, "CAST(X'5B7B2278223AFF7D5D' AS TEXT)")
+    else:  # unit 1's records under unit 2's key, its checksum blanked (issue 21, item 4)
+        conn = sqlite3.connect(store)
+        conn.execute(
+            "UPDATE units SET checksum = '', records = (SELECT records FROM units "
+            "WHERE unit_index = 1 AND experiment = 'toy') WHERE unit_index = 2"
+        )
+        conn.commit()
+        conn.close()
     marker = tmp_path / "marker.txt"
     monkeypatch.setenv("TOY_MARKER", str(marker))
     assert main([*_quick(out), "--quiet"]) == 0
     err = capsys.readouterr().err
-    assert "toy: stored unit 2 is damaged (its " in err and reason in err
+    assert "toy: stored unit 2 is damaged (" in err and reason in err
     assert "recomputed, not served" in err
     assert [line.split()[0] for line in marker.read_text().splitlines()] == ["2"]
     assert (out / "toy.csv").read_bytes() == clean  # the recomputed unit, not the damaged one
@@ -778,3 +799,396 @@ def test_11_ctrl_c_gives_one_line_and_130_however_often(tmp_path, where, moment)
     assert code == 130, err
     assert err.strip() == INTERRUPTED  # one line, no worker traceback
     assert leftover == []  # the workers were stopped
+
+
+# ================================================================== part two (issue 21)
+# 1. an edit during a run; 2. workers with another fingerprint; 3. stale bytecode; 4. a
+# blanked checksum (test_9 above); 5. a local worker killed; 6. hung Dask workers and
+# scheduler; 7. a lock taken (or the store made read-only) mid-run; 8. a full disk that SQLite
+# calls an I/O error; 9. a zero-byte store, the umask, one run per store, --workers bounded.
+FPTOY = """
+import dataclasses
+import toy_experiment
+
+OFFSET = {offset!r}
+
+
+def run(config, seed):
+    return [{{**r, "value": r["value"] + OFFSET}} for r in toy_experiment.run(config, seed)]
+
+
+EXPERIMENT = dataclasses.replace(toy_experiment.EXPERIMENT, name="fptoy", run=run)
+"""
+
+#: the CLI run from a copy of the package, with ``fptoy`` registered inside it
+COPY_CLI = (
+    "import sys; from finetune_theory import experiments; "
+    "assert experiments.__file__.startswith(sys.argv.pop(1)); "
+    "experiments.REGISTRY['toy'] = 'toy_experiment'; "
+    "experiments.REGISTRY['fptoy'] = 'finetune_theory.experiments.fptoy'; "
+    "from finetune_theory.cli import main; sys.exit(main())"
+)
+
+
+@pytest.fixture
+def package_copy(tmp_path):
+    """A copy of the package (with ``experiments/fptoy.py``) that a test may edit."""
+    import finetune_theory
+
+    root = tmp_path / "copy"
+    shutil.copytree(
+        Path(finetune_theory.__file__).parent,
+        root / "finetune_theory",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    (root / "finetune_theory" / "experiments" / "fptoy.py").write_text(
+        FPTOY.format(offset=0.0), encoding="utf-8"
+    )
+    return root
+
+
+def _copy_cli(root: Path, *argv: str, **env: str) -> list[str] | dict:
+    """Command and environment of the CLI run from the package copy at ``root``."""
+    path = os.pathsep.join([str(root), str(TESTS)])
+    cmd = [sys.executable, "-c", COPY_CLI, str(root), *argv]
+    return cmd, {**os.environ, "PYTHONPATH": path, **env}
+
+
+def _wait_for(predicate, proc, seconds=60.0):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "not ready in time"
+        time.sleep(0.02)
+
+
+@pytest.mark.slow
+def test_21_1_a_source_edited_during_the_run_ends_it_and_is_never_served(tmp_path, package_copy):
+    out, marker = tmp_path / "out", tmp_path / "marker.txt"
+    argv = ["reproduce", "toy", "fptoy", "--size", "quick", "--out", str(out), "--workers", "1"]
+    cmd, env = _copy_cli(package_copy, *argv, "--quiet", TOY_SLEEP="0.3", TOY_MARKER=str(marker))
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: marker.exists() and marker.read_text(), proc)
+        # fptoy's module was imported at the start; a second process edits it now, while toy runs
+        (package_copy / "finetune_theory" / "experiments" / "fptoy.py").write_text(
+            FPTOY.format(offset=1.5), encoding="utf-8"
+        )
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1
+    line = _one_line(err)
+    assert "finetune_theory/experiments/fptoy.py changed during the run" in line
+    assert "kept: " in line
+    with ResultStore(out / "store.sqlite") as store:
+        assert store.count("fptoy") == 0  # nothing computed after the change is stored
+        assert store.count("toy") < 4  # and the unit that came in after it is not either
+    done = subprocess.run(cmd[:3] + cmd[3:] + ["--quiet"], env={**env, "TOY_SLEEP": "0"},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    toy, fptoy = pd.read_csv(out / "toy.csv"), pd.read_csv(out / "fptoy.csv")
+    assert ((fptoy["value"] - toy["value"]).round(12) == 1.5).all()  # the new code's records
+
+
+def test_21_2_units_of_workers_with_another_fingerprint_are_refused(toy, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    from finetune_theory.runner import executors
+    from finetune_theory.runner.errors import ForeignCode
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        executor = DaskExecutor(client, timeout=10)
+        monkeypatch.setattr(executors, "_worker_fingerprint", lambda spec: "0" * 16)
+        with pytest.raises(ForeignCode, match="computed by other code") as info:
+            reproduce(["toy"], size="quick", out=tmp_path / "a", executor=executor)
+        assert "kept: 0 finished unit(s)" in str(info.value)
+        monkeypatch.undo()
+        toy_experiment.register(monkeypatch)
+        result = reproduce(["toy"], size="quick", out=tmp_path / "b", executor=executor)
+    assert result.outcomes[0].sweep.units_computed == 4  # the same code: stored and served
+    with ResultStore(tmp_path / "a" / "store.sqlite") as store:
+        assert store.count() == 0
+
+
+def test_21_3_a_stale_pyc_of_a_loaded_module_is_found(tmp_path, monkeypatch):
+    import compileall
+
+    from finetune_theory.runner.errors import StaleBytecode
+    from finetune_theory.runner.fingerprint import check_bytecode
+
+    source = tmp_path / "stale_mod.py"
+    source.write_text("VALUE = 1\n", encoding="utf-8")
+    assert compileall.compile_file(str(source), quiet=1)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "stale_mod", raising=False)
+    stat = source.stat()
+    source.write_text("VALUE = 2\n", encoding="utf-8")  # same size, time stamp put back
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    module = importlib.import_module("stale_mod")
+    assert module.VALUE == 1  # the old bytecode ran
+    with pytest.raises(StaleBytecode, match="stale_mod.py ran from bytecode"):
+        check_bytecode(module)
+
+
+@pytest.mark.slow
+def test_21_3_a_stale_pyc_never_hides_behind_the_fingerprint(tmp_path, package_copy):
+    import numpy as np
+
+    from finetune_theory.runner.sweep import unit_seed
+
+    out = tmp_path / "out"
+    argv = ["reproduce", "toy", "--size", "quick", "--out", str(out), "--workers", "1", "--quiet"]
+    cmd, env = _copy_cli(package_copy, *argv)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(package_copy)], check=True)
+    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    before = pd.read_csv(out / "toy.csv")["value"].to_numpy()
+    random_py = package_copy / "finetune_theory" / "_random.py"
+    stat = random_py.stat()
+    text = random_py.read_text(encoding="utf-8")
+    assert "np.random.PCG64(seed_sequence(seed))" in text
+    random_py.write_text(text.replace("PCG64(seed_sequence", "SFC64(seed_sequence"), "utf-8")
+    os.utime(random_py, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size, same time stamp
+    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    if second.returncode != 0:  # refused: the stale bytecode named, with what to do
+        line = _one_line(second.stderr)
+        assert "_random.py ran from bytecode" in line and "__pycache__" in line
+        shutil.rmtree(random_py.parent / "__pycache__")
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 0, second.stderr
+    after = pd.read_csv(out / "toy.csv")["value"].to_numpy()
+    draws = 5
+    expected = np.concatenate([
+        np.random.Generator(np.random.SFC64(np.random.SeedSequence(unit_seed(0, i))))
+        .standard_normal(draws) for i in range(4)
+    ])  # fmt: skip
+    assert not np.allclose(after, before)
+    np.testing.assert_allclose(after, expected, rtol=1e-15)  # the edited source's records
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc")
+def test_21_5_a_local_worker_killed_ends_the_run_with_one_line(tmp_path):
+    out, pids = tmp_path / "out", tmp_path / "pids.txt"
+    argv = [*_quick(out), "--quiet"]
+    argv[argv.index("--workers") + 1] = "2"
+    argv[argv.index("quick")] = "paper"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", CLI, *argv],
+        env=_env(TOY_SLEEP="1", TOY_PIDS=str(pids)),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: pids.exists() and pids.read_text().count("\n") >= 1, proc)
+        worker = int(pids.read_text().split()[0])
+        assert worker != proc.pid
+        os.kill(worker, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == 1
+    line = _one_line(err)
+    assert "a local worker process was killed by SIGKILL" in line
+    assert "kept: " in line and "store.sqlite" in line
+
+
+@contextlib.contextmanager
+def _dask_processes(tmp_path, **worker_env):
+    """A real ``dask scheduler`` and one ``dask worker`` (no nanny), as processes."""
+    pytest.importorskip("distributed")
+    dask = Path(sys.executable).with_name("dask")
+    if not dask.exists():
+        pytest.skip("the dask command is not installed")
+    info = tmp_path / "scheduler.json"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--dashboard-address", ":0", "--scheduler-file", str(info)], env=_env(), **quiet,
+    )  # fmt: skip
+    worker = None
+    try:
+        _wait_for(lambda: info.exists() and info.stat().st_size > 0, scheduler)
+        address = __import__("json").loads(info.read_text())["address"]
+        worker = subprocess.Popen(
+            [str(dask), "worker", address, "--nthreads", "1", "--no-nanny",
+             "--dashboard-address", ":0"],
+            env=_env(**worker_env), **quiet,
+        )  # fmt: skip
+        import distributed
+
+        with distributed.Client(address, set_as_default=False, timeout="60s") as client:
+            client.wait_for_workers(1, timeout=90)  # the run starts with its worker there
+        yield address, scheduler, worker
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+                proc.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("hung", ["worker", "scheduler", "scheduler killed"])
+def test_21_6_a_hung_dask_worker_or_scheduler_ends_the_run_within_the_timeout(tmp_path, hung):
+    marker, out = tmp_path / "marker.txt", tmp_path / "out"
+    with _dask_processes(tmp_path, TOY_SLEEP="0.3", TOY_MARKER=str(marker)) as procs:
+        address, scheduler, worker = procs
+        argv = ["reproduce", "toy", "--size", "paper", "--out", str(out), "--quiet",
+                "--scheduler", address, "--timeout", "5"]  # fmt: skip
+        run = subprocess.Popen(
+            [sys.executable, "-c", CLI, *argv], env=_env(), stderr=subprocess.PIPE, text=True
+        )
+        try:
+            _wait_for(lambda: marker.exists() and marker.read_text(), run, seconds=90)
+            if hung == "scheduler killed":
+                scheduler.kill()
+            else:
+                (worker if hung == "worker" else scheduler).send_signal(signal.SIGSTOP)
+            stopped = time.monotonic()
+            _, err = run.communicate(timeout=60)  # a regression fails here instead of hanging
+            elapsed = time.monotonic() - stopped
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    assert run.returncode == 1
+    line = _one_line(err)  # no traceback from distributed either
+    assert "kept: " in line
+    if hung == "scheduler killed":  # the connection is lost at once, or it stops answering
+        assert "Dask scheduler" in line
+    else:
+        expected = "has sent no heartbeat" if hung == "worker" else "does not answer"
+        assert expected in line and "no unit finished for 5 s" in line
+    # the timeout, a heartbeat, polling, closing (1 s) and the process's exit, but not twice
+    # the timeout; Dask's own worker TTL is 5 minutes
+    assert elapsed < 5 + 4.5
+
+
+@pytest.mark.parametrize("fault", ["locked", "read-only"])
+def test_21_7_a_store_locked_or_made_read_only_mid_run_ends_it_at_once(
+    toy, tmp_path, capsys, monkeypatch, fault
+):
+    out = tmp_path / "out"
+    holder: list[subprocess.Popen] = []
+    marked: list[Path] = []
+
+    def fault_after(done):
+        if done != 2:
+            return
+        store = out / "store.sqlite"
+        if fault == "locked":
+            proc = subprocess.Popen(
+                [sys.executable, "-c",
+                 "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1], isolation_level=None)"
+                 "; c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); time.sleep(60)",
+                 str(store)],
+                stdout=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            holder.append(proc)
+            assert proc.stdout.readline().strip() == "locked"
+        else:
+            try:
+                for path in (store, store.with_name("store.sqlite-wal")):
+                    _chattr("+i", path)
+                    marked.append(path)
+            except (OSError, subprocess.CalledProcessError):
+                pytest.skip("chattr +i is not available here")
+
+    faulty = Hooked(fault_after)
+    monkeypatch.setattr(reproduction, "make_executor", lambda *a, **k: faulty)
+    start = time.monotonic()
+    try:
+        code = main(_quick(out))
+    finally:
+        for proc in holder:
+            proc.kill()
+            proc.wait()
+        if marked:
+            _chattr("-i", *marked)
+    elapsed = time.monotonic() - start
+    assert code == 1
+    line = _one_line(capsys.readouterr().err)
+    assert ("in use by another process" if fault == "locked" else "read-only") in line
+    assert f"kept: 2 finished unit(s) in {out / 'store.sqlite'}" in line
+    assert "pass another --out or --store" in line  # the CLI's wording of the library's hint
+    assert elapsed < 20  # at once, not after SQLite's 30 s busy wait
+
+
+def test_21_8_a_full_disk_that_sqlite_calls_an_io_error_is_named(toy, tiny_disk, capsys):
+    out = tiny_disk / "out"
+    assert main([*_quick(out), "--quiet"]) == 0
+    assert not (out / "store.sqlite-shm").exists()  # a clean end folds and removes it
+    _fill(tiny_disk)  # opening the store again needs a -shm: SQLITE_IOERR_SHMSIZE
+    assert main([*_quick(out), "--seed", "3"]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "the disk is full" in line and "store.sqlite" in line and "I/O" not in line
+
+
+@pytest.mark.parametrize("content", [b"", b"my notes\n"], ids=["zero-byte", "text"])
+def test_21_9_a_zero_byte_store_is_refused_like_any_other_file(toy, tmp_path, capsys, content):
+    store = tmp_path / "store.sqlite"
+    store.write_bytes(content)
+    assert main([*_quick(tmp_path / "out"), "--store", str(store)]) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert f"{store} is not a finetune-theory results store (not an SQLite file)" in line
+    assert store.read_bytes() == content
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_21_9_outputs_follow_the_umask(toy, tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        assert main([*_quick(tmp_path / "out"), "--quiet"]) == 0
+    finally:
+        os.umask(old)
+    expected = 0o666 & ~umask
+    for name in ("toy.csv", "report.html", "figures/toy/toy_values.png", "store.sqlite"):
+        assert (tmp_path / "out" / name).stat().st_mode & 0o777 == expected, name
+
+
+@pytest.mark.slow
+def test_21_9_one_run_per_store_even_when_its_folder_does_not_exist(toy, tmp_path, capsys):
+    store, marker = tmp_path / "new" / "deeper" / "s.sqlite", tmp_path / "marker.txt"
+    argv = _quick(tmp_path / "first", "--quiet", "--store", str(store))
+    first = subprocess.Popen(
+        [sys.executable, "-c", CLI, *argv],
+        env=_env(TOY_SLEEP="0.3", TOY_MARKER=str(marker)),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: marker.exists() and marker.read_text(), first)
+        assert main(_quick(tmp_path / "second", "--store", str(store))) == 1
+        line = _one_line(capsys.readouterr().err)
+        assert f"the store's folder {store.parent} is in use by another run (PID {first.pid})" in (
+            line
+        )
+        assert first.wait(60) == 0, first.stderr.read()
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
+def test_21_9_workers_are_bounded_by_a_stated_maximum(capsys):
+    from finetune_theory.runner.executors import MAX_WORKERS
+
+    assert main(["reproduce", "--workers", str(MAX_WORKERS + 1)]) == 2
+    assert f"expected a number from 1 to {MAX_WORKERS}" in capsys.readouterr().err
+    assert main(["reproduce", "--scheduler", f"local:{MAX_WORKERS + 1}"]) == 2
+    assert f"at most {MAX_WORKERS}" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=f"at most {MAX_WORKERS}"):
+        make_executor(MAX_WORKERS + 1)

@@ -161,12 +161,86 @@ def test_put_replaces_a_stale_row_with_the_same_key(tmp_path):
         assert store.load("toy", "h", 0, "1")[0].records == [{"x": 2.0}]
 
 
-def test_an_empty_file_is_adopted(tmp_path):
+def test_a_zero_byte_file_is_refused_like_any_other_file_that_is_not_a_store(tmp_path):
+    empty, notes = tmp_path / "empty.sqlite", tmp_path / "notes.sqlite"
+    empty.touch()
+    notes.write_bytes(b"my notes\n")
+    messages = []
+    for path in (empty, notes):
+        with pytest.raises(StoreError) as info:
+            ResultStore(path)
+        messages.append(str(info.value).replace(str(path), "PATH"))
+        assert path.stat().st_size in (0, 9)  # left as it was
+    assert messages[0] == messages[1]
+    assert "not a finetune-theory results store" in messages[0]
+
+
+def test_an_empty_sqlite_database_is_adopted(tmp_path):
     path = tmp_path / "s.sqlite"
-    path.touch()
+    sqlite3.connect(path).execute("VACUUM").connection.close()  # a valid, empty database
+    assert path.stat().st_size > 0
     with ResultStore(path) as store:
         _put(store, 0)
         assert store.count() == 1
+
+
+def test_a_new_store_is_never_seen_half_made(tmp_path):
+    path = tmp_path / "deep" / "s.sqlite"
+    with ResultStore(path) as store:
+        assert store.created
+    assert sorted(p.name for p in path.parent.iterdir()) == ["s.sqlite"]  # no temporary left
+    with ResultStore(path) as store:
+        assert not store.created and store.count() == 0
+
+
+def test_a_row_without_a_checksum_is_damage_not_served(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with ResultStore(path) as store:
+        _put(store, 0, records=[{"x": 1.0}])
+        _put(store, 1, records=[{"x": 2.0}])
+    conn = sqlite3.connect(path)  # unit 1 now holds unit 0's records, with no checksum
+    conn.execute(
+        "UPDATE units SET records = (SELECT records FROM units WHERE unit_index = 0), "
+        "checksum = '' WHERE unit_index = 1"
+    )
+    conn.commit()
+    conn.close()
+    with ResultStore(path) as store:
+        rows = {row.unit_index: row for row in store.rows("toy", "h", 0)}
+        assert rows[1].unit is None and rows[1].damage == "it has no checksum"
+        assert sorted(store.load("toy", "h", 0, "1")) == [0]
+
+
+def test_put_refuses_a_unit_computed_by_other_code(tmp_path):
+    from finetune_theory.runner.errors import ForeignCode
+
+    with ResultStore(tmp_path / "s.sqlite") as store:
+        with pytest.raises(ForeignCode, match="other code"):
+            store.put(
+                "toy", "h", 0, 0, unit_hash="u", unit_seed=1, version="1", records=[],
+                seconds=0.0, fingerprint="aaaa", run_fingerprint="bbbb",
+            )  # fmt: skip
+        assert store.count() == 0
+        store.put(
+            "toy", "h", 0, 0, unit_hash="u", unit_seed=1, version="1", records=[],
+            seconds=0.0, fingerprint="bbbb", run_fingerprint="bbbb",
+        )  # fmt: skip
+        assert store.load("toy", "h", 0, "1", fingerprint="bbbb")[0].fingerprint == "bbbb"
+
+
+def test_a_reader_that_holds_off_the_checkpoint_is_counted(tmp_path):
+    path = tmp_path / "s.sqlite"
+    with ResultStore(path) as store:
+        _put(store, 0)
+        assert store.unfolded == 0
+        reader = sqlite3.connect(path)
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM units").fetchone()  # a read snapshot held open
+        _put(store, 1)
+        assert store.unfolded == 1
+        reader.close()
+        _put(store, 2)
+        assert store.unfolded == 0  # folded in full again
 
 
 def _unchanged_after_refusal(path, match):
@@ -235,11 +309,11 @@ def test_a_layout_1_store_is_upgraded_and_its_units_are_kept_but_not_reused(tmp_
     conn.commit()
     conn.close()
     with ResultStore(path) as store:
-        assert sorted(store.load("toy", "h", 0, "1")) == [0]  # any fingerprint: still there
-        assert store.load("toy", "h", 0, "1", fingerprint="abc") == {}  # but not reusable
+        rows = store.rows("toy", "h", 0)  # kept, but a row without checksum is never served
+        assert [(r.unit_index, r.damage) for r in rows] == [(0, "it has no checksum")]
         _put(store, 1)
     with ResultStore(path) as store:
-        assert sorted(store.load("toy", "h", 0, "1")) == [0, 1]
+        assert sorted(store.load("toy", "h", 0, "1")) == [1]
     identity = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
     assert identity >= 2  # the store got its own identity
 

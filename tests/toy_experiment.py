@@ -3,7 +3,8 @@
 Each unit draws a few Gaussian numbers from its seed and returns records that hold awkward
 values (``-0.0``, NaN, infinities, a subnormal, NumPy scalars) so that the store's round trip
 is exercised. With the environment variable ``TOY_MARKER`` set, each unit appends
-``"<index> <TOY_RUN>"`` to that file when it starts: the tests count computations with it.
+``"<index> <TOY_RUN>"`` to that file when it starts: the tests count computations with it;
+with ``TOY_PIDS`` set, it appends the PID of the process that runs it to that file.
 ``TOY_SLEEP`` (seconds) slows every unit down so that a run can be killed mid-sweep.
 """
 
@@ -47,6 +48,10 @@ def run(config: ToyConfig, seed: int) -> list[dict[str, Any]]:
             fh.write(f"{config.index} {os.environ.get('TOY_RUN', '')}\n")
             fh.flush()
             os.fsync(fh.fileno())
+    pids = os.environ.get("TOY_PIDS")
+    if pids:
+        with open(pids, "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()}\n")
     time.sleep(float(os.environ.get("TOY_SLEEP", "0")))
     if config.index == config.fail_unit:
         raise ValueError(f"toy unit {config.index} fails on purpose")

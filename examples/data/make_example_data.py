@@ -9,7 +9,9 @@ in 1000 sq ft, land value in $100k, age in decades, ...). Houses are grouped by 
   gas-heated house; ``coef`` maps feature name to coefficient, ``intercept`` is a number.
 * ``target.csv``: 40 randomly chosen oil-heated houses, features and ``log_price``.
 
-Run ``python examples/data/make_example_data.py`` to rebuild both files (deterministic).
+Run ``python examples/data/make_example_data.py`` to rebuild both files (deterministic). They
+live inside the package, in ``src/finetune_theory/data/examples/``, so that an installed wheel
+carries them (:func:`finetune_theory.data.advisor_example`); ``examples/data/`` links to them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
+OUT = HERE.parent.parent / "src" / "finetune_theory" / "data" / "examples"
 N_TARGET = 40
 SEED = 7
 
@@ -61,13 +64,13 @@ def main() -> None:
         },
         "intercept": round(float(model.intercept_), 8),
     }
-    (HERE / "source_coef.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (OUT / "source_coef.json").write_text(json.dumps(payload, indent=2) + "\n")
 
     rng = np.random.default_rng(SEED)
     rows = np.sort(rng.choice(np.flatnonzero(oil), size=N_TARGET, replace=False))
     target = x.iloc[rows].copy()
     target["log_price"] = y[rows]
-    target.round(6).to_csv(HERE / "target.csv", index=False)
+    target.round(6).to_csv(OUT / "target.csv", index=False)
     print(
         f"source: {int(gas.sum())} gas-heated houses; target: {N_TARGET} of {int(oil.sum())}"
     )

@@ -33,6 +33,7 @@ _SUBMODULES = {
     "advisor",
     "exceptions",
     "curves",
+    "networks",
 }
 _NAMES = {"FineTunedRegressor": "estimator", "advise": "advisor", "TrainResult": "_training"}
 

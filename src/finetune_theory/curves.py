@@ -22,6 +22,7 @@ from .runner.errors import RunnerError
 
 __all__ = ["SPECTRA", "make_covariance", "default_sample_sizes", "learning_curve", "plot_curve"]
 
+#: the covariance spectra a learning curve can be drawn for (``make_covariance``)
 SPECTRA = ("isotropic", "power-law", "spiked")
 
 

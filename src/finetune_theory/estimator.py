@@ -1,16 +1,17 @@
-"""A scikit-learn regressor that fine-tunes a linear (or deep linear) source model.
+r"""A scikit-learn regressor that fine-tunes a linear (or deep linear) source model.
 
 :class:`FineTunedRegressor` starts from pretrained weights ``source_coef`` and trains on the
 target data to zero training loss, as the theory describes: for ``depth = 1`` gradient descent
 from the source converges to the interpolant (or least-squares fit) closest to the source,
-``theta_S + X^+ (y - X theta_S)`` (:func:`finetune_theory.linear.finetune`); for ``depth > 1``
-the end-to-end vector of a deep linear network started from balanced rank-one weights that
-realise the source (:mod:`finetune_theory.deep_linear`).
+:math:`\theta_S + X^+ (y - X \theta_S)` (:func:`finetune_theory.linear.finetune`); for
+``depth > 1`` the end-to-end vector of a deep linear network started from balanced rank-one
+weights that realise the source (:mod:`finetune_theory.deep_linear`).
 
 The intercept
 -------------
-The theory has no intercept: inputs are centred and the model is ``theta^T x``. The estimator
-offers two readings of a practitioner's source model ``x -> source_coef^T x + source_intercept``:
+The theory has no intercept: inputs are centred and the model is :math:`\theta^\top x`. The
+estimator offers two readings of a practitioner's source model :math:`x \mapsto w_S^\top x + b_S`
+(``source_coef``, ``source_intercept``):
 
 * ``fit_intercept=True`` (default): the slope is fine-tuned on centred data and the intercept
   is free. ``X`` and ``y`` are centred by their training means, ``coef_`` is fine-tuned from
@@ -24,10 +25,10 @@ offers two readings of a practitioner's source model ``x -> source_coef^T x + so
 
 Ridge towards the source
 ------------------------
-``alpha > 0`` (depth 1, closed form) minimises ``||y - X w||^2 + alpha ||w - source_coef||^2``
+``alpha > 0`` (depth 1, closed form) minimises :math:`\|y - X w\|^2 + \alpha \|w - w_S\|^2`
 (on the centred data when ``fit_intercept``): scikit-learn's ``Ridge`` penalty, measured from
 the source instead of from zero, so ``alpha`` has ``Ridge``'s meaning and scale and
-``alpha -> inf`` keeps the source. It is :func:`finetune_theory.linear.finetune` with
+:math:`\alpha \to \infty` keeps the source. It is :func:`finetune_theory.linear.finetune` with
 ``ridge = alpha / n_samples``. ``alpha="loo"`` chooses it from ``alphas`` by the closed-form
 leave-one-out error (as ``RidgeCV`` does); the choice is ``alpha_``.
 
@@ -61,17 +62,20 @@ True
 from __future__ import annotations
 
 import importlib
-import math
 import warnings
 from collections.abc import Mapping
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_is_fitted, validate_data
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import linear
+from ._numerics import TINY
 
 __all__ = ["FineTunedRegressor"]
 
@@ -85,6 +89,23 @@ def _deep_linear() -> Any:
         return importlib.import_module("finetune_theory.deep_linear")
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ValueError(f"depth > 1 needs finetune_theory.deep_linear ({exc})") from None
+
+
+def _one_target(y: np.ndarray) -> np.ndarray:
+    """``y`` as a vector; several columns are one readable error, one column is raveled."""
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(
+            f"FineTunedRegressor fits one target, but y has shape {y.shape}: fit one model per "
+            "column, each with the source coefficients of that target (or wrap it in "
+            "sklearn.multioutput.MultiOutputRegressor when one source serves every column)"
+        )
+    if y.ndim == 2:
+        warnings.warn(
+            "A column-vector y was passed when a 1d array was expected; it is raveled",
+            DataConversionWarning,
+            stacklevel=3,
+        )
+    return y.ravel()
 
 
 class FineTunedRegressor(RegressorMixin, BaseEstimator):
@@ -114,7 +135,9 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
     max_steps : int
         Step budget of ``"gd"``.
     tol : float
-        Stopping tolerance of ``"gd"`` (see :mod:`finetune_theory._training`).
+        Stopping tolerance of ``"gd"``: training stops when the loss is at most ``tol`` times
+        the zero predictor's loss, or when one step changes it by at most that fraction
+        (as ``tol`` of :func:`finetune_theory.linear.train`).
     width : int or None
         Hidden width of the deep linear network (``depth > 1`` with ``"gd"``); default
         ``n_features``.
@@ -125,6 +148,22 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
     alphas : array-like or None
         Candidates for ``alpha="loo"`` (default ``numpy.logspace(-4, 4, 41)`` times the mean
         squared singular value of the centred ``X``, ``trace(X^T X) / n_features``).
+
+    Notes
+    -----
+    The default, ``alpha=0``, is fine-tuning as the theory describes it: gradient descent from
+    the source run to zero training loss. With noisy labels its test error is not monotone in
+    the number of samples: it peaks where ``n_samples`` approaches the number of directions
+    in which the inputs vary (the rank of ``X``, or fewer when the spectrum decays fast), where
+    the interpolant must fit the noise through nearly flat directions (the "double descent" of
+    minimum-norm least squares). Ridge towards the source removes the peak: ``alpha="loo"``
+    chooses the ridge by leave-one-out error at no extra cost and is the safer choice on noisy
+    data (see the gallery example on the diamonds table).
+
+    ``sample_weight`` in :meth:`fit` weighs each row's squared error, as in scikit-learn's
+    ``Ridge``: a weight of 2 is the same as the row given twice (for ``alpha="loo"`` the
+    leave-one-out error is weighted the same way, leaving out one row at a time). The
+    estimator fits one target; a two-dimensional ``y`` with several columns is refused.
 
     Attributes
     ----------
@@ -154,6 +193,21 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
     array([2., 1., 3.])
     """
 
+    #: the accepted values of each parameter, checked by ``fit`` (scikit-learn's convention)
+    _parameter_constraints: dict = {  # noqa: RUF012
+        "source_coef": ["array-like", Mapping, None],
+        "source_intercept": [Interval(Real, None, None, closed="neither")],
+        "fit_intercept": ["boolean"],
+        "depth": [Interval(Integral, 1, None, closed="left")],
+        "solver": [StrOptions(set(_SOLVERS))],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "max_steps": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "width": [Interval(Integral, 1, None, closed="left"), None],
+        "alpha": [Interval(Real, 0, None, closed="left"), StrOptions({"loo"})],
+        "alphas": ["array-like", None],
+    }
+
     def __init__(
         self,
         source_coef: Any = None,
@@ -167,7 +221,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         tol: float = 1e-11,
         width: int | None = None,
         alpha: float | str = 0.0,
-        alphas: Any = None,
+        alphas: ArrayLike | None = None,
     ) -> None:
         self.source_coef = source_coef
         self.source_intercept = source_intercept
@@ -183,25 +237,13 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ checks
     def _check_params(self, d: int) -> tuple[np.ndarray, float, int]:
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
-        from ._validation import as_vector, check_depth, check_finite_scalar
+        """What the ranges of ``_parameter_constraints`` cannot say; the source as a vector."""
+        from ._validation import as_vector, check_finite_scalar
 
-        depth = check_depth(self.depth)
-        if depth == math.inf:
-            raise ValueError("depth must be a finite integer >= 1, got inf")
-        if not isinstance(self.fit_intercept, bool | np.bool_):
-            raise ValueError(f"fit_intercept must be True or False, got {self.fit_intercept!r}")
+        depth = int(self.depth)
         b0 = check_finite_scalar(self.source_intercept, "source_intercept")
-        if isinstance(self.alpha, str):
-            if self.alpha != "loo":
-                raise ValueError(f"alpha must be a number >= 0 or 'loo', got {self.alpha!r}")
-        else:
-            alpha = check_finite_scalar(self.alpha, "alpha")
-            if alpha < 0:
-                raise ValueError(f"alpha must be >= 0, got {alpha}")
-        if (self.alpha == "loo" or float(self.alpha or 0) > 0) and (
-            int(depth) != 1 or self.solver != "closed_form"
+        if (self.alpha == "loo" or float(self.alpha) > 0) and (
+            depth != 1 or self.solver != "closed_form"
         ):
             raise ValueError("alpha > 0 or 'loo' needs depth=1 and solver='closed_form'")
         if self.source_coef is None:
@@ -242,8 +284,14 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
             dtype=np.float64,
         )
 
-    def _ridge(self, x: np.ndarray, y: np.ndarray, ts: np.ndarray) -> np.ndarray:
-        """Ridge towards ``ts`` in sklearn units; ``alpha="loo"`` by leave-one-out."""
+    def _ridge(
+        self, x: np.ndarray, y: np.ndarray, ts: np.ndarray, sw: np.ndarray | None
+    ) -> np.ndarray:
+        """Ridge towards ``ts`` in sklearn units; ``alpha="loo"`` by leave-one-out.
+
+        ``x`` and ``y`` are already centred and multiplied by the square roots of the weights
+        ``sw`` (None: unweighted).
+        """
         n, d = x.shape
         if self.alpha != "loo":
             self.alpha_ = float(self.alpha)
@@ -251,49 +299,86 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         u, sv, _ = np.linalg.svd(x, full_matrices=False)
         s2 = sv * sv
         if self.alphas is None:
-            grid = np.logspace(-4, 4, 41) * max(float(s2.sum()) / d, 1e-300)
+            grid = np.logspace(-4, 4, 41) * max(float(s2.sum()) / d, TINY)
         else:
             grid = np.asarray(self.alphas, dtype=np.float64).ravel()
             if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
                 raise ValueError(f"alphas must be positive finite numbers, got {self.alphas!r}")
         z = y - x @ ts
         uz = u.T @ z
-        # hat matrix U diag(s^2 / (s^2 + alpha)) U^T, plus 1/n for a centred intercept
+        # hat matrix U diag(s^2 / (s^2 + alpha)) U^T, plus the centred intercept's leverage
+        # (1/n, or w_i / sum(w) with weights: the rows are scaled by sqrt(w))
         shrink = s2[None, :] / (s2[None, :] + grid[:, None])  # (A, r)
         fitted = (shrink * uz[None, :]) @ u.T  # (A, n)
         lev = (u * u) @ shrink.T  # (n, A)
-        lev = lev.T + (1.0 / n if self.fit_intercept else 0.0)
+        if self.fit_intercept:
+            lev = lev + (np.full(n, 1.0 / n) if sw is None else sw / sw.sum())[:, None]
+        lev = lev.T
         with np.errstate(divide="ignore", invalid="ignore"):
             loo = ((z[None, :] - fitted) / (1.0 - lev)) ** 2
-        loo_mse = np.where(np.all(lev < 1 - 1e-12, axis=1), loo.mean(axis=1), np.inf)
+        # the scaled residuals carry the weights: their sum over sum(w) is the weighted mean
+        total = n if sw is None else float(sw.sum())
+        loo_mse = np.where(np.all(lev < 1 - 1e-12, axis=1), loo.sum(axis=1) / total, np.inf)
         self.loo_mse_ = loo_mse
         self.alpha_ = float(grid[int(np.argmin(loo_mse))])
         return linear.finetune(x, y, ts, ridge=self.alpha_ / n)
 
     # --------------------------------------------------------------------- fit
-    def fit(self, X: Any, y: Any) -> FineTunedRegressor:
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> FineTunedRegressor:
         """Fine-tune on ``(X, y)``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Target inputs (a DataFrame's column names are kept in ``feature_names_in_``).
         y : array-like of shape (n_samples,)
+            Target labels (one target: several columns are refused).
+        sample_weight : array-like of shape (n_samples,) or None
+            Non-negative weight of each row's squared error (``None``: all ones). A weight of
+            2 counts the row twice; a weight of 0 leaves it out.
 
         Returns
         -------
-        self
+        FineTunedRegressor
+            The fitted estimator itself.
+
+        Raises
+        ------
+        ValueError
+            For a parameter outside its range (scikit-learn's ``InvalidParameterError``), a
+            source of the wrong length, a ``y`` with several columns or negative weights.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> X = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+        >>> y = np.array([1.0, 2.0, 4.0])
+        >>> twice = FineTunedRegressor(fit_intercept=False).fit(X[[0, 1, 2, 2]], y[[0, 1, 2, 2]])
+        >>> weighted = FineTunedRegressor(fit_intercept=False).fit(X, y, sample_weight=[1, 1, 2])
+        >>> bool(np.allclose(twice.coef_, weighted.coef_))
+        True
         """
         for attr in _FITTED:  # a refit starts from a clean slate
             self.__dict__.pop(attr, None)
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
+        y = _one_target(y)
         ts, b0, depth = self._check_params(X.shape[1])
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
         if self.fit_intercept:
-            x_mean = X.mean(axis=0)
-            y_mean = float(y.mean())
+            x_mean = np.average(X, axis=0, weights=sw)
+            y_mean = float(np.average(y, weights=sw))
             xc, yc = X - x_mean, y - y_mean
         else:
             xc, yc = X, y - b0
-        coef, weights = self._solve(xc, yc, ts, depth)
+        if sw is not None:  # weighted squared error = plain squared error of scaled rows
+            root = np.sqrt(sw)
+            xc, yc = xc * root[:, None], yc * root
+        coef, weights = self._solve(xc, yc, ts, depth, sw)
         self.coef_ = coef
         self.intercept_ = float(y_mean - x_mean @ coef) if self.fit_intercept else b0
         if weights is not None:
@@ -301,12 +386,12 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def _solve(
-        self, x: np.ndarray, y: np.ndarray, ts: np.ndarray, depth: int
+        self, x: np.ndarray, y: np.ndarray, ts: np.ndarray, depth: int, sw: np.ndarray | None
     ) -> tuple[np.ndarray, list[np.ndarray] | None]:
         if depth == 1:
             if self.solver == "closed_form":
                 if self.alpha == "loo" or float(self.alpha) > 0:
-                    return self._ridge(x, y, ts), None
+                    return self._ridge(x, y, ts, sw), None
                 self.alpha_ = 0.0
                 return linear.finetune(x, y, ts), None
             res = linear.train(
@@ -341,16 +426,25 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
             )
 
     # ----------------------------------------------------------------- predict
-    def predict(self, X: Any) -> np.ndarray:
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict ``X @ coef_ + intercept_``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Inputs with the features seen by :meth:`fit`.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            The predictions.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = FineTunedRegressor([1.0, 0.0], fit_intercept=False)
+        >>> model.fit(np.array([[0.0, 1.0]]), np.array([3.0])).predict(np.array([[1.0, 1.0]]))
+        array([4.])
         """
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, dtype=np.float64, reset=False)

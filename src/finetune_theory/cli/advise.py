@@ -11,6 +11,7 @@ from ._common import formatter, positive_float, positive_int
 
 _ADVISE_EPILOG = """\
 examples:
+  finetune-theory advise --example
   finetune-theory advise --data examples/data/target.csv --target log_price \\
       --source examples/data/source_coef.json
   finetune-theory advise --data target.csv --target y --source a.json --source b.csv \\
@@ -41,8 +42,8 @@ def add_advise(sub: Any) -> None:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``advise`` options."""
-    parser.add_argument("--data", required=True, help="CSV of labelled target data")
-    parser.add_argument("--target", required=True, help="name of the label column in --data")
+    parser.add_argument("--data", help="CSV of labelled target data (required without --example)")
+    parser.add_argument("--target", help="name of the label column in --data (required too)")
     parser.add_argument(
         "--source",
         action="append",
@@ -74,9 +75,31 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--json", metavar="FILE", help="also write the full advice as JSON")
     parser.add_argument("--plot", metavar="FILE", help="write a figure (PNG/SVG) to this file")
+    parser.add_argument(
+        "--example",
+        action="store_true",
+        help="use the example shipped with the package (40 target houses and a source model) "
+        "for --data, --target and --source",
+    )
+
+
+def _use_example(args: argparse.Namespace) -> None:
+    """``--example``: the shipped files stand in for --data, --target and --source."""
+    if args.example:
+        if args.data or args.target or args.source:
+            raise ValueError("--example replaces --data, --target and --source; give either")
+        from ..data import advisor_example
+
+        example = advisor_example()
+        args.data, args.target, args.source = str(example.data), example.target, [
+            str(example.source)
+        ]
+    elif not args.data or not args.target:
+        raise ValueError("--data and --target are required (or --example for a demonstration)")
 
 
 def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    _use_example(args)
     table = read_csv(args.data, "--data")
     if args.target not in table.columns:
         raise ValueError(

@@ -6,20 +6,31 @@ import argparse
 import sys
 from typing import Any
 
+from ..runner.executors import MAX_WORKERS
 from ._common import (
     PROG,
     formatter,
     int_at_least,
     nonnegative_int,
     positive_float,
-    positive_int,
 )
+
+
+def int_in_range(low: int, high: int) -> Any:
+    """An argparse type: a whole number from ``low`` to ``high``."""
+    at_least = int_at_least(low)
+
+    def parse(text: str) -> int:
+        value = at_least(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"expected a number from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
 
 # ------------------------------------------------------------------ reproduce
 _REPRODUCE_EPILOG = """\
-experiments: measure (E1), depth (E2), scaling (E3), freezing (E4), relu (E5),
-realistic (E6); 'finetune-theory list' shows which are installed.
-
 examples:
   finetune-theory reproduce                          all experiments, default size, into results/
   finetune-theory reproduce measure depth --size quick --out /tmp/quick
@@ -34,6 +45,26 @@ not recomputed, as long as the code that computed them is unchanged. One run at 
 output folder: a second one is refused and names the PID of the first.
 """
 
+#: the remedy each library error hint points to, in this command's words
+_HINTS = {
+    "other-store": "pass another --out or --store",
+    "other-out": "or choose another --out",
+    "timeout": "see --timeout",
+    "connect-timeout": "see --connect-timeout",
+    "scheduler": "(needed by --scheduler)",
+}
+
+
+def _experiments_epilog() -> str:
+    """The experiment list of the help, generated from the registry (report order, E1...)."""
+    import textwrap
+
+    from ..experiments import REGISTRY
+
+    names = ", ".join(f"{name} (E{i})" for i, name in enumerate(REGISTRY, 1))
+    text = f"experiments: {names}; 'finetune-theory list' shows which are installed."
+    return textwrap.fill(text, width=92) + "\n\n"
+
 
 def add_reproduce(sub: Any) -> None:
     p = sub.add_parser(
@@ -41,7 +72,7 @@ def add_reproduce(sub: Any) -> None:
         help="run experiments; write figures, CSV records and report.html",
         description="Run the named experiments (all installed ones by default) and write one\n"
         "figure per result, the records as CSV and a self-contained report.html.",
-        epilog=_REPRODUCE_EPILOG,
+        epilog=_experiments_epilog() + _REPRODUCE_EPILOG,
         formatter_class=formatter,
     )
     p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="experiment names")
@@ -56,10 +87,11 @@ def add_reproduce(sub: Any) -> None:
     )
     p.add_argument(
         "--workers",
-        type=positive_int,
+        type=int_in_range(1, MAX_WORKERS),
         default=None,
         metavar="N",
-        help="local worker processes (default: one per core; 1 runs in this process)",
+        help=f"local worker processes, 1 to {MAX_WORKERS} (default: one per core; 1 runs in "
+        "this process)",
     )
     p.add_argument(
         "--scheduler",
@@ -104,36 +136,55 @@ def _scheduler(text: str) -> str:
     from ..runner.executors import parse_scheduler
 
     try:
-        parse_scheduler(text)
+        kind, target = parse_scheduler(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if kind == "local" and target > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"local:N takes at most {MAX_WORKERS} workers, got {target}"
+        )
     return text
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from ..runner.progress import progress_enabled
+    from ..runner.errors import RunnerError
+    from ..runner.executors import silence_dask_logs
+    from ..runner.progress import progress_mode
     from ..runner.reproduction import command_line, reproduce
 
-    result = reproduce(
-        args.experiments,
-        size=args.size,
-        out=args.out,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        fresh=args.fresh,
-        seed=args.seed,
-        store=args.store,
-        show_progress=progress_enabled(args.quiet),
-        connect_timeout=args.connect_timeout,
-        timeout=args.timeout,
-        command=command_line(),
-        dpi=args.dpi,
-    )
+    if args.scheduler is not None:
+        silence_dask_logs()  # for the whole process: faults are reported in one line
+    try:
+        result = reproduce(
+            args.experiments,
+            size=args.size,
+            out=args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            fresh=args.fresh,
+            seed=args.seed,
+            store=args.store,
+            show_progress=progress_mode(args.quiet),
+            connect_timeout=args.connect_timeout,
+            timeout=args.timeout,
+            command=command_line(),
+            dpi=args.dpi,
+        )
+    except RunnerError as exc:
+        remedy = _HINTS.get(exc.hint or "")
+        if remedy:
+            exc.args = (f"{exc}; {remedy}",)
+        raise
     if not args.quiet:
         _print_outcomes(result)
     if result.failed:
-        names = ", ".join(o.name for o in result.failed)
-        print(f"{PROG}: error: experiment(s) failed: {names}; see {result.report}", file=sys.stderr)
+        causes = "; ".join(
+            f"{o.name} ({o.error}{'; install it with: ' + o.install if o.install else ''})"
+            for o in result.failed
+        )
+        print(
+            f"{PROG}: error: experiment(s) failed: {causes}; see {result.report}", file=sys.stderr
+        )
         return 1
     return 0
 

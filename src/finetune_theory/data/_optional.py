@@ -9,7 +9,16 @@ __all__ = ["MissingExtraError", "require"]
 
 
 class MissingExtraError(ImportError):
-    """An optional package is missing; the message says which extra installs it."""
+    """An optional package is missing; the message says which extra installs it.
+
+    Examples
+    --------
+    >>> try:
+    ...     require("no_such_package", "data")
+    ... except MissingExtraError as exc:
+    ...     print(str(exc).split("; ")[1])
+    install the 'data' extra: pip install 'finetune-theory[data]'
+    """
 
 
 def require(module: str, extra: str = "data", *, purpose: str = "") -> ModuleType:
@@ -27,6 +36,17 @@ def require(module: str, extra: str = "data", *, purpose: str = "") -> ModuleTyp
     Returns
     -------
     module
+        The imported module.
+
+    Raises
+    ------
+    MissingExtraError
+        When ``module`` cannot be imported.
+
+    Examples
+    --------
+    >>> require("numpy").__name__
+    'numpy'
     """
     try:
         return importlib.import_module(module)

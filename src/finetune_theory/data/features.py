@@ -25,6 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
 
 from .._random import SeedLike, as_generator
 from .._validation import check_positive_int
@@ -52,6 +55,7 @@ def check_frame(frame: Any, numeric: Sequence[str], categorical: Sequence[str]) 
     Parameters
     ----------
     frame : pandas.DataFrame
+        The table to check.
     numeric : sequence of str
         Columns that must be real-valued, finite and complete.
     categorical : sequence of str
@@ -66,6 +70,15 @@ def check_frame(frame: Any, numeric: Sequence[str], categorical: Sequence[str]) 
     ------
     ValueError
         Naming the first offending column and what is wrong with it.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"size": [1.0, None], "kind": ["a", "b"]})
+    >>> check_frame(frame, ["size"], ["kind"])
+    Traceback (most recent call last):
+    ...
+    ValueError: column 'size' has 1 missing value(s) (NaN); fill or drop them before the feature map
     """
     if not isinstance(frame, pd.DataFrame):
         raise ValueError(f"frame must be a pandas DataFrame, got {type(frame).__name__}")
@@ -103,8 +116,13 @@ def check_frame(frame: Any, numeric: Sequence[str], categorical: Sequence[str]) 
     return frame
 
 
-class FeatureMap:
+class FeatureMap(TransformerMixin, BaseEstimator):
     """Standardised numerics, one-hot categoricals, an intercept and random ReLU features.
+
+    A scikit-learn transformer of data frames: it clones, takes part in pipelines and
+    ``ColumnTransformer``, names its output columns (:meth:`get_feature_names_out`) and gives a
+    data frame when asked (``set_output(transform="pandas")``). The parameters are checked by
+    :meth:`fit`, as scikit-learn does.
 
     Parameters
     ----------
@@ -116,24 +134,39 @@ class FeatureMap:
         Number of random ReLU features appended (``0`` for none).
     intercept : bool
         Prepend a column of ones.
-    seed : int or SeedSequence
+    seed : int, SeedSequence or Generator
         Seed of the random features (the same seed gives the same map).
 
-    Attributes (after :meth:`fit`)
-    ------------------------------
-    mean_, scale_ : ndarray, shape (len(numeric),)
-    levels_ : dict of str -> tuple of str
-    weights_ : ndarray, shape (p, random_features)
+    Attributes
+    ----------
+    mean_ : ndarray of shape (len(numeric),)
+        Mean of each numeric column in the frame given to :meth:`fit`.
+    scale_ : ndarray of shape (len(numeric),)
+        Its standard deviation (one for a constant column).
+    levels_ : dict of str to tuple of str
+        The levels of each categorical column, sorted as text.
+    weights_ : ndarray of shape (p, random_features)
+        The random features' weights, ``p`` the number of standardised and one-hot columns.
     feature_names_ : list of str
+        The names of the output columns (also :meth:`get_feature_names_out`).
     n_features_ : int
         The output dimension ``d``.
+    n_features_in_ : int
+        The number of input columns used (numeric and categorical).
+    feature_names_in_ : ndarray of str
+        Those input columns.
 
     Examples
     --------
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"size": [1.0, 2.0, 3.0], "kind": ["a", "b", "a"]})
-    >>> FeatureMap(["size"], ["kind"]).fit(frame).transform(frame).shape
+    >>> fmap = FeatureMap(["size"], ["kind"]).fit(frame)
+    >>> fmap.transform(frame).shape
     (3, 4)
+    >>> fmap.get_feature_names_out().tolist()
+    ['intercept', 'size', 'kind=a', 'kind=b']
+    >>> fmap.set_output(transform="pandas").transform(frame).columns.tolist()
+    ['intercept', 'size', 'kind=a', 'kind=b']
     """
 
     def __init__(
@@ -145,62 +178,136 @@ class FeatureMap:
         intercept: bool = True,
         seed: SeedLike = 0,
     ) -> None:
-        self.numeric = _names(numeric, "numeric")
-        self.categorical = _names(categorical, "categorical")
-        both = set(self.numeric) & set(self.categorical)
-        if both:
-            raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
-        if not self.numeric and not self.categorical:
-            raise ValueError("give at least one numeric or categorical column")
-        self.random_features = (
-            0 if random_features == 0 else check_positive_int(random_features, "random_features")
-        )
-        self.intercept = bool(intercept)
+        self.numeric = numeric
+        self.categorical = categorical
+        self.random_features = random_features
+        self.intercept = intercept
         self.seed = seed
 
-    def __repr__(self) -> str:
-        return (
-            f"FeatureMap(numeric={list(self.numeric)}, categorical={list(self.categorical)}, "
-            f"random_features={self.random_features}, intercept={self.intercept})"
-        )
+    def _columns(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The checked column lists (scikit-learn checks parameters at fit, not in __init__)."""
+        numeric = _names(self.numeric, "numeric")
+        categorical = _names(self.categorical, "categorical")
+        both = set(numeric) & set(categorical)
+        if both:
+            raise ValueError(f"columns listed as both numeric and categorical: {sorted(both)}")
+        if not numeric and not categorical:
+            raise ValueError("give at least one numeric or categorical column")
+        if self.random_features != 0:
+            check_positive_int(self.random_features, "random_features")
+        if not isinstance(self.intercept, bool | np.bool_):
+            raise ValueError(f"intercept must be True or False, got {self.intercept!r}")
+        return numeric, categorical
 
     # ------------------------------------------------------------------ fit
-    def fit(self, frame: pd.DataFrame) -> FeatureMap:
-        """Learn the standardisation, the levels and draw the random features."""
-        check_frame(frame, self.numeric, self.categorical)
-        num = frame[list(self.numeric)].to_numpy(dtype=np.float64)
+    def fit(self, X: pd.DataFrame, y: ArrayLike | None = None) -> FeatureMap:
+        """Learn the standardisation and the levels, and draw the random features.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            A frame holding the ``numeric`` and ``categorical`` columns (others are ignored).
+        y : None
+            Ignored (scikit-learn's signature).
+
+        Returns
+        -------
+        FeatureMap
+            The fitted map itself.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> fmap = FeatureMap(["x"]).fit(pd.DataFrame({"x": [1.0, 3.0]}))
+        >>> fmap.mean_, fmap.scale_, fmap.n_features_
+        (array([2.]), array([1.]), 2)
+        """
+        numeric, categorical = self._columns()
+        check_frame(X, numeric, categorical)
+        num = X[list(numeric)].to_numpy(dtype=np.float64)
         self.mean_ = num.mean(axis=0) if num.size else np.zeros(0)
         std = num.std(axis=0) if num.size else np.zeros(0)
         self.scale_ = np.where(std > 0, std, 1.0)
-        self.levels_ = {c: tuple(sorted(frame[c].astype(str).unique())) for c in self.categorical}
-        p = len(self.numeric) + sum(len(v) for v in self.levels_.values())
+        self.levels_ = {c: tuple(sorted(X[c].astype(str).unique())) for c in categorical}
+        p = len(numeric) + sum(len(v) for v in self.levels_.values())
+        n_random = int(self.random_features)
         rng = as_generator(self.seed)
-        self.weights_ = rng.standard_normal((p, self.random_features)) / np.sqrt(max(p, 1))
+        self.weights_ = rng.standard_normal((p, n_random)) / np.sqrt(max(p, 1))
         names = ["intercept"] if self.intercept else []
-        names += list(self.numeric)
-        names += [f"{c}={lv}" for c in self.categorical for lv in self.levels_[c]]
-        names += [f"relu_{j}" for j in range(self.random_features)]
+        names += list(numeric)
+        names += [f"{c}={lv}" for c in categorical for lv in self.levels_[c]]
+        names += [f"relu_{j}" for j in range(n_random)]
         self.feature_names_ = names
         self.n_features_ = len(names)
+        self.feature_names_in_ = np.asarray([*numeric, *categorical], dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
         return self
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """The design matrix, shape ``(len(frame), n_features_)``, float64."""
-        if not hasattr(self, "n_features_"):
-            raise ValueError("this FeatureMap is not fitted yet; call fit(frame) first")
-        check_frame(frame, self.numeric, self.categorical)
-        num = (frame[list(self.numeric)].to_numpy(dtype=np.float64) - self.mean_) / self.scale_
+    def transform(self, X: pd.DataFrame) -> np.ndarray:
+        """The design matrix of a frame.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            A frame with the columns seen by :meth:`fit`.
+
+        Returns
+        -------
+        ndarray of shape (len(X), d)
+            float64; a data frame with the columns of :meth:`get_feature_names_out` after
+            ``set_output(transform="pandas")``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"x": [1.0, 3.0], "g": ["u", "v"]})
+        >>> FeatureMap(["x"], ["g"], intercept=False).fit(frame).transform(frame)
+        array([[-1.,  1.,  0.],
+               [ 1.,  0.,  1.]])
+        """
+        check_is_fitted(self, "n_features_")
+        numeric, categorical = self._columns()
+        check_frame(X, numeric, categorical)
+        num = (X[list(numeric)].to_numpy(dtype=np.float64) - self.mean_) / self.scale_
         blocks = [num]
-        for c in self.categorical:
-            values = frame[c].astype(str).to_numpy()
+        for c in categorical:
+            values = X[c].astype(str).to_numpy()
             blocks.append((values[:, None] == np.asarray(self.levels_[c])[None, :]).astype(float))
         z = np.concatenate(blocks, axis=1)
-        parts = [np.ones((len(frame), 1))] if self.intercept else []
+        parts = [np.ones((len(X), 1))] if self.intercept else []
         parts.append(z)
         if self.random_features:
             parts.append(np.maximum(z @ self.weights_, 0.0))
         return np.concatenate(parts, axis=1)
 
-    def fit_transform(self, frame: pd.DataFrame) -> np.ndarray:
-        """:meth:`fit` then :meth:`transform` on the same frame."""
-        return self.fit(frame).transform(frame)
+    def get_feature_names_out(self, input_features: ArrayLike | None = None) -> np.ndarray:
+        """The names of the output columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None
+            Ignored unless given, in which case it must equal the input columns seen by
+            :meth:`fit` (scikit-learn's convention).
+
+        Returns
+        -------
+        ndarray of str objects, shape (d,)
+            ``"intercept"``, the numeric columns, ``"column=level"`` for each indicator and
+            ``"relu_j"`` for each random feature.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"x": [1.0, 3.0]})
+        >>> FeatureMap(["x"], random_features=2).fit(frame).get_feature_names_out().tolist()
+        ['intercept', 'x', 'relu_0', 'relu_1']
+        """
+        check_is_fitted(self, "n_features_")
+        if input_features is not None:
+            given = [str(c) for c in np.asarray(input_features, dtype=object).ravel()]
+            if given != [str(c) for c in self.feature_names_in_]:
+                raise ValueError(
+                    f"input_features {given} differ from the columns seen by fit "
+                    f"{list(self.feature_names_in_)}"
+                )
+        return np.asarray(self.feature_names_, dtype=object)

@@ -27,6 +27,12 @@ def sample_images() -> np.ndarray:
     ndarray, shape (2, 427, 640), float64
         Luma ``0.299 R + 0.587 G + 0.114 B`` scaled to ``[0, 1]``; the images in file-name
         order (china first).
+
+    Examples
+    --------
+    >>> images = sample_images()
+    >>> images.shape, bool(0.0 <= images.min() and images.max() <= 1.0)
+    ((2, 427, 640), True)
     """
     from sklearn.datasets import load_sample_images
 
@@ -68,6 +74,15 @@ def image_patches(size: int = 12, stride: int = 6, images: Any = None) -> np.nda
         the defaults and the two sample photographs ``N = 2 * 70 * 105 = 14700``, ``d = 144``.
         Patches of the first image come first, each image scanned row-major over the grid.
         Values in ``[0, 1]``; nothing is centred.
+
+    Examples
+    --------
+    >>> image = np.arange(16.0).reshape(1, 4, 4)
+    >>> image_patches(size=2, stride=2, images=image)
+    array([[ 0.,  1.,  4.,  5.],
+           [ 2.,  3.,  6.,  7.],
+           [ 8.,  9., 12., 13.],
+           [10., 11., 14., 15.]])
     """
     imgs = sample_images() if images is None else np.asarray(images, dtype=np.float64)
     if imgs.ndim != 3:
@@ -88,6 +103,12 @@ def digit_images() -> tuple[np.ndarray, np.ndarray]:
         Three pixels (columns 0, 32 and 39) are zero in every image.
     labels : ndarray, shape (1797,), int64
         The digit shown, ``0..9``.
+
+    Examples
+    --------
+    >>> X, labels = digit_images()
+    >>> X.shape, labels[:5].tolist()
+    ((1797, 64), [0, 1, 2, 3, 4])
     """
     from sklearn.datasets import load_digits
 

@@ -39,6 +39,17 @@ class GroupedTable:
         Feature columns (the group column is never among them).
     source : str
         Where the data come from (package, installed version, R package and item).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "g": ["a", "b", "a"], "y": [0.1, 0.2, 0.3]})
+    >>> table = GroupedTable("toy", frame, label="y", group="g", numeric=("x",),
+    ...                      categorical=(), source="made here")
+    >>> table.group_sizes().to_dict()
+    {'a': 2, 'b': 1}
+    >>> table.rows("b")["x"].tolist()
+    [2.0]
     """
 
     name: str
@@ -112,6 +123,14 @@ def load_diamonds(group: str = "cut") -> GroupedTable:
         categoricals ``cut`` (5 levels), ``color`` (7), ``clarity`` (8), and the label
         ``log_price`` = natural log of the price in US dollars. Rows as shipped (a few have
         ``x``, ``y`` or ``z`` equal to 0; they are kept).
+
+    Examples
+    --------
+    >>> table = load_diamonds(group="color")
+    >>> table.frame.shape, table.label, table.categorical
+    ((53940, 10), 'log_price', ('cut', 'clarity'))
+    >>> table.group_sizes().head(3).to_dict()
+    {'G': 11292, 'E': 9797, 'F': 9542}
     """
     if group not in _DIAMOND_CATEGORIES:
         raise ValueError(f"group must be one of {_DIAMOND_CATEGORIES}, got {group!r}")
@@ -150,6 +169,14 @@ def load_ames(group: str = "Neighborhood") -> GroupedTable:
         10 categorical ones (:data:`AMES_CATEGORICAL`, 60 levels in all), ``Neighborhood``
         and the label ``log_price`` = natural log of the sale price in US dollars. None of
         these columns has missing values.
+
+    Examples
+    --------
+    >>> table = load_ames()
+    >>> table.frame.shape, table.group
+    ((2930, 32), 'Neighborhood')
+    >>> int(table.group_sizes()["North_Ames"])
+    443
     """
     if group != "Neighborhood" and group not in AMES_CATEGORICAL:
         raise ValueError(
@@ -192,7 +219,25 @@ TABLES: dict[str, Callable[..., GroupedTable]] = {"diamonds": load_diamonds, "am
 
 
 def load_table(name: str, group: str | None = None) -> GroupedTable:
-    """Load a table of :data:`TABLES` by name, optionally with another grouping column."""
+    """Load a table of :data:`TABLES` by name, optionally with another grouping column.
+
+    Parameters
+    ----------
+    name : {"diamonds", "ames"}
+        The table.
+    group : str or None
+        Its grouping column (None: the loader's default).
+
+    Returns
+    -------
+    GroupedTable
+        The table, as its loader returns it.
+
+    Examples
+    --------
+    >>> load_table("diamonds", group="cut").group
+    'cut'
+    """
     if name not in TABLES:
         raise ValueError(f"unknown table {name!r}; choose from {sorted(TABLES)}")
     return TABLES[name]() if group is None else TABLES[name](group)

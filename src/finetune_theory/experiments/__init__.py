@@ -23,6 +23,7 @@ REGISTRY: dict[str, str] = {
     "relu": "finetune_theory.experiments.relu",  # E5 two-layer ReLU in the NTK regime
     "realistic": "finetune_theory.experiments.realistic",  # E6 real covariances and tasks
     "reduction": "finetune_theory.experiments.reduction",  # E7 sample-complexity reduction
+    "networks": "finetune_theory.experiments.networks",  # E8 real pretrained networks
 }
 
 

@@ -56,11 +56,13 @@ def single_unit(config: Any) -> list[Any]:
 
 
 def unit_seeds(seed: int, count: int) -> list[int]:
-    """The seeds of ``count`` units under the root ``seed``: unit ``i`` gets the ``i``-th child of
-    ``SeedSequence(seed)`` (as :func:`finetune_theory.runner.sweep.unit_seed` does)."""
+    """The seeds of ``count`` units under the root ``seed``: unit ``i`` gets
+    :func:`finetune_theory.runner.sweep.unit_seed` ``(seed, i)``, the one seed rule."""
     from .._random import seed_sequence
+    from ..runner.sweep import unit_seed  # here: runner.sweep imports this module
 
-    return [int(ss.generate_state(1)[0]) for ss in seed_sequence(seed).spawn(count)]
+    seed_sequence(seed)  # the same checks of the root seed as everywhere
+    return [unit_seed(seed, i) for i in range(count)]
 
 
 def run_units(

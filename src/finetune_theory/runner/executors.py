@@ -9,11 +9,13 @@ Every unit runs under :func:`compute_unit`, which pins the BLAS/OpenMP thread po
 thread, so the floating-point reductions (and hence the bits of the records) do not depend on
 which executor ran the unit or how many cores it had.
 
-Dask is an optional extra (``pip install finetune-theory[dask]``), imported only when a
-scheduler is asked for. A Dask run never waits without bound: a scheduler address is first
-probed (a refused port fails at once; anything that does not answer as a Dask scheduler within
-the connect timeout fails then), and while units run, a run with no worker, or without its
-scheduler, for ``timeout`` seconds ends with :class:`ExecutorLost`.
+Every unit also returns the code fingerprint of the process that computed it
+(:func:`~finetune_theory.runner.fingerprint.process_fingerprint`), which the store compares
+with the run's.
+
+A local worker that dies (killed, out of memory) ends the run with :class:`ExecutorLost`,
+naming the signal. The Dask executor (``--scheduler``) lives in :mod:`._dask`: Dask is an
+optional extra, imported only when a scheduler is asked for; its names are available here too.
 
 Worker processes (local ones and those of a ``local:N`` cluster) start with Ctrl-C ignored: a
 Ctrl-C in the terminal reaches every process of its group, and only the parent should act on
@@ -22,24 +24,28 @@ it (it stops the workers itself), so no worker prints a traceback.
 
 from __future__ import annotations
 
-import atexit
 import multiprocessing
 import os
-import shlex
 import signal
-import socket
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from typing import Any
 
+from ._base import (
+    MAX_WORKERS,
+    Executor,
+    InlineExecutor,
+    pin_blas_threads,
+    workers_ignore_sigint,
+)
+from ._codec import encode_records
+from ._dask import DaskExecutor, parse_scheduler, probe_scheduler, silence_dask_logs
 from .errors import ExecutorLost, RunnerError, UnitFailed
-from .store import encode_records
+from .fingerprint import CodeSpec, install_source_loader, process_fingerprint
 
 __all__ = [
     "RunnerError",
@@ -54,29 +60,36 @@ __all__ = [
     "default_workers",
     "parse_scheduler",
     "probe_scheduler",
+    "silence_dask_logs",
+    "MAX_WORKERS",
 ]
-
-_THREAD_ENV = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
 
 # ------------------------------------------------------------------ the unit wrapper
 def compute_unit(
-    run: Callable[[Any, int], list[dict[str, Any]]], unit: Any, unit_seed: int, label: str = "unit"
-) -> tuple[str, float]:
-    """Run one unit with one BLAS thread; its records as JSON text, and the seconds it took.
+    run: Callable[[Any, int], list[dict[str, Any]]],
+    unit: Any,
+    unit_seed: int,
+    label: str = "unit",
+    spec: CodeSpec | None = None,
+) -> tuple[str, float, str]:
+    """Run one unit with one BLAS thread.
+
+    Returns the records as JSON text, the seconds the unit took, and the fingerprint of the
+    code this process ran for ``spec`` (``""`` without a spec).
 
     Raises
     ------
     UnitFailed
         Whatever the experiment raised, with the traceback as text (tracebacks do not survive
-        every trip between processes).
+        every trip between processes) and the missing module when an import failed.
+    SourceChanged, StaleBytecode
+        The code this process loaded is not what its files hold.
+
+    Examples
+    --------
+    >>> compute_unit(lambda unit, seed: [{"x": unit + seed}], 1, 2)[0]
+    '[{"x":3}]'
     """
     from threadpoolctl import threadpool_limits
 
@@ -86,17 +99,28 @@ def compute_unit(
             records = run(unit, unit_seed)
         text = encode_records(records)
     except Exception as exc:  # re-raised with the worker's traceback attached
-        raise UnitFailed(f"{label}: {type(exc).__name__}: {exc}", traceback.format_exc()) from None
-    return text, time.perf_counter() - start
+        raise UnitFailed(
+            f"{label}: {type(exc).__name__}: {exc}", traceback.format_exc(), _missing_module(exc)
+        ) from None
+    seconds = time.perf_counter() - start
+    return text, seconds, "" if spec is None else _worker_fingerprint(spec)
 
 
-def pin_blas_threads() -> None:
-    """Limit this whole process (and processes it starts) to one BLAS/OpenMP thread."""
-    for name in _THREAD_ENV:
-        os.environ[name] = "1"
-    from threadpoolctl import threadpool_limits
+def _worker_fingerprint(spec: CodeSpec) -> str:
+    """The fingerprint of the code this process runs (a seam for the tests)."""
+    return process_fingerprint(spec)
 
-    threadpool_limits(limits=1)
+
+def _missing_module(exc: BaseException) -> str | None:
+    """The module whose import failed somewhere in the chain of ``exc``, if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, ImportError) and getattr(seen, "name", None):
+            return str(seen.name)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -117,9 +141,11 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(1)
 
 
-def _init_worker(parent_pid: int) -> None:
-    """Local worker start-up: one BLAS thread, die with the parent, leave Ctrl-C to it."""
+def _init_worker(parent_pid: int, modules: tuple[str, ...] = ()) -> None:
+    """Local worker start-up: one BLAS thread, die with the parent, leave Ctrl-C to it, and
+    compile the package's modules from the bytes that are hashed."""
     _die_with_parent(parent_pid)
+    install_source_loader(modules)
     pin_blas_threads()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -132,87 +158,7 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-_SPAWN_WRAPPER: str | None = None
-
-
-def _sigint_ignoring_python() -> str | None:
-    """A tiny ``sh`` script that starts this Python with SIGINT ignored (``None`` off POSIX).
-
-    An ignored signal stays ignored across ``exec``, and Python installs its own Ctrl-C
-    handler only where SIGINT was not ignored, so a worker is deaf to Ctrl-C from its very
-    first instruction (while importing, too).
-    """
-    global _SPAWN_WRAPPER
-    if os.name != "posix" or not os.path.exists("/bin/sh"):
-        return None
-    if _SPAWN_WRAPPER is None or not os.path.exists(_SPAWN_WRAPPER):
-        folder = tempfile.mkdtemp(prefix="finetune-theory-spawn-")
-        script = os.path.join(folder, "python")
-        with open(script, "w", encoding="utf-8") as fh:
-            fh.write(f"#!/bin/sh\ntrap '' INT\nexec {shlex.quote(sys.executable)} \"$@\"\n")
-        os.chmod(script, 0o755)
-        atexit.register(_remove_wrapper, folder, script)
-        _SPAWN_WRAPPER = script
-    return _SPAWN_WRAPPER
-
-
-def _remove_wrapper(folder: str, script: str) -> None:
-    for remove, target in ((os.unlink, script), (os.rmdir, folder)):
-        try:
-            remove(target)
-        except OSError:
-            pass
-
-
-@contextmanager
-def workers_ignore_sigint() -> Iterator[None]:
-    """Processes started with ``spawn`` inside this block ignore Ctrl-C from the start."""
-    from multiprocessing import spawn
-
-    wrapper = _sigint_ignoring_python()
-    previous = spawn.get_executable()
-    if wrapper is not None:
-        spawn.set_executable(wrapper)
-    try:
-        yield
-    finally:
-        spawn.set_executable(previous)
-
-
-# ------------------------------------------------------------------ executors
-class Executor:
-    """Runs tasks and yields ``(index, result)`` as they finish."""
-
-    description = "executor"
-
-    def map_unordered(
-        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]]
-    ) -> Iterator[tuple[int, Any]]:
-        """Run ``fn(*args)`` for every tuple; yield ``(position in tasks, result)``."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        """Release workers and connections."""
-
-    def __enter__(self) -> Executor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class InlineExecutor(Executor):
-    """Runs every task in this process, one after the other (``--workers 1``)."""
-
-    description = "in-process (1 worker)"
-
-    def map_unordered(
-        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]]
-    ) -> Iterator[tuple[int, Any]]:
-        for i, args in enumerate(tasks):
-            yield i, fn(*args)
-
-
+# ------------------------------------------------------------------ local processes
 class _QuietPool(ProcessPoolExecutor):
     """A process pool whose workers are spawned with Ctrl-C ignored."""
 
@@ -229,21 +175,42 @@ class ProcessExecutor(Executor):
     """
 
     def __init__(self, workers: int) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+        _check_workers(workers)
         self.workers = int(workers)
         self.description = f"{self.workers} local worker processes"
         self._pool: ProcessPoolExecutor | None = None
+        self._processes: dict[int, Any] = {}
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
+            from .fingerprint import _FINDER
+
             self._pool = _QuietPool(
                 max_workers=self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
                 initializer=_init_worker,
-                initargs=(os.getpid(),),
+                initargs=(os.getpid(), tuple(sorted(_FINDER.extra))),
             )
         return self._pool
+
+    def _death(self) -> ExecutorLost:
+        """The error for a pool whose worker died, naming how it died."""
+        processes = list(self._processes.values())
+        self._terminate()  # joins every worker, so their exit codes are known
+        codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+        # the pool ends the other workers with SIGTERM: the cause is the other code
+        codes.sort(key=lambda code: code == -signal.SIGTERM)
+        how = "died"
+        if codes and codes[0] < 0:
+            try:
+                how = f"was killed by {signal.Signals(-codes[0]).name}"
+            except ValueError:
+                how = f"was killed by signal {-codes[0]}"
+        elif codes:
+            how = f"exited with status {codes[0]}"
+        return ExecutorLost(
+            f"a local worker process {how} (killed, or out of memory) while units were running"
+        )
 
     def map_unordered(
         self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]]
@@ -252,10 +219,11 @@ class ProcessExecutor(Executor):
             yield from InlineExecutor().map_unordered(fn, tasks)
             return
         pool = self._ensure_pool()
-        pending: dict[Future[Any], int] = {
-            pool.submit(fn, *args): i for i, args in enumerate(tasks)
-        }
+        pending: dict[Future[Any], int] = {}
         try:
+            for i, args in enumerate(tasks):
+                pending[pool.submit(fn, *args)] = i
+                self._processes.update(getattr(pool, "_processes", None) or {})
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
@@ -263,11 +231,10 @@ class ProcessExecutor(Executor):
                     try:
                         result = fut.result()
                     except BrokenProcessPool:
-                        raise RunnerError(
-                            "a local worker process died (out of memory or killed); "
-                            "rerun to resume from the stored units"
-                        ) from None
+                        raise self._death() from None
                     yield index, result
+        except BrokenProcessPool:  # raised by submit on a pool that broke meanwhile
+            raise self._death() from None
         finally:
             if pending:  # interrupted or failed: do not wait for the rest
                 for fut in pending:
@@ -277,9 +244,10 @@ class ProcessExecutor(Executor):
     def _terminate(self) -> None:
         """Stop the pool now, killing busy workers (their units are simply not stored)."""
         pool, self._pool = self._pool, None
+        self._processes = {}
         if pool is None:
             return
-        processes = list(getattr(pool, "_processes", {}).values())
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         for proc in processes:
             if proc.is_alive():
                 proc.terminate()
@@ -291,285 +259,13 @@ class ProcessExecutor(Executor):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-class DaskExecutor(Executor):
-    """Tasks on a Dask ``distributed`` cluster.
-
-    Parameters
-    ----------
-    client
-        A connected ``distributed.Client``.
-    cluster
-        A cluster this executor started and must close with the client (``local:N``).
-    owns_client
-        Whether :meth:`close` closes ``client``.
-    pin_blas
-        Limit every worker process to one BLAS thread (:func:`pin_blas_threads`). Leave it off
-        for in-process clusters (it would pin this process too); each unit still runs under a
-        one-thread limit, which is exact when every worker has one thread.
-    timeout
-        Seconds the run may go on without any worker, or without its scheduler, before
-        :meth:`map_unordered` raises :class:`ExecutorLost`.
-    poll
-        Seconds between health checks while waiting for results.
-    """
-
-    def __init__(
-        self,
-        client: Any,
-        cluster: Any = None,
-        *,
-        owns_client: bool = False,
-        pin_blas: bool = False,
-        timeout: float = 60.0,
-        poll: float = 0.5,
-    ) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        self.client = client
-        self.cluster = cluster
-        self.owns_client = owns_client
-        self.timeout = float(timeout)
-        self.poll = min(float(poll), self.timeout)
-        self.address = str(client.scheduler.address)
-        if pin_blas:
-            client.run(pin_blas_threads)
-        where = "local cluster" if cluster is not None else "scheduler"
-        self.description = f"Dask {where} at {self.address}"
-
-    def _problem(self) -> str | None:
-        """What keeps the cluster from computing now, or ``None`` when it can."""
-        if self.client.status != "running":
-            return f"lost the connection to the Dask scheduler at {self.address}"
-        try:
-            info = self.client.sync(
-                self.client.scheduler.identity, n_workers=-1, callback_timeout=self.timeout
-            )
-        except Exception:
-            return f"the Dask scheduler at {self.address} does not answer"
-        if not info.get("workers"):
-            return f"no Dask worker is connected to the scheduler at {self.address}"
-        return None
-
-    def _result(self, fut: Any) -> Any:
-        """The result of a finished future; :class:`ExecutorLost` when the cluster lost it."""
-        from concurrent.futures import CancelledError
-
-        try:
-            return fut.result()
-        except UnitFailed:
-            raise
-        except CancelledError:
-            problem = self._problem() or f"the Dask scheduler at {self.address} dropped a unit"
-            raise ExecutorLost(problem) from None
-        except Exception as exc:
-            problem = self._problem()
-            if problem is not None:
-                raise ExecutorLost(f"{problem} ({type(exc).__name__})") from None
-            raise
-
-    def map_unordered(
-        self, fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]]
-    ) -> Iterator[tuple[int, Any]]:
-        from concurrent.futures import CancelledError
-
-        from distributed.client import _wait
-
-        futures = [self.client.submit(fn, *args, pure=False) for args in tasks]
-        index = {fut.key: i for i, fut in enumerate(futures)}
-        pending = set(futures)
-        trouble_since: float | None = None
-        try:
-            while pending:
-                try:
-                    with _quiet_dask():
-                        done, pending = self.client.sync(
-                            _wait, list(pending), timeout=self.poll, return_when="FIRST_COMPLETED"
-                        )
-                    pending = set(pending)
-                except TimeoutError:
-                    done = set()
-                except CancelledError:  # the client dropped every future: connection lost
-                    problem = self._problem() or f"lost the Dask scheduler at {self.address}"
-                    raise ExecutorLost(problem) from None
-                for fut in done:
-                    yield index[fut.key], self._result(fut)
-                if done:
-                    trouble_since = None
-                    continue
-                problem = self._problem()
-                if problem is None:
-                    trouble_since = None
-                    continue
-                now = time.monotonic()
-                trouble_since = now if trouble_since is None else trouble_since
-                if now - trouble_since >= self.timeout:
-                    raise ExecutorLost(f"{problem} for {self.timeout:g} s (--timeout)")
-        finally:
-            if pending:
-                try:
-                    with _quiet_dask():
-                        self.client.cancel(list(pending))
-                except Exception:  # the scheduler may be gone
-                    pass
-
-    def close(self) -> None:
-        with _quiet_dask():
-            try:
-                if self.owns_client:
-                    self.client.close(timeout=min(self.timeout, 10.0))
-            except Exception:  # a dead scheduler: nothing left to close
-                pass
-            finally:
-                if self.cluster is not None:
-                    try:
-                        self.cluster.close(timeout=min(self.timeout, 10.0))
-                    except Exception:
-                        pass
-
-
-@contextmanager
-def _quiet_dask() -> Iterator[None]:
-    """Silence Dask's and Tornado's loggers (the run reports failures in its own words)."""
-    import logging
-
-    quiet = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
-    levels = [log.level for log in quiet]
-    for log in quiet:
-        log.setLevel(logging.CRITICAL + 1)
-    try:
-        yield
-    finally:
-        for log, level in zip(quiet, levels, strict=True):
-            log.setLevel(level)
-
-
 # ------------------------------------------------------------------ choosing one
-def parse_scheduler(address: str) -> tuple[str, Any]:
-    """``("local", N)`` for ``local:N``, ``("remote", address)`` for ``tcp://HOST:PORT``.
-
-    Raises
-    ------
-    ValueError
-        For anything else.
-    """
-    text = address.strip()
-    if text.startswith("local:"):
-        count = text.removeprefix("local:")
-        if not count.isdigit() or int(count) < 1:
-            raise ValueError(f"scheduler {address!r}: local:N needs a worker count N >= 1")
-        return "local", int(count)
-    for scheme in ("tcp://", "tls://", "ucx://", "inproc://"):
-        if text.startswith(scheme):
-            rest = text.removeprefix(scheme)
-            host, sep, port = rest.rpartition(":")
-            if scheme != "inproc://" and (not sep or not host or not port.isdigit()):
-                raise ValueError(f"scheduler {address!r} must look like {scheme}HOST:PORT")
-            if scheme != "inproc://" and not 1 <= int(port) <= 65535:
-                raise ValueError(f"scheduler {address!r}: the port must be 1-65535, got {port}")
-            return "remote", text
-    raise ValueError(
-        f"scheduler {address!r} must be tcp://HOST:PORT (a running Dask scheduler) or local:N"
-    )
-
-
-def _import_distributed() -> Any:
-    try:
-        import distributed
-    except ImportError:
-        raise RunnerError(
-            "the --scheduler option needs Dask: pip install 'finetune-theory[dask]'"
-        ) from None
-    return distributed
-
-
-def probe_scheduler(address: str, timeout: float) -> None:
-    """Check that a Dask scheduler answers at ``address`` within ``timeout`` seconds.
-
-    A refused connection fails at once; a port where nothing answers, or where something other
-    than a Dask scheduler answers (a web server, a silent TCP server), fails within
-    ``timeout``. Nothing is left running either way.
-
-    Raises
-    ------
-    RunnerError
-        With one line saying what was found at ``address``.
-    """
-    import asyncio
-
-    scheme, _, rest = address.partition("://")
-    if scheme in ("tcp", "tls"):
-        host, _, port = rest.rpartition(":")
-        try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-        except ConnectionRefusedError:
-            raise RunnerError(
-                f"could not reach the Dask scheduler at {address}: nothing listens there "
-                "(connection refused)"
-            ) from None
-        except TimeoutError:
-            raise RunnerError(
-                f"could not reach the Dask scheduler at {address} within {timeout:g} s "
-                "(--connect-timeout)"
-            ) from None
-        except OSError as exc:
-            raise RunnerError(
-                f"could not reach the Dask scheduler at {address}: {exc.strerror or exc}"
-            ) from None
-
-    from distributed.core import rpc
-
-    async def identity() -> Any:
-        async with rpc(address, timeout=timeout) as scheduler:
-            return await scheduler.identity()
-
-    try:
-        with _quiet_dask():
-            info = asyncio.run(asyncio.wait_for(identity(), timeout))
-    except TimeoutError:
-        raise RunnerError(
-            f"could not reach the Dask scheduler at {address} within {timeout:g} s: something "
-            "there does not answer as a Dask scheduler (--connect-timeout)"
-        ) from None
-    except Exception as exc:
-        raise RunnerError(
-            f"could not reach the Dask scheduler at {address}: what answers there is not a "
-            f"Dask scheduler ({type(exc).__name__})"
-        ) from None
-    if not isinstance(info, dict) or info.get("type") != "Scheduler":
-        raise RunnerError(f"what answers at {address} is not a Dask scheduler")
-
-
-def _connect(address: str, timeout: float, run_timeout: float) -> DaskExecutor:
-    distributed = _import_distributed()
-    probe_scheduler(address, timeout)
-    try:
-        with _quiet_dask():
-            client = distributed.Client(address, timeout=f"{timeout}s", set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise RunnerError(
-            f"could not reach the Dask scheduler at {address} within {timeout:g} s ({exc})"
-        ) from None
-    return DaskExecutor(client, owns_client=True, pin_blas=True, timeout=run_timeout)
-
-
-def _local_cluster(workers: int, run_timeout: float) -> DaskExecutor:
-    distributed = _import_distributed()
-    import logging
-
-    with workers_ignore_sigint(), _quiet_dask():
-        cluster = distributed.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # a free port: never "8787 is already in use"
-            silence_logs=logging.CRITICAL,
-        )
-        try:
-            client = distributed.Client(cluster, set_as_default=False)
-        except BaseException:
-            cluster.close()
-            raise
-    return DaskExecutor(client, cluster, owns_client=True, pin_blas=True, timeout=run_timeout)
+def _check_workers(workers: Any) -> None:
+    """``ValueError`` unless ``workers`` is a whole number from 1 to :data:`MAX_WORKERS`."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    if workers > MAX_WORKERS:
+        raise ValueError(f"workers must be at most {MAX_WORKERS}, got {workers}")
 
 
 def make_executor(
@@ -584,29 +280,31 @@ def make_executor(
     Parameters
     ----------
     workers
-        Local worker processes (default: one per available core); ``1`` runs in this process.
-        Ignored when ``scheduler`` is given.
+        Local worker processes (default: one per available core), at most
+        :data:`MAX_WORKERS`; ``1`` runs in this process. Ignored when ``scheduler`` is given.
     scheduler
         ``tcp://HOST:PORT`` of a running Dask scheduler, or ``local:N`` to start a Dask
-        ``LocalCluster`` with ``N`` single-threaded workers.
+        ``LocalCluster`` with ``N`` single-threaded workers (at most :data:`MAX_WORKERS`).
     connect_timeout
         Seconds to wait for a remote scheduler to answer.
     timeout
-        Seconds a Dask run may go without workers or without its scheduler before it ends.
+        Seconds of wall time a Dask run may go without a finished unit while its scheduler
+        does not answer or its workers are gone or hung, before it ends.
     """
     if not connect_timeout > 0:
         raise ValueError(f"connect timeout must be > 0 seconds, got {connect_timeout}")
     if not timeout > 0:
         raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
     if scheduler is not None:
+        from ._dask import connect, local_cluster
+
         kind, target = parse_scheduler(scheduler)
         if kind == "local":
-            return _local_cluster(target, timeout)
-        return _connect(target, connect_timeout, timeout)
+            return local_cluster(target, timeout)
+        return connect(target, connect_timeout, timeout)
     if workers is None:
-        workers = default_workers()
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        workers = min(default_workers(), MAX_WORKERS)
+    _check_workers(workers)
     if workers == 1:
         return InlineExecutor()
     return ProcessExecutor(workers)

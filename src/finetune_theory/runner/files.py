@@ -3,7 +3,8 @@
 - :func:`atomic_write` is the one way the runner writes a CSV, a figure or the report: the
   bytes go to a unique temporary file in the target's folder, which is flushed, ``fsync``-ed and
   renamed over the target (``os.replace``, atomic on POSIX); the folder is then ``fsync``-ed so
-  the rename itself survives a power cut. A failure removes the temporary file.
+  the rename itself survives a power cut. A failure removes the temporary file. The file gets
+  the permissions the umask gives a new file (``0o666 & ~umask``), as ``open`` would.
 - :class:`FolderLock` is an exclusive ``flock`` on ``<folder>/.finetune-theory.lock`` (which
   holds the PID of its owner): a second run into the same folder is refused in one line.
 - :func:`remove_partials` deletes the temporary files a killed run left behind.
@@ -22,12 +23,37 @@ from typing import IO
 
 from .errors import FolderInUse, OutputError, is_disk_full
 
-__all__ = ["atomic_write", "fsync_folder", "remove_partials", "FolderLock", "LOCK_NAME"]
+__all__ = [
+    "atomic_write",
+    "current_umask",
+    "fsync_folder",
+    "remove_partials",
+    "FolderLock",
+    "LOCK_NAME",
+]
 
 #: the name of the lock file of an output folder
 LOCK_NAME = ".finetune-theory.lock"
 #: temporary files of :func:`atomic_write` are named ``.<target name>.<random>.ftpart``
 _PARTIAL_SUFFIX = ".ftpart"
+
+
+def current_umask() -> int:
+    """This process's file-mode creation mask (read without changing it where possible).
+
+    >>> 0 <= current_umask() <= 0o777
+    True
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting it, then put it back at once
+    os.umask(mask)
+    return mask
 
 
 def fsync_folder(folder: Path) -> None:
@@ -79,6 +105,7 @@ def atomic_write(path: str | Path, data: bytes | str | Callable[[IO[bytes]], obj
             "wb", dir=folder, prefix=f".{path.name}.", suffix=_PARTIAL_SUFFIX, delete=False
         ) as fh:
             tmp_name = fh.name
+            os.fchmod(fh.fileno(), 0o666 & ~current_umask())  # as open() would create it
             if callable(data):
                 data(fh)
             else:
@@ -153,8 +180,9 @@ class FolderLock:
     refused: True
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, what: str = "output folder") -> None:
         self.folder = Path(folder)
+        self.what = what
         self.path = self.folder / LOCK_NAME
         self._fd: int | None = None
 
@@ -165,7 +193,7 @@ class FolderLock:
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
             raise OSError(
-                exc.errno, f"cannot write to the output folder {self.folder}: {reason}"
+                exc.errno, f"cannot write to the {self.what} {self.folder}: {reason}"
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -176,8 +204,9 @@ class FolderLock:
                 os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise FolderInUse(
-                    f"the output folder {self.folder} is in use by another run (PID {owner}); "
-                    "wait for it to end or choose another --out"
+                    f"the {self.what} {self.folder} is in use by another run (PID {owner}); "
+                    "wait for it to end",
+                    hint="other-out",
                 ) from None
             raise
         os.ftruncate(fd, 0)

