@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..runner.executors import MAX_WORKERS
+from ..runner._base import MAX_WORKERS  # light: the command must start fast
 from ._common import (
     PROG,
     formatter,
