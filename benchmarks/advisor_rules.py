@@ -39,8 +39,11 @@ import numpy as np  # noqa: E402
 from scipy.stats import norm  # noqa: E402
 
 import validate_advisor as bm  # noqa: E402
-from finetune_theory.advisor._advise import TIE_TOLERANCE, _pairs  # noqa: E402
-from finetune_theory.advisor._strategies import SIMPLICITY  # noqa: E402
+from finetune_theory.advisor import registered  # noqa: E402
+
+TIE_TOLERANCE = 0.3  # the earlier tie rule's tolerance, kept for the replay
+
+SIMPLICITY = registered()  # simplest first
 
 OBSERVED = ("as_is", "refit_intercept", "mean")
 
@@ -56,7 +59,7 @@ def collect(i: int, splits: int, seed: int) -> list[dict]:
         adv = bm.advise_split(sp)
         sq = bm.split_errors(sp)
         pred = {}
-        for src, st in _pairs(adv.source_names):
+        for src, st in adv.pairs():
             pred[(src, st)] = (
                 adv.predict_risk(src, st, n),
                 *adv.predict_interval(src, st, n),

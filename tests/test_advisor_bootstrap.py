@@ -8,13 +8,18 @@ draws, with the exact conditional excess risk of each fit.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
 
 from finetune_theory.advisor import advise
-from finetune_theory.advisor._strategies import USER_ALPHAS, RiskEngine, loo_ridge_excess
+from finetune_theory.advisor._bootstrap import loo_curves, loo_ridge_bootstrap
+from finetune_theory.advisor._constants import USER_ALPHAS
+
+
+def loo_ridge_excess(lam, energy, noise, n, alphas, draws=48, seed=1):
+    """Mean and standard error of the bootstrap's excess risk at one size."""
+    res = loo_ridge_bootstrap(lam, energy, noise, np.array([n]), alphas, draws, seed=seed)
+    return res.excess[:, 0], res.excess_se[:, 0]
 
 
 def _brute_force_loo(lam, energy, noise, n, alphas, reps, seed):
@@ -32,6 +37,7 @@ def _brute_force_loo(lam, energy, noise, n, alphas, reps, seed):
     return out.mean(), out.std(ddof=1) / np.sqrt(reps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "noise", "apart"), [(5, 0.6, True), (24, 0.5, False)])
 def test_bootstrap_matches_ridgecv_brute_force(n, noise, apart):
     d = 8
@@ -66,38 +72,43 @@ def test_bootstrap_is_deterministic_and_shares_designs_across_starts():
     assert zero[0] == 0.0
 
 
-def test_engine_curve_passes_through_the_labelled_n_and_decays_beyond_the_knots():
-    lam = np.linspace(2.0, 0.5, 10)
-    energy = np.vstack([np.full(10, 0.02), np.full(10, 0.2)])
-    eng = RiskEngine(
-        eigvals=lam,
-        energy=energy,
-        noise_var=0.25,
-        resid_var=np.array([0.5, 2.2, 2.2]),
-        as_is_mse=np.array([0.6]),
-        se_as_is=np.array([0.3]),
-        se_resid=np.array([0.3, 0.3, 0.3]),
-        n_labelled=7,
-    )
-    direct, _ = loo_ridge_excess(lam, energy, 0.25, 7, lam.mean() * USER_ALPHAS)
-    assert np.allclose(eng.loo_excess(np.array([7]))[:, 0], direct, rtol=1e-12)
-    top = int(eng._knots()[-1])
-    far = eng.loo_excess(np.array([top, 2 * top]))
-    assert np.allclose(far[:, 1], far[:, 0] / 2)
-    # the predicted MSE uses it: (E L + sigma^2)(1 + 1/n), E L at n - 1 centred rows -> n rows
-    got = eng.mse("finetune_ridge", np.array([7]))[0, 0]
-    assert got == pytest.approx((direct[0] + 0.25) * (1 + 1 / 7), rel=1e-12)
-    # the best-ridge deterministic equivalent (within 3 % of Monte Carlo at d = 10, docs/
-    # linear.md) is not above the bootstrap of the user's choice by more than that error (the
-    # bootstrap test above shows the choice costing more at n = 5)
-    eng_oracle = dataclasses.replace(eng, user_ridge=False)
-    oracle = eng_oracle.mse("scratch", np.array([7]))[0, 0]
-    assert oracle <= 1.03 * eng.mse("scratch", np.array([7]))[0, 0]
-    assert oracle != eng.mse("scratch", np.array([7]))[0, 0]
+def test_engine_curve_passes_through_its_knots_and_decays_beyond_them():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((14, 10)) * np.linspace(1.5, 0.5, 10)
+    y = x @ np.full(10, 0.3) + 0.5 * rng.standard_normal(14)
+    adv = advise(x, y, {"s": np.full(10, 0.25)}, X_unlabelled=rng.standard_normal((200, 10)))
+    eng = adv.engine
+    knots, res = eng._boot
+    assert 14 in knots and knots.min() == 3
+    got = eng.plain_ridge_excess("s", knots)
+    assert np.allclose(got, res.excess[0], rtol=1e-12)
+    top = int(knots[-1])
+    far = eng.plain_ridge_excess("s", np.array([top, 2 * top]))
+    assert far[1] == pytest.approx(far[0] / 2)
+    # the predicted MSE uses it: (f E L + sigma^2)(1 + 1/n)
+    f = adv.allowance["s"]
+    want = (f * res.excess[0, list(knots).index(14)] + eng.noise_var) * (1 + 1 / 14)
+    assert adv.predict_risk("s", "finetune_ridge", 14) == pytest.approx(want, rel=1e-12)
 
 
+def test_leave_one_out_on_the_rows_is_ridgecvs():
+    from sklearn.linear_model import RidgeCV
+
+    rng = np.random.default_rng(4)
+    for n, d in ((9, 14), (30, 5)):
+        x = rng.standard_normal((n, d)) + 2.0
+        z = rng.standard_normal((2, n)) + x[:, 0]
+        loo, resid = loo_curves(x, z, USER_ALPHAS)
+        for j in range(2):
+            cv = RidgeCV(alphas=USER_ALPHAS, store_cv_results=True).fit(x, z[j])
+            assert np.allclose(loo[j], cv.cv_results_.mean(axis=0), rtol=1e-8)
+            k = int(np.argmin(loo[j]))
+            assert np.allclose(resid[j] ** 2, cv.cv_results_[:, k], rtol=1e-8)
+
+
+@pytest.mark.slow
 def test_advised_user_ridge_against_ridgecv_on_a_planted_gaussian_problem():
-    """advise(excess_factor=1): finetune_ridge and scratch at n = 10 < d, fitted model."""
+    """advise(misspecification=False): finetune_ridge and scratch at n = 10 < d."""
     from sklearn.linear_model import RidgeCV
 
     rng = np.random.default_rng(7)
@@ -123,7 +134,7 @@ def test_advised_user_ridge_against_ridgecv_on_a_planted_gaussian_problem():
     for _ in range(4):
         x, y = draw(n)
         adv = advise(
-            x, y, {"src": ts}, X_unlabelled=draw(3000)[0], excess_factor=1.0, confidence=0.95
+            x, y, {"src": ts}, X_unlabelled=draw(3000)[0], misspecification=False, confidence=0.95
         )
         for k, src in (("finetune_ridge", "src"), ("scratch", None)):
             lo, hi = adv.predict_interval(src, k, n)

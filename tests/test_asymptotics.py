@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -10,6 +13,9 @@ from scipy.optimize import brentq
 
 from finetune_theory import asymptotics as asy
 from finetune_theory import covariance as cv
+from finetune_theory.asymptotics._dual import _dual_bias_weights
+from finetune_theory.asymptotics._equivalent import _isotropic_calibration, _isotropy
+from finetune_theory.asymptotics._finite_size import _inverse_trace_moments
 
 
 def _kappa_brentq(lam: np.ndarray, n: int) -> float:
@@ -109,6 +115,39 @@ def _delta(lam: np.ndarray, n: int, mu: float) -> float:
     return brentq(f, 0.0, hi, xtol=1e-300, rtol=1e-14)
 
 
+def _noise_eps_oracle(lam: np.ndarray, n: int, mu0: float) -> float:
+    """``eps`` of the noise factor from ``-1/2 d/dmu d/dt log D`` by finite differences.
+
+    ``D(t, mu) = mu delta + sum q (1 - q)`` for the spectrum ``lambda + t lambda^2`` (``delta``
+    by brentq), differentiated numerically: no formula of the package is used.
+    """
+
+    def log_d(t: float, mu: float) -> float:
+        lt = lam + t * lam**2
+        x = _delta(lt, n, mu)
+        q = lt * x / (1 + lt * x)
+        return float(np.log(mu * x + np.sum(q * (1 - q))))
+
+    ht = 1e-3 / lam.max()
+    hm = 1e-3 / _delta(lam, n, mu0)
+    mu = max(mu0, hm)  # one-sided in mu at mu0 = 0 is avoided by centring at mu = hm
+    cross = (
+        log_d(ht, mu + hm) - log_d(ht, mu - hm) - log_d(-ht, mu + hm) + log_d(-ht, mu - hm)
+    ) / (4 * ht * hm)
+    # at mu0 = 0 a second centred difference extrapolates the cross derivative back to 0
+    if mu0 == 0:
+        mu2 = 2 * hm
+        cross2 = (
+            log_d(ht, mu2 + hm) - log_d(ht, mu2 - hm) - log_d(-ht, mu2 + hm) + log_d(-ht, mu2 - hm)
+        ) / (4 * ht * hm)
+        cross = 2 * cross - cross2
+    c = -0.5 * cross
+    x = _delta(lam, n, mu0)
+    q = lam * x / (1 + lam * x)
+    rho = np.sum(q**2) / n
+    return float((1 - rho) ** 2 * c / rho)
+
+
 def _direction_oracle(lam: np.ndarray, n: int, i: int, ridge: float = 0.0) -> float:
     """One bias weight by the Laplace route, written out with scipy for the spectrum without i.
 
@@ -130,7 +169,7 @@ def _direction_oracle(lam: np.ndarray, n: int, i: int, ridge: float = 0.0) -> fl
     room = max(spread - qi * (1 - qi), 0.5 * spread)
     stretch = 1 + np.sum(oq**2 * (1 - oq)) / room**2
     rho_i = np.sum(oq**2) / n
-    eps = np.sum(q**2 * (1 - q)) / (n * np.sum(q * (1 - q)))
+    eps = _noise_eps_oracle(lam, n, mu0)
     r = (1 - rho_i) / max(1 - rho_i - eps, 0.5 * (1 - rho_i))
     # relative variance of tr A: implicit derivatives of delta(mu), written in the eigenvalues
     d0 = _delta(others, n, mu0)
@@ -153,7 +192,11 @@ def _direction_oracle(lam: np.ndarray, n: int, i: int, ridge: float = 0.0) -> fl
     t0, t1 = np.log(1e-12 / d0), np.log(60 * c * 2)
     ode = integrate.solve_ivp(
         lambda t, y: [np.exp(t) * _delta(others, n, mu0 + np.exp(t))],
-        (t0, t1), [d0 * np.exp(t0)], rtol=1e-11, atol=1e-14, dense_output=True,
+        (t0, t1),
+        [d0 * np.exp(t0)],
+        rtol=1e-11,
+        atol=1e-14,
+        dense_output=True,
     )
     phi0 = phi(mu0)
 
@@ -188,12 +231,17 @@ def test_anisotropic_weights_from_an_independent_oracle(ridge):
         np.testing.assert_allclose(eq.kappa, [k], rtol=1e-9)
         np.testing.assert_allclose(eq.rho, [rho], rtol=1e-9)
         np.testing.assert_allclose(eq.perp_weights[0], k / (lam + k), rtol=1e-9)
-        q = lam / (lam + k)
-        eps = np.sum(q**2 * (1 - q)) / (n * np.sum(q * (1 - q)))
-        np.testing.assert_allclose(eq.noise_factor, [rho / (1 - rho - eps)], rtol=1e-9)
-        weights = eq.bias_weights[0]
+        eps = _noise_eps_oracle(lam, n, 0.0)
+        np.testing.assert_allclose(eq.noise_factor, [rho / (1 - rho - eps)], rtol=1e-5)
+        # the isotropic calibration (tested on its own) taken out: the route itself
+        weights = eq.bias_weights[0] / _isotropic_calibration(50, np.array([n]))[0] ** _isotropy(
+            lam
+        )
     else:
-        weights = asy.ridge_equivalent(c, n, ridge).bias_weights[0]
+        req = asy.ridge_equivalent(c, n, ridge)
+        share = float(np.sum(lam / (lam + req.kappa[0])) / n)
+        factor = _isotropic_calibration(50, np.array([n]))[0] ** (share * _isotropy(lam))
+        weights = req.bias_weights[0] / factor
     for i in [0, 1, 3, 6, 12, 30, 49]:
         # the package's one Halley step and first-order moments of tr A for the spectrum
         # without i: within 2.5e-3 here (the largest q_i, 0.8)
@@ -212,7 +260,7 @@ def test_inverse_trace_moments_against_monte_carlo(a, n, ridge):
     k = asy.solve_kappa(lam, n)[0] if ridge == 0 else asy.solve_ridge_kappa(lam, n, ridge)[0]
     q = lam / (lam + k)
     c0 = n * ridge / k
-    mean, var = (m[0] for m in asy._inverse_trace_moments(q[None], np.zeros((1, 1)), [c0]))
+    mean, var = (m[0] for m in _inverse_trace_moments(q[None], np.zeros((1, 1)), [c0]))
     se_mean = tr.std(ddof=1) / np.sqrt(repeats) * k
     assert abs(tr.mean() * k - mean[0]) < 3 * se_mean + 0.003 * mean[0]
     # the first-order 1 / kappa is off by several standard errors here
@@ -236,9 +284,13 @@ def test_head_directions_are_learned_tail_directions_kept():
     assert eq.bias_weights[0, 0] == pytest.approx(wishart, rel=0.015)
     first_order = k**2 / spike / (1 - rho)
     assert first_order < 0.85 * wishart
-    # the bulk: each direction barely seen, weight lambda (1 - q)^2 / (1 - rho) to O(q^2 / n)
+    # the bulk: each direction barely seen, weight lambda (1 - q)^2 / (1 - rho) to first order,
+    # a little more with the finite-size noise term of the numerator (1500 designs of
+    # benchmarks/mc_references.simulate: 1.05215 +- 0.00003, the package -0.06 %, the first
+    # order -0.34 %)
     q = 1 / (1 + k)
-    assert eq.bias_weights[0, -1] == pytest.approx((1 - q) ** 2 / (1 - rho), rel=1e-3)
+    first_bulk = (1 - q) ** 2 / (1 - rho)
+    assert first_bulk < eq.bias_weights[0, -1] < 1.005 * first_bulk
 
 
 # ------------------------------------------------------------------ against Monte Carlo
@@ -331,13 +383,18 @@ def test_pinv_trace_matches_monte_carlo_on_both_sides_of_the_rank(n):
     assert abs(draws.mean() - eq.pinv_trace[0]) < 4 * se
 
 
-def test_pinv_trace_is_inverse_kappa_for_a_decaying_spectrum():
+def test_pinv_trace_is_inverse_kappa_with_the_central_limit_mean_factor():
+    """``E tr K^-1 = (1 / kappa) / (1 - sum q^2 (1 - q) / D^2)`` below the rank (the mean factor
+    of :func:`_inverse_trace_moments`, summed); its accuracy is held by
+    :func:`test_pinv_trace_against_stored_monte_carlo`."""
     cov = cv.power_law(400, 1.0)
     eq = asy.deterministic_equivalent(cov, 40)
-    assert eq.pinv_trace[0] == pytest.approx(1.0 / eq.kappa[0], rel=1e-12)
-    x = cov.sample(40, 3, batch=200)
-    mc = np.mean(np.sum(np.linalg.pinv(x) ** 2, axis=(-2, -1)))
-    assert mc == pytest.approx(eq.pinv_trace[0], rel=0.05)
+    k = eq.kappa[0]
+    q = cov.eigvals / (cov.eigvals + k)
+    x = np.sum(q**2 * (1 - q)) / np.sum(q * (1 - q)) ** 2
+    assert eq.pinv_trace[0] == pytest.approx(1.0 / k / (1 - x), rel=1e-12)
+    mean, _ = _inverse_trace_moments(q[None], np.zeros((1, 1)), [0.0])
+    assert 1 / (1 - x) == pytest.approx(mean[0, 0], rel=x)  # the same mean term, summed
 
 
 def test_zero_covariance_costs_no_noise() -> None:
@@ -451,8 +508,9 @@ def test_bias_weights_near_the_rank_against_monte_carlo() -> None:
     ns = np.array([40, 50, 54, 56, 58])
     eq = asy.deterministic_equivalent(c, ns)
     # k = d - n = 4 and 2 are the dual route alone (evaluated at 48 eigenvalues, interpolated)
+    calibration = _isotropic_calibration(d, ns) ** _isotropy(lam)
     for j in (3, 4):
-        dual = asy._dual_bias_weights(lam, np.unique(lam), d - int(ns[j]))
+        dual = _dual_bias_weights(lam, np.unique(lam), d - int(ns[j])) * calibration[j]
         np.testing.assert_allclose(np.sort(eq.bias_weights[j]), np.sort(dual), rtol=1e-4)
     tiny = asy.ridge_equivalent(c, ns, 1e-12).bias_weights
     np.testing.assert_allclose(tiny, eq.bias_weights, rtol=1e-6)
@@ -466,3 +524,124 @@ def test_bias_weights_near_the_rank_against_monte_carlo() -> None:
         total = w.sum(axis=1)
         se = total.std(ddof=1) / np.sqrt(total.size)
         assert abs(eq.bias_weights[j].sum() - total.mean()) < 3 * se + 0.015 * total.mean(), n
+
+
+# ------------------------------------------------ accuracy against stored Monte Carlo
+#: the references of ``benchmarks/mc_references.py`` (seeded; its command, the draws and the
+#: standard errors are stored in the file)
+REFERENCES = Path(__file__).resolve().parent / "data" / "finite_size_mc.json"
+
+
+def _reference_settings() -> list[dict]:
+    return json.loads(REFERENCES.read_text(encoding="utf-8"))["settings"]
+
+
+def _reference_spectrum(s: dict) -> np.ndarray:
+    if s["eigvals"] is not None:
+        return np.array(s["eigvals"])
+    d, name = s["d"], s["spectrum"]
+    i = np.arange(1, d + 1, dtype=np.float64)
+    spikes = {"ten spikes 100 on 1": 10, "three spikes 100 on 1": 3}
+    if name in spikes:
+        return np.r_[[100.0] * spikes[name], np.ones(d - spikes[name])]
+    assert name.startswith("i^-"), name
+    return i ** -float(name[3:])
+
+
+def _reference_prediction(s: dict, lam: np.ndarray):
+    c = cv.Covariance(lam)
+    if s["ridge"] > 0:
+        return asy.ridge_equivalent(c, s["n"], s["ridge"])
+    return asy.deterministic_equivalent(c, s["n"])
+
+
+def _allowance(s: dict) -> float:
+    """The stated accuracy goal: 2 % at d >= 300 (4 % for the bias below n = 50), 3 % near
+    the rank at d = 60 (k = d - n <= 12), 4 % for ridge at d = 60."""
+    if s["d"] >= 300:
+        return 0.02
+    return 0.04 if s["ridge"] > 0 else 0.03
+
+
+_SETTINGS = _reference_settings() if REFERENCES.exists() else []
+
+
+def _setting_id(s: dict) -> str:
+    return f"{s['spectrum']}-d{s['d']}-n{s['n']}-ridge{s['ridge']:g}"
+
+
+@pytest.mark.parametrize("s", _SETTINGS, ids=_setting_id)
+def test_noise_factor_against_stored_monte_carlo(s: dict) -> None:
+    """The derived finite-size noise factor, within the goal plus 3 standard errors."""
+    eq = _reference_prediction(s, _reference_spectrum(s))
+    mean, se = s["noise"]
+    pred = float(eq.noise_factor[0])
+    assert abs(pred - mean) <= _allowance(s) * mean + 3 * se, (pred, mean, se)
+
+
+@pytest.mark.parametrize("s", _SETTINGS, ids=_setting_id)
+def test_bias_weights_against_stored_monte_carlo(s: dict) -> None:
+    """Bias weights summed over blocks of directions (the risk of a difference spread over
+    the block), within twice the goal (4 % at d >= 300) plus 3 standard errors."""
+    eq = _reference_prediction(s, _reference_spectrum(s))
+    w = eq.bias_weights[0]
+    for lo, hi, mean, se in s["bias"]:
+        pred = float(w[lo:hi].sum())
+        assert abs(pred - mean) <= 2 * _allowance(s) * mean + 3 * se, (lo, hi, pred, mean, se)
+
+
+def test_the_stored_references_tell_the_fitted_noise_form_apart() -> None:
+    """The fitted ``eps = sum q^2 (1 - q) / (n sum q (1 - q))`` the derived form replaces is
+    +5.7 % off on ten spikes at d = 300, n = 10 (+6.7 % at n = 5): outside the band of
+    :func:`test_noise_factor_against_stored_monte_carlo`, so that test can fail."""
+    spikes = [s for s in _SETTINGS if s["spectrum"] == "ten spikes 100 on 1" and s["d"] == 300]
+    assert spikes
+    for s in spikes:
+        lam = _reference_spectrum(s)
+        kappa = asy.solve_kappa(lam, s["n"])[0]
+        q = lam / (lam + kappa)
+        rho = (q * q).sum() / s["n"]
+        eps = (q * q * (1 - q)).sum() / (s["n"] * (q * (1 - q)).sum())
+        fitted = rho / (1 - rho - eps)
+        mean, se = s["noise"]
+        assert abs(fitted - mean) > _allowance(s) * mean + 3 * se
+
+
+@pytest.mark.parametrize("s", [s for s in _SETTINGS if s["ridge"] == 0], ids=_setting_id)
+def test_pinv_trace_against_stored_monte_carlo(s: dict) -> None:
+    """``E ||X^+||_F^2 = E tr K^-1`` with the central-limit mean factor, within the goal plus 3
+    standard errors (``1 / kappa`` alone is 1-48 % low in these settings)."""
+    eq = _reference_prediction(s, _reference_spectrum(s))
+    mean, se = s["inverse_trace"]
+    assert abs(float(eq.pinv_trace[0]) - mean) <= _allowance(s) * mean + 3 * se
+    assert abs(1.0 / float(eq.kappa[0]) - mean) > 0.01 * mean  # what the factor corrects
+
+
+@pytest.mark.parametrize("d", [12, 60, 300])
+def test_continuous_across_the_isotropic_branch(d: int) -> None:
+    """Perturbing one eigenvalue of an isotropic covariance by ``1e-9`` leaves the exact branch;
+    every output moves by no more than the perturbation does (here below ``1e-8``)."""
+    ns = np.unique(np.linspace(1, d - 2, 7).astype(int))
+    exact = asy.deterministic_equivalent(cv.isotropic(d), ns)
+    lam = np.ones(d)
+    lam[0] += 1e-9
+    near = asy.deterministic_equivalent(cv.Covariance(lam), ns)
+    assert exact.exact and not near.exact
+    for name in ("bias_weights", "noise_factor", "pinv_trace"):
+        a, b = getattr(exact, name), getattr(near, name)
+        np.testing.assert_allclose(
+            b.sum(axis=-1) if b.ndim > 1 else b,
+            a.sum(axis=-1) if a.ndim > 1 else a,
+            rtol=1e-8,
+            err_msg=name,
+        )
+
+
+@pytest.mark.parametrize("c", [cv.power_law(40, 1.5), cv.spiked(40, (30.0, 10.0))], ids=str)
+def test_noise_factor_infinite_from_one_below_the_rank(c) -> None:
+    """``E ||X^+ xi||^2`` diverges for ``n`` in ``{r - 1, r, r + 1}`` whatever the covariance;
+    finite elsewhere (the capped series stays finite at ``n = r - 2``)."""
+    eq = asy.deterministic_equivalent(c, np.arange(1, 46))
+    assert np.all(np.isinf(eq.noise_factor[38:41]))
+    assert np.all(np.isfinite(eq.noise_factor[:38])) and np.all(np.isfinite(eq.noise_factor[41:]))
+    assert np.all(np.isinf(eq.pinv_trace[38:41])) and np.all(np.isfinite(eq.pinv_trace[:38]))

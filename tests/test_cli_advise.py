@@ -30,7 +30,7 @@ def _files(tmp_path):
     y = x @ theta + 0.3 * rng.standard_normal(12)
     pd.DataFrame(x, columns=cols).assign(y=y).to_csv(tmp_path / "t.csv", index=False)
     (tmp_path / "near.json").write_text(json.dumps({"coef": list(theta + 0.01), "intercept": 0}))
-    (tmp_path / "far.json").write_text(json.dumps({"coef": list(-theta)}))
+    (tmp_path / "far.json").write_text(json.dumps({"coef": list(-theta), "intercept": 0.5}))
     return ["--data", str(tmp_path / "t.csv"), "--target", "y"]
 
 
@@ -176,6 +176,99 @@ def test_risk_perturbation_is_named_and_eps_is_a_requested_risk(capsys):
     )
     assert f"fine-tuned: excess risk 0.2 first reached at n = {need}" in out
     assert "perturbation=0.5" in out
+
+
+def test_n_max_below_the_labelled_n_is_explained(tmp_path, capsys):
+    args = _files(tmp_path)
+    err = _error(capsys, ["advise", *args, "--n-max", "5"])
+    assert "--n-max 5" in err and "12 labelled rows" in err and "inf" not in err
+
+
+def test_a_source_json_without_intercept_is_refused(tmp_path, capsys):
+    args = _files(tmp_path)
+    coef = list(np.ones(30))
+    (tmp_path / "noint.json").write_text(json.dumps({"coef": coef}))
+    err = _error(capsys, ["advise", *args, "--source", str(tmp_path / "noint.json")])
+    assert "'intercept'" in err and "0 if the model has none" in err
+    (tmp_path / "bare.json").write_text(json.dumps(coef))
+    err = _error(capsys, ["advise", *args, "--source", str(tmp_path / "bare.json")])
+    assert '"intercept"' in err
+
+
+def test_empty_features_and_unknown_target_say_what_to_do(tmp_path, capsys):
+    args = _files(tmp_path)
+    err = _error(capsys, ["advise", *args, "--features", ""])
+    assert "--features is empty" in err
+    data = args[1]
+    err = _error(capsys, ["advise", "--data", data, "--target", "nope"])
+    assert "nope" in err and "... (21 more)" in err  # 31 columns, 10 listed
+
+
+def test_a_huge_value_names_its_column_in_one_line(tmp_path, capsys):
+    args = _files(tmp_path)
+    frame = pd.read_csv(args[1])
+    frame.loc[3, "x7"] = 1e200
+    frame.to_csv(tmp_path / "huge.csv", index=False)
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")  # no warning before the error
+        err = _error(capsys, ["advise", "--data", str(tmp_path / "huge.csv"), "--target", "y"])
+    assert "'x7'" in err and "too large" in err and "NaN" not in err
+
+
+def test_a_constant_column_is_dropped_and_folded_into_the_intercept(tmp_path, capsys):
+    """A column constant on the labelled rows no longer stops the advice: the source's
+    coefficient on it joins its intercept, and the advice says so."""
+    args = _files(tmp_path)
+    frame = pd.read_csv(args[1])
+    frame["cd"] = 2.0
+    frame.to_csv(tmp_path / "const.csv", index=False)
+    src = json.loads((tmp_path / "near.json").read_text())
+    names = [f"x{i}" for i in range(30)]
+    src["coef"] = dict(zip(names, src["coef"], strict=True)) | {"cd": 0.25}
+    (tmp_path / "cd.json").write_text(json.dumps(src))
+    argv = ["advise", "--data", str(tmp_path / "const.csv"), "--target", "y"]
+    assert main([*argv, "--source", str(tmp_path / "cd.json"), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["dropped_columns"] == {"cd": 2.0}
+    assert any("'cd'" in a and "intercept" in a for a in data["assumptions"])
+    # the same advice as without the column and with the intercept moved by 0.25 * 2
+    moved = dict(src, coef={k: v for k, v in src["coef"].items() if k != "cd"}, intercept=0.5)
+    (tmp_path / "moved.json").write_text(json.dumps(moved))
+    plain = ["advise", *args, "--source", str(tmp_path / "moved.json"), "--format", "json"]
+    assert main(plain) == 0
+    other = json.loads(capsys.readouterr().out)
+    assert other["rows"][0]["risk@12"] == pytest.approx(data["rows"][0]["risk@12"], rel=1e-9)
+
+
+def test_the_table_fits_80_columns_with_a_legend(tmp_path):
+    from finetune_theory.advisor import advise
+
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((20, 6))
+    y = x.sum(axis=1) + rng.standard_normal(20)
+    srcs = {"a pretty long source name": np.ones(6), "another long one": -np.ones(6)}
+    adv = advise(x, y, srcs, eps=1.0)
+    text = adv.summary(width=80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text and "..." not in text
+    assert "S1 = a pretty long source name" in " ".join(text.split())
+    marked = [ln for ln in text.splitlines() if ln.startswith(("│*", "|*"))]
+    assert len(marked) == 1
+    rec = adv.recommendation
+    abbrev = adv.strategies[rec.strategy].abbrev
+    assert abbrev in marked[0]
+
+
+def test_help_does_not_import_scipy():
+    code = (
+        "import sys; from finetune_theory.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('scipy' in sys.modules, 'finetune_theory.advisor' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out[-2:] == ["False", "False"]
 
 
 def test_main_help_lists_advise(capsys):

@@ -34,8 +34,6 @@ PUBLIC_MODULES = [
 #: public module that exports it. This list only shrinks: a name that gains an Examples
 #: section must leave it (the test says so), and no name may join it.
 WITHOUT_EXAMPLES = {
-    "finetune_theory.advisor.Advice",
-    "finetune_theory.advisor.Recommendation",
     "finetune_theory.asymptotics.DeterministicEquivalent",
     "finetune_theory.asymptotics.RidgeEquivalent",
     "finetune_theory.asymptotics.deterministic_equivalent",
@@ -104,7 +102,6 @@ WITHOUT_EXAMPLES = {
     "finetune_theory.runner.make_executor",
     "finetune_theory.runner.reproduce",
     "finetune_theory.runner.run_sweep",
-    "finetune_theory.runner.unit_seed",
     "finetune_theory.teachers.TeacherPair",
     "finetune_theory.teachers.placed_pair",
     "finetune_theory.teachers.profiled_deltas",

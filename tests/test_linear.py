@@ -605,3 +605,52 @@ def test_expected_risk_with_zero_covariance_is_zero_even_with_noise() -> None:
     sim = lin.simulate_risk(cov, [1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1, 2, 5], noise=0.7)
     np.testing.assert_array_equal(risk, 0.0)
     np.testing.assert_array_equal(sim.mean, 0.0)
+
+
+@pytest.mark.parametrize(
+    "cov",
+    [cv.power_law(60, 1.0), cv.power_law(60, 2.5), cv.spiked(60, [30.0, 10.0]), cv.isotropic(60)],
+)
+@pytest.mark.parametrize("noise", [0.0, 0.3])
+def test_bracket_and_bisect_give_the_first_n_of_the_full_scan(cov, noise):
+    # the search evaluates O(log r) sizes; the answer must be the first n of a scan of every
+    # n, also where eps is exactly a value on the curve and where the noise makes it rise
+    rng = np.random.default_rng(3)
+    ts, tt = rng.standard_normal(60) * 0.3, rng.standard_normal(60)
+    ns = np.arange(1, 70)
+    curve = lin.expected_risk(cov, ts, tt, ns, noise=noise)
+    finite = curve[np.isfinite(curve) & (curve > 0)]
+    levels = list(finite[rng.choice(finite.size, 6, replace=False)])  # exactly on the curve
+    levels += list(np.geomspace(finite.min() * 1.01, finite.max(), 5))
+    levels += [finite.min() * 0.999, finite.min()]  # just below / at the lowest point
+    # the scans, once: a row has the same bits alone or in a batch, so one long curve serves
+    # every level (the ones above the rank reach the least-squares noise floor)
+    top = 70 + int(noise**2 * 60 / min(levels)) + 5
+    grid = np.arange(1, top)
+    tuned = lin.expected_risk(cov, ts, tt, grid, noise=noise)
+    scratch = lin.expected_risk(cov, np.zeros(60), tt, grid, noise=noise)
+    source = float(cv.as_covariance(cov).quad(ts - tt))
+
+    def first(curve, eps, start):
+        if start <= eps:
+            return 0
+        return int(grid[np.flatnonzero(curve <= eps)[0]])
+
+    for eps in levels:
+        out = lin.sample_complexity_reduction(cov, ts, tt, eps, noise=noise)
+        assert out.n_finetune == first(tuned, eps, source), eps
+        assert out.n_scratch == first(scratch, eps, float(cv.as_covariance(cov).quad(tt))), eps
+        assert lin.sample_complexity(cov, ts, tt, eps, noise=noise) == out.n_finetune
+
+
+def test_similarity_split_and_covariance_error_beyond_n_two():
+    # Sigma = diag(4, 2, 1, 0.5), Delta = (1, 1, 1, 1). At n = 6 the default split is
+    # n // 2 = 3 (clipped to d - 1 = 3): tail 0.5, head (1/4 + 1/2 + 1) (0.5 / 6)^2. At n = 1
+    # the effective rank r_0 = 7.5 / 4 exceeds n, so the covariance error is lambda_1 r_0 / n
+    # (the linear branch of max(sqrt(r_0 / n), r_0 / n)): 4 * 1.875 = 7.5, times ||Delta||^2
+    cov = np.diag([4.0, 2.0, 1.0, 0.5])
+    ts, tt = np.ones(4), np.zeros(4)
+    out = lin.similarity(cov, ts, tt, [1, 6])
+    assert out["spectral"][1] == pytest.approx(0.5 + 1.75 * (0.5 / 6) ** 2, rel=1e-12)
+    assert out["euclidean_cov_error"][0] == pytest.approx(4 * 7.5, rel=1e-12)
+    assert out["euclidean_cov_error"][1] == pytest.approx(4 * 4 * np.sqrt(1.875 / 6), rel=1e-12)

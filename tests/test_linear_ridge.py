@@ -106,13 +106,11 @@ def test_ridge_risk_limits():
     tiny = linear.expected_risk(cov, ts, tt, ns[:2], ridge=1e-9)
     zero = linear.expected_risk(cov, ts, tt, ns[:2])
     np.testing.assert_allclose(tiny, zero, rtol=1e-5)  # noiseless: the interpolation risk
-    # with noise the limit is the first-order interpolation formula sigma^2 rho / (1 - rho)
-    # (the interpolation path adds its own finite-size correction on top)
-    from finetune_theory.asymptotics import deterministic_equivalent
-
-    eq = deterministic_equivalent(cov, ns[:2])
+    # with noise too: the ridge noise factor is the interpolation one at mu0 = n ridge -> 0
     noisy = linear.expected_risk(cov, ts, tt, ns[:2], noise=0.2, ridge=1e-9)
-    np.testing.assert_allclose(noisy, zero + 0.04 * eq.rho / (1 - eq.rho), rtol=1e-5)
+    np.testing.assert_allclose(
+        noisy, linear.expected_risk(cov, ts, tt, ns[:2], noise=0.2), rtol=1e-5
+    )
     own = float(((ts - tt) ** 2 * lam).sum())
     huge = linear.expected_risk(cov, ts, tt, ns, noise=0.3, ridge=1e9)
     np.testing.assert_allclose(huge, own, rtol=1e-6)

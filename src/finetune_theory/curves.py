@@ -41,14 +41,19 @@ def default_sample_sizes(d: int) -> list[int]:
     return sorted({int(n) for n in np.round(sizes) if 1 <= n < d})
 
 
-def _risk_at(
-    cov: Any, theta_source: np.ndarray, theta_target: np.ndarray, n: int, depth: float, noise: float
-) -> float:
-    """Expected excess risk at ``n`` samples: linear for depth 1, deep linear otherwise."""
+def _risks(
+    cov: Any,
+    theta_source: np.ndarray,
+    theta_target: np.ndarray,
+    ns: np.ndarray,
+    depth: float,
+    noise: float,
+) -> np.ndarray:
+    """Expected excess risks at every ``n`` in one call: linear for depth 1, deep otherwise."""
     if depth == 1:
         from . import linear
 
-        value = linear.expected_risk(cov, theta_source, theta_target, n, noise=noise)
+        value = linear.expected_risk(cov, theta_source, theta_target, ns, noise=noise)
     else:
         try:
             from . import deep_linear
@@ -56,8 +61,8 @@ def _risk_at(
             raise RunnerError(
                 f"depth > 1 needs finetune_theory.deep_linear, which cannot be imported ({exc})"
             ) from None
-        value = deep_linear.expected_risk(cov, theta_source, theta_target, n, depth, noise=noise)
-    return float(np.asarray(value))
+        value = deep_linear.expected_risk(cov, theta_source, theta_target, ns, depth, noise=noise)
+    return np.atleast_1d(np.asarray(value, dtype=np.float64))
 
 
 def learning_curve(
@@ -110,13 +115,12 @@ def learning_curve(
     source = np.asarray(pair.theta_source, dtype=np.float64)
     target = np.asarray(pair.theta_target, dtype=np.float64)
     zero = np.zeros_like(source)
-    rows = []
-    for n in ns:
-        tuned = _risk_at(cov, source, target, n, depth, noise)
-        scratch = _risk_at(cov, zero, target, n, 1, noise)
-        gain = scratch / tuned if tuned > 0 else math.inf
-        rows.append({"n": n, "fine_tuned": tuned, "from_scratch": scratch, "gain": gain})
-    return pd.DataFrame.from_records(rows)
+    sizes = np.array(ns, dtype=np.int64)
+    tuned = _risks(cov, source, target, sizes, depth, noise)
+    scratch = _risks(cov, zero, target, sizes, 1, noise)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = np.where(tuned > 0, scratch / np.where(tuned > 0, tuned, 1.0), math.inf)
+    return pd.DataFrame({"n": sizes, "fine_tuned": tuned, "from_scratch": scratch, "gain": gain})
 
 
 def plot_curve(curve: pd.DataFrame, path: str | Path, title: str = "") -> Path:

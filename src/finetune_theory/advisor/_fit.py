@@ -25,7 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ProfileFit", "TILTS", "helmert", "fit_profiles"]
+from .._numerics import TINY
+
+__all__ = ["ProfileFit", "TILTS", "helmert", "fit_profiles", "thin_svd"]
 
 #: grid of tilts t (energy of the difference on the k-th eigen-direction ~ k^t)
 TILTS = np.linspace(-4.0, 4.0, 33)
@@ -118,8 +120,58 @@ def _fixed_noise_nll(
     return nll, grid
 
 
+def thin_svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``U, s, W^T`` of the thin SVD of ``a`` (m, d) from the smaller Gram matrix.
+
+    Singular values below ``1e-6`` of the largest are dropped (their squares are below the
+    Gram route's rounding).
+
+    Examples
+    --------
+    >>> a = np.random.default_rng(0).standard_normal((4, 7))
+    >>> u, s, wt = thin_svd(a)
+    >>> bool(np.allclose((u * s) @ wt, a))
+    True
+    """
+    m, d_all = a.shape
+    nz = np.flatnonzero(np.any(a != 0, axis=0))  # columns outside the rows' span are zero
+
+    a = a[:, nz] if nz.size < d_all else a
+    d = a.shape[1]
+    if m <= d:
+        g, u = np.linalg.eigh(a @ a.T)
+        order = np.argsort(g)[::-1]
+        g, u = g[order], u[:, order]
+        keep = g > _GRAM_RTOL * max(float(g[0]) if g.size else 0.0, TINY)
+        g, u = g[keep], u[:, keep]
+        sv = np.sqrt(g)
+        wt = (u.T @ a) / sv[:, None]
+    else:
+        g, w = np.linalg.eigh(a.T @ a)
+        order = np.argsort(g)[::-1]
+        g, w = g[order], w[:, order]
+        keep = g > _GRAM_RTOL * max(float(g[0]) if g.size else 0.0, TINY)
+        g, w = g[keep], w[:, keep]
+        sv = np.sqrt(g)
+        u = (a @ w) / sv[None, :]
+        wt = w.T
+    if d < d_all:
+        out = np.zeros((wt.shape[0], d_all))
+        out[:, nz] = wt
+        wt = out
+
+    return u, sv, wt
+
+
+#: squared singular values below this fraction of the largest are dropped by :func:`thin_svd`
+_GRAM_RTOL = 1e-12
+
+
 def fit_profiles(
-    p: np.ndarray, residuals: np.ndarray, noise_var: float | None = None
+    p: np.ndarray,
+    residuals: np.ndarray,
+    noise_var: float | None = None,
+    cache: dict | None = None,
 ) -> ProfileFit:
     """Fit the profile of each source by maximum marginal likelihood.
 
@@ -133,6 +185,8 @@ def fit_profiles(
     noise_var : float, optional
         Hold the label-noise variance at this value (shared by every source) and fit only
         ``(t, s)``; default: fit it too, per source.
+    cache : dict, optional
+        Keeps the decomposition of ``P D_t^{1/2}`` per tilt between calls on the same ``p``.
 
     Returns
     -------
@@ -149,12 +203,13 @@ def fit_profiles(
     best_noise = np.zeros(n_src)
     if noise_var is not None:  # a floor keeps the fixed-noise likelihood finite
         fixed = max(float(noise_var), 1e-10 * float(rr.mean()) / m, 1e-300)
+    cache = {} if cache is None else cache
     for t in TILTS:
-        dh = k ** (t / 2.0)
-        u, sv, _ = np.linalg.svd(p * dh, full_matrices=False)
+        if float(t) not in cache:  # (the right factor is not kept: d columns per tilt)
+            u, sv, _ = thin_svd(p * k ** (t / 2.0))
+            cache[float(t)] = (u, sv)
+        u, sv = cache[float(t)]
         g = sv * sv
-        keep = g > 1e-12 * max(g.max(initial=0.0), 1e-300)
-        u, g = u[:, keep], g[keep]
         if g.size == 0:
             continue
         gbar = g.mean()
@@ -206,7 +261,12 @@ def _posterior_energy(
 
 
 def _posterior_moments(
-    p: np.ndarray, res: np.ndarray, s: np.ndarray, t: float, noise_var: np.ndarray
+    p: np.ndarray,
+    res: np.ndarray,
+    s: np.ndarray,
+    t: float,
+    noise_var: np.ndarray,
+    svd: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Posterior mean ``mu_k`` and second moment ``mu_k^2 + var_k`` of ``c_k`` given ``r``.
 
@@ -217,10 +277,8 @@ def _posterior_moments(
     d = p.shape[1]
     k = np.arange(1, d + 1, dtype=np.float64)
     dh = k ** (t / 2.0)
-    u, sv, wt = np.linalg.svd(p * dh, full_matrices=False)
+    u, sv, wt = thin_svd(p * dh) if svd is None else svd
     g = sv * sv
-    keep = g > 1e-12 * max(g.max(initial=0.0), 1e-300)
-    u, sv, wt, g = u[:, keep], sv[keep], wt[keep], g[keep]
     s = s[:, None]
     sig = noise_var[:, None]
     denom = s * g[None, :] + sig  # (S, q)

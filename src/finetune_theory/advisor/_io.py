@@ -19,12 +19,13 @@ __all__ = [
     "Source",
     "as_inputs",
     "as_labels",
-    "check_not_constant",
     "check_writable",
     "load_sources",
     "read_csv",
 ]
 
+#: values above this overflow float64 when squared and summed: refused by column
+_HUGE = 1e150
 _INTERCEPT_KEYS = ("intercept", "(intercept)", "_intercept", "bias", "const")
 
 
@@ -72,24 +73,19 @@ def as_inputs(
         raise ValueError(
             f"{name} column {col} has {int(bad[:, j].sum())} missing or non-finite value(s)"
         )
+    huge = np.abs(arr) > _HUGE
+    if np.any(huge):
+        j = int(np.flatnonzero(huge.any(axis=0))[0])
+        col = repr(label[j]) if label is not None else str(j)
+        raise ValueError(
+            f"{name} column {col} holds a value of magnitude {float(np.abs(arr[:, j]).max()):.3g}"
+            ": too large to square in float64; rescale the column or check it for an entry error"
+        )
     if feature_names is not None and names is not None and list(feature_names) != names:
         raise ValueError(
             f"{name} has columns {names} but the labelled inputs have {list(feature_names)}"
         )
     return arr, names
-
-
-def check_not_constant(x: np.ndarray, names: Sequence[str] | None, name: str = "X") -> None:
-    """Raise when a column of ``x`` takes a single value."""
-    spread = np.ptp(x, axis=0)
-    const = np.flatnonzero(spread <= 1e-12 * np.maximum(np.abs(x).max(axis=0), 1e-300))
-    if const.size:
-        j = int(const[0])
-        col = repr(names[j]) if names is not None else str(j)
-        raise ValueError(
-            f"{name} column {col} is constant; it carries no information about the target "
-            "(and makes the covariance singular): drop it"
-        )
 
 
 def as_labels(y: Any, n: int, name: str = "y") -> np.ndarray:
@@ -111,6 +107,11 @@ def as_labels(y: Any, n: int, name: str = "y") -> np.ndarray:
     bad = ~np.isfinite(arr)
     if np.any(bad):
         raise ValueError(f"{name} has {int(bad.sum())} missing or non-finite value(s)")
+    if np.any(np.abs(arr) > _HUGE):
+        raise ValueError(
+            f"{name} holds a value of magnitude {float(np.abs(arr).max()):.3g}: too large to "
+            "square in float64; rescale the labels or check them for an entry error"
+        )
     return arr
 
 
@@ -171,7 +172,10 @@ def _from_json(path: Path, feature_names: Sequence[str] | None) -> tuple[np.ndar
     except json.JSONDecodeError as exc:
         raise ValueError(f"{what} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
     if isinstance(payload, list):
-        return _vector(payload, what), 0.0
+        raise ValueError(
+            f'{what} holds a bare list of coefficients; write it as {{"coef": [...], '
+            '"intercept": value}} (0 if the model has no intercept)'
+        )
     if not isinstance(payload, dict):
         raise ValueError(
             f"{what} must hold an object with the keys 'coef' (a list, or a mapping feature "
@@ -183,6 +187,12 @@ def _from_json(path: Path, feature_names: Sequence[str] | None) -> tuple[np.ndar
                 f"{what} has the keys {sorted(map(str, payload))[:5]}; expected the keys "
                 "'coef' (a list, or a mapping feature name -> coefficient) and 'intercept'"
             )
+    keys = {str(k).lower() for k in payload}
+    if not keys & set(_INTERCEPT_KEYS):
+        raise ValueError(
+            f"{what} has no 'intercept'; add \"intercept\": value (0 if the model has none): "
+            "a missing intercept would silently be taken as 0"
+        )
     if "coef" in payload:
         intercept = _finite(payload.get("intercept", 0.0), f"{what} intercept")
         coef = payload["coef"]

@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..advisor._io import check_writable, read_csv
 from ._common import formatter, positive_float, positive_int
 
 _ADVISE_EPILOG = """\
@@ -18,8 +17,10 @@ examples:
       --unlabelled more_inputs.csv --eps 0.1 --json advice.json --plot advice.png
   finetune-theory advise --data target.csv --target y --source a.json --format csv
 
-A source file is JSON {"coef": {feature: value, ...} or [values], "intercept": value}, or a
-CSV (one row with a header of feature names, or two columns feature,coefficient).
+A source file is JSON {"coef": {feature: value, ...} or [values], "intercept": value} (the
+intercept is required: write 0 if the model has none), or a CSV (one row with a header of
+feature names, or two columns feature,coefficient). A feature constant on the labelled rows is
+dropped and each source's coefficient on it folded into its intercept (the advice says so).
 """
 
 
@@ -98,19 +99,37 @@ def _use_example(args: argparse.Namespace) -> None:
         raise ValueError("--data and --target are required (or --example for a demonstration)")
 
 
+def _columns(cols: Any, limit: int = 10) -> str:
+    names = [str(c) for c in cols]
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (f", ... ({more} more)" if more > 0 else "")
+
+
 def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    from ..advisor._io import read_csv
+
     _use_example(args)
     table = read_csv(args.data, "--data")
     if args.target not in table.columns:
         raise ValueError(
             f"--target column {args.target!r} is not in {Path(args.data).name!r} "
-            f"(columns: {', '.join(map(str, table.columns[:10]))})"
+            f"(columns: {_columns(table.columns)})"
         )
-    if args.features:
+    if args.features is not None:
         feats = [f.strip() for f in args.features.split(",") if f.strip()]
+        if not feats:
+            raise ValueError(
+                "--features is empty; give comma-separated column names, or leave it out to "
+                "use every column but the target"
+            )
         missing = [f for f in feats if f not in table.columns]
         if missing:
-            raise ValueError(f"--features columns not in --data: {', '.join(missing)}")
+            raise ValueError(
+                f"--features columns not in --data: {', '.join(missing)} (columns: "
+                f"{_columns(table.columns)})"
+            )
+        if args.target in feats:
+            raise ValueError(f"--features lists the --target column {args.target!r}")
     else:
         feats = [c for c in table.columns if c != args.target]
     if not feats:
@@ -137,7 +156,8 @@ def _cmd_advise(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from ..advisor import advise
+    from .. import advisor
+    from ..advisor._io import check_writable
 
     # fail before the analysis when an output cannot be written
     if args.json:
@@ -150,7 +170,12 @@ def _cmd_advise(args: argparse.Namespace) -> int:
     if not 0 < args.confidence < 1:
         raise ValueError(f"--confidence must lie in (0, 1), got {args.confidence}")
     X, y, unl = _read_cli_data(args)
-    advice = advise(
+    if args.n_max is not None and args.n_max < len(y):
+        raise ValueError(
+            f"--n-max {args.n_max} is below the {len(y)} labelled rows of --data; give at least "
+            f"{len(y)} (the advice is for the labelled n and beyond) or leave it out"
+        )
+    advice = advisor.advise(
         X,
         y,
         list(args.source) or None,
@@ -167,11 +192,19 @@ def _cmd_advise(args: argparse.Namespace) -> int:
         terminal = sys.stdout.isatty()
         # off a terminal nothing is cut: the whole table, however wide
         console = Console(width=None if terminal else 400, soft_wrap=not terminal)
-        console.print(advice.table())
-        for line in advice.lines():
+        width = console.width if terminal else None
+        console.print(advice.table(width))
+        narrow = width is not None and width < 120
+        for line in (advice.legend() if narrow else []) + advice.lines():
             console.print(line, highlight=False, markup=False)
     if args.json:
         advice.to_json(args.json)
     if args.plot:
-        advice.plot(args.plot)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        ax = advice.plot(path=args.plot)
+        plt.close(ax.figure)
     return 0

@@ -1,0 +1,46 @@
+"""The numerical constants of the finite-size routes, each with where its value comes from.
+
+They set quadrature resolutions and work sizes, not the formulas: each was chosen so that the
+result moves by less than the figure quoted when the constant is made finer (docs/linear.md,
+sections 3.2 and 3.3, where the comparisons are reported).
+"""
+
+from __future__ import annotations
+
+#: nodes per e-fold of the grid in ``y = log(kappa' / kappa - 1)`` of the Laplace route: the
+#: cumulative Simpson rule converges as ``h^4``; 3 nodes are within 4e-4 of a grid eight
+#: times finer
+NODES_PER_EFOLD = 3
+#: default lowest node of that grid (``log(kappa' / kappa - 1)``); lower where ``n (1 - rho)``
+#: is large, so that ``int_0^{nu_1} delta`` stays below 1e-7
+GRID_LOW = -18.0
+#: how far past each direction's decay scale the grid runs (``e^-45`` of the integrand left)
+GRID_REACH = 45.0
+#: most eigenvalues evaluated directly; beyond, a log-spaced set of them interpolated
+#: monotonically in ``log lambda`` (within 2e-5 of evaluating every eigenvalue)
+EVAL_EIGVALS = 160
+#: cells (rows x grid nodes x directions) per vectorised block: bounds the temporaries to
+#: about 32 MB each
+CHUNK_CELLS = 4_000_000
+#: probabilists' Gauss-Hermite nodes of the log-normal average over the scale of ``tr A``
+#: (the integrand is smooth in the log-scale; 5 nodes change the weights by under 1e-4)
+SCALE_NODES = 3
+#: below this first-node value of ``v`` the head of the outer integral is the closed-form
+#: ``P(2, v_1)``; above it (a huge ridge) the ``nu -> 0`` limit is integrated whole
+HEAD_SPLIT = 1e-3
+#: Gauss-Laguerre nodes of the dual route's ``v`` integral (agrees with a 300-node trapezoid
+#: in ``log v`` to 1e-6 at d = 30 and 200, k = 1, 3, 9)
+DUAL_NODES = 64
+#: most eigenvalues at which the dual route is evaluated (the others interpolated; totals
+#: within 6e-4 of evaluating every node at d = 200 and 2000)
+DUAL_EIGVALS = 48
+#: the dual route is used alone up to this many samples below the rank ...
+DUAL_FULL = 4
+#: ... and blended linearly into the Laplace route until this many
+DUAL_LAST = 10
+#: directions below this fraction of ``kappa`` enter the Laplace grid's spectral sums through
+#: a power series in ``lambda / kappa'`` (``kappa' >= kappa`` on the grid) ...
+TAIL_X = 0.05
+#: ... of this many terms (the first omitted term is below ``0.05^17 C(16, 2)`` = 1e-20
+#: of the sum): exact to rounding, at a cost independent of ``d``
+TAIL_TERMS = 16

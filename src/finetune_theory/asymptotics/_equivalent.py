@@ -1,0 +1,163 @@
+"""The deterministic equivalent of minimum-distance interpolation (``n`` below the rank)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._numerics import EIG_RTOL, TINY
+from .._validation import check_positive_int_array
+from ..covariance import Covariance, as_covariance
+from ._finite_size import _finite_size_forms
+from ._kappa import _first_order_weights, _fractions, numerical_rank, solve_kappa
+
+
+@dataclass(frozen=True)
+class DeterministicEquivalent:
+    """Per-direction weights of the asymptotic risk at each sample size.
+
+    Attributes
+    ----------
+    n : ndarray, shape (k,)
+    kappa, rho : ndarray, shape (k,)
+    bias_weights : ndarray, shape (k, d)
+        ``w_i``: the expected ``||P_perp theta||^2_Sigma`` is ``sum_i w_i <theta, v_i>^2``.
+    perp_weights : ndarray, shape (k, d)
+        The expected ``||P_perp theta||^2`` is ``sum_i perp_weights_i <theta, v_i>^2``.
+    noise_factor : ndarray, shape (k,)
+        Multiply by the noise variance for the noise part of the risk (may be ``inf``).
+    pinv_trace : ndarray, shape (k,)
+        ``E ||X^+||_F^2``, so that ``E ||X^+ xi||^2 = sigma^2 pinv_trace``: below the rank
+        ``1 / kappa`` with the central-limit mean factor (the exact isotropic value ``n /
+        (lambda (r - n - 1))`` when the covariance is isotropic), ``inf`` from ``n = r - 1``
+        to ``r + 1``, and the exact Wishart
+        value ``tr(Sigma_r^-1) / (n - r - 1)`` above it (``inf`` where it diverges).
+    rank : int
+        Numerical rank of the covariance.
+    exact : bool
+        True when the covariance is isotropic (on its range): the bias parts are then exact
+        expectations and ``noise_factor`` is the exact Wishart value.
+    """
+
+    n: np.ndarray
+    kappa: np.ndarray
+    rho: np.ndarray
+    bias_weights: np.ndarray
+    perp_weights: np.ndarray
+    noise_factor: np.ndarray
+    pinv_trace: np.ndarray
+    rank: int
+    exact: bool
+
+
+def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> DeterministicEquivalent:
+    """The deterministic equivalent of minimum-distance interpolation at each ``n``.
+
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+        Covariance of the Gaussian inputs.
+    n : int or array of int
+        Sample sizes (``>= 1``).
+
+    Returns
+    -------
+    DeterministicEquivalent
+    """
+    cov = as_covariance(cov)
+    lam = cov.eigvals
+    ns, _ = check_positive_int_array(n, "n")
+    r = numerical_rank(lam)
+    exact = r > 0 and bool(lam[0] - lam[r - 1] <= 1e-12 * lam[0])
+    kappa = solve_kappa(lam, ns)
+    nf = ns.astype(np.float64)
+    interp = ns < r
+    frac = _fractions(lam, kappa)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(interp, (frac**2).sum(axis=1) / nf, 1.0)
+        perp = np.where(interp[:, None], 1.0 - frac, 0.0)
+        perp = np.where(lam[None, :] > EIG_RTOL * max(lam[0], TINY), perp, 1.0)
+        if exact:
+            bias = np.where(interp[:, None], _first_order_weights(lam, frac, rho), 0.0)
+            # exact Wishart moments: n / (r - n - 1) below the rank, r / (n - r - 1) above it
+            below = np.where(r - nf - 1 > 0, nf / np.where(r - nf - 1 > 0, r - nf - 1, 1.0), np.inf)
+        else:
+            # finite-size forms (docs/linear.md, section 3): the noise factor rho / (1 - rho -
+            # eps), exact for isotropic covariances and infinite from n = r - 1 on, and bias
+            # weights with the leave-one-direction-out fluctuation of each learned direction
+            _, bias, below = _finite_size_forms(lam, kappa, frac, nf)
+            bias = bias * (_isotropic_calibration(r, ns) ** _isotropy(lam))[:, None]
+            below = np.where(nf >= r - 1, np.inf, below)
+            bias = np.where(interp[:, None], bias, 0.0)
+        above = np.where(nf - r - 1 > 0, r / np.where(nf - r - 1 > 0, nf - r - 1, 1.0), np.inf)
+        noise = np.where(interp, below, above)
+        lam_pos = lam[:r] if r > 0 else np.ones(1)
+        if exact:
+            pinv_below = below / lam_pos[0]
+        else:
+            # E tr K^-1: 1 / kappa times the central-limit mean factor 1 + sum q^2 (1 - q) /
+            # D^2 (section 3.2), summed as 1 / (1 - x) like the noise factor (exact for an
+            # isotropic covariance) and capped where x passes 1/2; infinite from n = r - 1
+            spread = (frac * (1.0 - frac)).sum(axis=1)
+            x = (frac * frac * (1.0 - frac)).sum(axis=1) / np.where(spread > 0, spread, 1.0) ** 2
+            pinv_below = 1.0 / np.where(kappa > 0, kappa, 1.0) / np.maximum(1.0 - x, 0.5)
+            pinv_below = np.where(nf >= r - 1, np.inf, pinv_below)
+        room = np.where(nf - r - 1 > 0, nf - r - 1, 1.0)
+        pinv_above = np.where(nf - r - 1 > 0, np.sum(1.0 / lam_pos) / room, np.inf)
+        pinv_trace = np.where(interp, pinv_below, pinv_above)
+    if r == 0:
+        # no direction has variance: X = 0, so X^+ = 0 and the label noise costs nothing
+        noise = np.zeros(ns.shape)
+        pinv_trace = np.zeros(ns.shape)
+    return DeterministicEquivalent(
+        n=ns,
+        kappa=kappa,
+        rho=np.where(interp, rho, 1.0),
+        bias_weights=bias,
+        perp_weights=perp,
+        noise_factor=noise,
+        pinv_trace=pinv_trace,
+        rank=r,
+        exact=exact,
+    )
+
+
+def _isotropy(lam: np.ndarray) -> float:
+    """``(sum lambda)^2 / (r sum lambda^2)``: 1 for an isotropic spectrum, ``~ 1 / r`` for one
+    direction; the share of :func:`_isotropic_calibration` a spectrum takes."""
+    pos = lam[lam > EIG_RTOL * max(float(lam.max()) if lam.size else 0.0, TINY)]
+    if pos.size == 0:
+        return 1.0
+    return float(pos.sum() ** 2 / (pos.size * (pos * pos).sum()))
+
+
+def _isotropic_calibration(r: int, ns: np.ndarray) -> np.ndarray:
+    """``(r - n) / sum_i w_i`` of the finite-size weights of the unit spectrum of rank ``r``.
+
+    The exact bias of an isotropic covariance of rank ``r`` totals ``r - n`` (docs/linear.md,
+    section 2); the finite-size route computes it within a few percent near the rank and at
+    small ``r``. A spectrum's weights are multiplied by this factor to the power
+    :func:`_isotropy`: all of it for an isotropic covariance, whose route is then exact, so
+    that the equivalent is continuous across the exact branch, and little of it for steep
+    spectra, whose route errors near the rank are not the isotropic ones (docs/linear.md,
+    section 3.2).
+    """
+    ns = np.asarray(ns, dtype=np.int64)
+    sizes, where = np.unique(ns, return_inverse=True)
+    factor = np.array([_isotropic_factor(r, int(m)) for m in sizes])
+    return factor[where.ravel()].reshape(ns.shape) if sizes.size else np.ones(ns.shape)
+
+
+@functools.lru_cache(maxsize=4096)
+def _isotropic_factor(r: int, n: int) -> float:
+    """One value of :func:`_isotropic_calibration` (kept: searches over ``n`` ask again)."""
+    if n >= r:
+        return 1.0
+    unit = np.ones(r)
+    kappa = np.array([r / n - 1.0])  # the root of n = r / (1 + kappa)
+    nf = np.array([float(n)])
+    _, bias, _ = _finite_size_forms(unit, kappa, _fractions(unit, kappa), nf)
+    return float((r - n) / bias.sum())

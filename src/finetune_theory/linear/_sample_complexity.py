@@ -1,0 +1,252 @@
+"""Sample complexity of fine-tuning and of training from scratch."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._risk import risk_setting
+from .._validation import check_nonnegative, check_positive, check_positive_int
+from ..asymptotics import deterministic_equivalent, numerical_rank
+from ..covariance import Covariance
+from ..exceptions import UnreachableRiskError
+from ._risk import _interpolation_risk
+
+
+@dataclass(frozen=True)
+class SampleComplexity:
+    """Samples needed to reach a risk, fine-tuning against training from scratch.
+
+    Attributes
+    ----------
+    eps : float
+    n_finetune, n_scratch : int
+    reduction : float
+        ``n_scratch / n_finetune``; ``inf`` when the source suffices (``n_finetune == 0``) and
+        scratch needs data, ``1`` when neither needs any. Keep the ``source_suffices`` cases
+        apart from true reductions; a value below 1 means fine-tuning needs *more* samples.
+    """
+
+    eps: float
+    n_finetune: int
+    n_scratch: int
+    reduction: float
+
+    @property
+    def source_suffices(self) -> bool:
+        """The source alone meets ``eps`` (``n_finetune == 0``): no target data is needed."""
+        return self.n_finetune == 0
+
+    @property
+    def helps(self) -> bool:
+        """Fine-tuning needs fewer samples than training from scratch (``reduction > 1``)."""
+        return self.reduction > 1
+
+
+def sample_complexity(
+    cov: Any,
+    theta_source: Any,
+    theta_target: Any,
+    eps: float,
+    *,
+    noise: float = 0.0,
+    n_max: int | None = None,
+) -> int:
+    """The smallest ``n`` whose expected risk (:func:`expected_risk`) is at most ``eps``.
+
+    Parameters
+    ----------
+    cov, theta_source, theta_target, noise
+        As for :func:`expected_risk`; ``theta_source = 0`` is training from scratch.
+    eps : float
+        Target excess risk, ``> 0``.
+    n_max : int, optional
+        Largest sample size allowed. Without it the answer always exists: noiseless, ``n``
+        equal to the rank of ``cov`` gives zero risk; with noise, least squares reaches any
+        ``eps`` once ``n > r + 1 + sigma^2 r / eps``.
+
+    Returns
+    -------
+    int
+        ``0`` when the source alone already meets ``eps`` (its risk ``||theta_S -
+        theta_T||^2_Sigma`` is at most ``eps``): no target sample is needed, and a ratio of
+        sample sizes against it is not a reduction (see :func:`sample_complexity_reduction`).
+
+    Raises
+    ------
+    UnreachableRiskError
+        When no ``n <= n_max`` reaches ``eps`` (the message gives the best risk on offer).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance
+    >>> c = covariance.isotropic(10)
+    >>> sample_complexity(c, np.zeros(10), np.ones(10), eps=5.0)  # (1 - n/10) * 10 <= 5
+    5
+    >>> sample_complexity(c, np.full(10, 0.9), np.ones(10), eps=0.5)  # the source suffices
+    0
+    """
+    c, ts, tt = risk_setting(cov, theta_source, theta_target)
+    eps = check_positive(eps, "eps")
+    sigma = check_nonnegative(noise, "noise")
+    if n_max is not None:
+        n_max = check_positive_int(n_max, "n_max")
+    curve = _RiskCurve(c, ts - tt, sigma)
+    return _smallest_n(curve, eps, n_max)
+
+
+class _RiskCurve:
+    """The expected risk of one covariance and noise level at any ``n``, each ``n`` once.
+
+    The rows of the deterministic equivalent are computed on demand and kept, so that a search
+    over ``n`` prepares the spectrum once and evaluates ``O(log r)`` sizes; the scratch and
+    fine-tuning searches of :func:`sample_complexity_reduction` share them. Each row has the
+    bits of :func:`expected_risk` at that ``n`` (rows are reduced one by one).
+    """
+
+    def __init__(self, c: Covariance, delta: np.ndarray, sigma: float) -> None:
+        self.cov = c
+        self.sigma = sigma
+        self.rank = numerical_rank(c.eigvals)
+        self.coords2 = c.coords(delta) ** 2
+        self.source_risk = float(c.quad(delta))
+        self._rows: dict[int, tuple[np.ndarray, float]] = {}
+
+    def with_delta(self, delta: np.ndarray) -> _RiskCurve:
+        """The same covariance, noise and computed rows for another difference ``delta``."""
+        other = _RiskCurve.__new__(_RiskCurve)
+        other.__dict__.update(self.__dict__)
+        other.coords2 = self.cov.coords(delta) ** 2
+        other.source_risk = float(self.cov.quad(delta))
+        return other
+
+    def __call__(self, ns: Any) -> np.ndarray:
+        ns = np.atleast_1d(np.asarray(ns, dtype=np.int64))
+        todo = sorted({int(m) for m in ns} - self._rows.keys())
+        if todo:
+            eq = deterministic_equivalent(self.cov, np.array(todo))
+            for j, m in enumerate(todo):
+                self._rows[m] = (eq.bias_weights[j], float(eq.noise_factor[j]))
+        weights = np.stack([self._rows[int(m)][0] for m in ns])
+        noise = np.array([self._rows[int(m)][1] for m in ns])
+        return _interpolation_risk(weights, noise, self.coords2, self.sigma)
+
+
+#: sizes per factor of two in the first look at the curve below the rank
+_PER_OCTAVE = 2
+
+
+def _smallest_n(curve: _RiskCurve, eps: float, n_max: int | None) -> int:
+    """:func:`sample_complexity` on a prepared curve (bracket, then bisect on ``n``).
+
+    Below the rank the risk falls with ``n`` (its bias) and, with noise, rises again close to
+    the rank (its noise factor diverges there): it is unimodal. Log-spaced sizes find the first
+    one at or below ``eps``; the first crossing lies between it and the size before, and
+    bisection finds it. When no size hits, the minimum is refined by a ternary search between
+    the neighbours of the lowest one, which finds a dip below ``eps`` between the sizes.
+    """
+    if curve.source_risk <= eps:
+        return 0  # the source suffices: with no target data the model is the source
+    sigma, r = curve.sigma, curve.rank
+    top = r if n_max is None else min(r, n_max)
+    best_n, best_risk = 0, math.inf
+    if top >= 1:
+        count = max(2, int(math.ceil(_PER_OCTAVE * math.log2(top))) + 1)
+        grid = np.unique(np.rint(np.geomspace(1, top, count)).astype(np.int64))
+        risk = curve(grid)
+        hits = np.flatnonzero(risk <= eps)
+        if hits.size == 0:
+            i = int(np.argmin(risk))
+            lo = int(grid[i - 1]) if i > 0 else 1
+            hi = int(grid[i + 1]) if i + 1 < grid.size else int(grid[i])
+            m = _lowest(curve, lo, hi)
+            best_n, best_risk = m, float(curve(m)[0])
+            if best_risk <= eps:
+                grid, hits = np.array([lo, m]), np.array([1])
+        if hits.size:
+            j = int(hits[0])
+            below, above = (int(grid[j - 1]) if j > 0 else 0), int(grid[j])
+            while above - below > 1:  # curve(below) > eps >= curve(above)
+                mid = (below + above) // 2
+                if curve(mid)[0] <= eps:
+                    above = mid
+                else:
+                    below = mid
+            return above
+    # above the rank only noise remains, sigma^2 r / (n - r - 1), decreasing in n
+    if sigma > 0:
+        # first guess from the formula, then settle the boundary on the very values that
+        # expected_risk returns, so that rounding cannot move the answer by one either way
+        guess = r + 1 + max(1, math.ceil(sigma**2 * r / eps))
+        window = np.arange(max(r + 2, guess - 2), guess + 3)
+        tail = curve(window)
+        n_ls = int(window[np.flatnonzero(tail <= eps)[0]]) if np.any(tail <= eps) else guess + 3
+        while float(curve(n_ls)[0]) > eps:
+            n_ls += 1
+    else:
+        n_ls = r
+    if n_max is None or n_ls <= n_max:
+        return int(n_ls)
+    raise UnreachableRiskError(
+        f"no n <= n_max = {n_max} reaches risk eps = {eps:.3g}: the lowest expected risk there "
+        f"is {best_risk:.3g} (at n = {best_n})"
+        + (f"; the label noise alone needs n >= {n_ls}" if sigma > 0 else "")
+    )
+
+
+def _lowest(curve: _RiskCurve, lo: int, hi: int) -> int:
+    """The ``n`` in ``[lo, hi]`` of lowest risk, by ternary search (the curve is unimodal)."""
+    while hi - lo > 2:
+        a, b = lo + (hi - lo) // 3, hi - (hi - lo) // 3
+        fa, fb = curve([a, b])
+        if fa <= fb:
+            hi = b
+        else:
+            lo = a
+    ns = np.arange(lo, hi + 1)
+    return int(ns[np.argmin(curve(ns))])
+
+
+def sample_complexity_reduction(
+    cov: Any,
+    theta_source: Any,
+    theta_target: Any,
+    eps: float,
+    *,
+    noise: float = 0.0,
+    n_max: int | None = None,
+) -> SampleComplexity:
+    """Samples needed by fine-tuning and by training from scratch, and their ratio.
+
+    See :func:`sample_complexity` for the arguments; scratch is ``theta_S = 0``. When the source
+    alone meets ``eps`` the fine-tuning count is ``0`` and ``reduction`` is ``inf``
+    (``SampleComplexity.source_suffices``), not a ratio of sample sizes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance
+    >>> c = covariance.isotropic(10)
+    >>> out = sample_complexity_reduction(c, np.zeros(10), np.ones(10), eps=5.0)
+    >>> out.n_finetune, out.n_scratch, out.reduction, out.helps
+    (5, 5, 1.0, False)
+    >>> sample_complexity_reduction(c, np.full(10, 0.9), np.ones(10), eps=0.5).source_suffices
+    True
+    """
+    c, ts, tt = risk_setting(cov, theta_source, theta_target)
+    eps = check_positive(eps, "eps")
+    sigma = check_nonnegative(noise, "noise")
+    if n_max is not None:
+        n_max = check_positive_int(n_max, "n_max")
+    tuned = _RiskCurve(c, ts - tt, sigma)
+    n_ft = _smallest_n(tuned, eps, n_max)
+    n_sc = _smallest_n(tuned.with_delta(-tt), eps, n_max)
+    if n_ft > 0:
+        reduction = n_sc / n_ft
+    else:
+        reduction = math.inf if n_sc > 0 else 1.0
+    return SampleComplexity(eps=float(eps), n_finetune=n_ft, n_scratch=n_sc, reduction=reduction)

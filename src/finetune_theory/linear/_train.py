@@ -1,0 +1,124 @@
+"""Gradient descent itself: ``train`` and its default step."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._training import Monitor, TrainResult, check_train_options, relative_movement
+from .._validation import as_array, as_matrix, output_like, regression_problem
+
+
+def default_lr(X: Any) -> np.ndarray | float:
+    """The default step of :func:`train`: ``1 / L`` with ``L = lambda_max(X^T X / n)``.
+
+    GD on the quadratic loss is stable for ``lr < 2 / L``; ``1 / L`` never raises the loss.
+    Batched over leading axes of ``X``; a zero design gets 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> default_lr(np.array([[2.0, 0.0], [0.0, 1.0]]))  # L = 4 / 2
+    0.5
+    """
+    x = as_matrix(X, "X", batch=True)
+    return output_like(_default_lr(x))
+
+
+def _default_lr(x: np.ndarray) -> np.ndarray:
+    top = np.asarray(np.linalg.norm(x, ord=2, axis=(-2, -1)) ** 2 / x.shape[-2], dtype=np.float64)
+    return np.where(top > 0, 1.0 / np.where(top > 0, top, 1.0), 1.0)
+
+
+def train(
+    X: Any,
+    y: Any,
+    theta_source: Any,
+    *,
+    lr: Any = None,
+    max_steps: int = 100_000,
+    tol: float = 1e-12,
+    strict: bool = True,
+) -> TrainResult:
+    """Full-batch gradient descent on ``(1/2n) ||X theta - y||^2`` from ``theta_source``.
+
+    Its limit is :func:`finetune`; the three ``train`` functions of the package share their
+    settings and result (:mod:`finetune_theory._training`).
+
+    Parameters
+    ----------
+    X, y, theta_source : arrays, shapes (..., n, d), (..., n), (..., d)
+        As for :func:`finetune`; leading axes are independent problems trained together.
+    lr : float or array, optional
+        Step size (one per problem, broadcast over the batch). Default :func:`default_lr`
+        per problem, ``1 / L`` with ``L`` the largest eigenvalue of ``X^T X / n``.
+    max_steps : int
+        Step budget.
+    tol : float
+        A problem stops when its loss is at most ``tol`` times the zero predictor's loss
+        ``(1/2n) ||y||^2`` (it interpolates), or when one step changed its loss by at most
+        ``max(tol, 8 eps)`` times the loss (least squares when ``n > d``).
+    strict : bool
+        Raise :class:`ConvergenceError` for problems still running after ``max_steps``
+        (default); with False return them with ``converged`` False.
+
+    Returns
+    -------
+    TrainResult
+        ``weights`` and ``theta`` are the final vector ``(..., d)``, ``start`` is
+        ``theta_source``; the other fields have the batch shape.
+
+    Raises
+    ------
+    DivergenceError
+        The loss blew up (the step is too large: GD is stable only for ``lr < 2 / L``).
+    ConvergenceError
+        Some problem did not stop within ``max_steps`` (with ``strict=True``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    >>> out = train(X, np.array([2.0, 1.0]), np.zeros(3), tol=1e-20)
+    >>> out.theta.round(8), bool(out.interpolated)
+    (array([2., 1., 0.]), True)
+    """
+    x, yy, ts = regression_problem(X, y, theta_source)
+    max_steps, tol = check_train_options(max_steps, tol)
+    n = x.shape[-2]
+    batch = x.shape[:-2]
+    if lr is None:
+        step = _default_lr(x)
+    else:
+        step = as_array(lr, "lr")
+        if np.any(step <= 0):
+            raise ValueError(f"lr must be > 0, got {float(step.min())}")
+        try:
+            step = np.broadcast_to(step, batch).astype(np.float64)
+        except ValueError:
+            raise ValueError(f"lr has shape {step.shape}, not broadcastable to {batch}") from None
+    theta = np.array(ts, dtype=np.float64, copy=True)
+    monitor = Monitor(yy, batch, tol, step, max_steps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(max_steps + 1):
+            res = np.einsum("...nd,...d->...n", x, theta) - yy
+            if not monitor.update(t, 0.5 * np.mean(res * res, axis=-1)) or t == max_steps:
+                break
+            g = np.einsum("...nd,...n->...d", x, res) / n
+            theta -= (step * monitor.active)[..., None] * g
+    monitor.finish(bool(strict))
+    diff = theta - ts
+    return TrainResult(
+        weights=theta,
+        theta=theta,
+        start=np.array(ts),
+        loss=monitor.loss,
+        steps=monitor.steps,
+        lr=step,
+        converged=monitor.converged,
+        interpolated=monitor.interpolated,
+        movement=relative_movement(np.sum(diff * diff, -1), np.sum(ts * ts, -1)),
+        history_steps=monitor.history_steps,
+        loss_history=monitor.loss_history,
+    )
