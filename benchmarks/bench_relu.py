@@ -36,21 +36,21 @@ def main(width: int = 10_000, n: int = 500, d: int = 50) -> None:
 
     t0 = time.perf_counter()
     pre = relu.pretrain(
-        theta_s, width=width, n_source=500, label_scale=scale, seed=1, lr_fraction=1.5
+        theta_s, width=width, n_source=500, label_scale=scale, seed=1, lr_fraction=1.5, tol=1e-8
     )
     t_pre = time.perf_counter() - t0
     print(
         f"pretraining: width {width}, 500 source samples, d={d}: {t_pre:.1f} s, "
-        f"{int(pre.steps)} steps, weights moved {float(pre.movement):.2%}"
+        f"{int(pre.training.steps)} steps, weights moved {float(pre.training.movement):.2%}"
     )
 
-    x = relu.sample_sphere(n, d, 2)
+    x = relu.sample_sphere(n, d, seed=2)
     y = scale * x @ theta_t
     results = {}
     for label, limit in ((f"{threads} BLAS thread(s)", None), ("1 BLAS thread", 1)):
         with threadpool_limits(limits=limit):
             t0 = time.perf_counter()
-            lr = relu.default_lr(x, pre.weights, fraction=1.5)
+            lr = relu.default_lr(x, y, pre.weights, fraction=1.5)
             res = relu.train(x, y, pre.weights, lr=lr, tol=1e-8)
             results[label] = (time.perf_counter() - t0, res)
     for label, (sec, res) in results.items():

@@ -32,9 +32,9 @@ RIDGE = f"{PKG}/asymptotics/_ridge.py"
 LIN_RISK = f"{PKG}/linear/_risk.py"
 LIN_SC = f"{PKG}/linear/_sample_complexity.py"
 LIN_SIM = f"{PKG}/linear/_similarity.py"
-DEEP = f"{PKG}/deep_linear/__init__.py"
+DEEP = f"{PKG}/deep_linear/_risk.py"
 CLOSED = f"{PKG}/deep_linear/_closed.py"
-RELU = f"{PKG}/relu.py"
+RELU = f"{PKG}/relu/_bound.py"
 
 T_ASYM = ["tests/test_asymptotics.py", "tests/test_linear.py"]
 #: the accuracy tests against the stored Monte Carlo and the exact cases: seconds per mutant

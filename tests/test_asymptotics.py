@@ -344,7 +344,7 @@ def test_noise_factor_up_to_the_rank_against_monte_carlo(spectrum):
     assert np.all(np.isfinite(eq.noise_factor[: d - 2]))
     rng = np.random.default_rng(11)
     for n in ns:
-        x = c.sample(int(n), rng, batch=repeats)
+        x = c.sample(int(n), seed=rng, batch=repeats)
         xi = rng.standard_normal((repeats, int(n)))
         gram = x @ np.swapaxes(x, -1, -2)
         w = np.einsum("rnd,rn->rd", x, np.linalg.solve(gram, xi[..., None])[..., 0])
@@ -377,7 +377,7 @@ def test_pinv_trace_matches_monte_carlo_on_both_sides_of_the_rank(n):
     # E ||X^+||_F^2: exact Wishart moments for an isotropic covariance, either side of d
     cov = cv.isotropic(30, scale=2.0)
     eq = asy.deterministic_equivalent(cov, n)
-    x = cov.sample(n, 7, batch=3000)
+    x = cov.sample(n, seed=7, batch=3000)
     draws = np.sum(np.linalg.pinv(x) ** 2, axis=(-2, -1))
     se = draws.std(ddof=1) / np.sqrt(draws.size)
     assert abs(draws.mean() - eq.pinv_trace[0]) < 4 * se

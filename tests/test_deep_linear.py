@@ -193,6 +193,77 @@ def test_batched_training_equals_separate_runs():
         assert one.steps == both.steps[b]
 
 
+def test_batches_of_any_shape_follow_the_leading_axes_convention():
+    # (2, 2, n, d) problems trained together equal the (4, n, d) batch, problem by problem
+    ts, tt, x, y = problem(batch=True, alpha=(0.5, 2.0, 1.0, 0.7), d=12, n=4)
+    w = dl.balanced_init(ts, 2, 3, seed=1)
+    flat = dl.train(x, y, w, lr=0.05)
+    grid = dl.train(
+        x.reshape(2, 2, 4, 12),
+        y.reshape(2, 2, 4),
+        [v.reshape(2, 2, *v.shape[1:]) for v in w],
+        lr=0.05,
+    )
+    assert grid.theta.shape == (2, 2, 12) and grid.steps.shape == (2, 2)
+    assert grid.loss_history.shape == (len(grid.history_steps), 2, 2)
+    np.testing.assert_array_equal(grid.theta.reshape(4, 12), flat.theta)
+    np.testing.assert_array_equal(grid.steps.ravel(), flat.steps)
+    np.testing.assert_array_equal(grid.weights[0].reshape(4, 3, 12), flat.weights[0])
+    # shared weights broadcast against a batch of designs; balanced_init takes (..., d) too
+    grid_init = dl.balanced_init(ts.reshape(2, 2, 12), 2, 3, seed=1)
+    np.testing.assert_array_equal(grid_init[1].reshape(4, 1, 3), w[1])
+    np.testing.assert_array_equal(dl.end_to_end(grid_init).reshape(4, 12).round(12), ts.round(12))
+    lr = dl.default_lr(x.reshape(2, 2, 4, 12), y.reshape(2, 2, 4), grid_init)
+    np.testing.assert_array_equal(lr.ravel(), dl.default_lr(x, y, w))
+
+
+def test_pretrain_keeps_the_leading_axes():
+    ts = np.stack([np.eye(4)[0], np.eye(4)[1]]).reshape(2, 1, 4)
+    pre = dl.pretrain(ts, cv.isotropic(4), n_source=8, depth=2, width=3, seed=0, tol=1e-10)
+    assert pre.theta.shape == (2, 1, 4) and pre.weights[0].shape == (2, 1, 3, 4)
+    assert np.shape(pre.source_error) == (2, 1) and np.all(pre.source_error < 1e-3)
+    np.testing.assert_allclose(dl.end_to_end(pre.weights), pre.theta, rtol=1e-12)
+
+
+def test_finetune_returns_one_type_and_return_scale_is_deprecated():
+    ts, tt, x, y = problem()
+    theta = dl.finetune(x, y, ts, 3)
+    assert isinstance(theta, np.ndarray) and theta.shape == ts.shape
+    with pytest.warns(DeprecationWarning, match="finetune_scale"):
+        pair = dl.finetune(x, y, ts, 3, return_scale=True)
+    np.testing.assert_array_equal(pair[0], theta)
+    assert pair[1] == dl.finetune_scale(x, y, ts, 3)
+
+
+@pytest.mark.parametrize(
+    ("spectrum", "noise", "eps"),
+    [("isotropic", 0.0, 0.3), ("power_law", 0.0, 0.05), ("isotropic", 0.5, 0.4)],
+)
+def test_sample_complexity_at_depth_one_is_the_linear_one(spectrum, noise, eps):
+    cov = cv.family(spectrum, 20)
+    pair = teachers.scaled_pair(20, alpha=0.6, eps=0.5, seed=3)
+    ts, tt = pair.theta_source, pair.theta_target
+    want = linear.sample_complexity(cov, ts, tt, eps, noise=noise)
+    assert dl.sample_complexity(cov, ts, tt, eps, 1, noise=noise) == want
+
+
+@pytest.mark.parametrize(("depth", "noise"), [(3, 0.0), (math.inf, 0.0), (2, 0.5)])
+def test_sample_complexity_is_the_first_n_under_eps(depth, noise):
+    cov = cv.power_law(15, 1.0)
+    pair = teachers.scaled_pair(15, alpha=0.5, eps=0.3, seed=4)
+    ts, tt = pair.theta_source, pair.theta_target
+    source_risk = float(cov.quad(ts - tt))
+    eps = 0.5 * min(float(dl.expected_risk(cov, ts, tt, 8, depth, noise=noise)), source_risk)
+    n = dl.sample_complexity(cov, ts, tt, eps, depth, noise=noise)
+    assert n > 0
+    risks = np.atleast_1d(dl.expected_risk(cov, ts, tt, np.arange(1, n + 1), depth, noise=noise))
+    assert risks[-1] <= eps and np.all(risks[:-1] > eps)
+    with pytest.raises(dl.UnreachableRiskError, match="n_max = 5"):
+        dl.sample_complexity(cov, ts, tt, eps, depth, noise=noise, n_max=5)
+    # the source alone meets a loose target
+    assert dl.sample_complexity(cov, ts, tt, 2.0 * source_risk, depth) == 0
+
+
 # ------------------------------------------------------------------- depth 1
 def test_depth_one_is_the_linear_engine():
     ts, tt, x, y = problem()
@@ -309,7 +380,7 @@ def test_frozen_first_layer_never_beats_the_floor(target):
         else (_sigma_orthogonal(cov, ts, 8))
     )
     floor = dl.frozen_risk_floor(cov, ts, tt)
-    x = cov.sample(12, rng, batch=4)
+    x = cov.sample(12, seed=rng, batch=4)
     y = x @ tt
     w = dl.balanced_init(np.broadcast_to(ts, (4, 30)), 3, 5, seed=1)
     for frozen in ((0,), (0, 1)):
@@ -469,11 +540,12 @@ def _bad_cases():
         (lambda: dl.balanced_init(ts, 2.5, 4), "depth"),
         (lambda: dl.balanced_init(ts, 3, 0), "width"),
         (lambda: dl.balanced_init(ts, math.inf, 4), "depth"),
-        (lambda: dl.balanced_init([[[1.0]]], 2, 2), "theta_source"),
-        (lambda: dl.train(x, y, nan_w), r"weights\[1\]"),
-        (lambda: dl.train(x, y, []), "weights"),
-        (lambda: dl.train(x, y, w[:2]), r"weights\[1\]"),
-        (lambda: dl.train(x, y, [w[0], w[2], w[1]]), "weights"),
+        (lambda: dl.balanced_init([np.nan, 1.0], 2, 2), "theta_source"),
+        (lambda: dl.train(x, y, nan_w), r"start\[1\]"),
+        (lambda: dl.train(x, y, []), "start"),
+        (lambda: dl.train(x, y, w[:2]), r"start\[1\]"),
+        (lambda: dl.train(x, y, [w[0], w[2], w[1]]), "start"),
+        (lambda: dl.train(x, y, [w[0][None], w[1], w[2]]), "start"),
         (lambda: dl.train(x[:, :5], y, w), "X"),
         (lambda: dl.train(x, y[:2], w), "y"),
         (lambda: dl.train(np.stack([x, x]), np.stack([y, y, y]), w), "batch"),
@@ -520,7 +592,7 @@ def test_expected_scale_keeps_null_space_source_above_the_rank(depth: float) -> 
     tt = np.array([0.0, 1.0, 1.0, 3.0, 0.0])
     rng = np.random.default_rng(3)
     for n in (3, 6):
-        x = cov.sample(n, rng, batch=3)
+        x = cov.sample(n, seed=rng, batch=3)
         realised = dl.finetune_scale(x, x @ tt, ts, depth)
         assert abs(realised[0] - 1.0) > 0.05  # the case is not the trivial s = 1
         np.testing.assert_allclose(realised, realised[0], rtol=1e-10)
@@ -558,7 +630,7 @@ def test_expected_scale_with_noise_matches_monte_carlo(spectrum, depth, allowanc
     pair = teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=7)
     pred = dl.expected_scale(cov, pair.theta_source, pair.theta_target, n, depth, noise=noise)
     rng = np.random.default_rng(2)
-    x = cov.sample(n, rng, batch=reps)
+    x = cov.sample(n, seed=rng, batch=reps)
     y = x @ pair.theta_target + noise * rng.standard_normal((reps, n))
     s = dl.finetune_scale(x, y, np.broadcast_to(pair.theta_source, (reps, d)), depth)
     se = s.std(ddof=1) / math.sqrt(reps)

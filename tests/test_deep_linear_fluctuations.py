@@ -63,7 +63,7 @@ def test_norm_covariances_match_monte_carlo(spectrum: str) -> None:
     cov = cv.isotropic(d) if spectrum == "isotropic" else cv.power_law(d, 1.0)
     pair = teachers.scaled_pair(d, alpha=0.5, eps=0.3, seed=7)
     ts, tt = pair.theta_source, pair.theta_target
-    x = cov.sample(n, np.random.default_rng(0), batch=reps)
+    x = cov.sample(n, seed=np.random.default_rng(0), batch=reps)
     sol, perp, _ = projections(x, x @ tt, np.broadcast_to(ts, (reps, d)), x)
     a2, b2 = np.sum(sol * sol, -1), np.sum(perp * perp, -1)
     eq = asymptotics.deterministic_equivalent(cov, n)
@@ -84,7 +84,7 @@ def test_sigma_weighted_covariances_match_monte_carlo(alpha: float) -> None:
     cov = cv.power_law(d, alpha)
     pair = teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=3)
     ts, tt = pair.theta_source, pair.theta_target
-    x = cov.sample(n, np.random.default_rng(5), batch=reps)
+    x = cov.sample(n, seed=np.random.default_rng(5), batch=reps)
     _, perp_s, _ = projections(x, x @ tt, np.broadcast_to(ts, (reps, d)), x)
     _, perp_t, _ = projections(x, x @ tt, np.broadcast_to(tt, (reps, d)), x)
     cs, ct = cov.coords(perp_s), cov.coords(perp_t)  # (reps, d), batched
@@ -168,7 +168,7 @@ def test_corrected_scale_with_noise_matches_monte_carlo() -> None:
     cov = cv.power_law(d, 1.0)
     pair = teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=7)
     rng = np.random.default_rng(2)
-    x = cov.sample(n, rng, batch=reps)
+    x = cov.sample(n, seed=rng, batch=reps)
     y = x @ pair.theta_target + noise * rng.standard_normal((reps, n))
     s = dl.finetune_scale(x, y, np.broadcast_to(pair.theta_source, (reps, d)), math.inf)
     se = s.std(ddof=1) / math.sqrt(reps)
@@ -214,7 +214,7 @@ def test_corrected_scale_noiseless_isotropic_matches_monte_carlo() -> None:
     d, n, reps = 200, 10, 600
     cov = cv.isotropic(d)
     pair = teachers.scaled_pair(d, alpha=0.5, eps=0.1, seed=7)
-    x = cov.sample(n, np.random.default_rng(4), batch=reps)
+    x = cov.sample(n, seed=np.random.default_rng(4), batch=reps)
     ts = np.broadcast_to(pair.theta_source, (reps, d))
     s = dl.finetune_scale(x, x @ pair.theta_target, ts, math.inf)
     se = s.std(ddof=1) / math.sqrt(reps)

@@ -59,7 +59,7 @@ def test_true_risk_recomputed_independently() -> None:
     cov = make_covariance(TINY, "spiked")
     rng = np.random.default_rng(0)
     ts, tt = rng.standard_normal((2, TINY.d))
-    x = cov.sample(TINY.n, 5)
+    x = cov.sample(TINY.n, seed=5)
     theta = linear.finetune(x, x @ tt, ts)
     dense = (theta - tt) @ cov.matrix @ (theta - tt)
     assert linear.excess_risk(cov, theta, tt) == pytest.approx(dense, rel=1e-10)

@@ -343,7 +343,7 @@ def test_simulate_risk_batched_equals_a_loop_over_the_same_draws():
     sim = lin.simulate_risk(c, ts, tt, ns, noise=sigma, repeats=repeats, seed=7)
     rng = as_generator(7)
     for j, n in enumerate(ns):
-        x = c.sample(n, rng, batch=repeats)
+        x = c.sample(n, seed=rng, batch=repeats)
         y = x @ tt + sigma * rng.standard_normal((repeats, n))
         risks = []
         for r in range(repeats):

@@ -44,8 +44,8 @@ def _small_net(seed: int = 0, outputs: int = 1) -> torch.nn.Module:
 
 def test_empirical_ntk_of_the_relu_model_is_its_closed_form_kernel() -> None:
     rng = np.random.default_rng(0)
-    x = relu.sample_sphere(6, 4, rng)
-    net = relu.init_network(20_000, 4, rng)
+    x = relu.sample_sphere(6, 4, seed=rng)
+    net = relu.init_network(20_000, 4, seed=rng)
     mod = TwoLayerRelu(np.asarray(net.weights), np.asarray(net.signs))
     k = networks.empirical_ntk(mod, x, parameters=["hidden.weight"])
     # same weights: exactly the package's empirical kernel

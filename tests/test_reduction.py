@@ -250,7 +250,9 @@ def test_relu_verdict_holds_and_flips_without_the_confidence_term(monkeypatch):
         assert row.n_finetune == relu.sample_complexity_bound(row.distance, row.eps)
     v = _verdict(red.claims(rec), "ReLU")
     assert v.holds, v.evidence
-    monkeypatch.setattr(relu, "confidence_term", lambda n, delta=0.05: np.zeros(np.shape(n)))
+    monkeypatch.setattr(
+        "finetune_theory.relu._bound.confidence_term", lambda n, delta=0.05: np.zeros(np.shape(n))
+    )
     wrong = _verdict(red.claims(_records(RELU)), "ReLU")
     assert not wrong.holds, wrong.evidence
 

@@ -71,7 +71,7 @@ def test_ntk_rejects_inputs_off_the_sphere_or_normalises_them() -> None:
 
 # ------------------------------------------------------------------------ bound
 def test_rkhs_norm_matches_a_direct_solve_and_batches() -> None:
-    x = relu.sample_sphere(30, 6, 4, batch=3)
+    x = relu.sample_sphere(30, 6, seed=4, batch=3)
     r = np.random.default_rng(5).standard_normal((3, 30))
     got = relu.rkhs_norm_sq(x, r)
     for b in range(3):
@@ -82,7 +82,7 @@ def test_rkhs_norm_matches_a_direct_solve_and_batches() -> None:
 
 def test_linear_residual_norm_approaches_four_beta_squared() -> None:
     """Nested samples: r^T H^-1 r never exceeds 4 ||beta||^2, never decreases, and gets close."""
-    x = relu.sample_sphere(400, 5, 6)
+    x = relu.sample_sphere(400, 5, seed=6)
     beta = np.array([1.0, -2.0, 0.5, 0.0, 1.0])
     target = 4 * beta @ beta
     q = np.array([relu.rkhs_norm_sq(x[:n], x[:n] @ beta) for n in (10, 50, 200, 400)])
@@ -97,7 +97,7 @@ def test_singular_gram_matrix_is_a_clear_error() -> None:
     x[5] = x[2]
     with pytest.raises(ValueError, match="X.*singular"):
         relu.rkhs_norm_sq(x, np.ones(8))
-    with pytest.raises(ValueError, match="X_train.*singular"):
+    with pytest.raises(ValueError, match="X: .*singular"):
         relu.kernel_predictor(x, np.ones(8), _sphere(2, 4))
     with pytest.raises(ValueError, match="residual"):
         relu.rkhs_norm_sq(_sphere(8, 4), np.ones(7))
@@ -138,6 +138,55 @@ def test_sample_complexity_bound_is_the_first_n_under_eps() -> None:
         relu.sample_complexity_bound(1.0, 0.0)
     with pytest.raises(ValueError, match="distance"):
         relu.sample_complexity_bound(-1.0, 0.1)
+
+
+def test_risk_statement_and_sample_complexity_from_the_teachers() -> None:
+    ts, tt = np.array([0.6, 0.8, 0.0]), np.array([0.0, 0.8, 0.6])  # ||tt - ts|| = 0.6 sqrt 2
+    dist = 0.6 * np.sqrt(2.0)
+    ns = np.array([10, 100, 1000])
+    np.testing.assert_allclose(
+        relu.risk_bound(ts, tt, ns, label_scale=2.0),
+        np.sqrt(8 * 4.0 * dist**2 / ns) + relu.confidence_term(ns),
+        rtol=1e-12,
+    )
+    # from scratch is theta_source = 0: the distance is ||theta_T|| = 1
+    assert relu.risk_bound(np.zeros(3), tt, 50) == relu.predicted_bound(1.0, 50)
+    n = relu.sample_complexity(ts, tt, 0.4)
+    assert n == relu.sample_complexity_bound(dist, 0.4)
+    assert relu.risk_bound(ts, tt, n) <= 0.4 < relu.risk_bound(ts, tt, n - 1)
+    with pytest.raises(relu.UnreachableRiskError, match="eps is too small"):
+        relu.sample_complexity(ts, tt, 1e-9)
+    with pytest.raises(ValueError, match="theta_target"):
+        relu.risk_bound(ts, tt[:2], 10)
+
+
+def test_finetune_is_the_kernel_predictor() -> None:
+    x, xt = _sphere(6, 4, seed=3), _sphere(3, 4, seed=4)
+    y = x[:, 0]
+    # an independent solve of f(x) = K(x, X) H^-1 y with the closed-form kernel
+    u, ut = x @ x.T, xt @ x.T
+    kern = lambda c: c * (np.pi - np.arccos(np.clip(c, -1, 1))) / (2 * np.pi)  # noqa: E731
+    want = kern(ut) @ np.linalg.solve(kern(u), y)
+    np.testing.assert_allclose(relu.finetune(x, y, xt), want, rtol=1e-10)
+    np.testing.assert_array_equal(
+        relu.kernel_predictor(X_train=x, y_train=y, X_test=xt), relu.finetune(x, y, xt)
+    )
+    with pytest.raises(TypeError, match="start"):
+        relu.finetune(x, y, xt, start=np.ones((8, 4)))
+
+
+def test_default_lr_takes_what_train_takes_and_the_old_call_warns() -> None:
+    x = _sphere(5, 3, seed=5)
+    net = relu.init_network(20, 3, seed=6)
+    new = relu.default_lr(x, x[:, 0], net, fraction=0.5)
+    assert new == relu.default_lr(x, start=net, fraction=0.5)
+    assert new == pytest.approx(0.5 * 5 / np.linalg.eigvalsh(net.ntk(x))[-1], rel=1e-12)
+    with pytest.warns(DeprecationWarning, match="default_lr"):
+        assert relu.default_lr(x, net, fraction=0.5) == new
+    with pytest.raises(TypeError, match="start"):
+        relu.default_lr(x, x[:, 0])
+    with pytest.raises(TypeError, match="start"):
+        relu.train(x, x[:, 0], np.ones((8, 3)))
 
 
 # ---------------------------------------------------------------------- network
@@ -213,7 +262,7 @@ def test_empirical_ntk_approaches_the_analytic_kernel_as_width_grows() -> None:
 
 # ---------------------------------------------------------------------- training
 def _linear_task(n: int, d: int, seed: int, batch: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    x = relu.sample_sphere(n, d, seed, batch=batch)
+    x = relu.sample_sphere(n, d, seed=seed, batch=batch)
     beta = np.random.default_rng(seed + 1).standard_normal((batch, d))
     return x, np.sqrt(d) * np.einsum("bnd,bd->bn", x, beta / np.linalg.norm(beta, axis=-1)[:, None])
 
@@ -221,13 +270,13 @@ def _linear_task(n: int, d: int, seed: int, batch: int = 1) -> tuple[np.ndarray,
 def test_wide_network_follows_the_kernel_predictor() -> None:
     """Relative distance to the analytic predictor shrinks with width and is small when wide."""
     x, y = _linear_task(30, 8, seed=11, batch=2)
-    xt = relu.sample_sphere(300, 8, 12, batch=2)
+    xt = relu.sample_sphere(300, 8, seed=12, batch=2)
     kern = relu.kernel_predictor(x, y, xt)
     scale = np.mean(kern**2)
     rel = {}
     for m in (100, 10_000):
         init = relu.init_network(m, 8, seed=13, batch=2)
-        res = relu.train(x, y, init, lr=relu.default_lr(x, init, fraction=1.5))
+        res = relu.train(x, y, init, lr=relu.default_lr(x, y, init, fraction=1.5), tol=1e-8)
         # the symmetric start outputs zero: its loss is the zero predictor's
         np.testing.assert_allclose(res.initial_loss, 0.5 * np.mean(y**2, axis=-1), rtol=1e-12)
         assert np.all(res.loss <= 1e-8 * res.initial_loss) and np.all(res.interpolated)
@@ -244,15 +293,21 @@ def test_fine_tuning_follows_the_predictor_from_the_pretrained_network() -> None
     d = 8
     theta_s = np.eye(d)[0]
     pre = relu.pretrain(
-        theta_s, width=4000, n_source=60, label_scale=np.sqrt(d), seed=14, lr_fraction=1.5
+        theta_s,
+        width=4000,
+        n_source=60,
+        label_scale=np.sqrt(d),
+        seed=14,
+        lr_fraction=1.5,
+        tol=1e-8,
     )
-    assert pre.movement < 0.1 and pre.theta is None
+    assert pre.training.movement < 0.1 and pre.theta is None
     source = pre.weights
-    x = relu.sample_sphere(25, d, 15)
-    xt = relu.sample_sphere(300, d, 16)
+    x = relu.sample_sphere(25, d, seed=15)
+    xt = relu.sample_sphere(300, d, seed=16)
     theta_t = theta_s + 0.3 * np.eye(d)[1]
     y = np.sqrt(d) * x @ theta_t
-    res = relu.train(x, y, source, lr=relu.default_lr(x, source, fraction=1.5))
+    res = relu.train(x, y, source, lr=relu.default_lr(x, y, source, fraction=1.5), tol=1e-8)
     assert res.start is not source and np.array_equal(res.start.weights, source.weights)
     out = res.weights(xt)
     kern = relu.kernel_predictor(x, y, xt, start=source)
@@ -266,9 +321,9 @@ def test_fine_tuning_follows_the_predictor_from_the_pretrained_network() -> None
 
 def test_bound_lies_above_the_measured_risk_on_average() -> None:
     x, y = _linear_task(40, 6, seed=17, batch=4)
-    xt = relu.sample_sphere(1000, 6, 18, batch=4)
+    xt = relu.sample_sphere(1000, 6, seed=18, batch=4)
     init = relu.init_network(2000, 6, seed=19, batch=4)
-    res = relu.train(x, y, init, lr=relu.default_lr(x, init, fraction=1.5))
+    res = relu.train(x, y, init, lr=relu.default_lr(x, y, init, fraction=1.5), tol=1e-8)
     betas = np.stack([np.linalg.lstsq(x[b], y[b], rcond=None)[0] for b in range(4)])
     np.testing.assert_allclose(np.einsum("bnd,bd->bn", x, betas), y, atol=1e-10)
     yt = np.einsum("bnd,bd->bn", xt, betas)
@@ -282,10 +337,12 @@ def test_bound_lies_above_the_measured_risk_on_average() -> None:
 def test_batched_training_equals_separate_runs() -> None:
     x, y = _linear_task(20, 5, seed=21, batch=3)
     net = relu.init_network(300, 5, seed=22, batch=3)
-    together = relu.train(x, y, net, lr=relu.default_lr(x, net, fraction=1.5))
+    together = relu.train(x, y, net, lr=relu.default_lr(x, y, net, fraction=1.5), tol=1e-8)
     for b in range(3):
         one = relu.ReluNetwork(net.weights[b], net.signs)
-        alone = relu.train(x[b], y[b], one, lr=relu.default_lr(x[b], one, fraction=1.5))
+        alone = relu.train(
+            x[b], y[b], one, lr=relu.default_lr(x[b], y[b], one, fraction=1.5), tol=1e-8
+        )
         assert int(alone.steps) == int(together.steps[b])
         np.testing.assert_allclose(
             alone.weights.weights, together.weights.weights[b], rtol=0, atol=1e-10
@@ -306,12 +363,14 @@ def test_divergence_and_non_convergence_raise() -> None:
 
 
 def test_same_seed_same_bits() -> None:
-    a = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=25, lr_fraction=1.5)
-    b = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=25, lr_fraction=1.5)
-    c = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=26, lr_fraction=1.5)
+    a = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=25, lr_fraction=1.5, tol=1e-8)
+    b = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=25, lr_fraction=1.5, tol=1e-8)
+    c = relu.pretrain(np.eye(4)[0], width=60, n_source=15, seed=26, lr_fraction=1.5, tol=1e-8)
     np.testing.assert_array_equal(a.weights.weights, b.weights.weights)
     assert not np.array_equal(a.weights.weights, c.weights.weights)
-    np.testing.assert_array_equal(relu.sample_sphere(5, 3, 1), relu.sample_sphere(5, 3, 1))
+    np.testing.assert_array_equal(
+        relu.sample_sphere(5, 3, seed=1), relu.sample_sphere(5, 3, seed=1)
+    )
 
 
 @pytest.mark.parametrize(
@@ -327,7 +386,7 @@ def test_same_seed_same_bits() -> None:
         (lambda: relu.loss_and_gradient(relu.init_network(8, 3), _sphere(4, 3), np.ones(5)), "y"),
         (lambda: relu.train(_sphere(4, 3), np.ones(4), relu.init_network(8, 3), tol=0), "tol"),
         (
-            lambda: relu.default_lr(_sphere(4, 3), relu.init_network(8, 3), fraction=2),
+            lambda: relu.default_lr(_sphere(4, 3), start=relu.init_network(8, 3), fraction=2),
             "fraction",
         ),
         (lambda: relu.train(_sphere(4, 3), np.ones(4), relu.init_network(8, 3), lr=-1.0), "lr"),
@@ -348,7 +407,6 @@ def test_same_seed_same_bits() -> None:
         (lambda: relu.kernel_predictor(_sphere(4, 3), np.ones(4), _sphere(2, 2)), "X_test"),
         (lambda: relu.pretrain(np.ones(3), width=8, n_source=0), "n_source"),
         (lambda: relu.pretrain(np.ones(3), width=8, n_source=5, label_scale=0), "label_scale"),
-        (lambda: relu.train(_sphere(4, 3), np.ones(4), np.ones((8, 3))), "network"),
         (lambda: relu.sample_sphere(0, 3), "n"),
         (lambda: relu.predicted_bound(1.0, 0), "n"),
     ],

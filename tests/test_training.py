@@ -116,3 +116,31 @@ def test_movement_is_relative_to_the_start():
     assert out.movement == pytest.approx(np.sqrt(moved / start), rel=1e-12)
     for a, b in zip(out.start, w, strict=True):
         np.testing.assert_array_equal(a, b)  # the start is the input, untouched
+
+
+def test_pretrain_result_is_shared_and_forwards_the_run_with_a_warning():
+    pre = relu.pretrain(np.eye(3)[0], width=20, n_source=6, seed=1)
+    assert isinstance(pre, _training.PretrainResult) and pre.theta is None
+    # the relative RMS error on the source sample is sqrt(loss / zero-predictor loss)
+    x = relu.sample_sphere(6, 3, seed=relu_data_stream(1))
+    zero = 0.5 * np.mean(x[:, 0] ** 2)
+    assert pre.source_error == pytest.approx(np.sqrt(float(pre.training.loss) / zero))
+    with pytest.warns(DeprecationWarning, match="training.steps"):
+        assert pre.steps == pre.training.steps
+    with pytest.raises(AttributeError):
+        _ = pre.not_a_field
+
+
+def relu_data_stream(seed):
+    """The generator relu.pretrain draws its source inputs from (the second of its seed)."""
+    from finetune_theory._random import spawn_generators
+
+    return spawn_generators(seed, 2)[1]
+
+
+def test_linear_default_lr_is_a_fraction_of_the_inverse_curvature():
+    x = np.array([[2.0, 0.0], [0.0, 1.0]])  # lambda_max(X^T X / n) = 2
+    assert linear.default_lr(x) == 0.5
+    assert linear.default_lr(x, np.ones(2), np.zeros(2), fraction=1.5) == 0.75
+    with pytest.raises(ValueError, match="fraction"):
+        linear.default_lr(x, fraction=2.0)

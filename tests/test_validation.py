@@ -201,8 +201,42 @@ def test_spawned_streams_reproduce_and_are_distinct():
 
 
 @pytest.mark.parametrize(
-    ("bad", "match"), [(-1, r"seed must be >= 0"), (1.5, "seed"), (True, "seed")]
+    ("bad", "error", "match"),
+    [(-1, ValueError, r"seed must be >= 0"), (1.5, TypeError, "seed"), (True, TypeError, "seed")],
 )
-def test_bad_seeds(bad, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_seeds(bad, error, match):
+    # a seed of the wrong type is a TypeError, a negative one a ValueError
+    with pytest.raises(error, match=match):
         seed_sequence(bad)
+
+
+def test_check_lr_broadcasts_to_the_batch_and_rejects_bad_steps():
+    np.testing.assert_array_equal(ck.check_lr([0.1, 0.2], (3, 2)), [[0.1, 0.2]] * 3)
+    assert ck.check_lr(0.5, ()).shape == ()
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        ck.check_lr(0.0, (2,))
+    with pytest.raises(ValueError, match="not broadcastable"):
+        ck.check_lr([0.1, 0.2, 0.3], (2,))
+    with pytest.raises(TypeError, match="lr must be numeric"):
+        ck.check_lr("fast", (2,))
+
+
+@pytest.mark.parametrize(
+    ("call", "is_type_error"),
+    [
+        (lambda: ck.as_array(None, "x"), True),
+        (lambda: ck.as_array("abc", "x"), True),
+        (lambda: ck.as_array([[1.0], [1.0, 2.0]], "x"), False),  # ragged: a value problem
+        (lambda: ck.check_positive_int("3", "k"), True),
+        (lambda: ck.check_positive_int(True, "k"), True),
+        (lambda: ck.check_positive_int(1.5, "k"), False),
+        (lambda: ck.check_finite_scalar("1.0", "a"), True),
+        (lambda: ck.check_finite_scalar(np.inf, "a"), False),
+    ],
+)
+def test_wrong_types_are_input_type_errors_and_wrong_values_value_errors(call, is_type_error):
+    from finetune_theory.exceptions import InputTypeError
+
+    with pytest.raises(ValueError) as info:
+        call()
+    assert isinstance(info.value, InputTypeError) is is_type_error

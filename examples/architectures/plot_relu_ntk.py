@@ -36,7 +36,8 @@ source = relu.pretrain(
     theta_source, width=width, n_source=100, label_scale=scale, seed=2
 )
 print(
-    f"pretrained in {int(source.steps)} steps, training loss {float(source.loss):.1e}"
+    f"pretrained in {int(source.training.steps)} steps, training loss "
+    f"{float(source.training.loss):.1e}"
 )
 
 X_test = relu.sample_sphere(500, d, seed=3)

@@ -5,12 +5,16 @@ Architectures side by side: :mod:`finetune_theory.linear`, :mod:`finetune_theory
 :mod:`~finetune_theory.teachers`, :mod:`~finetune_theory.asymptotics`. For practitioners:
 :class:`FineTunedRegressor` and :func:`advise`. Submodules load on first use.
 
-The architectures speak one vocabulary: ``finetune`` is the closed-form limit of fine-tuning
-(``relu.kernel_predictor`` for the lazy ReLU network), ``train(X, y, start, *, lr, max_steps,
-tol)`` a real gradient-descent run returning the shared :class:`TrainResult` (the settings
-mean the same everywhere, see ``finetune_theory._training``), failures raise the classes of
-:mod:`~finetune_theory.exceptions`, and risk functions take ``(cov, theta_source,
-theta_target, n, ...)``, a scalar ``n`` giving a scalar and an array an array.
+The architectures speak one vocabulary, enforced by ``tests/test_api_consistency.py``:
+``finetune`` is the limit of fine-tuning (a closed form; for the lazy ReLU network the kernel
+predictor), ``train(X, y, start, *, lr=None, max_steps, tol, strict)`` a real gradient-descent
+run returning the shared :class:`TrainResult` with the same defaults everywhere (see
+``finetune_theory._training``), ``default_lr(X, y, start, *, fraction)`` its default step,
+``pretrain`` a :class:`PretrainResult`; risks take ``(cov, theta_source, theta_target, n, ...)``
+(``expected_risk``, ``simulate_risk``, ``sample_complexity``; for ReLU ``risk_bound`` and
+``sample_complexity``, the theory being a bound), a scalar ``n`` giving a scalar and an array
+an array. Batches are leading axes, seeds keyword-only, and failures raise the classes of
+:mod:`~finetune_theory.exceptions`.
 """
 
 from __future__ import annotations
@@ -35,7 +39,12 @@ _SUBMODULES = {
     "curves",
     "networks",
 }
-_NAMES = {"FineTunedRegressor": "estimator", "advise": "advisor", "TrainResult": "_training"}
+_NAMES = {
+    "FineTunedRegressor": "estimator",
+    "advise": "advisor",
+    "TrainResult": "_training",
+    "PretrainResult": "_training",
+}
 
 __all__ = sorted(_SUBMODULES | set(_NAMES) | {"__version__"})
 

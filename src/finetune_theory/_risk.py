@@ -31,6 +31,13 @@ class SimulatedRisk:
         Mean excess risk over repeats and its standard error, one per ``n`` (floats for a
         single ``n``).
     repeats : int
+
+    Examples
+    --------
+    >>> from finetune_theory import covariance, linear
+    >>> mc = linear.simulate_risk(covariance.isotropic(3), [0.0] * 3, [1.0] * 3, 2, repeats=5)
+    >>> type(mc).__name__, mc.n, mc.repeats
+    ('SimulatedRisk', 2, 5)
     """
 
     n: Any
@@ -77,7 +84,7 @@ def monte_carlo(
         size = _chunk(repeats, int(nj), cov.d)
         for start in range(0, repeats, size):
             b = min(size, repeats - start)
-            x = cov.sample(int(nj), rng, batch=b)
+            x = cov.sample(int(nj), seed=rng, batch=b)
             y = x @ theta_target + sigma * rng.standard_normal((b, int(nj)))
             risks[start : start + b] = cov.quad(estimator(x, y) - theta_target)
         means[j] = risks.mean()

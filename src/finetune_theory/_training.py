@@ -5,11 +5,18 @@
 
     L = (1/2n) ||f(X) - y||^2
 
-with the same three settings, which mean the same thing in each:
+with the same signature ``train(X, y, start, *, lr=None, max_steps=DEFAULT_MAX_STEPS,
+tol=DEFAULT_TOL, strict=True)`` (``start`` is the architecture's own parameters: a weight
+vector, a list of layers, a network) and the same three settings, which mean the same thing in
+each:
 
 ``lr``
     The step size (a float, or one value per problem of the batch). ``None`` picks a stable
-    step from the curvature of the loss at the start (each module's ``default_lr`` says how).
+    step from the curvature of the loss at the start: each module's ``default_lr(X, y, start,
+    *, fraction)`` returns ``fraction / C``, ``C`` its estimate of that curvature (gradient
+    descent is stable for ``fraction < 2``; the default ``fraction`` of each module says how
+    tight its estimate is). ``default_lr`` takes what ``train`` takes and uses what its
+    architecture needs.
 ``max_steps``
     The step budget. A problem still running after it raises
     :class:`~finetune_theory.exceptions.ConvergenceError` (or, with ``strict=False``, is
@@ -24,34 +31,46 @@ with the same three settings, which mean the same thing in each:
 A loss that becomes non-finite or grows beyond ``1e10`` times the larger of its start and the
 zero predictor's loss raises :class:`~finetune_theory.exceptions.DivergenceError`. Every problem
 of a batch stops on its own and then takes steps of size zero, so its result does not depend on
-the others. The outcome is a :class:`TrainResult`, the same fields for the three architectures.
+the others. The outcome is a :class:`TrainResult`, the same fields for the three architectures;
+``pretrain`` returns a :class:`PretrainResult` in every architecture that has it.
+
+Batches follow one convention everywhere: leading axes, ``X (..., n, d)``, ``y (..., n)``,
+parameters with the same leading axes, broadcast against each other.
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from ._numerics import ROUNDING, TINY, safe_divide
 from ._validation import check_positive, check_positive_int, output_like
 from .exceptions import ConvergenceError, DivergenceError
 
 __all__ = [
     "TrainResult",
+    "PretrainResult",
+    "DEFAULT_MAX_STEPS",
+    "DEFAULT_TOL",
     "Monitor",
     "check_train_options",
     "relative_movement",
+    "renamed_start",
     "BLOWUP",
     "ROUNDING",
 ]
 
 #: a loss this many times above its reference counts as diverged
 BLOWUP = 1e10
-#: keeps the divergence reference positive when the loss starts at zero
-_TINY = 1e-300
-#: a few units in the last place: relative loss changes below this are rounding
-ROUNDING = 8 * np.finfo(np.float64).eps
+#: the step budget of every ``train`` unless ``max_steps`` is given
+DEFAULT_MAX_STEPS = 200_000
+#: the stopping tolerance of every ``train`` unless ``tol`` is given
+DEFAULT_TOL = 1e-12
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +109,14 @@ class TrainResult:
         The log-spaced steps at which the loss was recorded (first 0, last the final step).
     loss_history : ndarray, shape (k, ...)
         The training loss of every problem at those steps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import linear
+    >>> out = linear.train(np.eye(2), np.array([1.0, 2.0]), np.zeros(2))
+    >>> out.theta.round(6), bool(out.converged), out.history_steps[0], out.initial_loss
+    (array([1., 2.]), True, np.int64(0), 1.25)
     """
 
     weights: Any
@@ -118,18 +145,115 @@ class TrainResult:
         return [(int(t), float(v)) for t, v in zip(self.history_steps, mean, strict=True)]
 
 
+@dataclass(frozen=True, eq=False)
+class PretrainResult:
+    """Outcome of ``pretrain`` in :mod:`~finetune_theory.deep_linear` and
+    :mod:`~finetune_theory.relu`: a network trained on source data, ready to fine-tune.
+
+    Attributes
+    ----------
+    weights : list of ndarray or ReluNetwork
+        The pretrained parameters, the ``start`` to pass to ``train``: the list of layers (deep
+        linear), the network (ReLU).
+    theta : ndarray or None
+        The end-to-end vector of the pretrained network (deep linear); None for ReLU networks.
+    source_error : float or ndarray
+        How far the pretrained network is from the source teacher, relative to the teacher:
+        ``||theta - theta_S|| / ||theta_S||`` (deep linear); the root-mean-square error on the
+        source sample over the labels' root mean square, ``sqrt(loss / zero loss)`` (ReLU).
+    training : TrainResult
+        The pretraining run.
+    imbalance : float, ndarray or None
+        How far the layers are from balanced (deep linear, see
+        :func:`~finetune_theory.deep_linear.imbalance`); None for ReLU networks.
+    rank_one : float, ndarray or None
+        Largest ratio, over layers, of the second to the first singular value (deep linear);
+        None for ReLU networks.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import relu
+    >>> pre = relu.pretrain(np.eye(3)[0], width=20, n_source=6, seed=1)
+    >>> isinstance(pre, PretrainResult), pre.theta is None, bool(pre.training.converged)
+    (True, True, True)
+    """
+
+    weights: Any
+    theta: np.ndarray | None
+    source_error: Any
+    training: TrainResult
+    imbalance: Any = None
+    rank_one: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        # the fields of the pretraining run, which ``relu.pretrain`` returned directly
+        if name.startswith("_") or name not in TrainResult.__dataclass_fields__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        warnings.warn(
+            f"PretrainResult.{name} is deprecated: use PretrainResult.training.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(object.__getattribute__(self, "training"), name)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def renamed_start(old: str) -> Callable[[F], F]:
+    """Accept the former name ``old`` of the ``start`` argument, with a ``DeprecationWarning``.
+
+    The decorated function's signature (what ``inspect.signature`` shows) names ``start``
+    only; ``func(..., old=value)`` still works for one release.
+
+    Examples
+    --------
+    >>> @renamed_start("weights")
+    ... def f(X, y, start):
+    ...     return start
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     f(1, 2, weights=3), caught[0].category.__name__
+    (3, 'DeprecationWarning')
+    """
+
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if old in kwargs:
+                if "start" in kwargs:
+                    raise TypeError(f"{func.__qualname__}() got both start and {old}")
+                warnings.warn(
+                    f"{func.__qualname__}({old}=...) is deprecated: the argument is now start",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs["start"] = kwargs.pop(old)
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
 def check_train_options(max_steps: Any, tol: Any) -> tuple[int, float]:
-    """Validate the shared ``max_steps`` and ``tol``."""
+    """Validate the shared ``max_steps`` and ``tol``.
+
+    Examples
+    --------
+    >>> check_train_options(1000.0, 1e-10)
+    (1000, 1e-10)
+    """
     return check_positive_int(max_steps, "max_steps"), check_positive(tol, "tol")
 
 
 def relative_movement(diff_sq: np.ndarray, start_sq: np.ndarray) -> np.ndarray:
     """``sqrt(diff_sq / start_sq)``; ``inf`` from a zero start that moved, 0 if it did not."""
     diff_sq, start_sq = np.broadcast_arrays(diff_sq, start_sq)
-    safe = np.where(start_sq > 0, start_sq, 1.0)
-    return np.where(
-        start_sq > 0, np.sqrt(diff_sq / safe), np.where(diff_sq > 0, np.inf, 0.0)
-    ).astype(np.float64)
+    far = np.where(diff_sq > 0, np.inf, 0.0)
+    return np.where(start_sq > 0, np.sqrt(safe_divide(diff_sq, start_sq)), far)
 
 
 class Monitor:
@@ -164,7 +288,7 @@ class Monitor:
     def update(self, t: int, loss: np.ndarray) -> bool:
         """Apply the stopping tests to the loss before step ``t + 1``; True while any runs."""
         if self.ref is None:
-            self.ref = np.maximum(loss, self.zero) + _TINY
+            self.ref = np.maximum(loss, self.zero) + TINY
         if not np.all(np.isfinite(loss)) or np.any(loss > BLOWUP * self.ref):
             bad = np.nan_to_num(loss, nan=np.inf)
             raise DivergenceError(

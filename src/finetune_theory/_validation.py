@@ -2,7 +2,8 @@
 
 Every public function of the package validates its inputs here, so that bad input surfaces as
 one ``ValueError`` that names the argument and says what is wrong, instead of a numpy warning,
-a silent NaN or a traceback from deep inside linear algebra.
+a silent NaN or a traceback from deep inside linear algebra. An argument of the wrong type is
+an :class:`~finetune_theory.exceptions.InputTypeError` (a ``TypeError``, also a ``ValueError``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import reprlib
 from typing import Any
 
 import numpy as np
+
+from .exceptions import InputTypeError
 
 __all__ = [
     "as_array",
@@ -26,6 +29,7 @@ __all__ = [
     "check_finite_scalar",
     "check_depth",
     "check_open_unit",
+    "check_lr",
     "sample_sizes",
     "output_like",
     "regression_problem",
@@ -36,10 +40,29 @@ __all__ = [
 def as_array(
     value: Any, name: str, *, min_ndim: int = 0, max_ndim: int | None = None
 ) -> np.ndarray:
-    """Convert ``value`` to a finite float64 array, or raise ``ValueError`` naming ``name``."""
+    """Convert ``value`` to a finite float64 array, or raise ``ValueError`` naming ``name``.
+
+    Text, ``None`` and other objects that are not numbers raise
+    :class:`~finetune_theory.exceptions.InputTypeError`.
+
+    Examples
+    --------
+    >>> as_array([1, 2], "x")
+    array([1., 2.])
+    >>> as_array("abc", "x")
+    Traceback (most recent call last):
+    ...
+    finetune_theory.exceptions.InputTypeError: x must be numeric, got str
+    """
+    if value is None or isinstance(value, str | bytes):
+        raise InputTypeError(f"{name} must be numeric, got {type(value).__name__}")
     try:
         arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+    except TypeError as exc:
+        raise InputTypeError(
+            f"{name} must be numeric; could not convert it to float64 ({exc})"
+        ) from None
+    except ValueError as exc:
         raise ValueError(
             f"{name} must be numeric; could not convert it to float64 ({exc})"
         ) from None
@@ -89,6 +112,8 @@ def _is_integer(value: Any) -> bool:
 def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     """An integer ``>= minimum``."""
     if not _is_integer(value):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise InputTypeError(f"{name} must be an integer, got {reprlib.repr(value)}")
         raise ValueError(f"{name} must be an integer, got {reprlib.repr(value)}")
     ivalue = int(value)
     if ivalue < minimum:
@@ -118,11 +143,11 @@ def check_positive_int_array(value: Any, name: str) -> tuple[np.ndarray, bool]:
 def check_finite_scalar(value: Any, name: str) -> float:
     """A finite real number."""
     if isinstance(value, bool | str | bytes):
-        raise ValueError(f"{name} must be a real number, got {reprlib.repr(value)}")
+        raise InputTypeError(f"{name} must be a real number, got {reprlib.repr(value)}")
     try:
         fvalue = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a real number, got {reprlib.repr(value)}") from None
+        raise InputTypeError(f"{name} must be a real number, got {reprlib.repr(value)}") from None
     if not math.isfinite(fvalue):
         raise ValueError(f"{name} must be finite, got {fvalue}")
     return fvalue
@@ -150,6 +175,31 @@ def check_open_unit(value: Any, name: str) -> float:
     if not 0 < fvalue < 1:
         raise ValueError(f"{name} must lie in (0, 1), got {fvalue}")
     return fvalue
+
+
+def check_lr(lr: Any, batch: tuple[int, ...]) -> np.ndarray:
+    """A step size of ``train``: finite and ``> 0``, one value or one per problem of ``batch``.
+
+    Returns a float64 array of shape ``batch``.
+
+    Examples
+    --------
+    >>> check_lr(0.5, (2,))
+    array([0.5, 0.5])
+    >>> check_lr([0.1, -1.0], (2,))
+    Traceback (most recent call last):
+    ...
+    ValueError: lr must be > 0, got -1.0
+    """
+    step = as_array(lr, "lr")
+    if np.any(step <= 0):
+        raise ValueError(f"lr must be > 0, got {float(step.min())}")
+    try:
+        return np.array(np.broadcast_to(step, batch), dtype=np.float64)
+    except ValueError:
+        raise ValueError(
+            f"lr has shape {step.shape}, not broadcastable to the batch shape {batch}"
+        ) from None
 
 
 def sample_sizes(n: Any, name: str = "n") -> tuple[np.ndarray, bool]:
@@ -208,27 +258,27 @@ def check_depth(depth: Any, name: str = "depth") -> float:
 
 
 def regression_problem(
-    X: Any, y: Any, theta_source: Any
+    X: Any, y: Any, theta_source: Any, *, name: str = "theta_source"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate a regression problem, possibly batched along leading axes.
 
     Shapes ``X (..., n, d)``, ``y (..., n)``, ``theta_source (..., d)``; returns the three
-    arrays broadcast to a common batch shape.
+    arrays broadcast to a common batch shape. ``name`` is how errors call the third argument.
     """
     x = as_matrix(X, "X", batch=True)
     yy = as_vector(y, "y", batch=True)
-    ts = as_vector(theta_source, "theta_source", batch=True)
+    ts = as_vector(theta_source, name, batch=True)
     n, d = x.shape[-2:]
     if yy.shape[-1] != n:
         raise ValueError(f"y has {yy.shape[-1]} entries but X has {n} rows")
     if ts.shape[-1] != d:
-        raise ValueError(f"theta_source has dimension {ts.shape[-1]} but X has {d} columns")
+        raise ValueError(f"{name} has dimension {ts.shape[-1]} but X has {d} columns")
     batch = x.shape[:-2]
     try:
         batch = np.broadcast_shapes(batch, yy.shape[:-1], ts.shape[:-1])
     except ValueError:
         raise ValueError(
-            f"batch shapes do not match: X {x.shape}, y {yy.shape}, theta_source {ts.shape}"
+            f"batch shapes do not match: X {x.shape}, y {yy.shape}, {name} {ts.shape}"
         ) from None
     return (
         np.broadcast_to(x, (*batch, n, d)),

@@ -11,11 +11,13 @@ turned by a random rotation (:func:`rotated`), and estimates from data (:func:`f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Union
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ._random import SeedLike, as_generator
+from ._numerics import EIG_RTOL, TINY
+from ._random import SeedLike, as_generator, keyword_seed
 from ._validation import (
     as_array,
     as_matrix,
@@ -39,6 +41,9 @@ __all__ = [
     "rotated",
 ]
 
+#: a covariance as the package's functions accept it: a :class:`Covariance` or a (d, d) array
+CovarianceLike = Union["Covariance", ArrayLike]
+
 _SYM_RTOL = 1e-8
 _PSD_RTOL = 1e-10
 
@@ -56,6 +61,15 @@ class Covariance:
         ``None`` means the standard basis.
     name : str
         A short label for tables and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> c = Covariance(np.array([4.0, 1.0]), name="diag")
+    >>> c.d, c.trace, c.quad(np.array([1.0, 1.0]))
+    (2, 5.0, 5.0)
+    >>> c.sample(3, seed=0, batch=2).shape
+    (2, 3, 2)
     """
 
     eigvals: np.ndarray
@@ -66,7 +80,7 @@ class Covariance:
         lam = as_array(self.eigvals, "eigvals", min_ndim=1, max_ndim=1)
         if np.any(lam < 0):
             raise ValueError(f"eigvals must be >= 0, got minimum {lam.min():.3g}")
-        if np.any(np.diff(lam) > 1e-12 * max(lam[0], 1.0)):
+        if np.any(np.diff(lam) > EIG_RTOL * max(lam[0], 1.0)):
             raise ValueError("eigvals must be sorted in descending order")
         lam = lam.copy()
         lam.setflags(write=False)
@@ -101,13 +115,14 @@ class Covariance:
 
     @property
     def trace(self) -> float:
+        """The sum of the eigenvalues."""
         return float(self.eigvals.sum())
 
     @property
     def is_isotropic(self) -> bool:
-        """All eigenvalues equal (to 1e-12 relative)."""
+        """All eigenvalues equal (to ``EIG_RTOL`` relative)."""
         lam = self.eigvals
-        return bool(lam[0] - lam[-1] <= 1e-12 * max(lam[0], 1e-300))
+        return bool(lam[0] - lam[-1] <= EIG_RTOL * max(lam[0], TINY))
 
     def __repr__(self) -> str:
         lam = self.eigvals
@@ -133,8 +148,9 @@ class Covariance:
         out = np.sum(self.eigvals * c * c, axis=-1)
         return output_like(out)
 
+    @keyword_seed
     def sample(
-        self, n: int, seed: SeedLike = 0, *, batch: tuple[int, ...] | int = ()
+        self, n: int, *, seed: SeedLike = 0, batch: tuple[int, ...] | int = ()
     ) -> np.ndarray:
         """Draw Gaussian inputs ``x ~ N(0, Sigma)`` with shape ``(*batch, n, d)``."""
         n = check_positive_int(n, "n")
@@ -157,14 +173,26 @@ class Covariance:
 
 # ------------------------------------------------------------------ families
 def isotropic(d: int, scale: float = 1.0) -> Covariance:
-    """``scale * I_d``."""
+    """``scale * I_d``.
+
+    Examples
+    --------
+    >>> isotropic(3, 2.0).eigvals
+    array([2., 2., 2.])
+    """
     d = check_positive_int(d, "d")
     scale = check_positive(scale, "scale")
     return Covariance(np.full(d, scale), None, name="isotropic")
 
 
 def power_law(d: int, a: float = 1.0, scale: float = 1.0) -> Covariance:
-    """Diagonal spectrum ``lambda_i = scale * i^-a`` for ``i = 1..d``."""
+    """Diagonal spectrum ``lambda_i = scale * i^-a`` for ``i = 1..d``.
+
+    Examples
+    --------
+    >>> power_law(3, a=1.0).eigvals.round(4)
+    array([1.    , 0.5   , 0.3333])
+    """
     d = check_positive_int(d, "d")
     a = check_finite_scalar(a, "a")
     if a < 0:
@@ -175,8 +203,14 @@ def power_law(d: int, a: float = 1.0, scale: float = 1.0) -> Covariance:
     )
 
 
-def spiked(d: int, spikes: Any = (10.0,), base: float = 1.0) -> Covariance:
-    """A flat spectrum ``base`` with the leading eigenvalues replaced by ``spikes``."""
+def spiked(d: int, spikes: ArrayLike = (10.0,), base: float = 1.0) -> Covariance:
+    """A flat spectrum ``base`` with the leading eigenvalues replaced by ``spikes``.
+
+    Examples
+    --------
+    >>> spiked(4, [3.0, 5.0]).eigvals
+    array([5., 3., 1., 1.])
+    """
     d = check_positive_int(d, "d")
     base = check_positive(base, "base")
     s = as_array(spikes, "spikes", min_ndim=1, max_ndim=1)
@@ -193,7 +227,7 @@ def spiked(d: int, spikes: Any = (10.0,), base: float = 1.0) -> Covariance:
 FAMILIES = ("isotropic", "power_law", "spiked")
 
 
-def family(name: str, d: int, *, a: float = 1.0, spikes: Any = (10.0,)) -> Covariance:
+def family(name: str, d: int, *, a: float = 1.0, spikes: ArrayLike = (10.0,)) -> Covariance:
     """The covariance of a spectrum family given by name: the one place names become spectra.
 
     Parameters
@@ -226,31 +260,51 @@ def family(name: str, d: int, *, a: float = 1.0, spikes: Any = (10.0,)) -> Covar
     raise ValueError(f"spectrum must be one of {', '.join(FAMILIES)}, got {name!r}")
 
 
-def from_matrix(matrix: Any, name: str = "cov") -> Covariance:
-    """Validate a symmetric positive semi-definite matrix and decompose it."""
+def from_matrix(matrix: ArrayLike, name: str = "cov") -> Covariance:
+    """Validate a symmetric positive semi-definite matrix and decompose it.
+
+    Examples
+    --------
+    >>> c = from_matrix([[2.0, 1.0], [1.0, 2.0]])
+    >>> c.eigvals.round(12), c.matrix.round(12)
+    (array([3., 1.]), array([[2., 1.],
+           [1., 2.]]))
+    """
     m = as_matrix(matrix, name)
     if m.shape[0] != m.shape[1]:
         raise ValueError(f"{name} must be square, got shape {m.shape}")
-    scale = max(float(np.max(np.abs(m))), 1e-300)
+    scale = max(float(np.max(np.abs(m))), TINY)
     asym = float(np.max(np.abs(m - m.T)))
     if asym > _SYM_RTOL * scale:
         raise ValueError(f"{name} must be symmetric; max |C - C^T| = {asym:.3g}")
     lam, vec = np.linalg.eigh(0.5 * (m + m.T))
-    if lam[0] < -_PSD_RTOL * max(abs(lam[-1]), 1e-300) * m.shape[0]:
+    if lam[0] < -_PSD_RTOL * max(abs(lam[-1]), TINY) * m.shape[0]:
         raise ValueError(f"{name} must be positive semi-definite; smallest eigenvalue {lam[0]:.3g}")
     lam = np.clip(lam[::-1], 0.0, None)
     return Covariance(lam, vec[:, ::-1], name="from matrix" if name == "cov" else name)
 
 
-def as_covariance(cov: Any, name: str = "cov", d: int | None = None) -> Covariance:
-    """Accept a :class:`Covariance` or a symmetric PSD array; check its dimension against ``d``."""
+def as_covariance(cov: CovarianceLike, name: str = "cov", d: int | None = None) -> Covariance:
+    """Accept a :class:`Covariance` or a symmetric PSD array; check its dimension against ``d``.
+
+    Examples
+    --------
+    >>> as_covariance([[1.0, 0.0], [0.0, 4.0]]).eigvals
+    array([4., 1.])
+    >>> as_covariance(isotropic(2), d=3)
+    Traceback (most recent call last):
+    ...
+    ValueError: cov has dimension 2 but the vectors have dimension 3
+    """
     c = cov if isinstance(cov, Covariance) else from_matrix(cov, name)
     if d is not None and c.d != d:
         raise ValueError(f"{name} has dimension {c.d} but the vectors have dimension {d}")
     return c
 
 
-def from_data(X: Any, *, shrinkage: str | float | None = None, center: bool = True) -> Covariance:
+def from_data(
+    X: ArrayLike, *, shrinkage: str | float | None = None, center: bool = True
+) -> Covariance:
     """Estimate the covariance of the rows of ``X``.
 
     Parameters
@@ -262,6 +316,13 @@ def from_data(X: Any, *, shrinkage: str | float | None = None, center: bool = Tr
         identity with that weight.
     center : bool
         Subtract the column means first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, 0.0], [-1.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    >>> from_data(X).eigvals.round(12)  # sample covariance diag(2/3, 8/3)
+    array([2.66666667, 0.66666667])
     """
     x = as_matrix(X, "X")
     if x.shape[0] < 2:
@@ -285,8 +346,17 @@ def from_data(X: Any, *, shrinkage: str | float | None = None, center: bool = Tr
     return from_matrix(m, name="estimated")
 
 
-def random_rotation(d: int, seed: SeedLike = 0) -> np.ndarray:
-    """A Haar-distributed orthogonal ``d x d`` matrix (scipy's ``ortho_group``)."""
+@keyword_seed
+def random_rotation(d: int, *, seed: SeedLike = 0) -> np.ndarray:
+    """A Haar-distributed orthogonal ``d x d`` matrix (scipy's ``ortho_group``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q = random_rotation(3, seed=0)
+    >>> bool(np.allclose(q.T @ q, np.eye(3)))
+    True
+    """
     d = check_positive_int(d, "d")
     if d == 1:
         return np.ones((1, 1))
@@ -295,7 +365,15 @@ def random_rotation(d: int, seed: SeedLike = 0) -> np.ndarray:
     return ortho_group.rvs(d, random_state=as_generator(seed))
 
 
-def rotated(cov: Covariance, seed: SeedLike = 0) -> Covariance:
-    """``cov`` turned by a random rotation: same spectrum, generic eigenvectors."""
+@keyword_seed
+def rotated(cov: Covariance, *, seed: SeedLike = 0) -> Covariance:
+    """``cov`` turned by a random rotation: same spectrum, generic eigenvectors.
+
+    Examples
+    --------
+    >>> c = rotated(spiked(3, [4.0]), seed=1)
+    >>> c.eigvals, c.eigvecs is not None
+    (array([4., 1., 1.]), True)
+    """
     cov = as_covariance(cov)
-    return cov.rotate(random_rotation(cov.d, seed))
+    return cov.rotate(random_rotation(cov.d, seed=seed))

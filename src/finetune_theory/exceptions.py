@@ -5,7 +5,10 @@
   too large) and :class:`ConvergenceError` (the step budget ran out first).
 * :class:`UnreachableRiskError` -- a requested risk that no sample size within the limit
   reaches (a :class:`ValueError`: the request itself is impossible).
-* Bad arguments are plain :class:`ValueError` (and :class:`TypeError`) naming the argument.
+* Bad arguments are a :class:`ValueError` naming the argument; an argument of the wrong type
+  (text where numbers are expected, an object that is not the architecture's parameters) is
+  an :class:`InputTypeError`, which is a :class:`TypeError` and, so that code catching the
+  ``ValueError`` of every bad argument keeps working, also a :class:`ValueError`.
 
 >>> from finetune_theory.exceptions import ConvergenceError, TrainingError
 >>> issubclass(ConvergenceError, TrainingError) and issubclass(TrainingError, RuntimeError)
@@ -14,20 +17,79 @@ True
 
 from __future__ import annotations
 
-__all__ = ["TrainingError", "DivergenceError", "ConvergenceError", "UnreachableRiskError"]
+__all__ = [
+    "TrainingError",
+    "DivergenceError",
+    "ConvergenceError",
+    "UnreachableRiskError",
+    "InputTypeError",
+]
 
 
 class TrainingError(RuntimeError):
-    """A gradient-descent run that did not reach its goal."""
+    """A gradient-descent run that did not reach its goal.
+
+    Examples
+    --------
+    >>> issubclass(DivergenceError, TrainingError), issubclass(ConvergenceError, TrainingError)
+    (True, True)
+    """
 
 
 class DivergenceError(TrainingError):
-    """The training loss became non-finite or grew without bound: lower the step ``lr``."""
+    """The training loss became non-finite or grew without bound: lower the step ``lr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import linear
+    >>> try:
+    ...     linear.train(np.eye(2), np.ones(2), np.zeros(2), lr=10.0)  # residual x (-4) a step
+    ... except DivergenceError as err:
+    ...     print(str(err).split(" (")[0])  # 16^k exceeds 1e10 at k = 9
+    gradient descent diverged at step 9
+    """
 
 
 class ConvergenceError(TrainingError):
-    """The run stopped at ``max_steps`` before meeting ``tol``: raise it or the step."""
+    """The run stopped at ``max_steps`` before meeting ``tol``: raise it or the step.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import linear
+    >>> try:
+    ...     linear.train(np.eye(2), np.ones(2), np.zeros(2), lr=0.01, max_steps=3)
+    ... except ConvergenceError as err:
+    ...     print(str(err).split(" (")[0])
+    1 of 1 problem(s) did not converge in 3 steps
+    """
 
 
 class UnreachableRiskError(ValueError):
-    """The requested risk cannot be reached within the allowed sample sizes."""
+    """The requested risk cannot be reached within the allowed sample sizes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance, linear
+    >>> try:
+    ...     linear.sample_complexity(covariance.isotropic(4), np.zeros(4), np.ones(4), 0.1, n_max=2)
+    ... except UnreachableRiskError as err:
+    ...     print(str(err).split(":")[0])
+    no n <= n_max = 2 reaches risk eps = 0.1
+    """
+
+
+class InputTypeError(TypeError, ValueError):
+    """An argument of the wrong type: a ``TypeError`` that is also a ``ValueError``.
+
+    Examples
+    --------
+    >>> from finetune_theory import linear
+    >>> try:
+    ...     linear.default_lr("many rows")
+    ... except TypeError as err:
+    ...     print(type(err).__name__, isinstance(err, ValueError))
+    InputTypeError True
+    """

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from ._random import SeedLike, as_generator
+from ._random import SeedLike, as_generator, keyword_seed
 from ._validation import (
     as_array,
     as_vector,
@@ -26,7 +27,7 @@ from ._validation import (
     check_nonnegative,
     check_positive_int,
 )
-from .covariance import Covariance, as_covariance
+from .covariance import Covariance, CovarianceLike, as_covariance
 
 __all__ = [
     "TeacherPair",
@@ -42,7 +43,15 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class TeacherPair:
-    """A source and a target teacher of the same dimension."""
+    """A source and a target teacher of the same dimension.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pair = TeacherPair(np.array([1.0, 0.0]), np.array([0.5, 0.5]))
+    >>> pair.d, pair.delta
+    (2, array([ 0.5, -0.5]))
+    """
 
     theta_source: np.ndarray
     theta_target: np.ndarray
@@ -59,6 +68,7 @@ class TeacherPair:
 
     @property
     def d(self) -> int:
+        """The dimension of the teachers."""
         return int(self.theta_source.size)
 
     @property
@@ -67,21 +77,39 @@ class TeacherPair:
         return self.theta_source - self.theta_target
 
 
-def random_units(count: int, d: int, seed: SeedLike = 0) -> np.ndarray:
-    """``count`` independent uniformly random unit vectors in ``R^d``, shape ``(count, d)``."""
+@keyword_seed
+def random_units(count: int, d: int, *, seed: SeedLike = 0) -> np.ndarray:
+    """``count`` independent uniformly random unit vectors in ``R^d``, shape ``(count, d)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> u = random_units(4, 3, seed=0)
+    >>> u.shape, bool(np.allclose(np.linalg.norm(u, axis=1), 1.0))
+    ((4, 3), True)
+    """
     count = check_positive_int(count, "count")
     d = check_positive_int(d, "d")
     v = as_generator(seed).standard_normal((count, d))
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def random_unit(d: int, seed: SeedLike = 0) -> np.ndarray:
-    """A uniformly random unit vector in ``R^d`` (the first row of :func:`random_units`)."""
-    return random_units(1, d, seed)[0]
+@keyword_seed
+def random_unit(d: int, *, seed: SeedLike = 0) -> np.ndarray:
+    """A uniformly random unit vector in ``R^d`` (the first row of :func:`random_units`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> bool(np.array_equal(random_unit(3, seed=5), random_units(1, 3, seed=5)[0]))
+    True
+    """
+    return random_units(1, d, seed=seed)[0]
 
 
+@keyword_seed
 def scaled_pairs(
-    d: int, alpha: float, eps: float, repeats: int, seed: SeedLike = 0
+    d: int, alpha: float, eps: float, repeats: int, *, seed: SeedLike = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``repeats`` pairs ``theta_T = alpha theta_S + eps xi`` at once (law of :func:`scaled_pair`).
 
@@ -90,12 +118,22 @@ def scaled_pairs(
     (theta_source, theta_target) : ndarrays of shape (repeats, d)
         Unit sources; ``xi`` uniform on the unit sphere. With ``repeats = 1`` and the same seed
         the bits equal those of :func:`scaled_pair`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ts, tt = scaled_pairs(3, alpha=0.5, eps=0.0, repeats=2, seed=0)
+    >>> ts.shape, bool(np.allclose(tt, 0.5 * ts))
+    ((2, 3), True)
+    >>> bool(np.array_equal(scaled_pairs(3, 1.0, 0.1, 1, seed=4)[1][0],
+    ...                     scaled_pair(3, alpha=1.0, eps=0.1, seed=4).theta_target))
+    True
     """
     alpha = check_finite_scalar(alpha, "alpha")
     eps = check_nonnegative(eps, "eps")
     rng = as_generator(seed)
-    source = random_units(repeats, d, rng)
-    xi = random_units(repeats, d, rng)
+    source = random_units(repeats, d, seed=rng)
+    xi = random_units(repeats, d, seed=rng)
     return source, alpha * source + eps * xi
 
 
@@ -104,7 +142,7 @@ def scaled_pair(
     *,
     alpha: float = 1.0,
     eps: float = 0.0,
-    theta_source: Any = None,
+    theta_source: ArrayLike | None = None,
     seed: SeedLike = 0,
 ) -> TeacherPair:
     """``theta_T = alpha theta_S + eps xi`` with ``xi`` uniform on the unit sphere.
@@ -119,7 +157,14 @@ def scaled_pair(
         Norm of the random perturbation, ``>= 0``.
     theta_source : array, optional
         The source; default a random unit vector.
-    seed : int or SeedSequence
+    seed : int, SeedSequence or Generator
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pair = scaled_pair(theta_source=np.array([1.0, 0.0]), alpha=2.0, eps=0.0)
+    >>> pair.theta_target
+    array([2., 0.])
     """
     alpha = check_finite_scalar(alpha, "alpha")
     eps = check_nonnegative(eps, "eps")
@@ -127,18 +172,18 @@ def scaled_pair(
     if theta_source is None:
         if d is None:
             raise ValueError("give d or theta_source")
-        ts = random_unit(d, rng)
+        ts = random_unit(d, seed=rng)
     else:
         ts = as_vector(theta_source, "theta_source")
         if d is not None and ts.size != d:
             raise ValueError(f"theta_source has dimension {ts.size} but d = {d}")
-    xi = random_unit(ts.size, rng)
+    xi = random_unit(ts.size, seed=rng)
     return TeacherPair(ts, alpha * ts + eps * xi)
 
 
 def _source(cov: Covariance, theta_source: Any, rng: np.random.Generator) -> np.ndarray:
     if theta_source is None:
-        return random_unit(cov.d, rng)
+        return random_unit(cov.d, seed=rng)
     ts = as_vector(theta_source, "theta_source")
     if ts.size != cov.d:
         raise ValueError(f"theta_source has dimension {ts.size} but cov has dimension {cov.d}")
@@ -146,12 +191,12 @@ def _source(cov: Covariance, theta_source: Any, rng: np.random.Generator) -> np.
 
 
 def placed_pair(
-    cov: Any,
+    cov: CovarianceLike,
     *,
     distance: float = 1.0,
     where: str = "top",
     k: int = 10,
-    theta_source: Any = None,
+    theta_source: ArrayLike | None = None,
     seed: SeedLike = 0,
 ) -> TeacherPair:
     """A pair whose difference has norm ``distance`` and lies in chosen eigen-directions.
@@ -167,7 +212,15 @@ def placed_pair(
         Number of eigen-directions spanned by the difference.
     theta_source : array, optional
         Default: a random unit vector.
-    seed : int or SeedSequence
+    seed : int, SeedSequence or Generator
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance
+    >>> pair = placed_pair(covariance.power_law(5), distance=2.0, where="tail", k=2, seed=0)
+    >>> round(float(np.linalg.norm(pair.delta)), 12), bool(np.all(pair.delta[:3] == 0))
+    (2.0, True)
     """
     c = as_covariance(cov)
     distance = check_nonnegative(distance, "distance")
@@ -190,7 +243,10 @@ def placed_pair(
     return TeacherPair(ts, ts - delta)
 
 
-def profiled_deltas(cov: Any, distance: Any, tilt: Any, seed: SeedLike = 0) -> np.ndarray:
+@keyword_seed
+def profiled_deltas(
+    cov: CovarianceLike, distance: ArrayLike, tilt: ArrayLike, *, seed: SeedLike = 0
+) -> np.ndarray:
     """Differences whose energy spreads over the eigen-index like ``i^tilt``, batched.
 
     The coordinate of each difference on the ``i``-th eigenvector of ``cov`` is
@@ -207,6 +263,14 @@ def profiled_deltas(cov: Any, distance: Any, tilt: Any, seed: SeedLike = 0) -> n
     Returns
     -------
     ndarray, shape (P, d) or (d,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance
+    >>> deltas = profiled_deltas(covariance.isotropic(4), [1.0, 3.0], 0.0, seed=0)
+    >>> deltas.shape, np.linalg.norm(deltas, axis=1).round(12)
+    ((2, 4), array([1., 3.]))
     """
     c = as_covariance(cov)
     dist = as_array(distance, "distance", max_ndim=1)
@@ -225,20 +289,28 @@ def profiled_deltas(cov: Any, distance: Any, tilt: Any, seed: SeedLike = 0) -> n
 
 
 def profiled_pair(
-    cov: Any,
+    cov: CovarianceLike,
     *,
     distance: float = 1.0,
     tilt: float = 0.0,
-    theta_source: Any = None,
+    theta_source: ArrayLike | None = None,
     seed: SeedLike = 0,
 ) -> TeacherPair:
     """A pair whose difference spreads its energy over the eigen-index like ``i^tilt``.
 
     See :func:`profiled_deltas`; ``theta_source`` defaults to a random unit vector.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from finetune_theory import covariance
+    >>> pair = profiled_pair(covariance.power_law(6), distance=0.5, tilt=-2.0, seed=1)
+    >>> round(float(np.linalg.norm(pair.delta)), 12)
+    0.5
     """
     c = as_covariance(cov)
     distance = check_nonnegative(distance, "distance")
     tilt = check_finite_scalar(tilt, "tilt")
     rng = as_generator(seed)
     ts = _source(c, theta_source, rng)
-    return TeacherPair(ts, ts - profiled_deltas(c, distance, tilt, rng))
+    return TeacherPair(ts, ts - profiled_deltas(c, distance, tilt, seed=rng))

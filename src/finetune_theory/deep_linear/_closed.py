@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.linalg import eigh_tridiagonal
 
 from .._validation import check_depth
@@ -40,11 +41,26 @@ def pinv(x: np.ndarray) -> np.ndarray:
 
 
 def solve_scale(
-    target_sq: Any, perp_sq: Any, source_sq: Any, depth: Any, *, seen_sq: Any = None
+    target_sq: ArrayLike,
+    perp_sq: ArrayLike,
+    source_sq: ArrayLike,
+    depth: float,
+    *,
+    seen_sq: ArrayLike | None = None,
 ) -> np.ndarray:
     """The scale ``s_N`` from squared norms (vectorised; the core of the closed form).
 
-    See :func:`scale_root`, which this validates ``depth`` for.
+    The root ``s > 0`` of ``s^(N/(N-1)) c = sqrt(a^2 + b^2 s^2)`` with ``a^2 = target_sq``
+    (``||X^+ y||^2``), ``b^2 = perp_sq`` (``||P_perp theta_S||^2``) and ``c^2 = source_sq``
+    (``||theta_S||^2``); see :func:`scale_root`, which this validates ``depth`` for.
+
+    Examples
+    --------
+    >>> import math
+    >>> float(solve_scale(1.0, 0.0, 1.0, 2))  # s^2 = 1: nothing unseen, s = (a / c)^(1/p)
+    1.0
+    >>> float(solve_scale(4.0, 3.0, 4.0, math.inf))  # a / sqrt(c^2 - b^2) = 2 / 1
+    2.0
     """
     return scale_root(target_sq, perp_sq, source_sq, check_depth(depth), seen_sq=seen_sq)
 

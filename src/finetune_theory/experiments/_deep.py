@@ -36,7 +36,7 @@ def design(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian inputs ``(B, n, d)`` and labels ``theta_T^T x + noise`` for each repeat."""
     b = theta_target.shape[0]
-    x = cov.sample(n, rng, batch=b)
+    x = cov.sample(n, seed=rng, batch=b)
     y = np.matmul(x, theta_target[:, :, None])[:, :, 0]
     if noise > 0:
         y = y + noise * rng.standard_normal((b, n))

@@ -146,7 +146,7 @@ def _asymptotic(
 def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[str, Any]]:
     cov = covariance(config)
     b, n = config.repeats, config.n
-    source, target = scaled_pairs(config.d, alpha, config.eps, b, rng)
+    source, target = scaled_pairs(config.d, alpha, config.eps, b, seed=rng)
     x, y = design(cov, target, n, config.noise, rng)
     target_sq = np.asarray(cov.quad(target))
     base = {
@@ -167,7 +167,8 @@ def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[s
         fit: dict[str, np.ndarray] | None,
         extra: dict[str, np.ndarray],
     ) -> None:
-        closed, scale = dl.finetune(x, y, start, depth, return_scale=True)
+        closed = dl.finetune(x, y, start, depth)
+        scale = dl.finetune_scale(x, y, start, depth)
         r_closed = risks(cov, closed, target)
         r_asym, s_asym = _asymptotic(cov, start, target, n, depth, config.noise)
         nan = np.full(b, np.nan)

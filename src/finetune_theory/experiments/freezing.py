@@ -130,9 +130,9 @@ def _targets(
 ) -> np.ndarray:
     b, d = source.shape
     if kind == "scaled":
-        return config.alpha * source + config.eps * random_units(b, d, rng)
+        return config.alpha * source + config.eps * random_units(b, d, seed=rng)
     if kind == "orthogonal":
-        z = random_units(b, d, rng)
+        z = random_units(b, d, seed=rng)
         sig_s = cov.from_coords(cov.eigvals * cov.coords(source))  # Sigma theta_S
         z = z - (np.sum(z * sig_s, 1) / np.sum(source * sig_s, 1))[:, None] * source
         return z / np.linalg.norm(z, axis=1, keepdims=True)
@@ -159,8 +159,8 @@ def frozen_limit(x: np.ndarray, y: np.ndarray, source: np.ndarray, trainable: in
 def _unit(config: Config, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
     cov = covariance(config)
     b, d, depth = config.repeats, config.d, config.depth
-    source = random_units(b, d, rng)
-    x = cov.sample(n, rng, batch=b)
+    source = random_units(b, d, seed=rng)
+    x = cov.sample(n, seed=rng, batch=b)
     weights = dl.balanced_init(source, depth, config.width, seed=rng)
     records: list[dict[str, Any]] = []
     for kind in config.targets:

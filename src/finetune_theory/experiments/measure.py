@@ -108,8 +108,8 @@ def _pairs(config: Config, spectrum: str, rng: np.random.Generator) -> list[dict
     tilt = rng.uniform(*config.tilt_range, size=p)
     lo, hi = np.log(config.distance_range)
     distance = np.exp(rng.uniform(lo, hi, size=p))
-    targets = sources - profiled_deltas(cov, distance, tilt, rng)
-    x = cov.sample(n, rng, batch=p)
+    targets = sources - profiled_deltas(cov, distance, tilt, seed=rng)
+    x = cov.sample(n, seed=rng, batch=p)
     y = np.einsum("pnd,pd->pn", x, targets)
     true_risk = linear.excess_risk(cov, linear.finetune(x, y, sources), targets)
     measures = linear.similarity(cov, sources, targets, n)
@@ -127,7 +127,7 @@ def _curves(config: Config, spectrum: str, rng: np.random.Generator) -> list[dic
     cov = make_covariance(config, spectrum)
     k = max(1, config.d // 20)
     records: list[dict[str, Any]] = []
-    source = random_unit(config.d, rng)
+    source = random_unit(config.d, seed=rng)
     ns = np.array([m for m in config.curve_n if m <= config.d], dtype=np.int64)
     for placement in ("top", "tail"):
         pair = placed_pair(cov, distance=1.0, where=placement, k=k, theta_source=source, seed=rng)

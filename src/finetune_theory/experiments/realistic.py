@@ -291,7 +291,7 @@ def _planted(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
         idx = _subsets(rng, train.shape[0], int(n), config.repeats)
         real = _SharedDesign(train[idx])
         gauss = (
-            _SharedDesign(cov.sample(int(n), rng, batch=config.repeats))
+            _SharedDesign(cov.sample(int(n), seed=rng, batch=config.repeats))
             if config.gaussian_control
             else None
         )
@@ -383,7 +383,7 @@ def _tasks(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
             ys_lin = xs @ theta_t + eps
             real = _SharedDesign(xs)
             gauss = (
-                _SharedDesign(cov.sample(int(n), rng, batch=config.repeats))
+                _SharedDesign(cov.sample(int(n), seed=rng, batch=config.repeats))
                 if config.gaussian_control
                 else None
             )

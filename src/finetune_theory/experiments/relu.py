@@ -193,7 +193,7 @@ def _fit_and_score(
     ``start`` is the pretrained network (fine-tuning) or None (scratch, where ``init`` outputs
     zero). Arrays have shape ``(R, K)`` (repeats x deltas).
     """
-    lr = relu.default_lr(x, init, fraction=config.lr_fraction)
+    lr = relu.default_lr(x, y, init, fraction=config.lr_fraction)
     res = relu.train(x, y, init, lr=lr, tol=config.tol, max_steps=config.max_steps)
     net_test = res.weights(xt)
     kern = relu.kernel_predictor(x, y, xt, start=start)
@@ -265,12 +265,12 @@ def _run_width(config: Config, width: int, rng: np.random.Generator) -> list[dic
         max_steps=config.max_steps,
     )
     source = relu.ReluNetwork(pre.weights.weights[:, None], pre.weights.signs)  # (R, 1, m, d)
-    xt = relu.sample_sphere(config.n_test, d, g_test, batch=(R, 1))
+    xt = relu.sample_sphere(config.n_test, d, seed=g_test, batch=(R, 1))
     yt = s * np.einsum("rktd,rkd->rkt", np.broadcast_to(xt, (R, len(deltas), *xt.shape[-2:])), tgt)
     source_err = _mse(source(xt)[:, 0], s * np.einsum("rtd,rd->rt", xt[:, 0], src))
-    pool = relu.sample_sphere(max(config.ns), d, g_pool, batch=(R, 1))
+    pool = relu.sample_sphere(max(config.ns), d, seed=g_pool, batch=(R, 1))
     noise = config.noise * g_noise.standard_normal((R, len(deltas), max(config.ns)))
-    scratch_init = relu.init_network(width, d, g_init, batch=(R, 1))
+    scratch_init = relu.init_network(width, d, seed=g_init, batch=(R, 1))
     records = []
     for n in sorted(config.ns):
         x = pool[..., :n, :]
@@ -306,8 +306,8 @@ def _run_width(config: Config, width: int, rng: np.random.Generator) -> list[dic
                         **{key: int(v[k]) for key, v in n_pred.items()},
                         "lambda_0": float(lam[r]),
                         "source_error": float(source_err[r]),
-                        "pretrain_movement": float(pre.movement[r]),
-                        "pretrain_steps": int(pre.steps[r]),
+                        "pretrain_movement": float(pre.training.movement[r]),
+                        "pretrain_steps": int(pre.training.steps[r]),
                     }
                     for key, val in out.items():
                         v = val[r, k]

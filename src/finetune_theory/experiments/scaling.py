@@ -116,8 +116,8 @@ def units(config: Config) -> list[Config]:
 def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
     cov = covariance(config)
     b, n = config.repeats, config.n
-    source, target = scaled_pairs(config.d, 1.0, config.eps, b, rng)
-    x = cov.sample(n, rng, batch=b)
+    source, target = scaled_pairs(config.d, 1.0, config.eps, b, seed=rng)
+    x = cov.sample(n, seed=rng, batch=b)
     y0 = np.matmul(x, target[:, :, None])[:, :, 0]
     inits = {
         depth: dl.balanced_init(source, depth, config.width, seed=rng) for depth in config.depths
@@ -134,7 +134,8 @@ def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
             target_sq = np.asarray(cov.quad(tgt))
             depths: list[float] = [*config.depths] + ([math.inf] if config.infinite else [])
             for depth in depths:
-                closed, scale = dl.finetune(x, y, src, depth, return_scale=True)
+                closed = dl.finetune(x, y, src, depth)
+                scale = dl.finetune_scale(x, y, src, depth)
                 fit = None
                 if math.isfinite(depth):
                     c_layer = c ** (1.0 / depth) if mode == "source" else 1.0

@@ -6,15 +6,27 @@ from typing import Any
 
 import numpy as np
 
-from .._training import Monitor, TrainResult, check_train_options, relative_movement
-from .._validation import as_array, as_matrix, output_like, regression_problem
+from .._training import (
+    DEFAULT_MAX_STEPS,
+    DEFAULT_TOL,
+    Monitor,
+    TrainResult,
+    check_train_options,
+    relative_movement,
+    renamed_start,
+)
+from .._validation import as_matrix, check_lr, check_positive, output_like, regression_problem
 
 
-def default_lr(X: Any) -> np.ndarray | float:
-    """The default step of :func:`train`: ``1 / L`` with ``L = lambda_max(X^T X / n)``.
+def default_lr(
+    X: Any, y: Any = None, start: Any = None, *, fraction: float = 1.0
+) -> np.ndarray | float:
+    """The default step of :func:`train`: ``fraction / L`` with ``L = lambda_max(X^T X / n)``.
 
-    GD on the quadratic loss is stable for ``lr < 2 / L``; ``1 / L`` never raises the loss.
-    Batched over leading axes of ``X``; a zero design gets 1.
+    Takes what :func:`train` takes; the step of the quadratic loss depends on ``X`` alone, so
+    ``y`` and ``start`` may be left out. GD is stable for ``fraction < 2``; the default
+    ``1 / L`` never raises the loss. Batched over leading axes of ``X``; a zero design gets
+    ``fraction``.
 
     Examples
     --------
@@ -23,7 +35,10 @@ def default_lr(X: Any) -> np.ndarray | float:
     0.5
     """
     x = as_matrix(X, "X", batch=True)
-    return output_like(_default_lr(x))
+    fraction = check_positive(fraction, "fraction")
+    if fraction >= 2:
+        raise ValueError(f"fraction must be < 2 (stability), got {fraction}")
+    return output_like(fraction * _default_lr(x))
 
 
 def _default_lr(x: np.ndarray) -> np.ndarray:
@@ -31,25 +46,27 @@ def _default_lr(x: np.ndarray) -> np.ndarray:
     return np.where(top > 0, 1.0 / np.where(top > 0, top, 1.0), 1.0)
 
 
+@renamed_start("theta_source")
 def train(
     X: Any,
     y: Any,
-    theta_source: Any,
+    start: Any,
     *,
     lr: Any = None,
-    max_steps: int = 100_000,
-    tol: float = 1e-12,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    tol: float = DEFAULT_TOL,
     strict: bool = True,
 ) -> TrainResult:
-    """Full-batch gradient descent on ``(1/2n) ||X theta - y||^2`` from ``theta_source``.
+    """Full-batch gradient descent on ``(1/2n) ||X theta - y||^2`` from ``start``.
 
     Its limit is :func:`finetune`; the three ``train`` functions of the package share their
     settings and result (:mod:`finetune_theory._training`).
 
     Parameters
     ----------
-    X, y, theta_source : arrays, shapes (..., n, d), (..., n), (..., d)
-        As for :func:`finetune`; leading axes are independent problems trained together.
+    X, y, start : arrays, shapes (..., n, d), (..., n), (..., d)
+        As ``X, y, theta_source`` for :func:`finetune` (``start`` is the source vector);
+        leading axes are independent problems trained together.
     lr : float or array, optional
         Step size (one per problem, broadcast over the batch). Default :func:`default_lr`
         per problem, ``1 / L`` with ``L`` the largest eigenvalue of ``X^T X / n``.
@@ -67,7 +84,7 @@ def train(
     -------
     TrainResult
         ``weights`` and ``theta`` are the final vector ``(..., d)``, ``start`` is
-        ``theta_source``; the other fields have the batch shape.
+        ``start``; the other fields have the batch shape.
 
     Raises
     ------
@@ -84,20 +101,11 @@ def train(
     >>> out.theta.round(8), bool(out.interpolated)
     (array([2., 1., 0.]), True)
     """
-    x, yy, ts = regression_problem(X, y, theta_source)
+    x, yy, ts = regression_problem(X, y, start, name="start")
     max_steps, tol = check_train_options(max_steps, tol)
     n = x.shape[-2]
     batch = x.shape[:-2]
-    if lr is None:
-        step = _default_lr(x)
-    else:
-        step = as_array(lr, "lr")
-        if np.any(step <= 0):
-            raise ValueError(f"lr must be > 0, got {float(step.min())}")
-        try:
-            step = np.broadcast_to(step, batch).astype(np.float64)
-        except ValueError:
-            raise ValueError(f"lr has shape {step.shape}, not broadcastable to {batch}") from None
+    step = _default_lr(x) if lr is None else check_lr(lr, batch)
     theta = np.array(ts, dtype=np.float64, copy=True)
     monitor = Monitor(yy, batch, tol, step, max_steps)
     with np.errstate(over="ignore", invalid="ignore"):
