@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..runner._base import MAX_WORKERS  # light: the command must start fast
+from ..runner import MAX_WORKERS  # from the light runner._base: the command starts fast
 from ._common import (
     PROG,
     formatter,

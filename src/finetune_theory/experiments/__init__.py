@@ -49,4 +49,8 @@ def __getattr__(name: str) -> Any:
         from . import base
 
         return getattr(base, name)
+    if name in ("figure_options", "read_caption", "DEFAULT_DPI"):  # for the runner's report
+        from . import _plotting
+
+        return getattr(_plotting, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

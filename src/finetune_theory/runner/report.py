@@ -187,7 +187,7 @@ def _figure_files(figures: list[Path]) -> list[tuple[Path, Path | None]]:
 
 def _figure_caption(path: Path, data: bytes) -> str:
     if path.suffix.lower() == ".svg":
-        from ..experiments._plotting import read_caption
+        from ..experiments import read_caption
 
         return read_caption(data.decode("utf-8", errors="replace"))
     return ""

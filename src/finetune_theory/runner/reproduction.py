@@ -315,8 +315,7 @@ def reproduce(
     command
         The command line, for the report's metadata.
     dpi
-        Resolution of the PNG figures (default
-        :data:`~finetune_theory.experiments._plotting.DEFAULT_DPI`).
+        Resolution of the PNG figures in dots per inch (default 150).
 
     Returns
     -------
@@ -349,7 +348,7 @@ def reproduce(
     started = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     t0 = time.perf_counter()
     with ExitStack() as stack:
-        from ..experiments._plotting import figure_options
+        from ..experiments import figure_options
 
         stack.enter_context(figure_options(dpi=dpi))
         stack.enter_context(FolderLock(out_path))
