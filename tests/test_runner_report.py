@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import re
 from html.parser import HTMLParser
 
@@ -92,9 +91,10 @@ def test_the_page_is_well_formed_and_self_contained(page):
     external = [u for u in parser.urls if re.match(r"(https?:)?//", u)]
     assert external == []
     assert "<script" not in page.lower()
-    pngs = [src for src in parser.images if src.startswith("data:image/png;base64,")]
-    assert len(pngs) == len(parser.images) == 1
-    assert base64.b64decode(pngs[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    # the figure is inlined as SVG markup: nothing beside the page is needed to show it
+    assert parser.images == [] and page.count("<svg ") == 1
+    assert not [u for u in parser.urls if u.startswith("figures/") or u.endswith(".svg")]
+    assert "<?xml" not in page and "<!DOCTYPE svg" not in page
 
 
 def test_the_page_shows_every_experiment_its_claims_and_verdicts(run, page):
@@ -179,3 +179,119 @@ def test_summary_tables_show_index_levels_and_readable_numbers():
     assert ">risk / n=5<" in cell and ">1.500e-07<" in cell
     long = pd.DataFrame({"v": range(100)})
     assert "first 40 of 100 rows" in _table_html(long)
+
+
+# ------------------------------------------------------------------ fit for a talk
+def _outcome(**kw):
+    from finetune_theory.runner.results import ExperimentOutcome
+
+    return ExperimentOutcome(name="e", title="E", description="", config={}, **kw)
+
+
+def _result(*outcomes, out=None):
+    from pathlib import Path
+
+    from finetune_theory.runner.results import RunInfo, RunResult
+
+    info = RunInfo("0", "quick", 0, "", "inline", Path(out or "."), Path("s"), "", "", "", "")
+    return RunResult(info, list(outcomes))
+
+
+def test_presentation_problems_flag_nan_evidence_and_uncaptioned_tables():
+    from finetune_theory.experiments.base import Verdict
+    from finetune_theory.runner.report import presentation_problems
+
+    captioned = pd.DataFrame({"risk": [0.5]}, index=pd.Index([5], name="n"))
+    captioned.attrs["caption"] = "Excess risk (squared label units) per n."
+    good = _outcome(verdicts=[Verdict("c", True, "rho 0.91")], table=captioned)
+    assert presentation_problems(_result(good)) == []
+    nan = _outcome(verdicts=[Verdict("c", True, "median Spearman nan")], table=captioned)
+    assert any("NaN" in p for p in presentation_problems(_result(nan)))
+    uncaptioned = _outcome(table=pd.DataFrame({"risk": [0.5]}))
+    assert any("no caption" in p for p in presentation_problems(_result(uncaptioned)))
+    blank = pd.DataFrame({"risk": [0.5]}, index=pd.Index([5]))  # unnamed index
+    blank.attrs["caption"] = "x"
+    assert any("blank" in p for p in presentation_problems(_result(_outcome(table=blank))))
+
+
+def test_a_claim_that_cannot_be_judged_is_shown_as_such():
+    from finetune_theory.experiments.base import Verdict
+    from finetune_theory.runner.report import render_report
+
+    verdict = Verdict("ranking", False, "not judged: no case has three sources")
+    page = render_report(_result(_outcome(verdicts=[verdict])))
+    assert 'class="badge not-judged"' in page and "not judged: no case" in page
+    assert 'class="badge does-not-hold">does not hold</span> ranking' not in page
+
+
+def test_figures_carry_captions_and_slide_sized_text_and_are_inlined(tmp_path):
+    from finetune_theory.experiments import _plotting
+    from finetune_theory.runner.report import presentation_problems, render_report
+
+    plt, out = _plotting.open_figures(tmp_path / "figures" / "e")
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([1, 2], [3, 4], label="a line")
+    ax.set_title("small", fontsize=6)
+    ax.legend(fontsize=5)
+    ax.tick_params(labelsize=7)
+    paths = _plotting.finish(fig, out / "curve", caption="The risk falls with n & stays > 0.")
+    svg = paths[1].read_text(encoding="utf-8")
+    assert min(_plotting.svg_font_sizes(svg)) >= _plotting.MIN_FONT_PT
+    assert _plotting.read_caption(svg) == "The risk falls with n & stays > 0."
+    result = _result(_outcome(figures=paths), out=tmp_path)
+    assert presentation_problems(result) == []
+    page = render_report(result)
+    assert "<figcaption>The risk falls with n &amp; stays &gt; 0." in page
+    assert page.count("<svg ") == 1 and "data:image/png" not in page
+    fig, ax = plt.subplots()
+    ax.plot([1, 2])
+    bare = _plotting.finish(fig, out / "bare")
+    assert any("no caption" in p for p in presentation_problems(_result(_outcome(figures=bare))))
+
+
+def test_dpi_sets_the_png_resolution_and_the_figure_is_laid_out_once(tmp_path, monkeypatch):
+    from matplotlib.image import imread
+    from matplotlib.layout_engine import TightLayoutEngine
+
+    from finetune_theory.experiments import _plotting
+
+    calls = []
+    original = TightLayoutEngine.execute
+    monkeypatch.setattr(
+        TightLayoutEngine, "execute", lambda self, fig: calls.append(1) or original(self, fig)
+    )
+    plt, out = _plotting.open_figures(tmp_path)
+    widths = {}
+    for dpi in (50, 100):
+        with _plotting.figure_options(dpi=dpi):
+            fig, ax = plt.subplots(figsize=(4, 3))
+            ax.plot([1, 2])
+            png, svg = _plotting.finish(fig, out / f"f{dpi}", caption="c")
+        widths[dpi] = imread(png).shape[1]
+        assert svg.exists()
+    assert widths == {50: 200, 100: 400}
+    assert len(calls) == 2  # one layout per figure, shared by the PNG and the SVG
+    with pytest.raises(ValueError, match="dpi"):
+        with _plotting.figure_options(dpi=0):
+            pass
+
+
+def test_reproduce_passes_its_dpi_to_the_figures(tmp_path, monkeypatch):
+    import dataclasses
+
+    from finetune_theory.experiments import _plotting
+    from finetune_theory.runner import reproduction
+
+    toy_experiment.register(monkeypatch)
+    seen = []
+
+    def plot(records, outdir):
+        seen.append(_plotting._OPTIONS["dpi"])
+        return toy_experiment.plot(records, outdir)
+
+    monkeypatch.setattr(
+        toy_experiment, "EXPERIMENT", dataclasses.replace(toy_experiment.EXPERIMENT, plot=plot)
+    )
+    reproduction.reproduce(["toy"], size="quick", out=tmp_path / "a", workers=1, dpi=72)
+    reproduction.reproduce(["toy"], size="quick", out=tmp_path / "b", workers=1)
+    assert seen == [72, _plotting.DEFAULT_DPI]

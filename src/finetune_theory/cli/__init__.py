@@ -7,7 +7,10 @@ append the ``add_`` function to :data:`COMMANDS`. Shared argument types are in `
 
 Errors a user can cause (unknown experiment, unwritable folder, unreachable scheduler, a file
 that is not a results store, ...) end with one line on standard error and a non-zero exit
-status; ``--debug`` shows the full traceback instead.
+status; ``--debug`` (before or after the command name) shows the full traceback instead.
+
+Start-up imports nothing heavy: the command modules import their libraries (NumPy, pandas,
+SciPy, Matplotlib, ...) inside the functions that run a command, so ``--help`` is fast.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._common import PROG, Parser, formatter
+from ._common import ERROR_PREFIX, PROG, Parser, formatter
 from .advise import add_advise
 from .reproduce import add_list, add_reproduce
 from .risk import add_risk
@@ -40,7 +43,16 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser with every subcommand of :data:`COMMANDS`."""
+    """The parser with every subcommand of :data:`COMMANDS`.
+
+    ``--debug`` is accepted before and after the command name.
+
+    Examples
+    --------
+    >>> args = build_parser().parse_args(["risk", "--n", "5", "10", "--debug"])
+    >>> args.debug, args.n
+    (True, [[5], [10]])
+    """
     from .. import __version__
 
     parser = Parser(
@@ -54,6 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     for add in COMMANDS:
         add(sub)
+    for command in sub.choices.values():
+        # after the command name too; SUPPRESS keeps a --debug given before it
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show full tracebacks on errors",
+        )
     return parser
 
 
@@ -67,6 +87,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; the exit status (0 success, 1 failure, 2 usage, 130 Ctrl-C).
 
+    Errors are one line that starts with ``finetune-theory: error:``.
     Ctrl-C (or SIGTERM) prints one line and gives 130 however often it is pressed: the first
     press stops the run, later ones are ignored while the run cleans up (workers stopped, the
     store closed; at most 20 s, then the process ends anyway). Called as the program
@@ -96,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         message = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
+        print(f"{ERROR_PREFIX} {message}", file=sys.stderr)
         return 1
     finally:
         interrupts.cancel()

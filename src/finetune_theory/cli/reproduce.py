@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from ..runner.executors import MAX_WORKERS
+from ..runner import MAX_WORKERS  # from the light runner._base: the command starts fast
 from ._common import (
     PROG,
     formatter,
@@ -114,6 +114,9 @@ def add_reproduce(sub: Any) -> None:
         metavar="SECONDS",
         help="end a Dask run that has no worker or no scheduler for this long (default: 60)",
     )
+    p.add_argument(
+        "--dpi", type=int_at_least(10), default=None, help="resolution of the PNG figures"
+    )
     p.add_argument("--fresh", action="store_true", help="forget stored units of these experiments")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
     p.add_argument(
@@ -165,6 +168,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             connect_timeout=args.connect_timeout,
             timeout=args.timeout,
             command=command_line(),
+            dpi=args.dpi,
         )
     except RunnerError as exc:
         remedy = _HINTS.get(exc.hint or "")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import TYPE_CHECKING, Any
 
-from .base import Experiment, Verdict
+if TYPE_CHECKING:
+    from .base import Experiment, Verdict
 
 __all__ = ["Experiment", "Verdict", "REGISTRY", "available", "get"]
 
@@ -38,3 +40,17 @@ def get(name: str) -> Experiment:
     if name not in names:
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(names)}")
     return importlib.import_module(REGISTRY[name]).EXPERIMENT
+
+
+def __getattr__(name: str) -> Any:
+    # Experiment and Verdict load pandas: imported on first use, so that reading REGISTRY
+    # (the command line's help) stays light
+    if name in ("Experiment", "Verdict"):
+        from . import base
+
+        return getattr(base, name)
+    if name in ("figure_options", "read_caption", "DEFAULT_DPI"):  # for the runner's report
+        from . import _plotting
+
+        return getattr(_plotting, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -46,7 +46,7 @@ from .. import linear
 from .._random import as_generator
 from ..teachers import random_units
 from ._deep import mean_se, risks, train_and_compare
-from ._plotting import finish, log_axes, open_figures
+from ._plotting import finish, legend_outside, log_axes, open_figures
 from .base import Experiment, Verdict, run_units
 
 TARGETS = ("scaled", "orthogonal")
@@ -257,7 +257,16 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
     s = records.groupby(["target", "freeze", "n"])["rel_trained"].mean().unstack("n")
     fl = records.groupby(["target", "n"])["rel_floor"].mean().unstack("n")
     fl.index = pd.MultiIndex.from_tuples([(t, "(floor)") for t in fl.index])
-    return pd.concat([s, fl]).sort_index().round(4)
+    out = pd.concat([s, fl]).sort_index().round(4)
+    out.index.names = ["target", "frozen layers"]
+    out.columns = [f"n = {n}" for n in out.columns]
+    out.attrs["caption"] = (
+        "Excess risk relative to predicting zero (no unit; 1 = no better than zero), mean over "
+        "trained networks, per target and frozen layers (rows) and number of target samples n "
+        "(columns). '(floor)' rows: the lowest relative risk any network with frozen layers "
+        "can reach, min_a ||a theta_S - theta_T||^2_Sigma over ||theta_T||^2_Sigma."
+    )
+    return out
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
@@ -337,7 +346,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     """Risk relative to predicting zero against n, per target kind and freezing pattern."""
     plt, outdir = open_figures(outdir)
     kinds = [t for t in TARGETS if t in set(records["target"])]
-    fig, axes = plt.subplots(1, len(kinds), figsize=(4.8 * len(kinds), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.4 * len(kinds), 4.8), squeeze=False)
     for ax, kind in zip(axes[0], kinds, strict=True):
         g = records[records["target"] == kind]
         for k, (label, h) in enumerate(g.groupby("freeze", sort=False)):
@@ -367,17 +376,23 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                 if kind == "orthogonal"
                 else " (alpha theta_S + eps xi)"
             ),
-            fontsize=9,
         )
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
+    legend_outside(fig, axes, ncol=2)
     first = records.iloc[0]
     fig.suptitle(
         f"E4: freezing layers of a depth-{first['depth']} network "
-        f"(d = {first['d']}; error bars: 1 s.e.)",
-        fontsize=10,
+        f"(d = {first['d']}; error bars: 1 s.e.)"
     )
-    return finish(fig, outdir / "freezing_risk", rect=(0, 0.14, 1, 1))
+    return finish(
+        fig,
+        outdir / "freezing_risk",
+        layout="constrained",
+        caption="Relative excess risk against the number of target samples n with some "
+        "layers frozen (points: trained networks, lines: their limits): no frozen network "
+        "goes below the floor (dashed), and for a target Sigma-orthogonal to the source that "
+        "floor is the risk of predicting zero (dotted), so freezing there leaves nothing to "
+        "gain from the source.",
+    )
 
 
 EXPERIMENT = Experiment(

@@ -42,7 +42,7 @@ import pandas as pd
 
 from .._random import seed_sequence
 from ..networks import torch_module
-from ._plotting import finish, open_figures
+from ._plotting import finish, legend_outside, open_figures
 from .base import Experiment, Verdict, run_units
 
 DATASETS = ("diamonds", "digits")
@@ -413,7 +413,14 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
     """Measured and predicted test MSE per data set, source and n, with the kernel drift."""
     cols = ["dataset", "source", "n", "measured_full", "predicted_full", "measured_linearised",
             "measured_last", "predicted_last", "source_mse", "drift", "movement"]
-    return records[cols].round(4).reset_index(drop=True)
+    out = records[cols].round(4).reset_index(drop=True)
+    out.attrs["caption"] = (
+        "Test mean squared error (squared label units, means over repeats) per data set, "
+        "source and number of target samples n: measured and predicted for full fine-tuning "
+        "(full) and for the last layer alone (last), measured for the linearised network, "
+        "the source's own error, the kernel drift and the relative weight movement."
+    )
+    return out
 
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
@@ -438,8 +445,16 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             ax.set_xlabel("number of target samples n")
             ax.set_title(f"{ds}: {title}")
         axes[0].set_ylabel("test MSE")
-        axes[1].legend(fontsize=7)
-        paths += finish(fig, outdir / f"networks_{ds}")
+        legend_outside(fig, axes, ncol=3)
+        paths += finish(
+            fig,
+            outdir / f"networks_{ds}",
+            layout="constrained",
+            caption=f"{ds}: test error of the fine-tuned network against the number of target "
+            "samples, per source (colour), for full fine-tuning (left, crosses: the linearised "
+            "network) and the last layer alone (right): the predicted curves (lines) should "
+            "go through the measured points.",
+        )
     return paths
 
 

@@ -42,7 +42,7 @@ from .._validation import check_depth, check_open_unit
 from ..asymptotics import numerical_rank
 from ..deep_linear import solve_scale
 from ..teachers import placed_pair
-from ._plotting import finish, open_figures
+from ._plotting import finish, legend_below, legend_outside, open_figures
 from .base import Experiment, Verdict, run_units
 
 __all__ = [
@@ -599,7 +599,11 @@ def _task_claims(t: pd.DataFrame) -> list[Verdict]:
                 evidence=f"{int(ok.sum())} of {len(ok)} (table, target, n) cases; exact match "
                 f"{int((ranking['predicted_best'] == ranking['measured_best']).sum())}; median "
                 f"Spearman of predicted vs measured over sources "
-                f"{(rho.median() if len(rho) else float('nan')):.2f}",
+                + (
+                    f"{rho.median():.2f}"
+                    if len(rho)
+                    else "not computed (no case has three sources with distinct risks)"
+                ),
             )
         )
     err = t["rel_error"].abs()
@@ -609,8 +613,13 @@ def _task_claims(t: pd.DataFrame) -> list[Verdict]:
             claim="Real tasks: the predicted held-out error is within 25% of the measured one "
             "at small n (n <= rank/4)",
             holds=bool(len(lo) > 0 and lo.median() <= 0.25),
-            evidence=f"median |relative error| {lo.median():.1%} at n <= rank/4, "
-            f"{(hi.median() if len(hi) else float('nan')):.1%} above; measured above "
+            evidence=(
+                f"median |relative error| {lo.median():.1%} at n <= rank/4, "
+                if len(lo)
+                else "not judged: no case at n <= rank/4; "
+            )
+            + (f"{hi.median():.1%} above" if len(hi) else "no case above")
+            + "; measured above "
             f"predicted in {float((t['rel_error'] < 0).mean()):.0%} of all cases",
         )
     )
@@ -649,7 +658,17 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
         frames.append(tab.assign(part="tasks"))
     if not frames:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True)
+    out = out.drop(columns=["gaussian_rel_error", "n_fraction"], errors="ignore")
+    out.attrs["caption"] = (
+        "Predicted against measured held-out error (squared label units, means over repeats; "
+        "planted: excess risk, tasks: mean squared error) per data set, placement of the "
+        "teacher difference (planted: top or tail directions) or kind of start (tasks: "
+        "fine-tune or scratch), model and number of "
+        "samples n; rel_error = predicted / measured - 1 (mean; median for tasks), "
+        "max_abs_rel_error its largest size."
+    )
+    return out
 
 
 # ---------------------------------------------------------------------------- plots
@@ -682,23 +701,29 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                             label=f"{where}: Gaussian inputs",
                         )
                 ax.set_yscale("log")
-                ax.set_title(f"{name} (d={int(g['d'].iloc[0])}), {model}", fontsize=9)
+                ax.set_title(f"{name} (d={int(g['d'].iloc[0])}), {model}")
                 ax.set_xlabel("number of target samples n")
                 ax.set_ylabel("held-out excess risk")
-                if r == 0 and c == 0:
-                    ax.legend(fontsize=6)
+        legend_outside(fig, axes, ncol=3)
         fig.suptitle(
-            "E6: same distance ||theta_S - theta_T||, difference in the top or the tail "
-            "principal directions of real inputs",
-            fontsize=10,
+            "E6: same distance ||theta_S - theta_T||,\ndifference in the top or the tail "
+            "principal directions of real inputs"
         )
-        paths += finish(fig, outdir / "realistic_planted")
+        paths += finish(
+            fig,
+            outdir / "realistic_planted",
+            layout="constrained",
+            caption="Held-out excess risk of fine-tuning on real inputs (points: measured, "
+            "lines: the Gaussian prediction from the estimated covariance) for teacher pairs "
+            "at the same Euclidean distance: a difference in the top principal directions "
+            "should fall with n far faster than one in the tail, as predicted.",
+        )
     t = _task_records(records)
     if len(t):
         panels = list(t.groupby(["dataset", "target"], sort=False).groups)
         cols = min(4, len(panels))
         rows = math.ceil(len(panels) / cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.9 * cols, 3.2 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.4 * rows), squeeze=False)
         for ax, (name, target) in zip(axes.flat, panels, strict=False):
             g = t[(t["dataset"] == name) & (t["target"] == target)]
             for i, (src, gs) in enumerate(g.groupby("source", sort=False)):
@@ -707,14 +732,22 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
                 ax.plot(gs["n"], gs["predicted"], "--", color=col)
                 _measured(ax, gs, fmt="o-", ms=3, lw=0.8, color=col, label=label)
             ax.set_yscale("log")
-            ax.set_title(f"{name}: target {g['group_column'].iloc[0]} = {target}", fontsize=9)
+            ax.set_title(f"{name}: target {g['group_column'].iloc[0]} = {target}")
             ax.set_xlabel("number of target samples n")
             ax.set_ylabel("held-out mean squared error")
-            ax.legend(fontsize=6)
+            legend_below(ax, ncol=2)
         for ax in list(axes.flat)[len(panels) :]:
             ax.set_visible(False)
-        fig.suptitle("E6: real tasks, measured (points) and predicted (dashed) error", fontsize=10)
-        paths += finish(fig, outdir / "realistic_tasks")
+        fig.suptitle("E6: real tasks, measured (points) and predicted (dashed) error")
+        paths += finish(
+            fig,
+            outdir / "realistic_tasks",
+            layout="constrained",
+            caption="Held-out error on real grouped tables, one panel per target group, "
+            "fine-tuned from each other group's model or trained from scratch (black): the "
+            "dashed predictions should follow the measured points, and the source predicted "
+            "best should be among the best measured.",
+        )
     if len(records) and "predicted" in records:
         fig, ax = plt.subplots(figsize=(4.8, 4.4))
         for i, (part, g) in enumerate(records.groupby("part", sort=False)):
@@ -733,11 +766,17 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
             ax.plot(lims, lims, "k-", lw=0.8, label="prediction = measurement")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("predicted risk (Gaussian theory, estimated covariance)")
+        ax.set_xlabel("predicted risk\n(Gaussian theory, estimated covariance)")
         ax.set_ylabel("measured held-out risk")
-        ax.set_title("E6: predicted against measured", fontsize=10)
-        ax.legend(fontsize=7)
-        paths += finish(fig, outdir / "realistic_accuracy")
+        ax.set_title("E6: predicted against measured")
+        ax.legend(loc="best")
+        paths += finish(
+            fig,
+            outdir / "realistic_accuracy",
+            caption="Every prediction of E6 against its measurement: points on the diagonal "
+            "are exact predictions; the spread around it is the error of the Gaussian theory "
+            "on real data.",
+        )
     return paths
 
 

@@ -36,7 +36,7 @@ from scipy import stats
 
 from .. import relu
 from .._random import spawn_generators
-from ._plotting import finish, open_figures
+from ._plotting import finish, legend_below, open_figures
 from .base import Experiment, Verdict, run_units
 
 #: a fine-tuning batch (repeats x deltas x n x width floats) is kept under this many bytes
@@ -340,14 +340,20 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
         "fine-tuned MSE": ft["test_mse"].mean(),
         "kernel predictor MSE": ft["kernel_mse"].mean(),
         "scratch MSE": sc["test_mse"].mean(),
-        "bound (fine-tune)": ft["bound_full"].mean(),
-        "weight movement": ft["movement"].mean(),
     }
     for col in [c for c in records.columns if c.startswith("n_pred_")][:1]:
         eps = col.removeprefix("n_pred_")
         columns[f"n(eps={eps}) fine-tune"] = ft[col].mean()
         columns[f"n(eps={eps}) scratch"] = sc[col].mean()
-    return pd.DataFrame(columns).reset_index().round(5)
+    out = pd.DataFrame(columns).reset_index().round(5)
+    out.attrs["caption"] = (
+        "Widest network, mean over repeats, per distance delta = ||theta_T - theta_S|| and "
+        "number of target samples n: test mean squared error (squared label units) of the "
+        "fine-tuned network, of its kernel predictor and of training from scratch; then the "
+        "predicted number of samples n(eps) that fine-tuning and scratch need to reach test "
+        "error eps (the bound and the weight movement are in the CSV)."
+    )
+    return out
 
 
 def _widest(records: pd.DataFrame) -> pd.DataFrame:
@@ -496,7 +502,7 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     ns = sorted(wide["n"].unique())
     deltas = sorted(wide["delta"].unique())
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))
     ax = axes[0]
     _error_panel(
         ax, net, ker, "n", ns, "delta", lambda n: (f"n={n}: network", f"n={n}: kernel predictor")
@@ -504,21 +510,27 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("teacher distance ||theta_T - theta_S||")
     ax.set_ylabel("test mean squared error")
-    ax.set_title("fine-tuned (filled, solid) vs scratch (open, dotted)", fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
+    ax.set_title("fine-tuned (filled, solid) vs scratch (open, dotted)")
+    legend_below(ax, ncol=2)
     ax = axes[1]
     _error_panel(ax, net, ker, "delta", deltas, "n", lambda delta: (f"delta={delta:g}", None))
     _n_axis(ax, ns)
     ax.set_yscale("log")
     ax.set_ylabel("test mean squared error")
-    ax.set_title("points: trained networks (2 s.e.); lines: kernel predictor", fontsize=9)
-    ax.legend(fontsize=7)
-    fig.suptitle(
-        f"E5: two-layer ReLU network, width {width}, d = {int(records['d'].iloc[0])}", fontsize=10
+    ax.set_title("points: trained networks (2 s.e.); lines: kernel predictor")
+    legend_below(ax, ncol=2)
+    fig.suptitle(f"E5: two-layer ReLU network, width {width}, d = {int(records['d'].iloc[0])}")
+    paths += finish(
+        fig,
+        outdir / "relu_error",
+        layout="constrained",
+        caption="Test error of the ReLU network against the teacher distance (left) and the "
+        "number of target samples (right): fine-tuned networks (points) should sit on their "
+        "kernel predictor (lines), with an error that grows with the distance and falls "
+        "with n, below training from scratch when the source is close.",
     )
-    paths += finish(fig, outdir / "relu_error")
 
-    fig, ax = plt.subplots(figsize=(6, 4.2))
+    fig, ax = plt.subplots(figsize=(7, 5.4))
     risk = _means(wide, "test_ramp")
     full = _means(wide, "bound_full")
     data = _means(wide, "bound_data")
@@ -546,13 +558,20 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     ax.set_ylabel("ramp risk  E min(|f(x) - y|, 1)")
     ax.set_title(
         "fine-tuning: measured risk (points) against the bound: full (solid),\n"
-        "data-dependent part (dashed), predicted from the distance (dotted)",
-        fontsize=8,
+        "data-dependent part (dashed), predicted from the distance (dotted)"
     )
-    ax.legend(fontsize=7)
-    paths += finish(fig, outdir / "relu_bound")
+    legend_below(ax, ncol=2)
+    paths += finish(
+        fig,
+        outdir / "relu_bound",
+        layout="constrained",
+        caption="Measured ramp risk of fine-tuned networks (points) against the "
+        "generalisation bound (lines): each point should lie below its solid line, and the "
+        "bound predicted from the teacher distance alone (dotted) should track the one "
+        "computed from the data (dashed).",
+    )
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.8))
     ft = records[records["method"] == "fine-tune"]
     by_w = (
         ft.groupby(["width", "repeat"])
@@ -594,8 +613,8 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("hidden width m")
     ax.set_ylabel("mean (network - predictor)^2 / predictor MSE")
-    ax.set_title("fine-tuned network's departure from the kernel picture", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title("fine-tuned network's departure from the kernel picture")
+    legend_below(ax, ncol=1)
     ax = axes[1]
     for col, label, fmt in (
         ("pre", "pretraining (from the initialisation)", "o-"),
@@ -607,9 +626,16 @@ def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
     ax.set_yscale("log")
     ax.set_xlabel("hidden width m")
     ax.set_ylabel("relative weight movement")
-    ax.set_title("how far the first layer moved: ||W - W_start|| / ||W_start||", fontsize=9)
-    ax.legend(fontsize=7)
-    paths += finish(fig, outdir / "relu_width")
+    ax.set_title("how far the first layer moved: ||W - W_start|| / ||W_start||")
+    legend_below(ax, ncol=1)
+    paths += finish(
+        fig,
+        outdir / "relu_width",
+        layout="constrained",
+        caption="Against the hidden width: the fine-tuned network departs from its kernel "
+        "predictor less and less (about as 1/width, dotted), and its first layer moves less "
+        "and less, as the NTK regime assumes.",
+    )
     return paths
 
 

@@ -26,6 +26,7 @@ _NAMES = {
     "RunnerError": "errors",
     "UnitFailed": "errors",
     "make_executor": "executors",
+    "MAX_WORKERS": "_base",
     "run_sweep": "sweep",
     "unit_seed": "sweep",
 }

@@ -1,10 +1,17 @@
-"""The HTML report: one self-contained page per reproduction.
+"""The HTML report: one self-contained page per reproduction, fit to be shown in a talk.
 
-Figures are embedded as base64 PNG, the style sheet is inline, and nothing is fetched from
-the network, so the file can be mailed or archived on its own. For each experiment the page
-shows its claims with the verdict computed from the records (and the number behind it), the
-figures, a short table, and how the records were obtained (units computed or read back from
-the store, wall time).
+Figures are inlined as SVG (a PNG, base64-encoded, where an experiment wrote no SVG), the style
+sheet is inline, and nothing is fetched from the network or read from beside the page, so the
+file works when mailed, moved or archived on its own. For each experiment the page shows its
+claims with the verdict computed from the records (and the number behind it), the figures with
+the caption sentence each carries, a captioned summary table, and how the records were
+obtained (units computed or read back from the store, wall time).
+
+An experiment captions its summary table through ``table.attrs["caption"]`` (units and what
+each column means) and its figures through the caption given to
+:func:`finetune_theory.experiments._plotting.finish`. A claim whose evidence starts with
+``not judged`` is shown as not judged. :func:`presentation_problems` lists what falls short
+(a missing caption, a blank column header, NaN in evidence).
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ import pandas as pd
 from .files import atomic_write
 from .results import ExperimentOutcome, RunInfo, RunResult
 
-__all__ = ["render_report", "write_report"]
+__all__ = ["render_report", "write_report", "presentation_problems"]
+
+#: evidence that starts with this is a claim the records cannot decide (shown as such)
+NOT_JUDGED = "not judged"
 
 _MAX_TABLE_ROWS = 40
 
@@ -42,10 +52,12 @@ section.exp { border-top: 2px solid var(--line); padding-top: 18px; margin-top: 
          font-weight: 600; color: #fff; white-space: nowrap; vertical-align: middle; }
 .badge.holds { background: var(--ok); }
 .badge.does-not-hold, .badge.failed { background: var(--bad); }
-.badge.no-claims { background: var(--warn); }
+.badge.no-claims, .badge.not-judged { background: var(--warn); }
 table { border-collapse: collapse; font-size: 0.9em; margin: 6px 0 10px; }
 th, td { border: 1px solid var(--line); padding: 4px 9px; text-align: right;
          white-space: nowrap; }
+thead th { white-space: normal; vertical-align: bottom; }
+p.table-caption { font-size: 0.95em; margin: 4px 0 4px; }
 th { background: #f6f8fa; }
 td.text, th.text { text-align: left; }
 table.meta-table td { white-space: normal; }
@@ -55,10 +67,13 @@ ul.claims li { margin: 0 0 10px; padding: 8px 12px; border-left: 4px solid var(-
                background: #f6f8fa; }
 ul.claims li.holds { border-left-color: var(--ok); }
 ul.claims li.does-not-hold { border-left-color: var(--bad); }
+ul.claims li.not-judged { border-left-color: var(--warn); }
 .evidence { color: var(--muted); font-size: 0.92em; margin-top: 3px; }
 figure { margin: 10px 0 18px; }
-figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
-figcaption { color: var(--muted); font-size: 0.85em; }
+figure img, figure svg { max-width: 100%; height: auto; border: 1px solid var(--line);
+                         display: block; }
+figcaption { color: #1f2328; font-size: 0.95em; margin-top: 4px; }
+figcaption .files { color: var(--muted); font-size: 0.85em; }
 .meta { color: var(--muted); font-size: 0.88em; }
 .error { background: #ffebe9; border: 1px solid #ff818266; padding: 10px 12px;
          border-radius: 6px; }
@@ -66,7 +81,7 @@ pre { white-space: pre-wrap; font-size: 0.82em; background: #f6f8fa; padding: 8p
       overflow-x: auto; }
 details { margin: 8px 0; }
 summary { cursor: pointer; color: var(--muted); }
-.tablewrap { overflow-x: auto; }
+.tablewrap { overflow-x: auto; max-width: 100%; }
 """
 
 
@@ -115,10 +130,10 @@ def _header(label: Any) -> str:
 
 
 def _table_html(table: pd.DataFrame) -> str:
-    """A small HTML table; numbers right-aligned to 4 significant digits.
+    """A small HTML table under its caption; numbers right-aligned to 4 significant digits.
 
     A meaningful index (anything but the default 0..n-1) is shown as leading columns, headed
-    by its level names (blank when unnamed).
+    by its level names (blank when unnamed). The caption is ``table.attrs["caption"]``.
     """
     shown = table.head(_MAX_TABLE_ROWS)
     columns: list[tuple[str, list[Any], bool]] = []  # header, values, numeric
@@ -146,8 +161,10 @@ def _table_html(table: pd.DataFrame) -> str:
     note = ""
     if len(table) > _MAX_TABLE_ROWS:
         note = f'<p class="meta">first {_MAX_TABLE_ROWS} of {len(table)} rows</p>'
+    caption = str(table.attrs.get("caption", "")).strip()
+    caption_html = f'<p class="table-caption">{_e(caption)}</p>' if caption else ""
     return (
-        f'<div class="tablewrap"><table><thead><tr>{heads}</tr></thead>'
+        f'{caption_html}<div class="tablewrap"><table><thead><tr>{heads}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>{note}"
     )
 
@@ -156,24 +173,48 @@ def _is_numeric(values: pd.Series) -> bool:
     return bool(pd.api.types.is_numeric_dtype(values)) and not pd.api.types.is_bool_dtype(values)
 
 
+_SVG_PROLOG = re.compile(r"\A\s*(<\?xml[^>]*\?>\s*)?(<!DOCTYPE[^>]*>\s*)?", re.S)
+
+
+def _figure_files(figures: list[Path]) -> list[tuple[Path, Path | None]]:
+    """One ``(shown file, PNG or None)`` per figure: its SVG when written, else its PNG."""
+    stems: dict[Path, dict[str, Path]] = {}
+    for p in figures:
+        if p.suffix.lower() in (".svg", ".png"):
+            stems.setdefault(p.with_suffix(""), {})[p.suffix.lower()] = p
+    return [(kinds.get(".svg") or kinds[".png"], kinds.get(".png")) for kinds in stems.values()]
+
+
+def _figure_caption(path: Path, data: bytes) -> str:
+    if path.suffix.lower() == ".svg":
+        from ..experiments import read_caption
+
+        return read_caption(data.decode("utf-8", errors="replace"))
+    return ""
+
+
 def _figure_html(path: Path, out: Path) -> str:
+    """The figure inlined (SVG markup, or a base64 PNG) with its caption sentence."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         return f'<p class="error">figure {_e(path.name)} could not be read: {_e(exc)}</p>'
-    encoded = base64.b64encode(data).decode("ascii")
-    svg = path.with_suffix(".svg")
-    links = [f"{_e(path.name)}"]
-    if svg.exists():
-        try:
-            rel = svg.relative_to(out).as_posix()
-        except ValueError:
-            rel = svg.as_uri()
-        links.append(f'<a href="{_e(rel)}">SVG</a>')
-    return (
-        f'<figure><img alt="{_e(path.stem)}" src="data:image/png;base64,{encoded}">'
-        f"<figcaption>{' · '.join(links)}</figcaption></figure>"
-    )
+    caption = _figure_caption(path, data)
+    if path.suffix.lower() == ".svg":
+        markup = _SVG_PROLOG.sub("", data.decode("utf-8", errors="replace"), count=1)
+        body = markup.replace(
+            "<svg ", f'<svg role="img" aria-label="{_e(caption or path.stem)}" ', 1
+        )
+    else:
+        encoded = base64.b64encode(data).decode("ascii")
+        body = f'<img alt="{_e(caption or path.stem)}" src="data:image/png;base64,{encoded}">'
+    try:
+        where = path.with_suffix("").relative_to(out).as_posix()
+    except ValueError:
+        where = path.with_suffix("").name
+    files = f'<span class="files">files: {_e(where)}.png, .svg</span>'
+    text = _e(caption) if caption else "(this figure has no caption)"
+    return f"<figure>{body}<figcaption>{text} {files}</figcaption></figure>"
 
 
 def _claims_html(outcome: ExperimentOutcome) -> str:
@@ -185,12 +226,18 @@ def _claims_html(outcome: ExperimentOutcome) -> str:
         return '<p class="meta">This experiment states no claim.</p>'
     items = []
     for verdict in outcome.verdicts:
-        status = "holds" if verdict.holds else "does not hold"
+        status = _verdict_status(verdict)
         items.append(
             f'<li class="{_css_class(status)}">{_badge(status)} {_e(verdict.claim)}'
             f'<div class="evidence">{_e(verdict.evidence)}</div></li>'
         )
     return f'<ul class="claims">{"".join(items)}</ul>'
+
+
+def _verdict_status(verdict: Any) -> str:
+    if str(verdict.evidence).strip().lower().startswith(NOT_JUDGED):
+        return NOT_JUDGED
+    return "holds" if verdict.holds else "does not hold"
 
 
 def _provenance(outcome: ExperimentOutcome) -> str:
@@ -230,7 +277,7 @@ def _experiment_html(outcome: ExperimentOutcome, number: int, out: Path) -> str:
     body.append(_claims_html(outcome))
     if outcome.figures:
         body.append("<h3>Figures</h3>")
-        body.extend(_figure_html(p, out) for p in outcome.figures if p.suffix.lower() == ".png")
+        body.extend(_figure_html(shown, out) for shown, _ in _figure_files(outcome.figures))
     if outcome.table is not None and len(outcome.table):
         body.append("<h3>Summary table</h3>")
         body.append(_table_html(outcome.table))
@@ -274,6 +321,52 @@ def _metadata_html(info: RunInfo) -> str:
         f'<tr><th class="text">{_e(k)}</th><td class="text">{_e(v)}</td></tr>' for k, v in items
     )
     return f'<table class="meta-table">{rows}</table>'
+
+
+_NAN = re.compile(r"(?<![\w.])[-+]?nan(?![\w])", re.I)
+
+
+def presentation_problems(result: RunResult) -> list[str]:
+    """What keeps the report from being shown as it is, one line per problem.
+
+    Checked: NaN in a claim's evidence (a claim the records cannot decide should say
+    ``not judged`` and why), a summary table without a caption or with a blank column header,
+    a figure without a caption sentence.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> from finetune_theory.experiments.base import Verdict
+    >>> from finetune_theory.runner.results import ExperimentOutcome, RunInfo, RunResult
+    >>> info = RunInfo("0", "quick", 0, "", "", Path("."), Path("s"), "", "", "", "")
+    >>> bad = ExperimentOutcome("e", "E", "", {}, verdicts=[Verdict("c", True, "rho nan")])
+    >>> presentation_problems(RunResult(info, [bad]))
+    ["e: the evidence of 'c' shows NaN: rho nan"]
+    """
+    problems = []
+    for outcome in result.outcomes:
+        for verdict in outcome.verdicts:
+            if _NAN.search(str(verdict.evidence)):
+                problems.append(
+                    f"{outcome.name}: the evidence of {verdict.claim!r} shows NaN: "
+                    f"{verdict.evidence}"
+                )
+        table = outcome.table
+        if table is not None and len(table):
+            if not str(table.attrs.get("caption", "")).strip():
+                problems.append(f"{outcome.name}: the summary table has no caption")
+            names = [*(table.index.names if not isinstance(table.index, pd.RangeIndex) else [])]
+            heads = [_header(n) for n in names] + [_header(c) for c in table.columns]
+            if any(not h.strip() for h in heads):
+                problems.append(f"{outcome.name}: the summary table has a blank column header")
+        for shown, _ in _figure_files(outcome.figures):
+            try:
+                caption = _figure_caption(shown, shown.read_bytes())
+            except OSError:
+                caption = ""
+            if not caption:
+                problems.append(f"{outcome.name}: figure {shown.name} has no caption")
+    return problems
 
 
 def render_report(result: RunResult) -> str:

@@ -287,6 +287,7 @@ def reproduce(
     executor: Executor | None = None,
     command: str | None = None,
     timeout: float = 60.0,
+    dpi: int | None = None,
 ) -> RunResult:
     """Run experiments and write records (CSV), figures and ``report.html`` into ``out``.
 
@@ -313,6 +314,8 @@ def reproduce(
         An executor to use instead of building one (it is not closed here).
     command
         The command line, for the report's metadata.
+    dpi
+        Resolution of the PNG figures in dots per inch (default 150).
 
     Returns
     -------
@@ -345,6 +348,9 @@ def reproduce(
     started = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
     t0 = time.perf_counter()
     with ExitStack() as stack:
+        from ..experiments import figure_options
+
+        stack.enter_context(figure_options(dpi=dpi))
         stack.enter_context(FolderLock(out_path))
         store_folder = store_path.absolute().parent
         if store_folder != out_path:
