@@ -221,18 +221,20 @@ def test_a_refused_scheduler_port_fails_at_once_with_one_line_and_leaves_nothing
     argv = ["reproduce", "toy", "--out", str(out), "--scheduler", address]
     start = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", CLI_WITH_TOY, *argv, "--connect-timeout", "30"],
+        [sys.executable, "-c", CLI_WITH_TOY, *argv, "--connect-timeout", "300"],
         env=_env(),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=400,
     )
     elapsed = time.monotonic() - start
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
     assert f"could not reach the Dask scheduler at {address}" in proc.stderr
     assert "connection refused" in proc.stderr
-    assert elapsed < 20  # far below the 30 s timeout (the time is mostly Python start-up)
+    # a refusal ends the run at once: far below the 300 s connection timeout, however loaded
+    # the machine (the time is mostly Python start-up)
+    assert elapsed < 150
     assert not out.exists()  # no empty store, no empty folder
 
 
