@@ -43,7 +43,6 @@ WITHOUT_EXAMPLES = {
     "finetune_theory.curves.learning_curve",
     "finetune_theory.curves.make_covariance",
     "finetune_theory.curves.plot_curve",
-    "finetune_theory.experiments.Experiment",
     "finetune_theory.experiments.Verdict",
     "finetune_theory.experiments.available",
     "finetune_theory.experiments.base.config_hash",
