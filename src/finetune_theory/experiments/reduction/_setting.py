@@ -10,8 +10,11 @@ import numpy as np
 
 from ... import covariance as covmod
 
+#: the spectra of the sweep, as names for covariance.family ("power_law:a" gives the exponent)
 SPECTRA = ("isotropic", "power_law:1", "power_law:1.5", "power_law:2", "spiked")
+#: where the source-target difference lies: top, random or tail eigen-directions
 PLACEMENTS = ("top", "random", "tail")
+#: the five parts of the experiment, each a kind of record
 PARTS = ("theory", "simulated", "floor", "depth", "relu")
 
 

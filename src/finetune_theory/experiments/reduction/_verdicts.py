@@ -12,6 +12,7 @@ from ..base import Verdict
 
 #: a true reduction of at least this much where the normalised measure is at most LOW_MEASURE
 BIG_REDUCTION = 10.0
+#: the normalised covariance-aware measure below which a large reduction is required
 LOW_MEASURE = 0.05
 #: reductions at one Euclidean distance must spread at least this much (two orders of magnitude)
 SPREAD = 100.0
@@ -28,6 +29,7 @@ SIM_RISK_TOL = 0.10
 #: larger (measured at d = 120 - 200: within 12% from n = 15 on; 2 samples off at n = 8, where
 #: the finite-size error of the deterministic equivalent for spikes moves the crossing)
 SIM_N_TOL = 0.15
+#: the absolute allowance in samples beside SIM_N_TOL (see there)
 SIM_N_SLACK = 3.0
 
 
