@@ -30,12 +30,28 @@ REGISTRY: dict[str, str] = {
 
 
 def available() -> list[str]:
-    """Names of the experiments whose module is present, in report order."""
+    """Names of the experiments whose module is present, in report order.
+
+    Examples
+    --------
+    >>> available()[:3]
+    ['measure', 'depth', 'scaling']
+    """
     return [name for name, mod in REGISTRY.items() if importlib.util.find_spec(mod) is not None]
 
 
 def get(name: str) -> Experiment:
-    """The experiment called ``name``; ``ValueError`` for an unknown one."""
+    """The experiment called ``name``; ``ValueError`` for an unknown one.
+
+    Examples
+    --------
+    >>> get("measure").title
+    'E1 - linear regression: the covariance-aware similarity measure'
+    >>> get("nothing")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown experiment 'nothing'; choose from measure, ...
+    """
     names = available()
     if name not in names:
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(names)}")

@@ -28,6 +28,14 @@ class SampleComplexity:
         ``n_scratch / n_finetune``; ``inf`` when the source suffices (``n_finetune == 0``) and
         scratch needs data, ``1`` when neither needs any. Keep the ``source_suffices`` cases
         apart from true reductions; a value below 1 means fine-tuning needs *more* samples.
+
+    Examples
+    --------
+    >>> out = SampleComplexity(eps=0.1, n_finetune=20, n_scratch=100, reduction=5.0)
+    >>> out.helps, out.source_suffices
+    (True, False)
+    >>> SampleComplexity(eps=0.1, n_finetune=0, n_scratch=100, reduction=float("inf")).helps
+    True
     """
 
     eps: float
