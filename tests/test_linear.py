@@ -474,10 +474,15 @@ def test_sample_complexity_reduction():
     tt = np.random.default_rng(15).standard_normal(200)
     ts = tt.copy()
     ts[:3] += 0.5  # the source differs from the target only in the top directions
+    # the brute-force oracle: every n up to the rank, one curve per start for both levels
+    ns = np.arange(1, 201)
+    tuned = lin.expected_risk(c, ts, tt, ns)
+    scratch = lin.expected_risk(c, np.zeros(200), tt, ns)
     for eps in (1e-2, 1e-3):
         out = lin.sample_complexity_reduction(c, ts, tt, eps)
-        assert out.n_finetune == _brute_force(c, ts, tt, eps, 0.0, 210)
-        assert out.n_scratch == _brute_force(c, np.zeros(200), tt, eps, 0.0, 210)
+        assert c.quad(ts - tt) > eps  # the source alone does not suffice: n >= 1
+        assert out.n_finetune == ns[np.flatnonzero(tuned <= eps)[0]]
+        assert out.n_scratch == ns[np.flatnonzero(scratch <= eps)[0]]
         assert out.reduction == pytest.approx(out.n_scratch / out.n_finetune)
         assert out.reduction > 10 and out.eps == eps
 
