@@ -31,7 +31,9 @@ residual's profile), and the relative weight movement and kernel drift
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import itertools
 import math
 from dataclasses import dataclass, replace
@@ -264,7 +266,8 @@ def chgnet_source(name: str, atoms: list[Any]) -> dict[str, Any]:
     from chgnet.model import CHGNet
     from pymatgen.io.ase import AseAtomsAdaptor
 
-    model = CHGNet.load(model_name=name, verbose=False, use_device="cpu").eval()
+    with contextlib.redirect_stdout(io.StringIO()):  # CHGNet prints its parameter count
+        model = CHGNet.load(model_name=name, verbose=False, use_device="cpu").eval()
     seen: list[Any] = []
     hook = model.mlp.register_forward_pre_hook(lambda _m, inp: seen.append(inp[0].detach()))
 
