@@ -151,6 +151,19 @@ def test_the_wrapped_readout_is_chgnets_own_energy(source):
     np.testing.assert_allclose(direct, out, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["0.2.0", "r2scan"])
+def test_every_shipped_checkpoint_wraps_exactly(name):
+    pytest.importorskip("torch")
+    pytest.importorskip("ase")
+    pytest.importorskip("chgnet")
+    from finetune_theory import networks as nw
+
+    atoms = E9.cells(2, np.random.default_rng(4))
+    src = E9.chgnet_source(name, atoms)
+    out = nw.penultimate_features(src["module"], src["features"]).outputs()
+    np.testing.assert_allclose(out + src["offset"] + src["reference"], src["energy"], atol=2e-5)
+
+
 def test_the_head_kernel_is_the_penultimate_gram(source):
     from finetune_theory import networks as nw
 
