@@ -27,6 +27,7 @@ import numpy as np
 
 from .._numerics import TINY
 from .._random import as_generator
+from .._ridge_loo import gram_basis, loo_residuals
 from ._constants import BOOT_SEED, USER_ALPHAS
 
 __all__ = ["BootResult", "loo_curves", "loo_ridge_bootstrap", "USER_ALPHAS", "BOOT_SEED"]
@@ -45,6 +46,8 @@ class BootResult:
     excess_se : its Monte Carlo standard error
     test : mean test MSE of the chosen fit, ``(excess + noise_var) (1 + 1/k)``
     loo : mean leave-one-out error at the chosen alpha
+    log_gap_sd : standard deviation over the draws of ``log(test / loo)`` at the chosen alpha:
+        how far one set's leave-one-out error misses its own test MSE (choice included)
     draws : ndarray, shape (K,), the draws used at each size
     """
 
@@ -52,6 +55,7 @@ class BootResult:
     excess_se: np.ndarray
     test: np.ndarray
     loo: np.ndarray
+    log_gap_sd: np.ndarray
     draws: np.ndarray
 
 
@@ -80,23 +84,11 @@ def _loo_fit(
     """
     xc = x - x.mean(axis=1, keepdims=True)
     zc = z - z.mean(axis=2, keepdims=True)
-    b, k, d = xc.shape
-    if k <= d:
-        g, u = np.linalg.eigh(xc @ np.swapaxes(xc, 1, 2))  # (B, k), (B, k, k)
-    else:
-        g, w = np.linalg.eigh(np.swapaxes(xc, 1, 2) @ xc)  # (B, d), (B, d, d)
-        u = (xc @ w) / np.sqrt(np.maximum(g, TINY))[:, None, :]
-    g = np.maximum(g, 0.0)
-    tiny = g <= 1e-12 * np.maximum(g.max(axis=1, keepdims=True), TINY)
-    g = np.where(tiny, 0.0, g)
-    u = np.where(tiny[:, None, :], 0.0, u)
+    k = xc.shape[1]
+    u, g = gram_basis(xc)
     a = np.asarray(alphas, dtype=np.float64)
-    shrink = g[:, None, :] / (g[:, None, :] + a[None, :, None])  # (B, A, r)
-    uz = np.einsum("bkr,jbk->jbr", u, zc)  # (J, B, r)
-    hat = 1.0 / k + np.einsum("bkr,bar->bak", u * u, shrink)  # (B, A, k)
-    fit = np.einsum("bkr,jbar->jbak", u, shrink[None] * uz[:, :, None, :])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        res = (zc[:, :, None, :] - fit) / (1.0 - hat)[None]
+    res, uz = loo_residuals(u, g, zc, a, 1.0 / k)
+    with np.errstate(invalid="ignore", over="ignore"):
         loo = np.mean(res**2, axis=3)
     loo = np.where(np.isfinite(loo), loo, np.inf)
     pick = np.argmin(loo, axis=2)
@@ -184,7 +176,9 @@ def loo_ridge_bootstrap(
     j, d = en.shape
     total = int(nd.max())
     top = int(ks.max())
-    sums = {key: np.zeros((j, ks.size)) for key in ("excess", "excess2", "test", "loo")}
+    sums = {
+        key: np.zeros((j, ks.size)) for key in ("excess", "excess2", "test", "loo", "gap", "gap2")
+    }
     ss = np.random.SeedSequence([int(seed), d, top, total])
     sd = math.sqrt(max(noise_var, 0.0))
     for c0 in range(0, total, _CHUNK):
@@ -202,15 +196,23 @@ def loo_ridge_bootstrap(
             exc = ((coef - delta[:, :use]) ** 2 * lam).sum(axis=2)  # (J, use)
             sums["excess"][:, i] += exc.sum(axis=1)
             sums["excess2"][:, i] += (exc**2).sum(axis=1)
-            sums["test"][:, i] += ((exc + noise_var) * (1.0 + 1.0 / k)).sum(axis=1)
-            sums["loo"][:, i] += np.take_along_axis(loo, pick[:, :, None], axis=2)[..., 0].sum(1)
+            test = (exc + noise_var) * (1.0 + 1.0 / k)
+            shown = np.take_along_axis(loo, pick[:, :, None], axis=2)[..., 0]
+            gap = np.log(np.maximum(test, TINY) / np.maximum(shown, TINY))
+            sums["test"][:, i] += test.sum(axis=1)
+            sums["loo"][:, i] += shown.sum(axis=1)
+            sums["gap"][:, i] += gap.sum(axis=1)
+            sums["gap2"][:, i] += (gap**2).sum(axis=1)
     cnt = nd.astype(np.float64)[None, :]
     mean = sums["excess"] / cnt
     var = np.maximum(sums["excess2"] / cnt - mean**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
+    gap = sums["gap"] / cnt
+    gap_var = np.maximum(sums["gap2"] / cnt - gap**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
     return BootResult(
         excess=mean,
         excess_se=np.sqrt(var / cnt),
         test=sums["test"] / cnt,
         loo=sums["loo"] / cnt,
+        log_gap_sd=np.sqrt(gap_var),
         draws=nd,
     )
