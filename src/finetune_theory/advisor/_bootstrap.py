@@ -48,6 +48,10 @@ class BootResult:
     loo : mean leave-one-out error at the chosen alpha
     log_gap_sd : standard deviation over the draws of ``log(test / loo)`` at the chosen alpha:
         how far one set's leave-one-out error misses its own test MSE (choice included)
+    interp_log_sd : standard deviation over the draws of ``log`` of the test MSE of the
+        minimum-norm interpolant (``finetune``) fitted to each set: how far one user's
+        interpolant's test MSE strays from design to design
+    interp_log_mean : ``E log`` of ``excess + noise_var`` of the interpolant over the draws
     draws : ndarray, shape (K,), the draws used at each size
     """
 
@@ -56,11 +60,13 @@ class BootResult:
     test: np.ndarray
     loo: np.ndarray
     log_gap_sd: np.ndarray
+    interp_log_sd: np.ndarray
+    interp_log_mean: np.ndarray
     draws: np.ndarray
 
 
 def _loo_fit(
-    x: np.ndarray, z: np.ndarray, alphas: np.ndarray
+    x: np.ndarray, z: np.ndarray, alphas: np.ndarray, interpolant: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Leave-one-out errors of ridge with a refitted intercept, for a batch of designs.
 
@@ -70,6 +76,9 @@ def _loo_fit(
     z : ndarray, shape (J, B, k)
         Labels (one set per start).
     alphas : ndarray, shape (A,)
+    interpolant : bool
+        Return the minimum-norm interpolant's slopes (least squares once ``k > d``) instead of
+        the leave-one-out residuals as the fourth result.
 
     Returns
     -------
@@ -97,6 +106,10 @@ def _loo_fit(
     inv = np.where(g[None] > 0, inv, 0.0)
     c = np.einsum("bkr,jbr->jbk", u, inv * uz)  # dual coefficients
     coef = np.einsum("bkd,jbk->jbd", xc, c)
+    if interpolant:
+        inv0 = np.where(g > 0, 1.0 / np.where(g > 0, g, 1.0), 0.0)  # (B, r)
+        c0 = np.einsum("bkr,jbr->jbk", u, inv0[None] * uz)
+        return loo, pick, coef, np.einsum("bkd,jbk->jbd", xc, c0)
     return loo, pick, coef, resid
 
 
@@ -176,9 +189,8 @@ def loo_ridge_bootstrap(
     j, d = en.shape
     total = int(nd.max())
     top = int(ks.max())
-    sums = {
-        key: np.zeros((j, ks.size)) for key in ("excess", "excess2", "test", "loo", "gap", "gap2")
-    }
+    keys = ("excess", "excess2", "test", "loo", "gap", "gap2", "interp", "interp2")
+    sums = {key: np.zeros((j, ks.size)) for key in keys}
     ss = np.random.SeedSequence([int(seed), d, top, total])
     sd = math.sqrt(max(noise_var, 0.0))
     for c0 in range(0, total, _CHUNK):
@@ -192,7 +204,11 @@ def loo_ridge_bootstrap(
             use = int(min(b, max(nd[i] - c0, 0)))
             if use == 0:
                 continue
-            loo, pick, coef, _ = _loo_fit(x[:use, :k], y[:, :use, :k], alphas)
+            loo, pick, coef, coef0 = _loo_fit(x[:use, :k], y[:, :use, :k], alphas, True)
+            exc0 = ((coef0 - delta[:, :use]) ** 2 * lam).sum(axis=2)
+            log0 = np.log(np.maximum(exc0 + noise_var, TINY))
+            sums["interp"][:, i] += log0.sum(axis=1)
+            sums["interp2"][:, i] += (log0**2).sum(axis=1)
             exc = ((coef - delta[:, :use]) ** 2 * lam).sum(axis=2)  # (J, use)
             sums["excess"][:, i] += exc.sum(axis=1)
             sums["excess2"][:, i] += (exc**2).sum(axis=1)
@@ -208,11 +224,15 @@ def loo_ridge_bootstrap(
     var = np.maximum(sums["excess2"] / cnt - mean**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
     gap = sums["gap"] / cnt
     gap_var = np.maximum(sums["gap2"] / cnt - gap**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
+    lin = sums["interp"] / cnt
+    lin_var = np.maximum(sums["interp2"] / cnt - lin**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
     return BootResult(
         excess=mean,
         excess_se=np.sqrt(var / cnt),
         test=sums["test"] / cnt,
         loo=sums["loo"] / cnt,
         log_gap_sd=np.sqrt(gap_var),
+        interp_log_sd=np.sqrt(lin_var),
+        interp_log_mean=lin,
         draws=nd,
     )

@@ -200,6 +200,24 @@ class Engine:
         """``f E L`` of the user's ridge from ``n`` rows (the allowance applied)."""
         return self.allowance(name) * self.plain_ridge_excess(name, ns)
 
+    def interp_log_sd(self, name: str | None, ns: np.ndarray) -> np.ndarray:
+        """Spread (standard deviation of ``log``) of the interpolant's test MSE from design to
+        design after ``n`` rows, in the Gaussian-linear model: the bootstrap at its sizes,
+        linear in ``log n`` between them and held beyond them."""
+        return self._interp_knots(name, ns, "interp_log_sd")
+
+    def interp_median_excess(self, name: str | None, ns: np.ndarray) -> np.ndarray:
+        """``f`` times the median excess risk of the interpolant from one design of ``n``
+        rows, in the Gaussian-linear model (the bootstrap, as :meth:`interp_log_sd`)."""
+        med = np.exp(self._interp_knots(name, ns, "interp_log_mean")) - self.noise_var
+        return self.allowance(name) * np.maximum(med, 0.0)
+
+    def _interp_knots(self, name: str | None, ns: np.ndarray, what: str) -> np.ndarray:
+        knots, res = self._boot
+        nf = np.maximum(np.asarray(ns, dtype=np.float64), 2.0)
+        lk = np.log(knots.astype(np.float64))
+        return np.interp(np.log(nf), lk, getattr(res, what)[self._row(name)])
+
     def interp_excess(self, name: str | None, ns: np.ndarray) -> np.ndarray:
         """``f E L`` of interpolation from the start after ``n - 1`` centred rows."""
         m = np.maximum(np.asarray(ns, dtype=np.int64) - 1, 1)

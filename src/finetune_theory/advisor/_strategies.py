@@ -233,17 +233,21 @@ class Finetune(Strategy):
     fits = "every slope, gradient descent from the source to zero training loss"
 
     def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
-        return engine.learned_mse(engine.interp_excess(source, ns), ns)
+        """The expected test MSE; where it is infinite (next to ``n = d``, where the noise
+        term of a Gaussian design's interpolant has no mean), the median of one design's test
+        MSE, which is finite (the bootstrap's)."""
+        mse = engine.learned_mse(engine.interp_excess(source, ns), ns)
+        if np.all(np.isfinite(mse)):
+            return mse
+        med = engine.learned_mse(engine.interp_median_excess(source, ns), ns)
+        return np.where(np.isfinite(mse), mse, med)
 
     def log_se(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
-        """The default, plus half the share of label noise in the risk: interpolation's test
-        MSE varies most from draw to draw where its noise term diverges (near ``n = d``)."""
+        """The default and, in quadrature, how far one interpolant's test MSE strays from its
+        expectation from design to design (the bootstrap's spread of ``log`` test MSE): near
+        ``n = d`` it varies by orders of magnitude, and the user fits one design."""
         out = super().log_se(engine, source, ns)
-        total = self.median(engine, source, ns)
-        nf = np.asarray(ns, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(np.isfinite(total), engine.noise_var * _grow(nf) / total, 1.0)
-        return out + 0.5 * np.clip(share, 0.0, 1.0)
+        return np.hypot(out, engine.interp_log_sd(source, ns))
 
 
 _REGISTRY: dict[str, Strategy] = {}
