@@ -356,6 +356,7 @@ class Advice:
                 "risk": rec.risk,
                 "interval": list(rec.interval),
                 "tie": rec.tie,
+                "tie_se": rec.tie_se,
                 "within_noise": rec.within_noise,
                 "best_source": rec.best_source,
                 "best_strategy": rec.best_strategy,
