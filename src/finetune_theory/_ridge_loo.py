@@ -52,7 +52,11 @@ def gram_basis(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def loo_residuals(
-    u: np.ndarray, g: np.ndarray, zc: np.ndarray, alphas: np.ndarray, leverage: np.ndarray
+    u: np.ndarray,
+    g: np.ndarray,
+    zc: np.ndarray,
+    alphas: np.ndarray,
+    leverage: float | np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out residuals of ridge for every alpha, label set and design.
 

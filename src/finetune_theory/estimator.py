@@ -307,7 +307,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         z = y - x @ ts
         # the centred intercept's leverage: 1/n, or w_i / sum(w) with weights (the rows are
         # scaled by sqrt(w))
-        lev = 0.0
+        lev: float | np.ndarray = 0.0
         if self.fit_intercept:
             lev = np.full(n, 1.0 / n) if sw is None else sw / sw.sum()
         res = loo_residuals(u, s2, z[None, None], grid, lev)[0][0, 0]  # (A, n)
