@@ -242,7 +242,7 @@ def fit_residual_profile(
     >>> prof.source_mse  # a source that is exactly right
     0.0
     """
-    from ..advisor._fit import fit_profiles
+    from ..advisor import fit_profiles
 
     p = as_array(coords, "coords", min_ndim=2, max_ndim=2)
     r = as_array(residual, "residual", min_ndim=1, max_ndim=1)
