@@ -184,11 +184,12 @@ def _network(name: str, inputs: int | None, width: int) -> Any:
 
 
 def _pretrain(net: Any, x: np.ndarray, y: np.ndarray, config: Config) -> None:
-    """Full-batch Adam (written out: ``torch.optim`` would import the compiler stack, seconds
-    of CPU for nothing here)."""
+    """Full-batch Adam in float32 (written out: ``torch.optim`` would import the compiler
+    stack, seconds of CPU for nothing here); the network is float64 again afterwards."""
     torch = torch_module()
 
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    net.float()  # the source in single precision (convolutions are twice as fast)
+    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     params = list(net.parameters())
     m1 = [torch.zeros_like(p) for p in params]
     m2 = [torch.zeros_like(p) for p in params]
@@ -202,6 +203,7 @@ def _pretrain(net: Any, x: np.ndarray, y: np.ndarray, config: Config) -> None:
                 b.mul_(b2).addcmul_(g, g, value=1 - b2)
                 denom = (b / (1 - b2**step)).sqrt_().add_(eps)
                 p.addcdiv_(a, denom, value=-config.pretrain_lr / (1 - b1**step))
+    net.double()  # fine-tuning and every kernel in float64
 
 
 # ---------------------------------------------------------------------------- one unit
@@ -240,6 +242,9 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
     copies = [(n, r) for n in config.ns for r in range(config.repeats)]
     subsets = [np.sort(set_rng.choice(len(pool), n, replace=False)) for n, _ in copies]
     nmax = max(config.ns)
+    used = np.unique(np.concatenate(subsets))
+    slot = np.zeros(len(pool), dtype=np.int64)
+    slot[used] = np.arange(used.size)
     records: list[dict[str, Any]] = []
     for s_idx, source in enumerate(SOURCES[name]):
         torch.manual_seed(int(torch_seeds[s_idx]))
@@ -248,7 +253,9 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
             _pretrain(net, *data["sources"][source], config)
         x_of = {k: xt_all[v] for k, v in
                 {"test": test, "unl": unl, "pilot": pilot, "pool": pool}.items()}
-        jac = {k: nw.jacobian(net, v) for k, v in x_of.items()}
+        # Jacobian rows of the pool only where a training set draws them
+        jac = {k: nw.jacobian(net, v) for k, v in x_of.items() if k != "pool"}
+        jac_pool = nw.jacobian(net, x_of["pool"][used])
         pen = {k: nw.penultimate_features(net, v) for k, v in x_of.items()}
         f_s = {k: p.outputs() for k, p in pen.items()}
         design = {k: p.design() for k, p in pen.items()}
@@ -270,7 +277,7 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
         for i, idx in enumerate(subsets):
             n = idx.size
             xb[i, :n], yb[i, :n] = x_of["pool"][idx], y_pool[idx]
-            j = jac["pool"][idx]
+            j = jac_pool[slot[idx]]
             lr_full[i] = config.lr_fraction / _top_eig(j @ j.T / n)
             a = design["pool"][idx]
             lr_last[i] = config.lr_fraction / _top_eig(a.T @ a / n)
@@ -278,7 +285,7 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
         out = res.outputs(net, x_of["test"])
         cells: dict[int, dict[str, list[float]]] = {n: {} for n in config.ns}
         for i, ((n, _rep), idx) in enumerate(zip(copies, subsets, strict=True)):
-            j0 = jac["pool"][idx]
+            j0 = jac_pool[slot[idx]]
             k0 = j0 @ j0.T
             j1 = nw.jacobian(net, x_of["pool"][idx], params=res.replica(i))
             drift = float(np.linalg.norm(j1 @ j1.T - k0) / np.linalg.norm(k0))
