@@ -254,7 +254,8 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
         torch.manual_seed(int(torch_seeds[s_idx]))
         net = _network(name, data["inputs"], config.width)
         if source != "init":
-            _pretrain(net, *data["sources"][source], config)
+            x_src, y_src = data["sources"][source]
+            _pretrain(net, x_src, y_src, config)
         # Jacobian rows of the pool only where a training set draws them
         jac = {k: nw.jacobian(net, v) for k, v in x_of.items() if k != "pool"}
         jac_pool = nw.jacobian(net, x_of["pool"][used])
@@ -269,8 +270,8 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
         resid = y_pilot - f_s["pilot"]
         lr_full, lr_last = np.empty(len(copies)), np.empty(len(copies))
         for i, idx in enumerate(subsets):
-            j = jac_pool[slot[idx]]
-            lr_full[i] = config.lr_fraction / _top_eig(j @ j.T / idx.size)
+            jr = jac_pool[slot[idx]]
+            lr_full[i] = config.lr_fraction / _top_eig(jr @ jr.T / idx.size)
             a = design["pool"][idx]
             lr_last[i] = config.lr_fraction / _top_eig(a.T @ a / idx.size)
         state[source] = {
@@ -291,8 +292,8 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
         lr = np.array([state[src]["lr_full"][i] for src, i in probs])
         res = nw.train(net0, xb, yb, lr=lr, max_steps=config.steps, start=start)
         out = res.outputs(net0, x_of["test"])
-        for b, key in enumerate(probs):
-            runs[key] = (res, b, out[b])
+        for b, prob in enumerate(probs):
+            runs[prob] = (res, b, out[b])
     for source in SOURCES[name]:
         st = state[source]
         net, jac, jac_pool, pen = st["net"], st["jac"], st["jac_pool"], st["pen"]
