@@ -137,3 +137,20 @@ def test_predictions_match_really_fine_tuned_networks_on_a_lazy_planted_problem(
     assert np.mean((ft - yt) ** 2) > real
     assert converged.predict_risk("network", "as_is", n) > stopped.predict_risk(
         "network", "finetune_linearised", n)
+
+
+def test_real_training_of_a_network_linear_in_its_trained_weights_scales_by_one() -> None:
+    """Trained in the head alone the network is linear in what trains: real gradient descent
+    is the linearised network (up to discrete steps), so the cross-validated ratio is 1 and
+    ``finetune_network`` is ``finetune_linearised``."""
+    net = _mlp(3, 8, 2)
+    rng = np.random.default_rng(2)
+    U, X = rng.standard_normal((60, 3)), rng.standard_normal((30, 3))
+    y = np.tanh(X[:, 0]) + 0.1 * rng.standard_normal(30)
+    advice = nw.advise(net, X, y, X_unlabelled=U, parameters="last", train_network=True,
+                       folds=3, max_steps=300)
+    scale = advice.strategies["finetune_network"].scale
+    assert scale == pytest.approx(1.0, abs=0.02)
+    for n in (30, 90):
+        assert advice.predict_risk("network", "finetune_network", n) == pytest.approx(
+            scale * advice.predict_risk("network", "finetune_linearised", n), rel=1e-12)
