@@ -62,7 +62,10 @@ def test_a_head_on_user_features_adds_the_head_strategy_alone_and_matches_the_ne
     rng = np.random.default_rng(1)
     U, X = rng.standard_normal((80, 3)), rng.standard_normal((20, 3))
     y = np.sin(X[:, 1]) + 0.1 * rng.standard_normal(20)
-    by_net = nw.advise(net, X, y, X_unlabelled=U)
+    by_net = nw.advise(net, X, y, X_unlabelled=U, eps=1e6, n_max=60)
+    # the requested risk is reached at once by every strategy, the network's included
+    assert by_net.n_for_eps["network/finetune_linearised"] == 2
+    assert by_net.n_max == 60
     feats, head = nw.advisor_inputs(net, X)
     feats_u, _ = nw.advisor_inputs(net, U)
     by_features = nw.advise(head, feats, y, X_unlabelled=feats_u)

@@ -214,7 +214,10 @@ def advise(
     seed: Any = 0,
     method: str = "auto",
     device: Any = "cpu",
-    **options: Any,
+    eps: float | None = None,
+    n_max: int | None = None,
+    confidence: float = 0.8,
+    misspecification: bool = True,
 ) -> Advice:
     """The advisor's table for a pretrained network: head, linearised and real fine-tuning.
 
@@ -246,9 +249,8 @@ def advise(
         Also really fine-tune the network (``finetune_network``): ``folds``-fold
         cross-validation of ``max_steps`` gradient-descent steps of ``lr_fraction /
         lambda_max(K / n)`` against the linearised network for the same time.
-    **options
-        Passed to :func:`finetune_theory.advisor.advise` (``eps``, ``n_max``, ``confidence``,
-        ``misspecification``, ``pool_sources``).
+    eps, n_max, confidence, misspecification
+        As in :func:`finetune_theory.advisor.advise`.
 
     Returns
     -------
@@ -331,7 +333,9 @@ def advise(
             strategies.append(net_strategy)
     source = {"coef": coef, "intercept": intercept}
     with _registered(strategies):
-        advice = advise_linear(feats, lab, {name: source}, X_unlabelled=feats_u, **options)
+        advice = advise_linear(feats, lab, {name: source}, X_unlabelled=feats_u, eps=eps,
+                               n_max=n_max, confidence=confidence,
+                               misspecification=misspecification)
     what = "a network's" if torch is not None else "the given"
     advice.assumptions.append(
         f"The advisor's strategies act on {what} penultimate features ({feats.shape[1]} of "
