@@ -90,6 +90,9 @@ class Config:
         Gradient-descent steps of fine-tuning (both routes).
     lr_fraction : float
         Step of each run as a fraction of ``1 / lambda_max(K / n)`` at the source weights.
+    device : str
+        Where torch computes (``"cpu"``; a CUDA device such as ``"cuda"`` where one is
+        present, untested here). Results are returned as float64 NumPy arrays either way.
     """
 
     datasets: tuple[str, ...] = DATASETS
@@ -104,6 +107,7 @@ class Config:
     pretrain_lr: float = 0.01
     steps: int = 100
     lr_fraction: float = 0.5
+    device: str = "cpu"
 
 
 SIZES = {
@@ -190,7 +194,8 @@ def _pretrain(net: Any, x: np.ndarray, y: np.ndarray, config: Config) -> None:
     torch = torch_module()
 
     net.float()  # the source in single precision (convolutions are twice as fast)
-    xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+    xt = torch.as_tensor(x, dtype=torch.float32, device=config.device)
+    yt = torch.as_tensor(y, dtype=torch.float32, device=config.device)
     params = list(net.parameters())
     m1 = [torch.zeros_like(p) for p in params]
     m2 = [torch.zeros_like(p) for p in params]
@@ -228,6 +233,7 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
     _check(config)
     (name,) = config.datasets
     torch.set_num_threads(1)
+    dev = config.device
     ss_data, ss_torch, ss_sets = seed_sequence(seed).spawn(3)
     rng = np.random.default_rng(ss_data)
     data = _diamonds(config, rng) if name == "diamonds" else _digits(config, rng)
@@ -252,14 +258,14 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
     state: dict[str, dict[str, Any]] = {}
     for s_idx, source in enumerate(SOURCES[name]):
         torch.manual_seed(int(torch_seeds[s_idx]))
-        net = _network(name, data["inputs"], config.width)
+        net = _network(name, data["inputs"], config.width).to(config.device)
         if source != "init":
             x_src, y_src = data["sources"][source]
             _pretrain(net, x_src, y_src, config)
         # Jacobian rows of the pool only where a training set draws them
-        jac = {k: nw.jacobian(net, v) for k, v in x_of.items() if k != "pool"}
-        jac_pool = nw.jacobian(net, x_of["pool"][used])
-        pen = {k: nw.penultimate_features(net, v) for k, v in x_of.items()}
+        jac = {k: nw.jacobian(net, v, device=dev) for k, v in x_of.items() if k != "pool"}
+        jac_pool = nw.jacobian(net, x_of["pool"][used], device=dev)
+        pen = {k: nw.penultimate_features(net, v, device=dev) for k, v in x_of.items()}
         f_s = {k: p.outputs() for k, p in pen.items()}
         design = {k: p.design() for k, p in pen.items()}
         # the predictions: spectra from the unlabelled rows, profiles from the pilot rows
@@ -290,7 +296,7 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
         start = {k: torch.stack([dict(state[src]["net"].named_parameters())[k].detach()
                                  for src, _ in probs]) for k, _ in net0.named_parameters()}
         lr = np.array([state[src]["lr_full"][i] for src, i in probs])
-        res = nw.train(net0, xb, yb, lr=lr, max_steps=config.steps, start=start)
+        res = nw.train(net0, xb, yb, lr=lr, max_steps=config.steps, start=start, device=dev)
         out = res.outputs(net0, x_of["test"])
         for b, prob in enumerate(probs):
             runs[prob] = (res, b, out[b])
@@ -304,7 +310,7 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
             res, b, out_i = runs[(source, i)]
             j0 = jac_pool[slot[idx]]
             k0 = j0 @ j0.T
-            j1 = nw.jacobian(net, x_of["pool"][idx], params=res.replica(b))
+            j1 = nw.jacobian(net, x_of["pool"][idx], params=res.replica(b), device=dev)
             drift = float(np.linalg.norm(j1 @ j1.T - k0) / np.linalg.norm(k0))
             lin = nw.kernel_finetune(k0, jac["test"] @ j0.T, y_pool[idx], f_s["pool"][idx],
                                      f_s["test"], time=float(res.time[b]))
