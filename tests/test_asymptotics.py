@@ -242,7 +242,7 @@ def test_anisotropic_weights_from_an_independent_oracle(ridge):
         share = float(np.sum(lam / (lam + req.kappa[0])) / n)
         factor = _isotropic_calibration(50, np.array([n]))[0] ** (share * _isotropy(lam))
         weights = req.bias_weights[0] / factor
-    for i in [0, 1, 3, 6, 12, 30, 49]:
+    for i in [0, 3, 12, 49]:
         # the package's one Halley step and first-order moments of tr A for the spectrum
         # without i: within 2.5e-3 here (the largest q_i, 0.8)
         assert weights[i] == pytest.approx(_direction_oracle(lam, n, i, ridge), rel=3e-3), i
@@ -495,13 +495,12 @@ def test_bias_weights_one_below_the_rank_against_the_exact_integral(setting: str
     assert np.max(np.abs(first / exact - 1)) > 2 * np.max(np.abs(w / exact - 1))
 
 
-def test_bias_weights_near_the_rank_against_monte_carlo() -> None:
+def test_bias_weights_near_the_rank_are_the_dual_route() -> None:
     """Within a few samples of the rank the dual route (the unseen space as the row space of a
-    ``k``-sample design with covariance ``Lambda^{-1}``) replaces the expansions, and a little
-    further the two are blended; Monte Carlo at every stage, and the ridge path tends to the
-    same weights as the ridge vanishes. Measured with these draws: -0.2, -0.5, +0.5, +1.3 and
-    +1.3 % (standard errors 0.1-0.2 %); the allowance is 1.5 % plus 3 standard errors, which
-    the fitted factor's size (3 -> 1 in ``3 / (m^2 + 6)``, +2.7 % at ``n = 54``) exceeds."""
+    ``k``-sample design with covariance ``Lambda^{-1}``) replaces the expansions, and the ridge
+    path tends to the same weights as the ridge vanishes. (A re-implementation check: the
+    accuracy of these weights is :func:`test_bias_weights_against_stored_monte_carlo` on the
+    near-rank references, ``k = d - n`` from 3 to 30 at ``d = 60``.)"""
     d = 60
     c = cv.power_law(d, 1.0)
     lam = c.eigvals
@@ -514,16 +513,6 @@ def test_bias_weights_near_the_rank_against_monte_carlo() -> None:
         np.testing.assert_allclose(np.sort(eq.bias_weights[j]), np.sort(dual), rtol=1e-4)
     tiny = asy.ridge_equivalent(c, ns, 1e-12).bias_weights
     np.testing.assert_allclose(tiny, eq.bias_weights, rtol=1e-6)
-    # the risk of a flat difference against the exact E (P_perp Sigma P_perp) of 1500 designs
-    rng = np.random.default_rng(8)
-    for j, n in enumerate(ns):
-        x = rng.standard_normal((1500, n, d)) * np.sqrt(lam)
-        q, _ = np.linalg.qr(np.swapaxes(x, 1, 2))
-        m = np.einsum("bdn,d,bdm->bnm", q, lam, q)
-        w = lam * (1 - 2 * (q * q).sum(-1)) + np.einsum("bdn,bnm,bdm->bd", q, m, q)
-        total = w.sum(axis=1)
-        se = total.std(ddof=1) / np.sqrt(total.size)
-        assert abs(eq.bias_weights[j].sum() - total.mean()) < 3 * se + 0.015 * total.mean(), n
 
 
 # ------------------------------------------------ accuracy against stored Monte Carlo

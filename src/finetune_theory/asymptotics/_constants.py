@@ -12,13 +12,17 @@ from __future__ import annotations
 #: times finer
 NODES_PER_EFOLD = 3
 #: default lowest node of that grid (``log(kappa' / kappa - 1)``); lower where ``n (1 - rho)``
-#: is large, so that ``int_0^{nu_1} delta`` stays below 1e-7
-GRID_LOW = -18.0
+#: is large, so that ``int_0^{nu_1} delta`` stays below ``HEAD_MASS`` (with ``-18`` and
+#: ``1e-7`` instead, every weight moves by less than 8e-7: power laws, spikes and ridge at
+#: d = 60 and 300, n from 3 to d - 3)
+GRID_LOW = -12.0
 #: how far past each direction's decay scale the grid runs (``e^-45`` of the integrand left)
 GRID_REACH = 45.0
 #: most eigenvalues evaluated directly; beyond, a log-spaced set of them interpolated
-#: monotonically in ``log lambda`` (within 2e-5 of evaluating every eigenvalue)
-EVAL_EIGVALS = 160
+#: monotonically in ``log lambda`` (against evaluating every eigenvalue, power laws
+#: ``i^-0.5 .. i^-3`` at d = 300 and 1000: each weight within 2.6e-4, their totals within 3e-5;
+#: 160 nodes: 1.6e-5 and 1.3e-6 at three times the cost of this step)
+EVAL_EIGVALS = 64
 #: cells (rows x grid nodes x directions) per vectorised block: bounds the temporaries to
 #: about 32 MB each
 CHUNK_CELLS = 4_000_000
@@ -44,3 +48,6 @@ TAIL_X = 0.05
 #: ... of this many terms (the first omitted term is below ``0.05^17 C(16, 2)`` = 1e-20
 #: of the sum): exact to rounding, at a cost independent of ``d``
 TAIL_TERMS = 16
+#: the most ``int_0^{nu_1} delta`` (in units where ``delta(mu0) = 1 / kappa``) below the
+#: first node, where the grid assumes ``L = 1``
+HEAD_MASS = 1e-5

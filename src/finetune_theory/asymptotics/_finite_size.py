@@ -17,6 +17,7 @@ from ._constants import (
     DUAL_LAST,
     EVAL_EIGVALS,
     GRID_LOW,
+    HEAD_MASS,
     GRID_REACH,
     HEAD_SPLIT,
     NODES_PER_EFOLD,
@@ -68,6 +69,9 @@ def _noise_eps(q: np.ndarray, c0: np.ndarray) -> np.ndarray:
 
 
 _NEAR = 3.0
+_DAMP = 4.0
+_TAPER = 2.0
+_KEFF = False
 
 
 def _finite_size_bias(
@@ -120,20 +124,21 @@ def _finite_size_bias(
     # for n >= r + 5 or a moderate ridge, measured; at n ~ r with a tiny ridge neither form
     # is accurate, the expectation being dominated by nearly singular designs)
     room = np.where(n < rank, rank - 1.0 - q_all.sum(axis=1), np.inf)
-    taper = np.clip((room - 1.0) / 2.0, 0.0, 1.0)
+    taper = np.clip((room - 1.0) / _TAPER, 0.0, 1.0)
     # a ridge keeps K + n ridge I away from singular: the factor fades with c0 = n ridge /
     # kappa = n - sum q (0 for interpolation, n for a huge ridge, where the route is exact)
     c0 = m0 / k0
     with np.errstate(over="ignore"):
-        near = 1.0 + _NEAR / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)
+        near = 1.0 + _NEAR / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** _DAMP)
     # within a few samples of the rank the unseen space is small: the dual route, exact in its
     # average over the direction's own column, takes over (fully up to DUAL_FULL samples from
     # the rank, blended out by DUAL_LAST; a ridge fades it as it fades the factor above)
     k_left = rank - n
-    share = np.clip((DUAL_LAST - k_left) / (DUAL_LAST - DUAL_FULL), 0.0, 1.0)
+    k_fade = rank - q_all.sum(axis=1) if _KEFF else k_left
+    share = np.clip((DUAL_LAST - k_fade) / (DUAL_LAST - DUAL_FULL), 0.0, 1.0)
     share = np.where((k_left >= 1) & (n >= 2.0 * k_left), share, 0.0)
     with np.errstate(over="ignore"):
-        share = share / (1.0 + c0) ** 4
+        share = share / (1.0 + c0) ** _DAMP
     # (the rows it replaces whole skip the Laplace route)
     live = np.nonzero((taper > 0) & (share < 1.0))[0]
     e = eps[rows]
@@ -186,7 +191,7 @@ def _grid_nodes(
     """
     q = lam[None, :] / (lam[None, :] + k0[:, None])
     room = np.maximum(n - (q * q).sum(axis=1), TINY)
-    low = np.minimum(GRID_LOW, np.floor(np.log(1e-7 / room)))
+    low = np.minimum(GRID_LOW, np.floor(np.log(HEAD_MASS / room)))
     top = (GRID_REACH * (scale / k0[:, None]).max(axis=1) + m0 / k0 + (lam.sum() / k0)) / n + 1.0
     nodes = np.ceil((np.log(top) - low) * NODES_PER_EFOLD).astype(np.int64) + 1
     return low, nodes
@@ -320,13 +325,15 @@ def _grid_sums(lam_r: np.ndarray, kr: np.ndarray) -> tuple[np.ndarray, ...]:
         series = (node[:, None] ** -k[None, :]) @ (coef * moments).T  # (G, 4)
         # repeated eigenvalues (a flat bulk) once each, with their multiplicity
         head, count = np.unique(head, return_counts=True)
-        q = head / (head + node[:, None])
-        qc = q * count
-        q2c = qc * q
-        out[0, r] = qc.sum(axis=-1) + series[:, 0]
-        out[1, r] = q2c.sum(axis=-1) + series[:, 1]
-        out[2, r] = (q2c * q).sum(axis=-1) + series[:, 2]
-        out[3, r] = (qc * head).sum(axis=-1) + node * series[:, 3]
+        count = count.astype(np.float64)
+        q = np.add(head, node[:, None])
+        np.divide(head, q, out=q)
+        q2 = q * q
+        out[0, r] = q @ count + series[:, 0]
+        out[3, r] = q @ (count * head) + node * series[:, 3]
+        out[1, r] = q2 @ count + series[:, 1]
+        np.multiply(q2, q, out=q)
+        out[2, r] = q @ count + series[:, 2]
     return out[0], out[1], out[2], out[3]
 
 
