@@ -21,8 +21,9 @@ spectra are stored beside the numbers, so the tests rebuild exactly what was sim
 Run: ``python benchmarks/mc_references.py`` (about 8 CPU-minutes; ``--quick`` divides every
 draw count by 20 and writes to stdout only; ``--missing`` simulates only the settings the file
 lacks and keeps the others, which gives the same numbers as a full run: each setting has its
-own seed, ``27000`` plus its position in ``SETTINGS``). ``--table`` prints the tables of docs/linear.md
-(sections 3.1 and 3.2) from the stored file: the package's predictions against it.
+own seed, ``27000`` plus its position in ``SETTINGS``). ``--table`` prints the tables of
+docs/linear.md (sections 3.1 and 3.2) from the stored file: the package's predictions
+against it.
 """
 
 from __future__ import annotations

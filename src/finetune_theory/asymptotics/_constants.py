@@ -1,8 +1,11 @@
 """The numerical constants of the finite-size routes, each with where its value comes from.
 
-They set quadrature resolutions and work sizes, not the formulas: each was chosen so that the
+Most set quadrature resolutions and work sizes, not the formulas: each was chosen so that the
 result moves by less than the figure quoted when the constant is made finer (docs/linear.md,
-sections 3.2 and 3.3, where the comparisons are reported).
+sections 3.2 and 3.3, where the comparisons are reported). Five are fitted, not derived: the
+near-rank factor, its ridge fade, the taper and the two ends of the dual blend. Each one's
+effect on the stored Monte Carlo grid (``tests/data/finite_size_mc.json``) when it is dropped
+or moved by 10 % is measured in docs/linear.md, section 3.4, and docs/mutation.md.
 """
 
 from __future__ import annotations
@@ -38,6 +41,23 @@ DUAL_NODES = 64
 #: most eigenvalues at which the dual route is evaluated (the others interpolated; totals
 #: within 6e-4 of evaluating every node at d = 200 and 2000)
 DUAL_EIGVALS = 48
+#: the near-rank factor ``1 + NEAR_RANK / (m^2 + 6)`` that divides the Laplace route's weights,
+#: ``m = r - 1 - sum q`` the room left: fitted to the route's overshoot on ``i^-1`` and
+#: ``i^-2`` at d = 30, 60 and 200 (+3 % at m = 9, +10 % at m = 5, +23 % at m = 3). Dropped, the
+#: stored near-rank cells at d = 60 move by up to +3.5 points (to +3.8 %) and the tiny ranks
+#: by up to +7.5; moved by 10 %, no stored cell by more than 0.7 points
+NEAR_RANK = 3.0
+#: a ridge fades the near-rank factor and the dual route by ``(1 + c0)^-RIDGE_FADE``, ``c0 = n
+#: ridge / kappa``, so that the ridge path tends to the interpolation path as the ridge
+#: vanishes. Dropped, the stored ridge ``1e-4`` cell at the rank's edge moves by -4 points; 4
+#: -> 3 moves it by 0.4 points, no other cell at all
+RIDGE_FADE = 4.0
+#: below ``m = 1`` the first-order weights, from ``m = 1 + TAPER_WIDTH`` on the Laplace route,
+#: linear in between. For interpolation ``m = r - 1 - n`` is a whole number, so only ``m = 2``
+#: (``k = 3`` with ``n < 6``: ranks up to 8) takes a blend; a ridge makes ``m`` continuous. 2
+#: -> 3 moves the stored ``i^-1``, d = 8, n = 4 cell by 4 points (-0.8 % to -5.1 % on its top
+#: two directions)
+TAPER_WIDTH = 2.0
 #: the dual route is used alone up to this many samples below the rank ...
 DUAL_FULL = 4
 #: ... and blended linearly into the Laplace route until this many
