@@ -48,6 +48,7 @@ T_LIN = ["tests/test_linear.py", "tests/test_reduction.py"]
 T_LIN_FAST = ["tests/test_linear.py", "-k", "sample_complexity or bracket or similarity"]
 T_DEEP = ["tests/test_deep_linear.py"]
 T_RELU = ["tests/test_relu.py"]
+T_DEEP_NOISE = ["tests/test_deep_linear_fluctuations.py", "-k", "stored"]
 
 #: (file, old text, new text, tests, what the mutant does)
 MUTANTS: list[tuple[str, str, str, list[str], str]] = [
@@ -327,6 +328,27 @@ MUTANTS: list[tuple[str, str, str, list[str], str]] = [
         "hi = np.where(good, mid + 1, hi)",
         T_RELU,
         "sample_complexity_bound: off by one in the bisection",
+    ),
+    (
+        DEEP,
+        "            + cross[j] * s_a\n",
+        "\n",
+        T_DEEP_NOISE,
+        "deep noise cross term dropped (Beta rows)",
+    ),
+    (
+        DEEP,
+        "    m = first * (q - spread) / (kappa * den)",
+        "    m = first * q / (kappa * den)",
+        T_DEEP_NOISE,
+        "deep noise cross term: the spread term of m_i dropped",
+    ),
+    (
+        DEEP,
+        "    return 4.0 * sigma**2 * (m @ (u * v))",
+        "    return 4.4 * sigma**2 * (m @ (u * v))",
+        T_DEEP_NOISE,
+        "deep noise cross term: 10 % larger",
     ),
 ]
 
