@@ -62,7 +62,8 @@ def ridge_equivalent(cov: Covariance | np.ndarray, n: Any, ridge: Any) -> RidgeE
               + sigma^2 rho / (1 - rho)
 
     to first order; the bias weights returned are the finite-size ones of the interpolation
-    path (the same Laplace route at ``mu0 = n ridge``), the noise factor the first-order one.
+    path (the same Laplace route at ``mu0 = n ridge``), the noise factor with the same
+    central-limit correction at ``mu0``.
 
     As ``ridge -> 0`` this tends to the interpolation formula of
     :func:`deterministic_equivalent` (below the rank) or to the least-squares limit; as
