@@ -34,12 +34,6 @@ PUBLIC_MODULES = [
 #: public module that exports it. This list only shrinks: a name that gains an Examples
 #: section must leave it (the test says so), and no name may join it.
 WITHOUT_EXAMPLES = {
-    "finetune_theory.asymptotics.DeterministicEquivalent",
-    "finetune_theory.asymptotics.RidgeEquivalent",
-    "finetune_theory.asymptotics.deterministic_equivalent",
-    "finetune_theory.asymptotics.numerical_rank",
-    "finetune_theory.asymptotics.solve_kappa",
-    "finetune_theory.linear.simulate_risk",
     "finetune_theory.runner.RunnerError",
     "finetune_theory.runner.StoreError",
     "finetune_theory.runner.UnitFailed",
