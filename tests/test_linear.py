@@ -612,6 +612,26 @@ def test_expected_risk_with_zero_covariance_is_zero_even_with_noise() -> None:
     np.testing.assert_array_equal(sim.mean, 0.0)
 
 
+@pytest.mark.parametrize("centre", [240, 250, 130, 70])
+def test_bracket_search_finds_a_narrow_dip_between_its_sizes(centre):
+    # a unimodal curve below eps only within 5 of its minimum, wherever that lies between the
+    # log-spaced sizes (left or right of the lowest one): the first n of the full scan
+    from finetune_theory._sample_search import smallest_n
+
+    class Dip:
+        rank, sigma, source_risk = 1000, 0.0, 100.0
+        calls: list[int] = []
+
+        def __call__(self, ns):
+            ns = np.asarray(ns, dtype=float)
+            self.calls += [len(ns)]
+            return 1.0 + np.abs(ns - centre) / 10.0
+
+    curve = Dip()
+    assert smallest_n(curve, 1.5, None) == centre - 5
+    assert sum(curve.calls) < 60  # O(log r) sizes, not a scan
+
+
 @pytest.mark.parametrize(
     "cov",
     [cv.power_law(60, 1.0), cv.power_law(60, 2.5), cv.spiked(60, [30.0, 10.0]), cv.isotropic(60)],

@@ -19,7 +19,7 @@ from .exceptions import UnreachableRiskError
 __all__ = ["RiskCurve", "smallest_n"]
 
 #: sizes per factor of two in the first look at the curve below the rank
-_PER_OCTAVE = 2
+_PER_OCTAVE = 1
 
 
 class RiskCurve(Protocol):
