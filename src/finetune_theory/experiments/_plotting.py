@@ -1,10 +1,11 @@
 """Figure helpers shared by the experiment modules (one home for how figures are written).
 
 Every figure is meant to be shown on a slide: text is at least :data:`MIN_FONT_PT` points at
-the saved size (:func:`finish` raises any smaller text to it), the PNG resolution is set by
-:func:`figure_options` (the runner passes the ``--dpi`` of the command line), and each figure
-carries a caption sentence saying what to see (stored in the PNG and SVG metadata, read back
-by the report with :func:`read_caption`).
+the saved size (:func:`finish` raises any smaller text to it), each figure is written once, as
+SVG (the report inlines it), plus a PNG only where a resolution is asked for
+(:func:`figure_options`; the runner passes the ``--dpi`` of the command line), and each figure
+carries a caption sentence saying what to see (stored in the files' metadata, read back by the
+report with :func:`read_caption`).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ __all__ = [
     "svg_font_sizes",
 ]
 
-#: resolution of the PNG files (dots per inch) unless :func:`figure_options` says otherwise
+#: a resolution for PNG files (dots per inch) fit for slides; figures are written as SVG only
+#: unless a resolution is asked for (:func:`figure_options`, the runner's ``--dpi``)
 DEFAULT_DPI = 150
 #: the smallest text size, in points at the saved size, that a figure may carry
 MIN_FONT_PT = 10.0
 
-_OPTIONS: dict[str, Any] = {"dpi": DEFAULT_DPI}
+_OPTIONS: dict[str, Any] = {"dpi": None}
 
 #: the look of every figure: readable text, vector text in SVG (small files, selectable)
 _STYLE = {
@@ -78,14 +80,15 @@ def figure_options(*, dpi: int | None = None) -> Iterator[None]:
     Parameters
     ----------
     dpi : int, optional
-        Resolution of the PNG files, in dots per inch (the SVG files are vector graphics).
+        Also write each figure as PNG at this resolution, in dots per inch (the SVG files are
+        vector graphics and always written).
 
     Examples
     --------
     >>> with figure_options(dpi=300):
     ...     _OPTIONS["dpi"]
     300
-    >>> _OPTIONS["dpi"] == DEFAULT_DPI
+    >>> _OPTIONS["dpi"] is None
     True
     """
     if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10):
@@ -176,46 +179,79 @@ def _plain_log_labels(fig: Any) -> None:
 
 
 def save_figure(fig: Any, stem: Path, *, dpi: int | None = None, caption: str = "") -> list[Path]:
-    """Write ``stem.png`` (for slides) and ``stem.svg`` (for the report and papers).
+    """Write ``stem.svg`` and, when a resolution is asked for, ``stem.png`` at it.
 
-    The figure is drawn once on its Agg canvas (which also runs its layout engine); the PNG is
-    that canvas's pixels, and the SVG is written with the layout frozen, so no layout is
-    computed twice. ``caption`` goes into both files' metadata (``Description``).
+    The SVG (vector graphics, text kept as text) is what the report inlines and what papers
+    take. A PNG, for slides, is written only where ``dpi`` is given here or by
+    :func:`figure_options` (the runner's ``--dpi``); the figure is then drawn once on its Agg
+    canvas (which also runs its layout engine), the PNG is that canvas's pixels, and the SVG
+    is written with the layout frozen, so no layout is computed twice. ``caption`` goes into
+    the files' metadata (``Description``).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to write.
+    stem : pathlib.Path
+        The path of the files without their suffix (its folder is created).
+    dpi : int, optional
+        Also write a PNG at this resolution (dots per inch); default: the resolution set by
+        :func:`figure_options`, and no PNG when none is set.
+    caption : str, optional
+        One sentence saying what the figure shows.
 
     Returns
     -------
     list of pathlib.Path
-        The PNG and SVG paths.
+        The SVG path, then the PNG path when one was written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> plt = pyplot()
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.plot([1, 2, 3])
+    >>> stem = Path(tempfile.mkdtemp()) / "line"
+    >>> [p.name for p in save_figure(fig, stem)]
+    ['line.svg']
+    >>> [p.name for p in save_figure(fig, stem, dpi=72)]
+    ['line.svg', 'line.png']
+    >>> plt.close(fig)
     """
     import matplotlib
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.image import imsave
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    dpi = int(_OPTIONS["dpi"] if dpi is None else dpi)
-    fig.set_dpi(dpi)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    imsave(
-        png,
-        np.asarray(canvas.buffer_rgba()),
-        format="png",
-        dpi=dpi,
-        metadata={"Description": caption} if caption else None,
-    )
+    svg = stem.with_suffix(".svg")
+    chosen = _OPTIONS["dpi"] if dpi is None else dpi
+    png = None
+    if chosen is not None:
+        import numpy as np
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.image import imsave
+
+        png = stem.with_suffix(".png")
+        fig.set_dpi(int(chosen))
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        imsave(
+            png,
+            np.asarray(canvas.buffer_rgba()),
+            format="png",
+            dpi=int(chosen),
+            metadata={"Description": caption} if caption else None,
+        )
     engine = fig.get_layout_engine()
-    fig.set_layout_engine("none")  # keep the positions of the draw above
+    if png is not None:
+        fig.set_layout_engine("none")  # keep the positions of the draw above
     try:
         # distinct ids per figure: several SVGs inlined in one page must not share ids
         with matplotlib.rc_context({"svg.hashsalt": stem.name}):
             fig.savefig(svg, format="svg", metadata={"Description": caption or None})
     finally:
-        if engine is not None:
+        if engine is not None and png is not None:
             fig.set_layout_engine(engine)
-    return [png, svg]
+    return [svg] if png is None else [svg, png]
 
 
 def finish(
@@ -226,7 +262,7 @@ def finish(
     caption: str = "",
     layout: str = "tight",
 ) -> list[Path]:
-    """Lay ``fig`` out, write it as PNG and SVG, and close it.
+    """Lay ``fig`` out, write it with :func:`save_figure` (SVG, PNG on demand), and close it.
 
     Text smaller than :data:`MIN_FONT_PT` is raised to it first. ``layout`` is ``"tight"``
     (within ``rect``) or ``"constrained"`` (needed by colour bars over several panels and by
@@ -239,7 +275,7 @@ def finish(
     >>> plt, out = open_figures(Path(tempfile.mkdtemp()))
     >>> fig, ax = plt.subplots()
     >>> _ = ax.plot([1, 2, 3])
-    >>> png, svg = finish(fig, out / "line", caption="A straight line.")
+    >>> [svg] = finish(fig, out / "line", caption="A straight line.")
     >>> read_caption(svg.read_text()), min(svg_font_sizes(svg.read_text())) >= MIN_FONT_PT
     ('A straight line.', True)
     """

@@ -315,7 +315,8 @@ def reproduce(
     command
         The command line, for the report's metadata.
     dpi
-        Resolution of the PNG figures in dots per inch (default 150).
+        Also write each figure as PNG at this resolution, in dots per inch (by default the
+        figures are written as SVG only).
 
     Returns
     -------
