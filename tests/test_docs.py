@@ -69,11 +69,16 @@ CHECKED_PAGES = [
     "results.md",
     "realistic.md",
     "benchmarks.md",
+    "runner.md",
+    "relu.md",
 ]
 
 DATE = re.compile(r"\b(19|20)\d\d-[01]\d-[0-3]\d\b")
 PRIVATE_NAME = re.compile(r"\b(?:finetune_theory\.)?(?:\w+\.)*_[a-z]\w*\.\w+|finetune_theory\._\w+")
-FILE_REFERENCE = re.compile(r"docs/\w+\.md|\b\w+\.md,? section \d|section \d+(\.\d+)* of")
+FILE_REFERENCE = re.compile(
+    r"docs/\w+\.md|\b\w+\.md,? section \d|section \d+(\.\d+)* of"
+    r"|\b(?:src|tests|benchmarks|finetune_theory)/[\w/]*\w\.py\b"
+)
 EXAMPLES = re.compile(r"^Examples\n-{8}", re.M)
 
 
@@ -156,6 +161,8 @@ def test_user_facing_pages_have_no_dates_private_names_or_file_references(page):
         ("see finetune_theory._training", PRIVATE_NAME),
         ("(docs/linear.md section 9)", FILE_REFERENCE),
         ("linear.md, section 3.2", FILE_REFERENCE),
+        ("checked by tests/test_relu.py", FILE_REFERENCE),
+        ("run benchmarks/bench_relu.py", FILE_REFERENCE),
     ],
 )
 def test_the_page_patterns_catch_what_they_are_for(text, pattern):
