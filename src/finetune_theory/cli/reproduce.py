@@ -32,7 +32,7 @@ def int_in_range(low: int, high: int) -> Any:
 # ------------------------------------------------------------------ reproduce
 _REPRODUCE_EPILOG = """\
 examples:
-  finetune-theory reproduce                          all experiments, default size, into results/
+  finetune-theory reproduce                          every experiment, default size
   finetune-theory reproduce measure depth --size quick --out /tmp/quick
   finetune-theory reproduce --workers 1              everything in this process
   finetune-theory reproduce --scheduler local:4      on a Dask LocalCluster with 4 workers
