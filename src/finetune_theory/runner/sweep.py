@@ -42,6 +42,13 @@ def unit_seed(root_seed: int, index: int) -> int:
     ``n > index``, without spawning the others. This is the one definition of the seed rule
     (:func:`finetune_theory.experiments.base.unit_seeds` uses it).
 
+    Parameters
+    ----------
+    root_seed : int
+        The root seed of the sweep.
+    index : int
+        The unit's index in the sweep.
+
     Examples
     --------
     >>> import numpy as np
