@@ -339,3 +339,29 @@ def test_the_records_csv_travels_with_the_page(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "MAX_EMBEDDED_CSV_BYTES", 4)
     link = _records_link(report.render_report(_result(_outcome(csv=csv), out=tmp_path)))
     assert "<a " not in link and "<code>e.csv</code>" in link and "not embedded" in link
+
+
+def test_a_legend_over_data_is_moved_below_its_axes(tmp_path):
+    from finetune_theory.experiments import _plotting
+
+    plt, out = _plotting.open_figures(tmp_path)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0.0, 0.05, 0.1, 1.0], [1.0, 0.95, 0.9, 0.0], "o-", label="falls")
+    ax.set_title("crowded corner")
+    ax.legend(loc="upper left")  # on top of the first points
+    fig.canvas.draw()
+    assert _plotting.legend_over_data(fig) == ["crowded corner"]
+    [svg] = _plotting.finish(fig, out / "corner", caption="c")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["falls"]
+    assert legend.get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+    assert _plotting.legend_over_data(fig) == []
+    assert "falls" in svg.read_text(encoding="utf-8")
+    clear, cax = plt.subplots(figsize=(4, 3))  # a legend off the data stays where it is
+    cax.plot([0.0, 1.0], [0.0, 0.2], label="low")
+    cax.legend(loc="upper left")
+    _plotting.finish(clear, out / "clear", caption="c")
+    assert cax.get_legend()._loc == 2  # upper left

@@ -29,6 +29,7 @@ __all__ = [
     "legend_outside",
     "legend_below",
     "infinity_break",
+    "legend_over_data",
     "read_caption",
     "svg_font_sizes",
 ]
@@ -267,7 +268,22 @@ def finish(
     Text smaller than :data:`MIN_FONT_PT` is raised to it first. ``layout`` is ``"tight"``
     (within ``rect``) or ``"constrained"`` (needed by colour bars over several panels and by
     :func:`legend_outside`). ``caption`` is one sentence saying what the figure shows and what
-    to see in it; the report prints it under the figure.
+    to see in it; the report prints it under the figure. A legend drawn inside its axes over
+    data points (:func:`legend_over_data`) is moved below the axes and the figure written
+    again, so no legend hides data.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to write.
+    stem : pathlib.Path
+        The path of the files without their suffix.
+    rect : tuple of float, optional
+        The part of the figure the tight layout fills, ``(left, bottom, right, top)``.
+    caption : str, optional
+        One sentence saying what the figure shows.
+    layout : {"tight", "constrained"}, default "tight"
+        The layout engine.
 
     Examples
     --------
@@ -288,9 +304,85 @@ def finish(
     else:
         fig.set_layout_engine(TightLayoutEngine(rect=rect or (0, 0, 1, 1)))
     try:
-        return save_figure(fig, stem, caption=caption)
+        paths = save_figure(fig, stem, caption=caption)
+        covering = _legends_over_data(fig)
+        if covering:
+            for ax in covering:
+                legend = ax.get_legend()
+                ncol = max(1, min(3, len(legend.get_texts())))
+                legend.remove()
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol, frameon=False)
+            fig.set_layout_engine(ConstrainedLayoutEngine())
+            paths = save_figure(fig, stem, caption=caption)
+        return paths
     finally:
         pyplot().close(fig)
+
+
+def _legends_over_data(fig: Any) -> list[Any]:
+    """The axes of ``fig`` whose legend, inside them, covers one of their data points."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    covering = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None or not legend.get_visible():
+            continue
+        box = legend.get_window_extent(renderer)
+        if not ax.get_window_extent(renderer).overlaps(box):
+            continue  # drawn outside the axes
+        points = [
+            line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+            for line in ax.lines
+            if len(line.get_xydata())
+        ]
+        points += [
+            coll.get_offset_transform().transform(np.asarray(coll.get_offsets(), dtype=float))
+            for coll in ax.collections
+            if len(coll.get_offsets())
+        ]
+        if not points:
+            continue
+        xy = np.concatenate(points)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        x, y = xy[:, 0], xy[:, 1]
+        if np.any((x >= box.x0) & (x <= box.x1) & (y >= box.y0) & (y <= box.y1)):
+            covering.append(ax)
+    return covering
+
+
+def legend_over_data(fig: Any) -> list[str]:
+    """The titles of the axes of a drawn ``fig`` whose legend, inside them, covers a data point.
+
+    A data point is a vertex of a line (markers included) or the offset of a scatter point;
+    :func:`finish` moves such a legend below its axes.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A figure already drawn (or saved), so that its legends have their place.
+
+    Returns
+    -------
+    list of str
+        One title per covering legend (empty: no legend covers data).
+
+    Examples
+    --------
+    >>> plt = pyplot()
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.scatter([0.0, 0.1, 1.0], [1.0, 0.9, 0.0], label="points")
+    >>> _ = ax.set_title("crowded corner")
+    >>> _ = ax.legend(loc="upper left")
+    >>> fig.canvas.draw()
+    >>> legend_over_data(fig)
+    ['crowded corner']
+    >>> plt.close(fig)
+    """
+    return [ax.get_title() for ax in _legends_over_data(fig)]
 
 
 def legend_outside(fig: Any, axes: Any, *, ncol: int = 3) -> Any:
