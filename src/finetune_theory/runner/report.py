@@ -155,7 +155,7 @@ def _table_html(table: pd.DataFrame) -> str:
         values = shown.iloc[:, pos]
         columns.append((_header(label), values.tolist(), _is_numeric(values)))
     heads = "".join(
-        f'<th class="{"num" if numeric else "text"}">{_e(head)}</th>'
+        f'<th class="{"num" if numeric else "text"}">{_breakable(head)}</th>'
         for head, _, numeric in columns
     )
     rows = []
@@ -176,6 +176,11 @@ def _table_html(table: pd.DataFrame) -> str:
         f'{caption_html}<div class="tablewrap"><table><thead><tr>{heads}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>{note}"
     )
+
+
+def _breakable(head: str) -> str:
+    """A column header, escaped, that may wrap after ``_`` and ``/`` (``measured_full``)."""
+    return re.sub(r"([_/])", r"\1<wbr>", _e(head))
 
 
 def _is_numeric(values: pd.Series) -> bool:
