@@ -43,7 +43,7 @@ MIN_FONT_PT = 10.0
 _OPTIONS: dict[str, Any] = {"dpi": None}
 
 #: the look of every figure: readable text, vector text in SVG (small files, selectable)
-_STYLE = {
+_STYLE: dict[str, Any] = {
     "font.size": 11.0,
     "axes.titlesize": 11.0,
     "axes.labelsize": 11.0,
@@ -259,7 +259,7 @@ def finish(
     fig: Any,
     stem: Path,
     *,
-    rect: tuple[float, ...] | None = None,
+    rect: tuple[float, float, float, float] | None = None,
     caption: str = "",
     layout: str = "tight",
 ) -> list[Path]:
