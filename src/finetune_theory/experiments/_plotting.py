@@ -63,7 +63,8 @@ def pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matplotlib.rcParams.update(_STYLE)
+    params: Any = matplotlib.rcParams  # its keys are typed as literals
+    params.update(_STYLE)
     return plt
 
 
