@@ -275,3 +275,26 @@ def test_every_documented_parameter_is_in_its_parameters_section():
     assert not done, f"complete now: remove them from PARAMETERS_PENDING in docs/conf.py {done}"
     assert not other, other
     assert pending <= set(conf.documented_callables()), "PARAMETERS_PENDING names no object"
+
+
+CODE_SPAN = re.compile(r"`([^`\n]*)`")
+BARE_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def _bare_pipes_in_code(row: str) -> list[str]:
+    """The code spans of a table row (paired left to right) that hold an unescaped ``|``."""
+    return [span for span in CODE_SPAN.findall(row) if BARE_PIPE.search(span)]
+
+
+@pytest.mark.parametrize("page", CHECKED_PAGES)
+def test_table_rows_have_no_bare_pipe_inside_code(page):
+    """A ``|`` inside a code span of a table row splits the cell (write ``\\|``)."""
+    prose = re.sub(r"^```.*?^```", "", (DOCS / page).read_text(encoding="utf-8"), flags=re.M | re.S)
+    rows = [line for line in prose.splitlines() if line.startswith("|")]
+    bad = [span for row in rows for span in _bare_pipes_in_code(row)]
+    assert not bad, f"{page}: escape the pipes in {bad}"
+
+
+def test_the_pipe_check_sees_a_norm_in_a_table_cell():
+    assert _bare_pipes_in_code("| `f(x)` | the bound at `D = ||t||` |") == ["D = ||t||"]
+    assert _bare_pipes_in_code("| `f(x)` | the bound at `D = \\|\\|t\\|\\|` |") == []
