@@ -312,9 +312,8 @@ def test_output_path_errors_read_the_same_in_risk_and_advise(tmp_path, capsys):
     missing = str(tmp_path / "no" / "x.png")
     advise_err = _error(capsys, ["advise", *args, "--plot", missing])
     risk_err = _error(capsys, ["risk", "--plot", missing])
-    assert advise_err == risk_err == (
-        f"finetune-theory: error: --plot {missing}: the folder {tmp_path / 'no'} does not exist"
-    )
+    expected = f"finetune-theory: error: --plot {missing}: the folder {tmp_path / 'no'}"
+    assert advise_err == risk_err == f"{expected} does not exist"
 
 
 def test_every_help_text_fits_its_terminal(monkeypatch):
