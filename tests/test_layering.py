@@ -28,14 +28,6 @@ LAB_MODULES = {f"{PKG}.__main__"}
 #: known imports of another package's private module, kept until their owners move them; each
 #: entry is (importing module, private module) -> what is taken from it and why it is still there
 ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    ("finetune_theory.networks._core", "finetune_theory.data._optional"): (
-        "require: the networks name their missing optional dependency with the data package's "
-        "helper; it belongs with the shared machinery"
-    ),
-    ("finetune_theory.networks._curve", "finetune_theory.advisor._fit"): (
-        "fit_profiles: the networks' learning curve fits the advisor's residual profile, which "
-        "advisor/ does not re-export"
-    ),
     ("finetune_theory.cli.advise", "finetune_theory.advisor._io"): (
         "read_csv, check_writable: the advise command reads the user's tables and checks the "
         "output path with the advisor's readers, which advisor/ does not re-export yet"
