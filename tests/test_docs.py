@@ -65,6 +65,11 @@ CHECKED_PAGES = [
     "benchmarks.md",
     "runner.md",
     "relu.md",
+    "linear.md",
+    "deep_linear.md",
+    "networks.md",
+    "pretrained.md",
+    "advisor.md",
 ]
 
 DATE = re.compile(r"\b(19|20)\d\d-[01]\d-[0-3]\d\b")
