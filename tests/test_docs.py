@@ -65,10 +65,17 @@ CHECKED_PAGES = [
     "benchmarks.md",
     "runner.md",
     "relu.md",
+    "linear.md",
+    "deep_linear.md",
+    "networks.md",
+    "pretrained.md",
+    "advisor.md",
 ]
 
 DATE = re.compile(r"\b(19|20)\d\d-[01]\d-[0-3]\d\b")
-PRIVATE_NAME = re.compile(r"\b(?:finetune_theory\.)?(?:\w+\.)*_[a-z]\w*\.\w+|finetune_theory\._\w+")
+PRIVATE_NAME = re.compile(
+    r"\b(?:finetune_theory\.)?(?:\w+\.)*_[a-z]\w*\.\w+|finetune_theory\._\w+|`_[a-z]\w*`"
+)
 FILE_REFERENCE = re.compile(
     r"docs/\w+\.md|\b\w+\.md,? section \d|section \d+(\.\d+)* of"
     r"|\b(?:src|tests|benchmarks|finetune_theory)/[\w/]*\w\.py\b"
@@ -153,6 +160,7 @@ def test_user_facing_pages_have_no_dates_private_names_or_file_references(page):
         ("measured on 2026-11-27", DATE),
         ("see `_strategies.loo_ridge_excess`", PRIVATE_NAME),
         ("see finetune_theory._training", PRIVATE_NAME),
+        ("the resummation (`_fluctuation_terms`)", PRIVATE_NAME),
         ("(docs/linear.md section 9)", FILE_REFERENCE),
         ("linear.md, section 3.2", FILE_REFERENCE),
         ("checked by tests/test_relu.py", FILE_REFERENCE),
