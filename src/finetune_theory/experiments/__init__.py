@@ -32,7 +32,7 @@ REGISTRY: dict[str, str] = {
 #: optional experiments -> (the modules they need, the line that installs them); an optional
 #: experiment whose modules are missing is left out of :func:`available` (see :func:`skipped`)
 OPTIONAL: dict[str, tuple[tuple[str, ...], str]] = {
-    "pretrained": (("chgnet", "ase"), 'pip install "chgnet>=0.4,<0.5" "ase>=3.23"'),
+    "pretrained": (("chgnet", "ase"), 'pip install "finetune-theory[pretrained]"'),
 }
 
 

@@ -63,6 +63,14 @@ class RunnerError(RuntimeError):
         One line.
     hint
         A key of :data:`HINTS`: which remedy the command line should add, if any.
+
+    Examples
+    --------
+    >>> error = RunnerError("the output folder is in use", hint="other-out")
+    >>> str(error), error.hint
+    ('the output folder is in use', 'other-out')
+    >>> isinstance(error, RuntimeError)
+    True
     """
 
     def __init__(self, message: str = "", *, hint: str | None = None) -> None:
@@ -75,7 +83,28 @@ class RunEnded(RunnerError):
 
 
 class StoreError(RunEnded):
-    """The store cannot be used (not SQLite, corrupted, foreign, locked, read-only, ...)."""
+    """The store cannot be used (not SQLite, corrupted, foreign, locked, read-only, ...).
+
+    Parameters
+    ----------
+    message
+        One line.
+    hint
+        A key of :data:`HINTS`: which remedy the command line should add, if any.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from finetune_theory.runner import ResultStore
+    >>> path = Path(tempfile.mkdtemp()) / "store.sqlite"
+    >>> _ = path.write_text("not a database")
+    >>> try:
+    ...     ResultStore(path)
+    ... except StoreError as error:
+    ...     print(isinstance(error, RunnerError))
+    True
+    """
 
 
 class OutputError(RunEnded):
@@ -105,7 +134,20 @@ class ForeignCode(RunEnded):
 class UnitFailed(RuntimeError):
     """One unit of work raised; carries the worker's traceback text.
 
-    ``missing`` names the module that could not be imported, when that was the cause.
+    Parameters
+    ----------
+    message
+        One line: which unit failed and why.
+    details
+        The traceback text of the process that ran the unit.
+    missing
+        The module that could not be imported, when that was the cause.
+
+    Examples
+    --------
+    >>> error = UnitFailed("toy unit 1: ModuleNotFoundError", "Traceback ...", "torch")
+    >>> str(error), error.missing, missing_extra(error.missing)
+    ('toy unit 1: ModuleNotFoundError', 'torch', 'pip install "finetune-theory[torch]"')
     """
 
     def __init__(self, message: str, details: str = "", missing: str | None = None) -> None:
