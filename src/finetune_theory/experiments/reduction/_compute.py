@@ -11,7 +11,7 @@ from ... import covariance as covmod
 from ... import deep_linear as dl
 from ... import linear, relu
 from ..._random import as_generator
-from ...asymptotics import deterministic_equivalent
+from ...asymptotics import deterministic_equivalent, reuse_equivalents
 from ..base import run_units
 from ._setting import PARTS, Config, _setting, make_covariance, target_teacher, units
 
@@ -224,23 +224,26 @@ def _depth(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
         ts /= np.linalg.norm(ts)
         xi = rng.standard_normal(d)
         xi *= config.xi / np.linalg.norm(xi)
-        for alpha in config.alphas:
-            tt = alpha * ts + xi
-            r0 = float(cov.quad(tt))
-            scratch = np.atleast_1d(linear.expected_risk(cov, np.zeros(d), tt, ns)) / r0
-            source_risk = float(cov.quad(ts - tt)) / r0
-            for depth in config.depths:
-                curve = np.atleast_1d(dl.expected_risk(cov, ts, tt, ns, depth)) / r0
-                fields = {
-                    "kind": "depth",
-                    "spectrum": spectrum,
-                    "d": d,
-                    "alpha": float(alpha),
-                    "depth": float(depth),
-                }
-                records += _eps_records(
-                    fields, curve, scratch, ns, source_risk, config.eps_fractions
-                )
+        # every curve of the spectrum (scratch and each depth, at every alpha) reads the same
+        # deterministic equivalent over ``ns``: computed once, not once per curve
+        with reuse_equivalents():
+            for alpha in config.alphas:
+                tt = alpha * ts + xi
+                r0 = float(cov.quad(tt))
+                scratch = np.atleast_1d(linear.expected_risk(cov, np.zeros(d), tt, ns)) / r0
+                source_risk = float(cov.quad(ts - tt)) / r0
+                for depth in config.depths:
+                    curve = np.atleast_1d(dl.expected_risk(cov, ts, tt, ns, depth)) / r0
+                    fields = {
+                        "kind": "depth",
+                        "spectrum": spectrum,
+                        "d": d,
+                        "alpha": float(alpha),
+                        "depth": float(depth),
+                    }
+                    records += _eps_records(
+                        fields, curve, scratch, ns, source_risk, config.eps_fractions
+                    )
     return records
 
 
