@@ -90,10 +90,6 @@ numpydoc_validation_checks = {"GL08", "PR01", "PR02", "SS01"}
 #: complete (remove it) and on any other name that is not; it also checks these names against
 #: the build's other checks, which the exclusion below turns off for them.
 PARAMETERS_PENDING = {
-    "finetune_theory.asymptotics.DeterministicEquivalent",
-    "finetune_theory.asymptotics.RidgeEquivalent",
-    "finetune_theory.asymptotics.numerical_rank",
-    "finetune_theory.asymptotics.solve_ridge_kappa",
     "finetune_theory.curves.default_sample_sizes",
     "finetune_theory.curves.make_covariance",
     "finetune_theory.curves.plot_curve",
