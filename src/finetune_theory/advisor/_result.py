@@ -134,7 +134,7 @@ class Advice:
     n_unlabelled : int
         Number of unlabelled target rows (0 when none were given).
     n_features : int
-        Number of features ``d`` (after constant columns were dropped).
+        Number of feature columns ``d`` of the inputs (constant columns included).
     feature_names : list of str or None
         Names of the features (None when the inputs had none).
     source_names : list of str
