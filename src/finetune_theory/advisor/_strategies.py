@@ -95,6 +95,17 @@ class Strategy:
         -------
         numpy.ndarray
             The prediction at each ``n`` of ``ns``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> risk = get("scratch").median(engine, None, np.array([20, 200]))
+        >>> bool(risk[1] < risk[0])  # more rows, lower predicted risk
+        True
         """
         raise NotImplementedError
 
@@ -117,6 +128,17 @@ class Strategy:
         -------
         numpy.ndarray
             The standard error at each ``n`` of ``ns``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> se = get("scratch").log_se(engine, None, np.array([20, 2000]))
+        >>> bool(se[1] > se[0])  # farther from the labelled n, less certain
+        True
         """
         ns = np.asarray(ns, dtype=np.float64)
         far = np.abs(np.log(np.maximum(ns, 1.0) / engine.n_labelled))
@@ -141,6 +163,16 @@ class Strategy:
         Returns
         -------
         float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> get("scratch").sampling_log_se(engine, None, 20) > 0
+        True
         """
         return engine.observed_log_se(source)
 
@@ -160,6 +192,16 @@ class Strategy:
         Returns
         -------
         numpy.ndarray, shape (n,), or None
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> get("scratch").row_losses(engine, None).shape
+        (20,)
         """
         return None
 
@@ -184,6 +226,17 @@ class Strategy:
         -------
         low, high : numpy.ndarray
             The interval's ends at each ``n`` of ``ns``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> lo, hi = get("scratch").interval(engine, None, np.array([20]), 0.8)
+        >>> bool(0 < lo[0] < hi[0])
+        True
         """
         return log_normal_interval(
             self.median(engine, source, ns), self.log_se(engine, source, ns), confidence

@@ -425,6 +425,14 @@ class NetworkTrainResult:
         -------
         dict of str to torch.Tensor
             Each trained parameter without the leading axis.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = torch.nn.Linear(2, 1)
+        >>> res = train(net, [[1.0, 0.0], [0.0, 1.0]], [2.0, -1.0], lr=0.5, max_steps=10)
+        >>> sorted(res.replica(0)), tuple(res.replica(0)["weight"].shape)
+        (['bias', 'weight'], (1, 2))
         """
         return {k: v[i] for k, v in self.params.items()}
 
@@ -444,6 +452,14 @@ class NetworkTrainResult:
         Returns
         -------
         ndarray, shape (R, rows)
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = torch.nn.Linear(2, 1)
+        >>> res = train(net, [[1.0, 0.0], [0.0, 1.0]], [2.0, -1.0], lr=0.5, max_steps=10)
+        >>> res.outputs(net, np.ones((3, 2))).shape
+        (1, 3)
         """
         torch = torch_module()
         from torch.func import vmap
