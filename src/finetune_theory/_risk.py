@@ -23,14 +23,17 @@ __all__ = ["SimulatedRisk", "risk_setting", "monte_carlo"]
 class SimulatedRisk:
     """Monte Carlo estimate of the expected risk.
 
-    Attributes
+    Parameters
     ----------
     n : int or ndarray of int
         The sample sizes (an int when a single ``n`` was asked for).
-    mean, stderr : float or ndarray
-        Mean excess risk over repeats and its standard error, one per ``n`` (floats for a
-        single ``n``).
+    mean : float or ndarray
+        Mean excess risk over repeats, one per ``n`` (a float for a single ``n``).
+    stderr : float or ndarray
+        Its standard error: the sample standard deviation over repeats divided by
+        ``sqrt(repeats)`` (``inf`` for a single repeat), of the same shape.
     repeats : int
+        Number of independent training sets drawn per ``n``.
 
     Examples
     --------

@@ -39,10 +39,15 @@ _PHIS = np.concatenate([[0.0], np.logspace(-10, 4, 57)])
 class ProfileFit:
     """Fitted profile of one or more sources (arrays have a leading source axis).
 
-    Attributes
+    Parameters
     ----------
-    tilt, scale, noise_var : ndarray, shape (S,)
-        ``t``, ``s`` and ``sigma^2`` at the maximum of the marginal likelihood.
+    tilt : ndarray, shape (S,)
+        The profile's tilt ``t`` (prior energy ``s k^t`` of the ``k``-th eigendirection) at
+        the maximum of the marginal likelihood.
+    scale : ndarray, shape (S,)
+        The profile's scale ``s`` at that maximum.
+    noise_var : ndarray, shape (S,)
+        The label-noise variance ``sigma^2`` at that maximum.
     energy : ndarray, shape (S, d)
         Posterior ``E[<Delta, v_k>^2 | data]`` in the estimated eigenbasis.
     mean : ndarray, shape (S, d)

@@ -19,10 +19,15 @@ from ._kappa import _first_order_weights, _fractions, numerical_rank, solve_kapp
 class DeterministicEquivalent:
     """Per-direction weights of the asymptotic risk at each sample size.
 
-    Attributes
+    Parameters
     ----------
     n : ndarray, shape (k,)
-    kappa, rho : ndarray, shape (k,)
+        The sample sizes.
+    kappa : ndarray, shape (k,)
+        The root of ``n = sum_i lambda_i / (lambda_i + kappa)`` (:func:`solve_kappa`; 0 from
+        the rank on).
+    rho : ndarray, shape (k,)
+        ``(1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2`` below the rank, 1 from it on.
     bias_weights : ndarray, shape (k, d)
         ``w_i``: the expected ``||P_perp theta||^2_Sigma`` is ``sum_i w_i <theta, v_i>^2``.
     perp_weights : ndarray, shape (k, d)

@@ -13,6 +13,16 @@ from .._validation import check_positive_int_array
 def numerical_rank(eigvals: np.ndarray) -> int:
     """Number of eigenvalues above ``1e-12`` times the largest.
 
+    Parameters
+    ----------
+    eigvals : ndarray, shape (d,)
+        Eigenvalues of a covariance, in descending order (the first is taken as the largest).
+
+    Returns
+    -------
+    int
+        0 when there are none or the first is not positive.
+
     Examples
     --------
     >>> import numpy as np
@@ -95,6 +105,20 @@ def solve_ridge_kappa(eigvals: np.ndarray, n: Any, ridge: Any) -> np.ndarray:
     increases in ``kappa`` above the interpolation root (:func:`solve_kappa`, zero when
     ``n`` is at least the rank), so bisection in ``log kappa`` between that root and
     ``ridge + sum(lambda) / n`` finds the unique root.
+
+    Parameters
+    ----------
+    eigvals : ndarray, shape (d,)
+        Eigenvalues of the covariance (any order, ``>= 0``).
+    n : int or array of int
+        Sample sizes.
+    ridge : float or array of float
+        Ridge ``lambda`` (positive, finite), broadcast against ``n``.
+
+    Returns
+    -------
+    ndarray
+        ``kappa``, of the broadcast shape of ``np.atleast_1d(n)`` and ``ridge``.
 
     Examples
     --------

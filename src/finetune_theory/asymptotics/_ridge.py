@@ -17,14 +17,17 @@ from ._kappa import _fractions, numerical_rank, solve_ridge_kappa
 class RidgeEquivalent:
     """Per-direction weights of the asymptotic risk of ridge towards the source.
 
-    Attributes
+    Parameters
     ----------
     n : ndarray, shape (k,)
+        The sample sizes.
     ridge : ndarray, shape (k,)
         The ridge ``lambda`` (in the convention ``(X^T X / n + lambda I)^{-1}``).
-    kappa, rho : ndarray, shape (k,)
-        ``kappa`` solves ``lambda = kappa (1 - (1/n) sum_i lambda_i / (lambda_i + kappa))``;
-        ``rho = (1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2``.
+    kappa : ndarray, shape (k,)
+        The root of ``lambda = kappa (1 - (1/n) sum_i lambda_i / (lambda_i + kappa))``
+        (:func:`solve_ridge_kappa`).
+    rho : ndarray, shape (k,)
+        ``(1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2``.
     bias_weights : ndarray, shape (k, d)
         ``w_i``, the expected bias part of the excess risk being ``sum_i w_i <theta_S -
         theta_T, v_i>^2``: to first order ``kappa^2 lambda_i / (lambda_i + kappa)^2 / (1 -

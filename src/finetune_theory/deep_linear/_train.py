@@ -149,6 +149,20 @@ def default_lr(
     when the data asks for a larger end-to-end vector than the start. GD is stable for
     ``fraction < 2``; the default 0.5 leaves room for the neglected residual term.
 
+    Parameters
+    ----------
+    X : array-like, shape (n, d) or (..., n, d)
+        Training inputs; leading axes are a batch of independent problems.
+    y : array-like, shape (n,) or (..., n)
+        Training labels (required).
+    start : list of arrays
+        The weights training starts from, as in :func:`train` (required).
+    fraction : float, default 0.5
+        The step as a fraction of the inverse curvature bound, in ``(0, 2)``.
+    frozen : int or collection of int, default ()
+        Indices of layers kept fixed (their gradients do not enter the bound); 0 is the input
+        layer ``W_1``, ``N - 1`` the output layer.
+
     Returns
     -------
     float, or ndarray of the batch shape

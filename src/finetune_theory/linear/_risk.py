@@ -262,6 +262,24 @@ def optimal_stopping_time(
     ``inf`` means running to zero training loss is best; ``0`` means not moving from the
     source is best.
 
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+        Covariance of the target inputs.
+    theta_source : array-like, shape (d,)
+        The source teacher, where gradient descent starts.
+    theta_target : array-like, shape (d,)
+        The target teacher.
+    n : int or array-like of int
+        Number of target samples.
+    noise : float
+        Label-noise standard deviation.
+
+    Returns
+    -------
+    float or ndarray
+        The gradient-flow time at each ``n`` (a float for a single ``n``).
+
     Examples
     --------
     >>> import numpy as np

@@ -28,6 +28,21 @@ def default_lr(
     ``1 / L`` never raises the loss. Batched over leading axes of ``X``; a zero design gets
     ``fraction``.
 
+    Parameters
+    ----------
+    X : array-like, shape (n, d) or (..., n, d)
+        Training inputs; leading axes are a batch of independent problems.
+    y : array-like, optional
+        Training labels (not used: the step does not depend on them).
+    start : array-like, optional
+        Starting weights (not used).
+    fraction : float, default 1.0
+        The step as a fraction of ``1 / L``, in ``(0, 2)``.
+
+    Returns
+    -------
+    float, or ndarray of the batch shape
+
     Examples
     --------
     >>> import numpy as np
