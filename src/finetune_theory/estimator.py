@@ -363,18 +363,19 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         """
         for attr in _FITTED:  # a refit starts from a clean slate
             self.__dict__.pop(attr, None)
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
-        y = _one_target(y)
-        ts, b0, depth = self._check_params(X.shape[1])
+        xs: np.ndarray
+        xs, ys = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
+        ys = _one_target(ys)
+        ts, b0, depth = self._check_params(xs.shape[1])
         sw = None
         if sample_weight is not None:
-            sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            sw = _check_sample_weight(sample_weight, xs, dtype=np.float64, ensure_non_negative=True)
         if self.fit_intercept:
-            x_mean = np.average(X, axis=0, weights=sw)
-            y_mean = float(np.average(y, weights=sw))
-            xc, yc = X - x_mean, y - y_mean
+            x_mean = np.average(xs, axis=0, weights=sw)
+            y_mean = float(np.average(ys, weights=sw))
+            xc, yc = xs - x_mean, ys - y_mean
         else:
-            xc, yc = X, y - b0
+            xc, yc = xs, ys - b0
         if sw is not None:  # weighted squared error = plain squared error of scaled rows
             root = np.sqrt(sw)
             xc, yc = xc * root[:, None], yc * root

@@ -294,9 +294,9 @@ def advise(
     simplicity = {k: s.simplicity for k, s in strategies.items()}
     advice.recommendation = recommend(cands, simplicity, n)
     per_source: dict[str, float] = {}
-    for src, _, risk, *_ in cands:
-        if src is not None and math.isfinite(risk):
-            per_source[src] = min(risk, per_source.get(src, math.inf))
+    for src, _, cand_risk, *_ in cands:
+        if src is not None and math.isfinite(cand_risk):
+            per_source[src] = min(cand_risk, per_source.get(src, math.inf))
     advice.ranking = sorted(per_source, key=lambda s: per_source[s])
     scan = _scan_ns(n_max)
     if eps is not None:

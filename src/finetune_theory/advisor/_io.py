@@ -261,10 +261,10 @@ def _one_source(
     if hasattr(obj, "coef_"):
         what = f"source {name or index} ({type(obj).__name__})"
         coef = _vector(np.asarray(obj.coef_), f"{what} coef_")
-        intercept = np.ravel(np.asarray(getattr(obj, "intercept_", 0.0), dtype=np.float64))
-        if intercept.size != 1:
-            raise ValueError(f"{what} must have a single output (intercept_ has {intercept.size})")
-        return Source(name or f"{type(obj).__name__}_{index + 1}", coef, float(intercept[0]))
+        icpts = np.ravel(np.asarray(getattr(obj, "intercept_", 0.0), dtype=np.float64))
+        if icpts.size != 1:
+            raise ValueError(f"{what} must have a single output (intercept_ has {icpts.size})")
+        return Source(name or f"{type(obj).__name__}_{index + 1}", coef, float(icpts[0]))
     if isinstance(obj, Mapping):
         what = f"source {name or index + 1}"
         if "coef" in obj:
@@ -305,6 +305,7 @@ def load_sources(
     """
     if sources is None:
         return []
+    given: list[str | None]
     if isinstance(sources, Mapping) and not _is_single(sources):
         keys = list(sources)
         items = [sources[k] for k in keys]

@@ -14,7 +14,10 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = [
     "DEFAULT_DPI",
@@ -40,7 +43,7 @@ MIN_FONT_PT = 10.0
 _OPTIONS: dict[str, Any] = {"dpi": DEFAULT_DPI}
 
 #: the look of every figure: readable text, vector text in SVG (small files, selectable)
-_STYLE = {
+_STYLE: dict[RcKeyType, Any] = {
     "font.size": 11.0,
     "axes.titlesize": 11.0,
     "axes.labelsize": 11.0,
@@ -222,7 +225,7 @@ def finish(
     fig: Any,
     stem: Path,
     *,
-    rect: tuple[float, ...] | None = None,
+    rect: tuple[float, float, float, float] | None = None,
     caption: str = "",
     layout: str = "tight",
 ) -> list[Path]:
