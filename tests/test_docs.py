@@ -53,7 +53,6 @@ WITHOUT_EXAMPLES = {
     "finetune_theory.experiments.get",
     "finetune_theory.linear.SampleComplexity",
     "finetune_theory.linear.simulate_risk",
-    "finetune_theory.runner.RunnerError",
     "finetune_theory.runner.StoreError",
     "finetune_theory.runner.UnitFailed",
     "finetune_theory.runner.make_executor",

@@ -42,12 +42,7 @@ ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
     ),
 }
 #: known imports of the lab wing by the library, kept until their owners move them
-ALLOWED_LAB: dict[tuple[str, str], str] = {
-    ("finetune_theory.curves", "finetune_theory.runner"): (
-        "RunnerError: curves raises the runner's error class for a bad request; the error "
-        "belongs in finetune_theory.exceptions"
-    ),
-}
+ALLOWED_LAB: dict[tuple[str, str], str] = {}
 
 
 def _modules() -> dict[str, Path]:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .runner.errors import RunnerError
+from .exceptions import RunnerError
 
 __all__ = ["SPECTRA", "make_covariance", "default_sample_sizes", "learning_curve", "plot_curve"]
 

@@ -9,6 +9,9 @@
   (text where numbers are expected, an object that is not the architecture's parameters) is
   an :class:`InputTypeError`, which is a :class:`TypeError` and, so that code catching the
   ``ValueError`` of every bad argument keeps working, also a :class:`ValueError`.
+* :class:`RunnerError` -- a run that cannot go on (a missing optional package, a broken worker
+  pool, an unusable store); the runner's own faults (``finetune_theory.runner.errors``) are
+  its subclasses.
 
 >>> from finetune_theory.exceptions import ConvergenceError, TrainingError
 >>> issubclass(ConvergenceError, TrainingError) and issubclass(TrainingError, RuntimeError)
@@ -23,6 +26,7 @@ __all__ = [
     "ConvergenceError",
     "UnreachableRiskError",
     "InputTypeError",
+    "RunnerError",
 ]
 
 
@@ -93,3 +97,29 @@ class InputTypeError(TypeError, ValueError):
     ...     print(type(err).__name__, isinstance(err, ValueError))
     InputTypeError True
     """
+
+
+class RunnerError(RuntimeError):
+    """A run cannot go on (bad scheduler, missing extra, broken worker pool, ...).
+
+    Library messages say what happened and name no command-line option; where a remedy involves
+    one, the error carries a ``hint`` and the command line words it with its options.
+
+    Parameters
+    ----------
+    message
+        One line.
+    hint
+        A key of ``finetune_theory.runner.errors.HINTS``: which remedy the command line should
+        add, if any.
+
+    Examples
+    --------
+    >>> err = RunnerError("the Dask scheduler is gone", hint="scheduler")
+    >>> str(err), err.hint, isinstance(err, RuntimeError)
+    ('the Dask scheduler is gone', 'scheduler', True)
+    """
+
+    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
