@@ -8,7 +8,8 @@ Two rules:
 2. No module imports a private module (or a private name) of another subpackage: a package's
    private modules are its own; others use what its ``__init__`` re-exports. The private
    modules at the top of the package (``_validation``, ``_training``, ``_random``, ``_risk``,
-   ``_numerics``) are the shared machinery of every subpackage and may be imported anywhere.
+   ``_numerics``, ``_optional``, ``_userfiles``) are the shared machinery of every subpackage
+   and may be imported anywhere.
 """
 
 from __future__ import annotations
@@ -28,17 +29,9 @@ LAB_MODULES = {f"{PKG}.__main__"}
 #: known imports of another package's private module, kept until their owners move them; each
 #: entry is (importing module, private module) -> what is taken from it and why it is still there
 ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    ("finetune_theory.networks._core", "finetune_theory.data._optional"): (
-        "require: the networks name their missing optional dependency with the data package's "
-        "helper; it belongs with the shared machinery"
-    ),
     ("finetune_theory.networks._curve", "finetune_theory.advisor._fit"): (
         "fit_profiles: the networks' learning curve fits the advisor's residual profile, which "
         "advisor/ does not re-export"
-    ),
-    ("finetune_theory.cli.advise", "finetune_theory.advisor._io"): (
-        "read_csv, check_writable: the advise command reads the user's tables and checks the "
-        "output path with the advisor's readers, which advisor/ does not re-export yet"
     ),
 }
 #: known imports of the lab wing by the library, kept until their owners move them

@@ -9,6 +9,8 @@
   (text where numbers are expected, an object that is not the architecture's parameters) is
   an :class:`InputTypeError`, which is a :class:`TypeError` and, so that code catching the
   ``ValueError`` of every bad argument keeps working, also a :class:`ValueError`.
+* :class:`MissingExtraError` -- an optional package (an extra such as ``torch`` or ``data``)
+  is not installed; the message names the ``pip install`` line (an :class:`ImportError`).
 * :class:`RunnerError` -- a run that cannot go on (a missing optional package, a broken worker
   pool, an unusable store); the runner's own faults (``finetune_theory.runner.errors``) are
   its subclasses.
@@ -26,6 +28,7 @@ __all__ = [
     "ConvergenceError",
     "UnreachableRiskError",
     "InputTypeError",
+    "MissingExtraError",
     "RunnerError",
 ]
 
@@ -96,6 +99,20 @@ class InputTypeError(TypeError, ValueError):
     ... except TypeError as err:
     ...     print(type(err).__name__, isinstance(err, ValueError))
     InputTypeError True
+    """
+
+
+class MissingExtraError(ImportError):
+    """An optional package is missing; the message says which extra installs it.
+
+    Examples
+    --------
+    >>> from finetune_theory._optional import require
+    >>> try:
+    ...     require("no_such_package", "data")
+    ... except MissingExtraError as exc:
+    ...     print(str(exc).split("; ")[1])
+    install the 'data' extra: pip install 'finetune-theory[data]'
     """
 
 

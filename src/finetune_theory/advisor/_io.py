@@ -19,9 +19,7 @@ __all__ = [
     "Source",
     "as_inputs",
     "as_labels",
-    "check_writable",
     "load_sources",
-    "read_csv",
 ]
 
 #: values above this overflow float64 when squared and summed: refused by column
@@ -344,47 +342,3 @@ def load_sources(
     if "scratch" in seen:
         raise ValueError("the name 'scratch' is reserved for training from scratch")
     return out
-
-
-# -------------------------------------------------------------------------------- CLI
-def read_csv(path: Any, what: str) -> Any:
-    """Read a CSV file into a DataFrame, or raise a one-line ``ValueError``."""
-    import pandas as pd
-
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{what} {str(p)!r} is a directory; give a CSV file")
-    if not p.is_file():
-        raise ValueError(f"{what} file {str(p)!r} does not exist")
-    try:
-        table = pd.read_csv(p)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{what} file {p.name!r} could not be read as CSV ({first})") from None
-    if table.shape[0] == 0:
-        raise ValueError(f"{what} file {p.name!r} has no rows")
-    if table.shape[1] == 1:
-        col = str(table.columns[0])
-        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
-            if sep in col:
-                raise ValueError(
-                    f"{what} file {p.name!r} has a single column {col[:40]!r} whose name holds "
-                    f"{label}: the file seems to use {label} as the separator; save it with "
-                    "commas"
-                )
-    return table
-
-
-def check_writable(path: Any, option: str) -> Path:
-    """Fail early, naming ``option``, when ``path`` cannot be written (before any analysis)."""
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{option} {str(p)!r} is a directory; give a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"{option} {str(p)!r}: the folder {str(parent)!r} does not exist")
-    import os
-
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ValueError(f"{option} {str(p)!r} is not writable")
-    return p

@@ -106,7 +106,7 @@ def _columns(cols: Any, limit: int = 10) -> str:
 
 
 def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    from ..advisor._io import read_csv
+    from .._userfiles import read_csv
 
     _use_example(args)
     table = read_csv(args.data, "--data")
@@ -157,7 +157,7 @@ def _cmd_advise(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .. import advisor
-    from ..advisor._io import check_writable
+    from .._userfiles import check_writable
 
     # fail before the analysis when an output cannot be written
     if args.json:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ._optional import require
+from .._optional import require
 from .features import FeatureMap
 
 __all__ = ["GroupedTable", "load_diamonds", "load_ames", "load_table", "TABLES", "rdataset"]
