@@ -209,7 +209,6 @@ def test_the_lab_as_a_lazy_attribute_is_deprecated_and_imports_are_not(statement
 WITHOUT_MIRROR: dict[str, str] = {
     "finetune_theory._risk": "the Monte Carlo driver, through each simulate_risk",
     "finetune_theory.cli.risk": "tests/test_cli.py",
-    "finetune_theory.curves": "tests/test_cli.py (the risk command)",
     "finetune_theory.data.features": "tests/test_data.py",
     "finetune_theory.data.images": "tests/test_data.py",
     "finetune_theory.data.tables": "tests/test_data.py",
@@ -224,7 +223,6 @@ WITHOUT_MIRROR: dict[str, str] = {
     "finetune_theory.experiments.scaling": "tests/test_experiments_deep.py",
     "finetune_theory.runner": "tests/test_runner_*.py",
     "finetune_theory.runner.catalog": "tests/test_cli_reproduce.py",
-    "finetune_theory.runner.errors": "tests/test_runner_faults.py",
     "finetune_theory.runner.executors": "tests/test_runner_sweep.py",
     "finetune_theory.runner.files": "tests/test_runner_faults.py",
     "finetune_theory.runner.fingerprint": "tests/test_runner_faults.py",
