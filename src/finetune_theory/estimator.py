@@ -210,7 +210,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        source_coef: Any = None,
+        source_coef: ArrayLike | Mapping[str, float] | None = None,
         source_intercept: float = 0.0,
         *,
         fit_intercept: bool = True,
@@ -262,7 +262,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         """A Series or dict ``source_coef`` aligned with the fitted feature names."""
         from ._validation import check_finite_scalar
 
-        src = self.source_coef
+        src: Any = self.source_coef  # a Mapping or a pandas Series (pandas ships no types)
         mapping = dict(src.items()) if hasattr(src, "items") else dict(src)
         mapping = {str(k): v for k, v in mapping.items()}
         names = getattr(self, "feature_names_in_", None)

@@ -118,7 +118,7 @@ def _pairs(config: Config, spectrum: str, rng: np.random.Generator) -> list[dict
         rec = {"kind": "pair", "spectrum": spectrum, "pair": i, "n": n, "tilt": float(tilt[i])}
         rec["distance"] = float(distance[i])
         rec["true_risk"] = float(true_risk[i])
-        rec.update({name: float(values[i]) for name, values in measures.items()})
+        rec.update({name: float(np.asarray(values)[i]) for name, values in measures.items()})
         records.append(rec)
     return records
 
