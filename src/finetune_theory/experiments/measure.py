@@ -157,8 +157,8 @@ def _curves(config: Config, spectrum: str, rng: np.random.Generator) -> list[dic
                         "method": label,
                         "n": int(m),
                         "predicted": float(pred[j]),
-                        "simulated": float(sim.mean[j]),
-                        "stderr": float(sim.stderr[j]),
+                        "simulated": float(np.asarray(sim.mean)[j]),
+                        "stderr": float(np.asarray(sim.stderr)[j]),
                     }
                 )
             n_eps = linear.sample_complexity(cov, start, pair.theta_target, eps, noise=config.noise)
