@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._risk import risk_setting
 from .._validation import check_nonnegative, check_positive, check_positive_int
 from ..asymptotics import deterministic_equivalent, numerical_rank
-from ..covariance import Covariance
+from ..covariance import Covariance, CovarianceLike
 from ..exceptions import UnreachableRiskError
 from ._risk import _interpolation_risk
 
@@ -47,9 +47,9 @@ class SampleComplexity:
 
 
 def sample_complexity(
-    cov: Any,
-    theta_source: Any,
-    theta_target: Any,
+    cov: CovarianceLike,
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
     eps: float,
     *,
     noise: float = 0.0,
@@ -124,7 +124,7 @@ class _RiskCurve:
         other.source_risk = float(self.cov.quad(delta))
         return other
 
-    def __call__(self, ns: Any) -> np.ndarray:
+    def __call__(self, ns: ArrayLike) -> np.ndarray:
         ns = np.atleast_1d(np.asarray(ns, dtype=np.int64))
         todo = sorted({int(m) for m in ns} - self._rows.keys())
         if todo:
@@ -212,9 +212,9 @@ def _lowest(curve: _RiskCurve, lo: int, hi: int) -> int:
 
 
 def sample_complexity_reduction(
-    cov: Any,
-    theta_source: Any,
-    theta_target: Any,
+    cov: CovarianceLike,
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
     eps: float,
     *,
     noise: float = 0.0,
