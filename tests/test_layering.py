@@ -224,9 +224,7 @@ WITHOUT_MIRROR: dict[str, str] = {
     "finetune_theory.runner": "tests/test_runner_*.py",
     "finetune_theory.runner.catalog": "tests/test_cli_reproduce.py",
     "finetune_theory.runner.executors": "tests/test_runner_sweep.py",
-    "finetune_theory.runner.files": "tests/test_runner_faults.py",
     "finetune_theory.runner.fingerprint": "tests/test_runner_faults.py",
-    "finetune_theory.runner.progress": "tests/test_runner_sweep.py",
     "finetune_theory.runner.reproduction": "tests/test_cli_reproduce.py",
     "finetune_theory.runner.results": "tests/test_runner_report.py",
 }
