@@ -212,7 +212,6 @@ WITHOUT_MIRROR: dict[str, str] = {
     "finetune_theory.data.features": "tests/test_data.py",
     "finetune_theory.data.images": "tests/test_data.py",
     "finetune_theory.data.tables": "tests/test_data.py",
-    "finetune_theory.experiments": "tests/test_experiments_base.py (the registry)",
     "finetune_theory.experiments.depth": "tests/test_experiments_deep.py",
     "finetune_theory.experiments.freezing": "tests/test_experiments_deep.py",
     "finetune_theory.experiments.measure": "tests/test_experiment_measure.py",
@@ -221,12 +220,9 @@ WITHOUT_MIRROR: dict[str, str] = {
     "finetune_theory.experiments.reduction": "tests/test_reduction.py",
     "finetune_theory.experiments.relu": "tests/test_experiment_relu.py",
     "finetune_theory.experiments.scaling": "tests/test_experiments_deep.py",
-    "finetune_theory.runner": "tests/test_runner_*.py",
-    "finetune_theory.runner.catalog": "tests/test_cli_reproduce.py",
     "finetune_theory.runner.executors": "tests/test_runner_sweep.py",
     "finetune_theory.runner.fingerprint": "tests/test_runner_faults.py",
     "finetune_theory.runner.reproduction": "tests/test_cli_reproduce.py",
-    "finetune_theory.runner.results": "tests/test_runner_report.py",
 }
 
 
