@@ -207,7 +207,6 @@ def test_the_lab_as_a_lazy_attribute_is_deprecated_and_imports_are_not(statement
 #: modules without their own test file, each with where it is tested meanwhile (a shrinking
 #: list: a new module brings its test file)
 WITHOUT_MIRROR: dict[str, str] = {
-    "finetune_theory._risk": "the Monte Carlo driver, through each simulate_risk",
     "finetune_theory.cli.risk": "tests/test_cli.py",
     "finetune_theory.data.features": "tests/test_data.py",
     "finetune_theory.data.images": "tests/test_data.py",
