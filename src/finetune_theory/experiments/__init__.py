@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .base import Experiment, Verdict
 
-__all__ = ["Experiment", "Verdict", "REGISTRY", "available", "get"]
+__all__ = ["Experiment", "Verdict", "OPTIONAL", "REGISTRY", "available", "get", "skipped"]
 
 #: experiment name -> module path, in report order
 REGISTRY: dict[str, str] = {
@@ -26,12 +26,39 @@ REGISTRY: dict[str, str] = {
     "realistic": "finetune_theory.experiments.realistic",  # E6 real covariances and tasks
     "reduction": "finetune_theory.experiments.reduction",  # E7 sample-complexity reduction
     "networks": "finetune_theory.experiments.networks",  # E8 real pretrained networks
+    "pretrained": "finetune_theory.experiments.pretrained",  # E9 CHGNet (optional)
+}
+
+#: optional experiments -> (the modules they need, the line that installs them); an optional
+#: experiment whose modules are missing is left out of :func:`available` (see :func:`skipped`)
+OPTIONAL: dict[str, tuple[tuple[str, ...], str]] = {
+    "pretrained": (("chgnet", "ase"), 'pip install "chgnet>=0.4,<0.5" "ase>=3.23"'),
 }
 
 
+def skipped() -> dict[str, str]:
+    """Optional experiments whose packages are missing -> the line that installs them.
+
+    Examples
+    --------
+    >>> set(skipped()) <= set(OPTIONAL)
+    True
+    """
+    return {
+        name: install
+        for name, (modules, install) in OPTIONAL.items()
+        if any(importlib.util.find_spec(m) is None for m in modules)
+    }
+
+
 def available() -> list[str]:
-    """Names of the experiments whose module is present, in report order."""
-    return [name for name, mod in REGISTRY.items() if importlib.util.find_spec(mod) is not None]
+    """Names of the experiments whose module (and optional packages) are present, in order."""
+    missing = skipped()
+    return [
+        name
+        for name, mod in REGISTRY.items()
+        if name not in missing and importlib.util.find_spec(mod) is not None
+    ]
 
 
 def get(name: str) -> Experiment:

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..experiments import REGISTRY, available, get
+from ..experiments import REGISTRY, available, get, skipped
 from ..experiments.base import Experiment, config_hash, config_to_dict
 from .errors import OutputError, RunEnded, RunnerError, is_disk_full, missing_extra
 from .executors import Executor, make_executor, parse_scheduler
@@ -86,6 +86,10 @@ def resolve_experiments(names: Sequence[str] | None, size: str) -> list[tuple[Ex
 
 
 def _wanted(names: Sequence[str] | None) -> list[str]:
+    if not names:  # all experiments: say which optional ones are left out, one line each
+        for name, install in skipped().items():
+            print(f"finetune-theory: optional experiment {name} skipped; install it with: "
+                  f"{install}", file=sys.stderr)
     wanted = list(dict.fromkeys(names or available()))
     if not wanted:
         raise ValueError("no experiment module is installed")
