@@ -11,7 +11,10 @@ from finetune_theory.experiments import base
 
 
 def test_every_registered_module_is_installed_and_exposes_its_experiment():
-    assert experiments.available() == list(experiments.REGISTRY)  # report order kept
+    missing = experiments.skipped()
+    assert set(missing) <= set(experiments.OPTIONAL)  # only optional experiments may be absent
+    # report order kept
+    assert experiments.available() == [n for n in experiments.REGISTRY if n not in missing]
     for name, module in experiments.REGISTRY.items():
         assert module == f"finetune_theory.experiments.{name}"
         assert importlib.util.find_spec(module) is not None
@@ -35,6 +38,19 @@ def test_a_module_missing_from_the_install_is_not_available(monkeypatch):
     assert "ghost" not in experiments.available()
     with pytest.raises(ValueError, match="unknown experiment 'ghost'"):
         experiments.get("ghost")
+
+
+def test_an_optional_experiment_without_its_packages_is_skipped_with_its_install_line(
+    monkeypatch,
+):
+    name = next(iter(experiments.OPTIONAL))
+    modules, install = experiments.OPTIONAL[name]
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda m, *a: None if m == modules[0] else real(m, *a)
+    )
+    assert experiments.skipped()[name] == install
+    assert name not in experiments.available()
 
 
 def test_the_lazy_names_are_the_base_classes():

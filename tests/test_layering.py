@@ -215,6 +215,7 @@ WITHOUT_MIRROR: dict[str, str] = {
     "finetune_theory.experiments.freezing": "tests/test_experiments_deep.py",
     "finetune_theory.experiments.measure": "tests/test_experiment_measure.py",
     "finetune_theory.experiments.networks": "tests/test_experiment_networks.py",
+    "finetune_theory.experiments.pretrained": "tests/test_experiment_pretrained.py",
     "finetune_theory.experiments.realistic": "tests/test_experiment_realistic.py",
     "finetune_theory.experiments.reduction": "tests/test_reduction.py",
     "finetune_theory.experiments.relu": "tests/test_experiment_relu.py",
