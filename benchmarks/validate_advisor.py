@@ -16,7 +16,8 @@ Tables. *Validation* (the default; never used to set anything in the advisor): g
 ``diamonds`` by cut, Ecdat ``Computers`` by screen size, AER ``CASchools`` by grade span, ISLR
 ``Credit`` by ethnicity, AER ``HousePrices`` by number of stories; and planted sources on real
 inputs (``--planted``): scikit-learn's digits pixels (d = 61 after dropping constant pixels)
-and patches of its sample images (d = 256 and 1024), with a target coefficient drawn once, a
+and patches of its sample images (d = 256, 484 and 1024; at most two splits per cell from
+d = 484 on), with a target coefficient drawn once, a
 source at a planted distance from it and Gaussian label noise. *Development* (``--development``;
 the tables the advisor's constants were set on): Saratoga houses by fuel, ISLR ``Wage`` by
 race, ISLR ``Hitters`` by league and division, ISLR ``Auto`` by origin, ISLR ``Carseats`` by
@@ -61,6 +62,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from finetune_theory.advisor import advise  # noqa: E402
+from finetune_theory.advisor._advise import candidates  # noqa: E402
 
 ALPHAS = np.logspace(-3, 4, 36)  # RidgeCV grid (scikit-learn's alpha = n * ridge)
 Z80 = 1.2815515655446004  # normal quantile of 0.9: the half-width of a central 80% interval
@@ -76,6 +78,8 @@ class Task:
     min_target: int = 50
     #: planted settings: the sources, given (otherwise one RidgeCV per group)
     fixed: dict[Any, tuple[np.ndarray, float]] | None = None
+    #: at most this many splits per cell (the largest settings: the run stays affordable)
+    max_splits: int | None = None
 
 
 def _frame(df: pd.DataFrame, numeric: list[str], dummies: list[str]) -> pd.DataFrame:
@@ -144,7 +148,14 @@ def load_validation() -> list[Task]:
     return tasks
 
 
-def _planted(name: str, x: np.ndarray, seed: int, snr: float = 2.0, gap: float = 0.3) -> Task:
+def _planted(
+    name: str,
+    x: np.ndarray,
+    seed: int,
+    snr: float = 2.0,
+    gap: float = 0.3,
+    max_splits: int | None = None,
+) -> Task:
     """Real inputs, a planted linear target and a source at a planted distance from it."""
     rng = np.random.default_rng(seed)
     x = x[:, np.ptp(x, axis=0) > 0]
@@ -159,23 +170,27 @@ def _planted(name: str, x: np.ndarray, seed: int, snr: float = 2.0, gap: float =
     delta *= math.sqrt(gap * signal / float(delta @ cov @ delta))
     y = x @ coef + 0.5 + math.sqrt(signal / snr) * rng.standard_normal(n)
     groups = np.full(n, "target")
-    return Task(name, x, y, groups, fixed={"planted": (coef + delta, 0.5)})
+    return Task(name, x, y, groups, fixed={"planted": (coef + delta, 0.5)}, max_splits=max_splits)
 
 
 def load_planted() -> list[Task]:
-    """Planted sources on real inputs, d from 61 to 1024."""
+    """Planted sources on real inputs, d from 61 to 1024 (two splits per cell at most from
+    d = 484 on: the largest cells label 2048 rows of 1024 features)."""
     from sklearn.datasets import load_digits, load_sample_image
 
     tasks = [_planted("digits pixels (planted)", load_digits().data.astype(float), 1)]
     img = load_sample_image("china.jpg").mean(axis=2)
     rng = np.random.default_rng(2)
-    for side, count in ((16, 2000), (32, 3200)):
+    for side, count in ((16, 2000), (22, 2400), (32, 3200)):
         r = rng.integers(0, img.shape[0] - side, count)
         c = rng.integers(0, img.shape[1] - side, count)
         patches = np.stack(
             [img[i : i + side, j : j + side].ravel() for i, j in zip(r, c, strict=True)]
         )
-        tasks.append(_planted(f"image patches {side}x{side} (planted)", patches, side))
+        cap = 2 if side > 16 else None
+        tasks.append(
+            _planted(f"image patches {side}x{side} (planted)", patches, side, max_splits=cap)
+        )
     return tasks
 
 
@@ -506,6 +521,8 @@ def run_task(task: Task, splits: int, seed: int) -> list[dict]:
     d = task.x.shape[1]
     sizes = {g: int(np.sum(task.groups == g)) for g in np.unique(task.groups)}
     rows = []
+    if task.max_splits is not None:
+        splits = min(splits, task.max_splits)
     for sp in draw_splits(task, splits, rng):
         t0 = time.process_time()
         adv = advise_split(sp)
@@ -514,6 +531,7 @@ def run_task(task: Task, splits: int, seed: int) -> list[dict]:
         main_src = max(sp.others, key=lambda k: sizes.get(k, 0))
         pred = {p: (adv.predict_risk(*p, sp.n), *adv.predict_interval(*p, sp.n)) for p in sq}
         rec = adv.recommendation
+        cands, losses = candidates(adv)
         rows.append(
             dict(
                 task=task.name,
@@ -526,6 +544,8 @@ def run_task(task: Task, splits: int, seed: int) -> list[dict]:
                 measured={k: float(v.mean()) for k, v in sq.items()},
                 test_se={k: measurement_log_se(v) for k, v in sq.items()},
                 rules=rule_picks(sp, main_src),
+                cands=cands,
+                losses=losses,
             )
         )
     return rows

@@ -82,7 +82,7 @@ SLOW: dict[str, dict[str, set[str]]] = {
         "fixtures": {"drift_runs"},
         "tests": {"test_gradients_match_torch_autograd", "test_asymptotic_bias_shrinks_with_n"},
     },
-    "test_experiment_measure.py": {"tests": {"test_plot_writes_png_and_svg"}},
+    "test_experiment_measure.py": {"tests": {"test_plot_writes_svg"}},
     "test_experiment_realistic.py": {
         "tests": {
             "test_quick_size_runs_offline",

@@ -28,6 +28,7 @@ PKG = "src/finetune_theory"
 KAPPA = f"{PKG}/asymptotics/_kappa.py"
 EQUIV = f"{PKG}/asymptotics/_equivalent.py"
 FINITE = f"{PKG}/asymptotics/_finite_size.py"
+CONST = f"{PKG}/asymptotics/_constants.py"
 RIDGE = f"{PKG}/asymptotics/_ridge.py"
 LIN_RISK = f"{PKG}/linear/_risk.py"
 LIN_SC = f"{PKG}/linear/_sample_complexity.py"
@@ -47,6 +48,7 @@ T_LIN = ["tests/test_linear.py", "tests/test_reduction.py"]
 T_LIN_FAST = ["tests/test_linear.py", "-k", "sample_complexity or bracket or similarity"]
 T_DEEP = ["tests/test_deep_linear.py"]
 T_RELU = ["tests/test_relu.py"]
+T_DEEP_NOISE = ["tests/test_deep_linear_fluctuations.py", "-k", "stored"]
 
 #: (file, old text, new text, tests, what the mutant does)
 MUTANTS: list[tuple[str, str, str, list[str], str]] = [
@@ -120,34 +122,10 @@ MUTANTS: list[tuple[str, str, str, list[str], str]] = [
         T_ACC,
         "central-limit variance of tr A: 10 % larger",
     ),
-    (
-        FINITE,
-        "near = 1.0 + _NEAR / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)",
-        "near = 1.0 + 1.1 * _NEAR / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)",
-        T_ACC,
-        "near-rank fitted factor: 3 -> 3.3",
-    ),
-    (
-        FINITE,
-        "near = 1.0 + _NEAR / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)",
-        "near = 1.0 + _NEAR / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 3)",
-        T_ACC,
-        "ridge damping exponent 4 -> 3",
-    ),
-    (
-        FINITE,
-        "taper = np.clip((room - 1.0) / 2.0, 0.0, 1.0)",
-        "taper = np.clip((room - 1.0) / 3.0, 0.0, 1.0)",
-        T_ACC,
-        "taper width 2 -> 3",
-    ),
-    (
-        FINITE,
-        "share = np.clip((DUAL_LAST - k_left) / (DUAL_LAST - DUAL_FULL), 0.0, 1.0)",
-        "share = np.clip((DUAL_LAST + 1 - k_left) / (DUAL_LAST + 1 - DUAL_FULL), 0.0, 1.0)",
-        T_ACC,
-        "dual blend ends at 11 instead of 10",
-    ),
+    (CONST, "NEAR_RANK = 3.0", "NEAR_RANK = 3.3", T_ACC, "near-rank fitted factor: 3 -> 3.3"),
+    (CONST, "RIDGE_FADE = 4.0", "RIDGE_FADE = 3.6", T_ACC, "ridge fade exponent 4 -> 3.6"),
+    (CONST, "TAPER_WIDTH = 2.0", "TAPER_WIDTH = 2.2", T_ACC, "taper width 2 -> 2.2"),
+    (CONST, "DUAL_LAST = 10", "DUAL_LAST = 11", T_ACC, "dual blend ends at 11 instead of 10"),
     (
         EQUIV,
         "below = np.where(nf >= r - 1, np.inf, below)",
@@ -350,6 +328,27 @@ MUTANTS: list[tuple[str, str, str, list[str], str]] = [
         "hi = np.where(good, mid + 1, hi)",
         T_RELU,
         "sample_complexity_bound: off by one in the bisection",
+    ),
+    (
+        DEEP,
+        "            + cross[j] * s_a\n",
+        "\n",
+        T_DEEP_NOISE,
+        "deep noise cross term dropped (Beta rows)",
+    ),
+    (
+        DEEP,
+        "    m = first * (q - spread) / (kappa * den)",
+        "    m = first * q / (kappa * den)",
+        T_DEEP_NOISE,
+        "deep noise cross term: the spread term of m_i dropped",
+    ),
+    (
+        DEEP,
+        "    return 4.0 * sigma**2 * (m @ (u * v))",
+        "    return 4.4 * sigma**2 * (m @ (u * v))",
+        T_DEEP_NOISE,
+        "deep noise cross term: 10 % larger",
     ),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -126,7 +127,7 @@ def test_unwritable_outputs_fail_before_the_analysis(tmp_path, capsys, monkeypat
     err = _error(capsys, ["advise", *args, "--json", str(tmp_path / "no" / "a.json")])
     assert "--json" in err and "does not exist" in err
     err = _error(capsys, ["advise", *args, "--plot", str(tmp_path)])
-    assert "--plot" in err and "directory" in err
+    assert "--plot" in err and "is a folder" in err
     err = _error(capsys, ["advise", *args, "--plot", str(tmp_path / "a.txt")])
     assert "--plot" in err
     if os.name == "posix" and os.geteuid() != 0:
@@ -274,3 +275,57 @@ def test_help_does_not_import_scipy():
 def test_main_help_lists_advise(capsys):
     assert main(["--help"]) == 0
     assert "advise" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ one convention for all
+def test_list_options_take_values_separated_by_spaces_as_everywhere(tmp_path, capsys):
+    args = _files(tmp_path)
+    near, far = str(tmp_path / "near.json"), str(tmp_path / "far.json")
+    outputs = []
+    for sources in (["--source", near, far], ["--source", near, "--source", far]):
+        assert main(["advise", *args, *sources, "--format", "json"]) == 0
+        outputs.append(json.loads(capsys.readouterr().out))
+    assert outputs[0] == outputs[1] and outputs[0]["ranking"][0] == "near"
+    named = tmp_path / "named.json"  # coefficients by column name: the three chosen
+    coef = json.loads((tmp_path / "near.json").read_text())["coef"]
+    named.write_text(json.dumps({"coef": {f"x{i}": coef[i] for i in range(3)}, "intercept": 0}))
+    for features in (["--features", "x0", "x1", "x2"], ["--features", "x0,x1", "x2"]):
+        argv = ["advise", *args, *features, "--source", str(named), "--format", "json"]
+        assert main(argv) == 0
+        assert json.loads(capsys.readouterr().out)["n_features"] == 3
+
+
+def test_advise_out_writes_csv_or_json_by_suffix_as_risk_does(tmp_path, capsys):
+    args = [*_files(tmp_path), "--source", str(tmp_path / "near.json")]
+    assert main(["advise", *args, "--out", str(tmp_path / "a.csv")]) == 0
+    assert "written: " in capsys.readouterr().out
+    rows = pd.read_csv(tmp_path / "a.csv")
+    assert list(rows.columns[:3]) == ["source", "strategy", "n"]
+    assert main(["advise", *args, "--out", str(tmp_path / "a.json")]) == 0
+    assert json.loads((tmp_path / "a.json").read_text())["n_labelled"] == 12
+    err = _error(capsys, ["advise", *args, "--out", str(tmp_path / "a.txt")])
+    assert "--out" in err and ".csv, .json" in err
+
+
+def test_output_path_errors_read_the_same_in_risk_and_advise(tmp_path, capsys):
+    args = [*_files(tmp_path), "--source", str(tmp_path / "near.json")]
+    missing = str(tmp_path / "no" / "x.png")
+    advise_err = _error(capsys, ["advise", *args, "--plot", missing])
+    risk_err = _error(capsys, ["risk", "--plot", missing])
+    expected = f"finetune-theory: error: --plot {missing}: the folder {tmp_path / 'no'}"
+    assert advise_err == risk_err == f"{expected} does not exist"
+
+
+def test_every_help_text_fits_its_terminal(monkeypatch):
+    from finetune_theory.cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    parser = build_parser()
+    texts = {"finetune-theory": parser.format_help()}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                texts[name] = sub.format_help()
+    for name, text in texts.items():
+        wide = [line for line in text.splitlines() if len(line) > 96]
+        assert not wide, (name, wide)

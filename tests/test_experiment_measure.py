@@ -102,9 +102,9 @@ def test_claims_flip_when_the_records_break(records: pd.DataFrame, claim, column
     assert len(after) == 1 and not after[0].holds, after
 
 
-def test_plot_writes_png_and_svg(records: pd.DataFrame, tmp_path) -> None:
+def test_plot_writes_svg(records: pd.DataFrame, tmp_path) -> None:
     paths = get("measure").plot(records, tmp_path)
-    assert {p.suffix for p in paths} == {".png", ".svg"}
+    assert {p.suffix for p in paths} == {".svg"}
     assert all(p.stat().st_size > 1000 for p in paths)
 
 

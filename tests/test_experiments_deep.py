@@ -63,7 +63,7 @@ def test_claims_hold_at_quick_size(quick):
 def test_plots_and_table(quick, tmp_path):
     exp, records = quick
     paths = exp.plot(records, tmp_path)
-    assert {p.suffix for p in paths} == {".png", ".svg"}
+    assert {p.suffix for p in paths} == {".svg"}
     assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
     assert isinstance(exp.table(records), pd.DataFrame)
 

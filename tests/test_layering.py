@@ -35,12 +35,7 @@ LAB_MODULES = {f"{PKG}.__main__"}
 
 #: known imports of another package's private module, kept until their owners move them; each
 #: entry is (importing module, private module) -> what is taken from it and why it is still there
-ALLOWED_PRIVATE: dict[tuple[str, str], str] = {
-    ("finetune_theory.networks._curve", "finetune_theory.advisor._fit"): (
-        "fit_profiles: the networks' learning curve fits the advisor's residual profile, which "
-        "advisor/ does not re-export"
-    ),
-}
+ALLOWED_PRIVATE: dict[tuple[str, str], str] = {}
 #: known imports of the lab wing by the library, kept until their owners move them
 ALLOWED_LAB: dict[tuple[str, str], str] = {}
 

@@ -87,6 +87,40 @@ def test_jvp_route_matches_jacobian_route_on_a_convolutional_net_with_several_ou
     assert not np.allclose(other, a)
 
 
+@pytest.mark.slow
+def test_jvp_route_at_a_million_parameters_holds_only_blocks_of_gradients(monkeypatch) -> None:
+    """An MLP 20-1000-980-1 (1,002,961 parameters): the JVP route's kernel equals the
+    Jacobian route's, and the largest block of gradient rows it holds is a small part of the
+    Jacobian of the first rows (``benchmarks/bench_networks.py`` measures time and peak
+    memory at 40 rows)."""
+    from finetune_theory.networks import _ntk
+
+    torch.manual_seed(0)
+    nn = torch.nn
+    net = nn.Sequential(nn.Linear(20, 1000), nn.Tanh(), nn.Linear(1000, 980), nn.Tanh(),
+                        nn.Linear(980, 1)).double()
+    n_params = sum(p.numel() for p in net.parameters())
+    assert n_params > 10**6
+    x1 = np.random.default_rng(0).standard_normal((24, 20))
+    x2 = np.random.default_rng(1).standard_normal((12, 20))
+    held: list[int] = []
+    real = _ntk.per_row_grads
+
+    def spy(fn, x, params=None):
+        out = real(fn, x, params)
+        held.append(sum(v.numel() for v in out.values()))
+        return out
+
+    monkeypatch.setattr(_ntk, "per_row_grads", spy)
+    k = networks.empirical_ntk(net, x1, x2)  # "auto" takes the JVP route here
+    assert held and max(held) <= _ntk.JACOBIAN_FLOATS
+    assert max(held) < x1.shape[0] * n_params / 2
+    monkeypatch.undo()
+    j1 = networks.jacobian(net, x1[:6])
+    j2 = networks.jacobian(net, x2)
+    np.testing.assert_allclose(k[:6], j1 @ j2.T, rtol=1e-10)
+
+
 def test_kernel_at_other_weights_uses_them() -> None:
     net = _small_net()
     x = np.random.default_rng(4).standard_normal((3, 3))

@@ -32,7 +32,7 @@ def page(run):
 class _Structure(HTMLParser):
     """Collects open/close tags to check that the page's elements are balanced."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = {"meta", "img", "br", "hr", "link", "input", "wbr"}
 
     def __init__(self) -> None:
         super().__init__()
@@ -176,7 +176,9 @@ def test_summary_tables_show_index_levels_and_readable_numbers():
         [[1.5e-7, 2]], columns=pd.MultiIndex.from_tuples([("risk", "n=5"), ("n", "")])
     )
     cell = _table_html(wide)
-    assert ">risk / n=5<" in cell and ">1.500e-07<" in cell
+    assert ">risk /<wbr> n=5<" in cell and ">1.500e-07<" in cell  # headers may wrap
+    narrow = _table_html(pd.DataFrame({"measured_full": [1.0]}))
+    assert ">measured_<wbr>full<" in narrow
     long = pd.DataFrame({"v": range(100)})
     assert "first 40 of 100 rows" in _table_html(long)
 
@@ -235,7 +237,8 @@ def test_figures_carry_captions_and_slide_sized_text_and_are_inlined(tmp_path):
     ax.legend(fontsize=5)
     ax.tick_params(labelsize=7)
     paths = _plotting.finish(fig, out / "curve", caption="The risk falls with n & stays > 0.")
-    svg = paths[1].read_text(encoding="utf-8")
+    assert [p.suffix for p in paths] == [".svg"]  # a PNG only on demand (--dpi)
+    svg = paths[0].read_text(encoding="utf-8")
     assert min(_plotting.svg_font_sizes(svg)) >= _plotting.MIN_FONT_PT
     assert _plotting.read_caption(svg) == "The risk falls with n & stays > 0."
     result = _result(_outcome(figures=paths), out=tmp_path)
@@ -266,7 +269,7 @@ def test_dpi_sets_the_png_resolution_and_the_figure_is_laid_out_once(tmp_path, m
         with _plotting.figure_options(dpi=dpi):
             fig, ax = plt.subplots(figsize=(4, 3))
             ax.plot([1, 2])
-            png, svg = _plotting.finish(fig, out / f"f{dpi}", caption="c")
+            svg, png = _plotting.finish(fig, out / f"f{dpi}", caption="c")
         widths[dpi] = imread(png).shape[1]
         assert svg.exists()
     assert widths == {50: 200, 100: 400}
@@ -294,4 +297,73 @@ def test_reproduce_passes_its_dpi_to_the_figures(tmp_path, monkeypatch):
     )
     reproduction.reproduce(["toy"], size="quick", out=tmp_path / "a", workers=1, dpi=72)
     reproduction.reproduce(["toy"], size="quick", out=tmp_path / "b", workers=1)
-    assert seen == [72, _plotting.DEFAULT_DPI]
+    assert seen == [72, None]  # no --dpi: SVG only
+
+
+def test_an_experiment_with_a_claim_not_judged_and_none_failing_is_not_judged():
+    from finetune_theory.experiments.base import Verdict
+    from finetune_theory.runner.report import render_report
+
+    held = Verdict("risk falls", True, "slope -0.9")
+    undecided = Verdict("ranking", False, "not judged: no case has three sources")
+    outcome = _outcome(verdicts=[held, undecided])
+    assert outcome.status == "not judged" and outcome.claims_held == 1
+    assert outcome.not_judged == ["not judged: no case has three sources"]
+    page = render_report(_result(outcome))
+    heading = re.search(r"<h2>(.*?)</h2>", page).group(1)
+    assert 'class="badge not-judged"' in heading and "does-not-hold" not in heading
+    assert "cannot decide every claim: not judged: no case has three sources" in page
+    assert 'title="not judged: no case has three sources">not judged</span>' in page  # summary
+    failing = Verdict("slope", False, "slope +0.2")
+    assert _outcome(verdicts=[held, undecided, failing]).status == "does not hold"
+    assert _outcome(verdicts=[held]).status == "holds"
+
+
+def _records_link(page):
+    return re.search(r"records: (.*?)</p>", page).group(1)
+
+
+def test_the_records_csv_travels_with_the_page(tmp_path, monkeypatch):
+    import base64
+
+    from finetune_theory.runner import report
+
+    csv = tmp_path / "e.csv"
+    csv.write_text("n,risk\n5,0.5\n", encoding="utf-8")
+    page = report.render_report(_result(_outcome(csv=csv), out=tmp_path))
+    link = _records_link(page)
+    href = re.search(r'href="data:text/csv;base64,([^"]+)"', link).group(1)
+    assert base64.b64decode(href) == csv.read_bytes() and 'download="e.csv"' in link
+    parser = _Structure()  # no link to anything beside the page
+    parser.feed(page)
+    assert not [u for u in parser.urls if not u.startswith(("data:", "#"))]
+    # too large to embed: named as the file beside the page, with no link that would break
+    monkeypatch.setattr(report, "MAX_EMBEDDED_CSV_BYTES", 4)
+    link = _records_link(report.render_report(_result(_outcome(csv=csv), out=tmp_path)))
+    assert "<a " not in link and "<code>e.csv</code>" in link and "not embedded" in link
+
+
+def test_a_legend_over_data_is_moved_below_its_axes(tmp_path):
+    from finetune_theory.experiments import _plotting
+
+    plt, out = _plotting.open_figures(tmp_path)
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0.0, 0.05, 0.1, 1.0], [1.0, 0.95, 0.9, 0.0], "o-", label="falls")
+    ax.set_title("crowded corner")
+    ax.legend(loc="upper left")  # on top of the first points
+    fig.canvas.draw()
+    assert _plotting.legend_over_data(fig) == ["crowded corner"]
+    [svg] = _plotting.finish(fig, out / "corner", caption="c")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    legend = ax.get_legend()
+    assert legend is not None and [t.get_text() for t in legend.get_texts()] == ["falls"]
+    assert legend.get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0
+    assert _plotting.legend_over_data(fig) == []
+    assert "falls" in svg.read_text(encoding="utf-8")
+    clear, cax = plt.subplots(figsize=(4, 3))  # a legend off the data stays where it is
+    cax.plot([0.0, 1.0], [0.0, 0.2], label="low")
+    cax.legend(loc="upper left")
+    _plotting.finish(clear, out / "clear", caption="c")
+    assert cax.get_legend()._loc == 2  # upper left

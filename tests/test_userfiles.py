@@ -1,12 +1,10 @@
-"""``finetune_theory._userfiles``: the user's tables and output paths, each problem one line."""
+"""``finetune_theory._userfiles``: the user's tables, each problem one line."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from finetune_theory._userfiles import check_writable, read_csv
+from finetune_theory._userfiles import read_csv
 
 
 def _one_line(info: pytest.ExceptionInfo[ValueError]) -> str:
@@ -56,32 +54,3 @@ def test_missing_files_folders_and_bytes_are_one_line_errors(tmp_path):
     with pytest.raises(ValueError, match="could not be read as CSV") as info:
         read_csv(path, "--data")
     _one_line(info)
-
-
-def test_a_writable_path_is_returned(tmp_path, monkeypatch):
-    assert check_writable(tmp_path / "out.json", "--json") == tmp_path / "out.json"
-    monkeypatch.chdir(tmp_path)
-    assert str(check_writable("out.json", "--json")) == "out.json"  # the current folder
-
-
-def test_unwritable_paths_name_the_option(tmp_path):
-    with pytest.raises(ValueError, match=r"^--plot .* is a directory"):
-        check_writable(tmp_path, "--plot")
-    with pytest.raises(ValueError, match=r"^--json .*: the folder .*nowhere.* does not exist"):
-        check_writable(tmp_path / "nowhere" / "a.json", "--json")
-
-
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions")
-def test_a_read_only_folder_or_file_is_refused(tmp_path):
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    (folder / "kept.json").write_text("{}")
-    (folder / "kept.json").chmod(0o444)
-    try:
-        with pytest.raises(ValueError, match="is not writable"):
-            check_writable(folder / "kept.json", "--json")
-        folder.chmod(0o555)
-        with pytest.raises(ValueError, match="is not writable"):
-            check_writable(folder / "new.json", "--json")
-    finally:
-        folder.chmod(0o755)

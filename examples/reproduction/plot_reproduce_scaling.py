@@ -44,24 +44,26 @@ for verdict in experiment.claims(records):
 print(experiment.table(records).to_string())
 
 # %%
-# The experiment's own figure (written as PNG and SVG), shown here.
+# The experiment's own figures are written as SVG (vector graphics, what the report inlines).
 outdir = Path(tempfile.mkdtemp())
-png = [p for p in experiment.plot(records, outdir) if p.suffix == ".png"][0]
-fig, ax = plt.subplots(figsize=(8, 5))
-ax.imshow(plt.imread(png))
-ax.set_axis_off()
-fig.tight_layout()
+print([p.name for p in experiment.plot(records, outdir)])
 
 # %%
 # The runner: the same experiment through the machinery of ``finetune-theory reproduce``,
 # here in this process (``workers=1``). It commits every unit of work to a SQLite store (an
 # interrupted run resumes where it stopped) and writes ``scaling.csv``, the figures and a
-# self-contained ``report.html``.
+# self-contained ``report.html``. ``dpi`` (``--dpi`` on the command line) also writes each
+# figure as PNG at that resolution, for slides; that PNG is shown here.
 result = runner.reproduce(
-    ["scaling"], size="quick", out=outdir / "results", seed=0, workers=1
+    ["scaling"], size="quick", out=outdir / "results", seed=0, workers=1, dpi=100
 )
 outcome = result.outcomes[0]
 print(
     f"{outcome.name}: {sum(v.holds for v in outcome.verdicts)} of {len(outcome.verdicts)} "
     f"claims hold; report written: {result.report.name}"
 )
+png = [p for p in outcome.figures if p.suffix == ".png"][0]
+fig, ax = plt.subplots(figsize=(8, 5))
+ax.imshow(plt.imread(png))
+ax.set_axis_off()
+fig.tight_layout()

@@ -1,7 +1,7 @@
-"""The user's files: tables read and output paths checked, each problem one ``ValueError``.
+"""The user's tables, read with each problem one ``ValueError``.
 
-Shared by the ``advise`` command and any code reading a user's table or writing where the user
-said: the messages name the file the way the caller does (``what`` or ``option``).
+Shared by the ``advise`` command and any code reading a user's table: the messages name the
+file the way the caller does (``what``, e.g. the option that gave it).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["check_writable", "read_csv"]
+__all__ = ["read_csv"]
 
 
 def read_csv(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
@@ -75,46 +75,3 @@ def read_csv(path: str | os.PathLike[str], what: str) -> pd.DataFrame:
                     "commas"
                 )
     return table
-
-
-def check_writable(path: str | os.PathLike[str], option: str) -> Path:
-    """Fail early, naming ``option``, when ``path`` cannot be written (before any analysis).
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file to be written.
-    option : str
-        How the messages name it (e.g. ``"--json"``).
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``, when its folder exists and both are writable.
-
-    Raises
-    ------
-    ValueError
-        For a folder, a missing parent folder, or a file or folder without write permission.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> from pathlib import Path
-    >>> folder = Path(tempfile.mkdtemp())
-    >>> check_writable(folder / "out.json", "--json").name
-    'out.json'
-    >>> check_writable(folder / "missing" / "out.json", "--json")
-    Traceback (most recent call last):
-    ...
-    ValueError: --json '...out.json': the folder '...missing' does not exist
-    """
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{option} {str(p)!r} is a directory; give a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"{option} {str(p)!r}: the folder {str(parent)!r} does not exist")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ValueError(f"{option} {str(p)!r} is not writable")
-    return p

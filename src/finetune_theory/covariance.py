@@ -133,17 +133,35 @@ class Covariance:
 
     # ------------------------------------------------------------ operations
     def coords(self, theta: np.ndarray) -> np.ndarray:
-        """Coordinates ``<theta, v_i>`` in the eigenbasis; ``theta`` may be ``(..., d)``."""
+        """Coordinates ``<theta, v_i>`` in the eigenbasis; ``theta`` may be ``(..., d)``.
+
+        Parameters
+        ----------
+        theta : array_like, shape (..., d)
+            Vectors in the input space.
+        """
         theta = np.asarray(theta, dtype=np.float64)
         return theta if self.eigvecs is None else theta @ self.eigvecs
 
     def from_coords(self, coords: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`coords`."""
+        """Inverse of :meth:`coords`.
+
+        Parameters
+        ----------
+        coords : array_like, shape (..., d)
+            Coordinates in the eigenbasis.
+        """
         coords = np.asarray(coords, dtype=np.float64)
         return coords if self.eigvecs is None else coords @ self.eigvecs.T
 
     def quad(self, theta: np.ndarray) -> np.ndarray | float:
-        """``theta^T Sigma theta`` (batched over leading axes)."""
+        """``theta^T Sigma theta`` (batched over leading axes).
+
+        Parameters
+        ----------
+        theta : array_like, shape (..., d)
+            Vectors in the input space.
+        """
         c = self.coords(theta)
         out = np.sum(self.eigvals * c * c, axis=-1)
         return output_like(out)
@@ -152,7 +170,17 @@ class Covariance:
     def sample(
         self, n: int, *, seed: SeedLike = 0, batch: tuple[int, ...] | int = ()
     ) -> np.ndarray:
-        """Draw Gaussian inputs ``x ~ N(0, Sigma)`` with shape ``(*batch, n, d)``."""
+        """Draw Gaussian inputs ``x ~ N(0, Sigma)`` with shape ``(*batch, n, d)``.
+
+        Parameters
+        ----------
+        n : int
+            Number of inputs per draw.
+        seed : int, SeedSequence or Generator, default 0
+            Random seed.
+        batch : int or tuple of int, default ()
+            Leading batch shape (independent draws).
+        """
         n = check_positive_int(n, "n")
         batch = (batch,) if isinstance(batch, int | np.integer) else tuple(batch)
         batch = tuple(check_positive_int(b, "batch", minimum=0) for b in batch)
@@ -162,7 +190,13 @@ class Covariance:
         return self.from_coords(z)
 
     def rotate(self, rotation: np.ndarray) -> Covariance:
-        """The covariance of ``Q x``: eigenvectors turned by the orthogonal ``rotation``."""
+        """The covariance of ``Q x``: eigenvectors turned by the orthogonal ``rotation``.
+
+        Parameters
+        ----------
+        rotation : array_like, shape (d, d)
+            An orthogonal matrix ``Q``.
+        """
         q = as_matrix(rotation, "rotation")
         if q.shape != (self.d, self.d):
             raise ValueError(f"rotation must have shape {(self.d, self.d)}, got {q.shape}")
@@ -174,6 +208,13 @@ class Covariance:
 # ------------------------------------------------------------------ families
 def isotropic(d: int, scale: float = 1.0) -> Covariance:
     """``scale * I_d``.
+
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    scale : float, default 1.0
+        The common eigenvalue (> 0).
 
     Examples
     --------
@@ -187,6 +228,15 @@ def isotropic(d: int, scale: float = 1.0) -> Covariance:
 
 def power_law(d: int, a: float = 1.0, scale: float = 1.0) -> Covariance:
     """Diagonal spectrum ``lambda_i = scale * i^-a`` for ``i = 1..d``.
+
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    a : float, default 1.0
+        Decay exponent (>= 0).
+    scale : float, default 1.0
+        The leading eigenvalue (> 0).
 
     Examples
     --------
@@ -205,6 +255,15 @@ def power_law(d: int, a: float = 1.0, scale: float = 1.0) -> Covariance:
 
 def spiked(d: int, spikes: ArrayLike = (10.0,), base: float = 1.0) -> Covariance:
     """A flat spectrum ``base`` with the leading eigenvalues replaced by ``spikes``.
+
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    spikes : array_like, default (10.0,)
+        The leading eigenvalues, each >= ``base`` (at most ``d`` of them).
+    base : float, default 1.0
+        The other eigenvalues (> 0).
 
     Examples
     --------
@@ -263,6 +322,13 @@ def family(name: str, d: int, *, a: float = 1.0, spikes: ArrayLike = (10.0,)) ->
 def from_matrix(matrix: ArrayLike, name: str = "cov") -> Covariance:
     """Validate a symmetric positive semi-definite matrix and decompose it.
 
+    Parameters
+    ----------
+    matrix : array_like, shape (d, d)
+        A symmetric positive semi-definite matrix.
+    name : str, default "cov"
+        Its name in error messages (and the covariance's name).
+
     Examples
     --------
     >>> c = from_matrix([[2.0, 1.0], [1.0, 2.0]])
@@ -286,6 +352,15 @@ def from_matrix(matrix: ArrayLike, name: str = "cov") -> Covariance:
 
 def as_covariance(cov: CovarianceLike, name: str = "cov", d: int | None = None) -> Covariance:
     """Accept a :class:`Covariance` or a symmetric PSD array; check its dimension against ``d``.
+
+    Parameters
+    ----------
+    cov : Covariance or array_like, shape (d, d)
+        A covariance, or a symmetric positive semi-definite matrix.
+    name : str, default "cov"
+        Its name in error messages.
+    d : int, optional
+        The dimension it must have.
 
     Examples
     --------
@@ -350,6 +425,13 @@ def from_data(
 def random_rotation(d: int, *, seed: SeedLike = 0) -> np.ndarray:
     """A Haar-distributed orthogonal ``d x d`` matrix (scipy's ``ortho_group``).
 
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    seed : int, SeedSequence or Generator, default 0
+        Random seed.
+
     Examples
     --------
     >>> import numpy as np
@@ -368,6 +450,13 @@ def random_rotation(d: int, *, seed: SeedLike = 0) -> np.ndarray:
 @keyword_seed
 def rotated(cov: Covariance, *, seed: SeedLike = 0) -> Covariance:
     """``cov`` turned by a random rotation: same spectrum, generic eigenvectors.
+
+    Parameters
+    ----------
+    cov : Covariance or array_like, shape (d, d)
+        The covariance to turn.
+    seed : int, SeedSequence or Generator, default 0
+        Random seed of the rotation.
 
     Examples
     --------

@@ -76,6 +76,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import linear
 from ._numerics import TINY
+from ._ridge_loo import gram_basis, loo_residuals
 
 __all__ = ["FineTunedRegressor"]
 
@@ -296,8 +297,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         if self.alpha != "loo":
             self.alpha_ = float(self.alpha)
             return linear.finetune(x, y, ts, ridge=self.alpha_ / n)
-        u, sv, _ = np.linalg.svd(x, full_matrices=False)
-        s2 = sv * sv
+        u, s2 = gram_basis(x[None])
         if self.alphas is None:
             grid = np.logspace(-4, 4, 41) * max(float(s2.sum()) / d, TINY)
         else:
@@ -305,20 +305,17 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
             if grid.size == 0 or not np.all(np.isfinite(grid)) or np.any(grid <= 0):
                 raise ValueError(f"alphas must be positive finite numbers, got {self.alphas!r}")
         z = y - x @ ts
-        uz = u.T @ z
-        # hat matrix U diag(s^2 / (s^2 + alpha)) U^T, plus the centred intercept's leverage
-        # (1/n, or w_i / sum(w) with weights: the rows are scaled by sqrt(w))
-        shrink = s2[None, :] / (s2[None, :] + grid[:, None])  # (A, r)
-        fitted = (shrink * uz[None, :]) @ u.T  # (A, n)
-        lev = (u * u) @ shrink.T  # (n, A)
+        # the centred intercept's leverage: 1/n, or w_i / sum(w) with weights (the rows are
+        # scaled by sqrt(w))
+        lev: float | np.ndarray = 0.0
         if self.fit_intercept:
-            lev = lev + (np.full(n, 1.0 / n) if sw is None else sw / sw.sum())[:, None]
-        lev = lev.T
-        with np.errstate(divide="ignore", invalid="ignore"):
-            loo = ((z[None, :] - fitted) / (1.0 - lev)) ** 2
+            lev = np.full(n, 1.0 / n) if sw is None else sw / sw.sum()
+        res = loo_residuals(u, s2, z[None, None], grid, lev)[0][0, 0]  # (A, n)
         # the scaled residuals carry the weights: their sum over sum(w) is the weighted mean
         total = n if sw is None else float(sw.sum())
-        loo_mse = np.where(np.all(lev < 1 - 1e-12, axis=1), loo.sum(axis=1) / total, np.inf)
+        with np.errstate(invalid="ignore", over="ignore"):
+            loo_mse = np.sum(res**2, axis=1) / total
+        loo_mse = np.where(np.isfinite(loo_mse), loo_mse, np.inf)
         self.loo_mse_ = loo_mse
         self.alpha_ = float(grid[int(np.argmin(loo_mse))])
         return linear.finetune(x, y, ts, ridge=self.alpha_ / n)

@@ -45,6 +45,13 @@ __all__ = [
 class TeacherPair:
     """A source and a target teacher of the same dimension.
 
+    Parameters
+    ----------
+    theta_source : ndarray, shape (d,)
+        The source teacher.
+    theta_target : ndarray, shape (d,)
+        The target teacher.
+
     Examples
     --------
     >>> import numpy as np
@@ -81,6 +88,15 @@ class TeacherPair:
 def random_units(count: int, d: int, *, seed: SeedLike = 0) -> np.ndarray:
     """``count`` independent uniformly random unit vectors in ``R^d``, shape ``(count, d)``.
 
+    Parameters
+    ----------
+    count : int
+        Number of vectors.
+    d : int
+        Dimension.
+    seed : int, SeedSequence or Generator, default 0
+        Random seed.
+
     Examples
     --------
     >>> import numpy as np
@@ -98,6 +114,13 @@ def random_units(count: int, d: int, *, seed: SeedLike = 0) -> np.ndarray:
 def random_unit(d: int, *, seed: SeedLike = 0) -> np.ndarray:
     """A uniformly random unit vector in ``R^d`` (the first row of :func:`random_units`).
 
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    seed : int, SeedSequence or Generator, default 0
+        Random seed.
+
     Examples
     --------
     >>> import numpy as np
@@ -112,6 +135,19 @@ def scaled_pairs(
     d: int, alpha: float, eps: float, repeats: int, *, seed: SeedLike = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """``repeats`` pairs ``theta_T = alpha theta_S + eps xi`` at once (law of :func:`scaled_pair`).
+
+    Parameters
+    ----------
+    d : int
+        Dimension.
+    alpha : float
+        Scale of the source in the target.
+    eps : float
+        Size of the random perturbation ``xi`` (>= 0).
+    repeats : int
+        Number of pairs.
+    seed : int, SeedSequence or Generator, default 0
+        Random seed.
 
     Returns
     -------
@@ -299,6 +335,19 @@ def profiled_pair(
     """A pair whose difference spreads its energy over the eigen-index like ``i^tilt``.
 
     See :func:`profiled_deltas`; ``theta_source`` defaults to a random unit vector.
+
+    Parameters
+    ----------
+    cov : Covariance or array_like, shape (d, d)
+        The target covariance, whose eigen-index the profile follows.
+    distance : float, default 1.0
+        ``||theta_T - theta_S||``.
+    tilt : float, default 0.0
+        Exponent of the energy profile ``i^tilt`` of the difference over the eigen-index.
+    theta_source : array_like, shape (d,), optional
+        The source; a random unit vector when not given.
+    seed : int, SeedSequence or Generator, default 0
+        Random seed.
 
     Examples
     --------

@@ -16,6 +16,7 @@ benchmark).
 
 from ._advise import advise
 from ._constants import MODEL_SE, NOISE_FLOOR, TIE_SE
+from ._fit import ProfileFit, fit_profiles
 from ._result import Advice, Recommendation
 from ._strategies import STRATEGIES, Strategy, get, register, registered, unregister
 
@@ -32,4 +33,6 @@ __all__ = [
     "NOISE_FLOOR",
     "MODEL_SE",
     "TIE_SE",
+    "ProfileFit",
+    "fit_profiles",
 ]

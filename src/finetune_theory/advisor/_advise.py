@@ -23,7 +23,10 @@ from ._io import Source, as_inputs, as_labels, load_sources
 from ._result import Advice, Recommendation, key, pairs_of
 from ._strategies import _REGISTRY, Strategy, registered
 
-__all__ = ["advise", "recommend", "first_n", "from_n_on"]
+#: ``(source, strategy, risk, low, high, se)`` at the labelled n (:func:`candidates`)
+Candidate = tuple[str | None, str, float, float, float, float]
+
+__all__ = ["advise", "recommend", "candidates", "first_n", "from_n_on"]
 
 
 def first_n(ns: np.ndarray, condition: np.ndarray) -> int | None:
@@ -64,28 +67,34 @@ def _scan_ns(n_max: int) -> np.ndarray:
 
 
 def recommend(
-    cands: Sequence[tuple[str | None, str, float, float, float, float]],
+    cands: Sequence[Candidate],
     simplicity: dict[str, float],
     n: int,
     tie_se: float = TIE_SE,
+    losses: dict[tuple[str | None, str], np.ndarray] | None = None,
 ) -> Recommendation:
     """The recommendation among ``(source, strategy, risk, low, high, se)`` candidates.
 
     The pair of lowest predicted risk, unless a simpler strategy's prediction is within
-    ``tie_se`` times the best pair's sampling error ``se`` (log scale: the error the labelled
-    rows put on it, without the model error) of it: then the simpler one, and ``tie`` says so.
-    The runner-up is ``within_noise`` when its prediction lies inside the recommendation's
+    ``tie_se`` standard errors of the difference between the two (log scale): then the simpler
+    one, and ``tie`` says so (its sentence states that standard error). The standard error of
+    the difference is what the rows' sampling puts on it: when ``losses`` holds both pairs'
+    held-out squared errors on each labelled row, that of ``log(mean b / mean a)`` over the
+    paired rows (delta method; the two share the rows, so much of their sampling error
+    cancels), otherwise the best pair's own sampling error ``se`` (without the model error).
+    This is the "one standard error" rule of cross-validation with ``tie_se = 1``. The
+    runner-up is ``within_noise`` when its prediction lies inside the recommendation's
     interval.
 
     Examples
     --------
     >>> simp = {"as_is": 0, "scratch": 4}
-    >>> rec = recommend([("a", "as_is", 1.2, 1.0, 1.5, 0.1), (None, "scratch", 1.0, 0.8, 1.3, 0.1)],
-    ...                 simp, 10)
+    >>> rec = recommend([("a", "as_is", 1.2, 1.0, 1.5, 0.1),
+    ...                  (None, "scratch", 1.0, 0.8, 1.3, 0.1)], simp, 10)
     >>> rec.strategy, rec.within_noise
     ('scratch', True)
-    >>> recommend([("a", "as_is", 1.05, 1.0, 1.5, 0.2), (None, "scratch", 1.0, 0.5, 2.0, 0.2)],
-    ...           simp, 10).tie
+    >>> recommend([("a", "as_is", 1.05, 1.0, 1.5, 0.2),
+    ...            (None, "scratch", 1.0, 0.5, 2.0, 0.2)], simp, 10).tie
     True
     """
     finite = [c for c in cands if math.isfinite(c[2])]
@@ -94,12 +103,13 @@ def recommend(
     order = sorted(finite, key=lambda c: (c[2], simplicity[c[1]]))
     best = order[0]
     chosen = best
-    limit = best[2] * math.exp(tie_se * best[5]) if math.isfinite(best[5]) else best[2]
+    diff_se = 0.0
     for c in sorted(finite, key=lambda c: (simplicity[c[1]], c[2])):
         if simplicity[c[1]] >= simplicity[best[1]]:
             break
-        if c[2] <= limit:
-            chosen = c
+        se = _paired_log_se(losses, best, c)
+        if c[2] <= best[2] * math.exp(tie_se * se):
+            chosen, diff_se = c, se
             break
     rest = [c for c in order if c is not chosen]
     runner = rest[0] if rest else None
@@ -113,9 +123,58 @@ def recommend(
         best_strategy=best[1],
         best_risk=best[2],
         tie=chosen is not best,
+        tie_se=diff_se,
         runner_up=None if runner is None else (runner[0], runner[1], runner[2]),
         within_noise=runner is not None and runner[2] <= chosen[4],
     )
+
+
+def candidates(
+    advice: Advice,
+) -> tuple[list[Candidate], dict[tuple[str | None, str], np.ndarray]]:
+    """What :func:`recommend` weighs, for every pair of ``advice`` at the labelled n:
+    ``(source, strategy, risk, low, high, se)`` (``se`` the rows' sampling error of the
+    prediction, log scale) and the pairs' held-out squared errors on the labelled rows.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((12, 3)); y = x @ np.ones(3) + rng.standard_normal(12)
+    >>> from finetune_theory.advisor import advise
+    >>> cands, losses = candidates(advise(x, y, {"s": np.ones(3)}))
+    >>> [c[1] for c in cands if c[0] == "s"], sorted(k[1] for k in losses)[:2]
+    (['as_is', 'refit_intercept', 'finetune_ridge', 'finetune'], ['as_is', 'finetune_ridge'])
+    """
+    assert advice.engine is not None
+    n = advice.n_labelled
+    cands = []
+    losses: dict[tuple[str | None, str], np.ndarray] = {}
+    for src, strat in advice.pairs():
+        risk, lo, hi = advice.curve(src, strat, [n])
+        st = advice.strategies[strat]
+        se = float(st.sampling_log_se(advice.engine, src, n))
+        cands.append((src, strat, float(risk[0]), float(lo[0]), float(hi[0]), se))
+        loss = st.row_losses(advice.engine, src)
+        if loss is not None:
+            losses[(src, strat)] = np.asarray(loss, dtype=np.float64)
+    return cands, losses
+
+
+def _paired_log_se(
+    losses: dict[tuple[str | None, str], np.ndarray] | None,
+    best: Candidate,
+    other: Candidate,
+) -> float:
+    """Standard error (log scale) of the difference between two candidates' risks: from the
+    paired held-out losses on the labelled rows when both have them, else the best's own."""
+    a = None if losses is None else losses.get((best[0], best[1]))
+    b = None if losses is None else losses.get((other[0], other[1]))
+    if a is not None and b is not None and a.size == b.size >= 3:
+        ma, mb = float(np.mean(a)), float(np.mean(b))
+        if ma > 0 and mb > 0 and np.all(np.isfinite(a)) and np.all(np.isfinite(b)):
+            # delta method for log(mean b / mean a) over the shared rows
+            return float(np.std(b / mb - a / ma, ddof=1) / math.sqrt(a.size))
+    return best[5] if math.isfinite(best[5]) else 0.0
 
 
 def _drop_constant(
@@ -286,17 +345,13 @@ def advise(
     )
     advice.engine = engine
     advice.strategies = strategies
-    cands = []
-    for src, strat in pairs_of(names_, strategies):
-        risk, lo, hi = advice.curve(src, strat, [n])
-        se = strategies[strat].sampling_log_se(engine, src, n)
-        cands.append((src, strat, float(risk[0]), float(lo[0]), float(hi[0]), se))
+    cands, losses = candidates(advice)
     simplicity = {k: s.simplicity for k, s in strategies.items()}
-    advice.recommendation = recommend(cands, simplicity, n)
+    advice.recommendation = recommend(cands, simplicity, n, losses=losses)
     per_source: dict[str, float] = {}
-    for src, _, cand_risk, *_ in cands:
-        if src is not None and math.isfinite(cand_risk):
-            per_source[src] = min(cand_risk, per_source.get(src, math.inf))
+    for src, _, pred, *_ in cands:
+        if src is not None and math.isfinite(pred):
+            per_source[src] = min(pred, per_source.get(src, math.inf))
     advice.ranking = sorted(per_source, key=lambda s: per_source[s])
     scan = _scan_ns(n_max)
     if eps is not None:

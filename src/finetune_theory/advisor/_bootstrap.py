@@ -27,6 +27,7 @@ import numpy as np
 
 from .._numerics import TINY
 from .._random import as_generator
+from .._ridge_loo import gram_basis, loo_residuals
 from ._constants import BOOT_SEED, USER_ALPHAS
 
 __all__ = ["BootResult", "loo_curves", "loo_ridge_bootstrap", "USER_ALPHAS", "BOOT_SEED"]
@@ -45,6 +46,12 @@ class BootResult:
     excess_se : its Monte Carlo standard error
     test : mean test MSE of the chosen fit, ``(excess + noise_var) (1 + 1/k)``
     loo : mean leave-one-out error at the chosen alpha
+    log_gap_sd : standard deviation over the draws of ``log(test / loo)`` at the chosen alpha:
+        how far one set's leave-one-out error misses its own test MSE (choice included)
+    interp_log_sd : standard deviation over the draws of ``log`` of the test MSE of the
+        minimum-norm interpolant (``finetune``) fitted to each set: how far one user's
+        interpolant's test MSE strays from design to design
+    interp_log_mean : ``E log`` of ``excess + noise_var`` of the interpolant over the draws
     draws : ndarray, shape (K,), the draws used at each size
     """
 
@@ -52,11 +59,14 @@ class BootResult:
     excess_se: np.ndarray
     test: np.ndarray
     loo: np.ndarray
+    log_gap_sd: np.ndarray
+    interp_log_sd: np.ndarray
+    interp_log_mean: np.ndarray
     draws: np.ndarray
 
 
 def _loo_fit(
-    x: np.ndarray, z: np.ndarray, alphas: np.ndarray
+    x: np.ndarray, z: np.ndarray, alphas: np.ndarray, interpolant: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Leave-one-out errors of ridge with a refitted intercept, for a batch of designs.
 
@@ -66,6 +76,9 @@ def _loo_fit(
     z : ndarray, shape (J, B, k)
         Labels (one set per start).
     alphas : ndarray, shape (A,)
+    interpolant : bool
+        Return the minimum-norm interpolant's slopes (least squares once ``k > d``) instead of
+        the leave-one-out residuals as the fourth result.
 
     Returns
     -------
@@ -80,23 +93,11 @@ def _loo_fit(
     """
     xc = x - x.mean(axis=1, keepdims=True)
     zc = z - z.mean(axis=2, keepdims=True)
-    b, k, d = xc.shape
-    if k <= d:
-        g, u = np.linalg.eigh(xc @ np.swapaxes(xc, 1, 2))  # (B, k), (B, k, k)
-    else:
-        g, w = np.linalg.eigh(np.swapaxes(xc, 1, 2) @ xc)  # (B, d), (B, d, d)
-        u = (xc @ w) / np.sqrt(np.maximum(g, TINY))[:, None, :]
-    g = np.maximum(g, 0.0)
-    tiny = g <= 1e-12 * np.maximum(g.max(axis=1, keepdims=True), TINY)
-    g = np.where(tiny, 0.0, g)
-    u = np.where(tiny[:, None, :], 0.0, u)
+    k = xc.shape[1]
+    u, g = gram_basis(xc)
     a = np.asarray(alphas, dtype=np.float64)
-    shrink = g[:, None, :] / (g[:, None, :] + a[None, :, None])  # (B, A, r)
-    uz = np.einsum("bkr,jbk->jbr", u, zc)  # (J, B, r)
-    hat = 1.0 / k + np.einsum("bkr,bar->bak", u * u, shrink)  # (B, A, k)
-    fit = np.einsum("bkr,jbar->jbak", u, shrink[None] * uz[:, :, None, :])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        res = (zc[:, :, None, :] - fit) / (1.0 - hat)[None]
+    res, uz = loo_residuals(u, g, zc, a, 1.0 / k)
+    with np.errstate(invalid="ignore", over="ignore"):
         loo = np.mean(res**2, axis=3)
     loo = np.where(np.isfinite(loo), loo, np.inf)
     pick = np.argmin(loo, axis=2)
@@ -105,6 +106,10 @@ def _loo_fit(
     inv = np.where(g[None] > 0, inv, 0.0)
     c = np.einsum("bkr,jbr->jbk", u, inv * uz)  # dual coefficients
     coef = np.einsum("bkd,jbk->jbd", xc, c)
+    if interpolant:
+        inv0 = np.where(g > 0, 1.0 / np.where(g > 0, g, 1.0), 0.0)  # (B, r)
+        c0 = np.einsum("bkr,jbr->jbk", u, inv0[None] * uz)
+        return loo, pick, coef, np.einsum("bkd,jbk->jbd", xc, c0)
     return loo, pick, coef, resid
 
 
@@ -184,7 +189,8 @@ def loo_ridge_bootstrap(
     j, d = en.shape
     total = int(nd.max())
     top = int(ks.max())
-    sums = {key: np.zeros((j, ks.size)) for key in ("excess", "excess2", "test", "loo")}
+    keys = ("excess", "excess2", "test", "loo", "gap", "gap2", "interp", "interp2")
+    sums = {key: np.zeros((j, ks.size)) for key in keys}
     ss = np.random.SeedSequence([int(seed), d, top, total])
     sd = math.sqrt(max(noise_var, 0.0))
     for c0 in range(0, total, _CHUNK):
@@ -198,19 +204,35 @@ def loo_ridge_bootstrap(
             use = int(min(b, max(nd[i] - c0, 0)))
             if use == 0:
                 continue
-            loo, pick, coef, _ = _loo_fit(x[:use, :k], y[:, :use, :k], alphas)
+            loo, pick, coef, coef0 = _loo_fit(x[:use, :k], y[:, :use, :k], alphas, True)
+            exc0 = ((coef0 - delta[:, :use]) ** 2 * lam).sum(axis=2)
+            log0 = np.log(np.maximum(exc0 + noise_var, TINY))
+            sums["interp"][:, i] += log0.sum(axis=1)
+            sums["interp2"][:, i] += (log0**2).sum(axis=1)
             exc = ((coef - delta[:, :use]) ** 2 * lam).sum(axis=2)  # (J, use)
             sums["excess"][:, i] += exc.sum(axis=1)
             sums["excess2"][:, i] += (exc**2).sum(axis=1)
-            sums["test"][:, i] += ((exc + noise_var) * (1.0 + 1.0 / k)).sum(axis=1)
-            sums["loo"][:, i] += np.take_along_axis(loo, pick[:, :, None], axis=2)[..., 0].sum(1)
+            test = (exc + noise_var) * (1.0 + 1.0 / k)
+            shown = np.take_along_axis(loo, pick[:, :, None], axis=2)[..., 0]
+            gap = np.log(np.maximum(test, TINY) / np.maximum(shown, TINY))
+            sums["test"][:, i] += test.sum(axis=1)
+            sums["loo"][:, i] += shown.sum(axis=1)
+            sums["gap"][:, i] += gap.sum(axis=1)
+            sums["gap2"][:, i] += (gap**2).sum(axis=1)
     cnt = nd.astype(np.float64)[None, :]
     mean = sums["excess"] / cnt
     var = np.maximum(sums["excess2"] / cnt - mean**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
+    gap = sums["gap"] / cnt
+    gap_var = np.maximum(sums["gap2"] / cnt - gap**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
+    lin = sums["interp"] / cnt
+    lin_var = np.maximum(sums["interp2"] / cnt - lin**2, 0.0) * cnt / np.maximum(cnt - 1, 1)
     return BootResult(
         excess=mean,
         excess_se=np.sqrt(var / cnt),
         test=sums["test"] / cnt,
         loo=sums["loo"] / cnt,
+        log_gap_sd=np.sqrt(gap_var),
+        interp_log_sd=np.sqrt(lin_var),
+        interp_log_mean=lin,
         draws=nd,
     )

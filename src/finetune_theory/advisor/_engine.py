@@ -78,6 +78,10 @@ class Start:
         Smallest leave-one-out error of the user's ridge from this start on the labelled rows.
     loo_shape : float
         Gamma shape of its sampling law (from the leave-one-out residuals).
+    resid : ndarray, shape (n,)
+        Its residuals ``y - X theta`` on the labelled rows (the labels for zero).
+    loo_resid : ndarray, shape (n,)
+        The leave-one-out residuals of the user's ridge from it, at the alpha it chooses.
     allowance : float
         The misspecification allowance ``f`` (see the module notes).
     """
@@ -92,6 +96,8 @@ class Start:
     as_is_mse: float
     loo: float
     loo_shape: float
+    resid: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
+    loo_resid: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     allowance: float = 1.0
 
 
@@ -194,6 +200,24 @@ class Engine:
         """``f E L`` of the user's ridge from ``n`` rows (the allowance applied)."""
         return self.allowance(name) * self.plain_ridge_excess(name, ns)
 
+    def interp_log_sd(self, name: str | None, ns: np.ndarray) -> np.ndarray:
+        """Spread (standard deviation of ``log``) of the interpolant's test MSE from design to
+        design after ``n`` rows, in the Gaussian-linear model: the bootstrap at its sizes,
+        linear in ``log n`` between them and held beyond them."""
+        return self._interp_knots(name, ns, "interp_log_sd")
+
+    def interp_median_excess(self, name: str | None, ns: np.ndarray) -> np.ndarray:
+        """``f`` times the median excess risk of the interpolant from one design of ``n``
+        rows, in the Gaussian-linear model (the bootstrap, as :meth:`interp_log_sd`)."""
+        med = np.exp(self._interp_knots(name, ns, "interp_log_mean")) - self.noise_var
+        return self.allowance(name) * np.maximum(med, 0.0)
+
+    def _interp_knots(self, name: str | None, ns: np.ndarray, what: str) -> np.ndarray:
+        knots, res = self._boot
+        nf = np.maximum(np.asarray(ns, dtype=np.float64), 2.0)
+        lk = np.log(knots.astype(np.float64))
+        return np.interp(np.log(nf), lk, getattr(res, what)[self._row(name)])
+
     def interp_excess(self, name: str | None, ns: np.ndarray) -> np.ndarray:
         """``f E L`` of interpolation from the start after ``n - 1`` centred rows."""
         m = np.maximum(np.asarray(ns, dtype=np.int64) - 1, 1)
@@ -228,23 +252,32 @@ class Engine:
         n = self.n_labelled
         i = int(np.flatnonzero(knots == max(n, 3))[0])
         grow = 1.0 + 1.0 / n
-        out = {}
+        model = res.test[:, i]  # the theory's test MSE of the user's ridge at n, per start
+        shown = np.empty(len(self._order))
+        se_shown = np.empty(len(self._order))
         for name in self._order:
             j = self._row(name)
             st = self.starts[name]
-            model = float(res.test[j, i])  # the theory's test MSE of the user's ridge at n
             # the rows' measurement: leave-one-out at the chosen alpha, corrected for the
             # choice's optimism as the model sees it
-            shown = st.loo * res.test[j, i] / max(res.loo[j, i], TINY)
-            se_shown = float(gamma_log_se(st.loo_shape))
+            shown[j] = st.loo * model[j] / max(res.loo[j, i], TINY)
+            # its error: the sampling law of the rows' leave-one-out residuals (their tails),
+            # or the spread of log(test / leave-one-out) over the bootstrap's sets (the
+            # choice of alpha included), whichever is larger
+            se_shown[j] = max(float(gamma_log_se(st.loo_shape)), float(res.log_gap_sd[j, i]))
+        gap = np.log(np.maximum(shown, TINY)) - np.log(np.maximum(model, TINY))
+        tau2 = MISFIT_SE**2
+        out: dict[str | None, tuple[float, float, float]] = {}
+        for name in self._order:
+            j = self._row(name)
             # the two, weighed on the log scale by their precisions: the theory's spread on
-            # real rows is MISFIT_SE, the measurement's its sampling error
-            w = MISFIT_SE**2 / (MISFIT_SE**2 + se_shown**2)
-            both = math.exp(w * math.log(max(shown, TINY)) + (1 - w) * math.log(max(model, TINY)))
-            se = math.sqrt(w) * se_shown  # = 1 / sqrt(1 / MISFIT_SE^2 + 1 / se_shown^2)
+            # real rows MISFIT_SE, the measurement's its sampling error
+            w = tau2 / (tau2 + se_shown[j] ** 2)
+            both = math.exp(math.log(max(float(model[j]), TINY)) + w * float(gap[j]))
+            se = math.sqrt(w) * float(se_shown[j])  # = 1 / sqrt(1 / tau^2 + 1 / se_shown^2)
             excess = float(res.excess[j, i])
             f = max(both / grow - self.noise_var, 0.0) / excess if excess > TINY else 1.0
-            out[name] = (f, se, float(shown))
+            out[name] = (f, se, float(shown[j]))
         return out
 
     def measured(self, name: str | None) -> float:
@@ -342,6 +375,8 @@ def build_engine(
             as_is_mse=float(as_is[j]),
             loo=float(np.min(loo[j])) * float(median_factor(tail_shape(loo_res[j], n))),
             loo_shape=float(tail_shape(loo_res[j], n)),
+            resid=resid[j],
+            loo_resid=loo_res[j],
         )
     return Engine(
         spectrum=spec,

@@ -51,6 +51,13 @@ class ProfileFit:
         ``s k^t`` (the fitted profile before the data refines it).
     loglik : ndarray, shape (S,)
         Maximised log marginal likelihood (up to a constant shared by all sources).
+
+    Examples
+    --------
+    >>> p = np.eye(3)
+    >>> fit = fit_profiles(p, np.zeros((2, 3)))  # two sources that reproduce the labels
+    >>> fit.energy.shape, fit.noise_var.tolist()
+    ((2, 3), [0.0, 0.0])
     """
 
     tilt: np.ndarray
@@ -193,6 +200,17 @@ def fit_profiles(
     Returns
     -------
     ProfileFit
+
+    Examples
+    --------
+    A difference planted in the first eigen-direction, observed without noise on 200 rows:
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = rng.standard_normal((200, 5)) * np.sqrt([4.0, 2.0, 1.0, 0.5, 0.25])
+    >>> delta = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
+    >>> fit = fit_profiles(p, -(p @ delta)[None, :])
+    >>> int(np.argmax(fit.energy[0])), bool(abs(fit.mean[0, 0] - 1.0) < 0.05)
+    (0, True)
     """
     m, d = p.shape
     k = np.arange(1, d + 1, dtype=np.float64)

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _render
+from ._constants import TIE_SE
 from ._engine import Engine
 from ._strategies import Strategy
 
@@ -56,6 +57,9 @@ class Recommendation:
         simpler pair's prediction is within the tie tolerance of it (``tie`` is then True).
     best_risk : float
     tie : bool
+    tie_se : float
+        With ``tie``: the standard error (log scale) of the difference between the two
+        predictions that the simpler pair lies within (``TIE_SE`` of them).
     runner_up : tuple or None
         ``(source, strategy, risk)`` of the next best pair.
     within_noise : bool
@@ -82,6 +86,7 @@ class Recommendation:
     tie: bool
     runner_up: tuple[str | None, str, float] | None = None
     within_noise: bool = False
+    tie_se: float = 0.0
 
     def sentence(self) -> str:
         """One sentence stating the advice (parsed by the tests: keep its shape)."""
@@ -94,8 +99,10 @@ class Recommendation:
         if self.tie:
             text += (
                 f" The lowest prediction, {label(self.best_source, self.best_strategy)} at "
-                f"{_render.fmt(self.best_risk)}, cannot be told apart from it, so the simpler "
-                "strategy is advised."
+                f"{_render.fmt(self.best_risk)}, cannot be told apart from it (the gap is "
+                f"within {TIE_SE:g} standard error of the difference, {self.tie_se:.3g} on the "
+                "log scale), "
+                "so the simpler strategy is advised."
             )
         elif self.runner_up is not None:
             src, strat, risk = self.runner_up
@@ -349,6 +356,7 @@ class Advice:
                 "risk": rec.risk,
                 "interval": list(rec.interval),
                 "tie": rec.tie,
+                "tie_se": rec.tie_se,
                 "within_noise": rec.within_noise,
                 "best_source": rec.best_source,
                 "best_strategy": rec.best_strategy,

@@ -93,8 +93,15 @@ class Strategy:
 
     def sampling_log_se(self, engine: Engine, source: str | None, n: int) -> float:
         """The part of :meth:`log_se` at the labelled ``n`` that comes from the rows' own
-        sampling error (no model error): what the tie rule compares differences with."""
+        sampling error (no model error): what the tie rule compares differences with when
+        :meth:`row_losses` is not available."""
         return engine.observed_log_se(source)
+
+    def row_losses(self, engine: Engine, source: str | None) -> np.ndarray | None:
+        """Squared error of the strategy on each labelled row, that row held out (None: not
+        available). The tie rule compares two strategies by the paired differences of these
+        (:func:`~finetune_theory.advisor._advise.recommend`)."""
+        return None
 
     def interval(
         self, engine: Engine, source: str | None, ns: np.ndarray, confidence: float
@@ -141,6 +148,12 @@ def _grow(ns: np.ndarray) -> np.ndarray:
     return 1.0 + 1.0 / np.maximum(np.asarray(ns, dtype=np.float64), 1.0)
 
 
+def _loo_mean_losses(r: np.ndarray) -> np.ndarray:
+    """Squared leave-one-out errors of predicting ``r`` by the mean of the other rows."""
+    n = r.size
+    return ((r - r.mean()) * (n / max(n - 1, 1))) ** 2
+
+
 class AsIs(_Observed):
     name = "as_is"
     abbrev = "asis"
@@ -149,6 +162,10 @@ class AsIs(_Observed):
 
     def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
         return np.full(np.shape(ns), engine.start(source).as_is_mse)
+
+    def row_losses(self, engine: Engine, source: str | None) -> np.ndarray | None:
+        st = engine.start(source)
+        return (st.resid - st.intercept) ** 2  # nothing is fitted: in sample is held out
 
 
 class RefitIntercept(_Observed):
@@ -159,6 +176,9 @@ class RefitIntercept(_Observed):
 
     def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
         return engine.start(source).resid_var * _grow(ns)
+
+    def row_losses(self, engine: Engine, source: str | None) -> np.ndarray | None:
+        return _loo_mean_losses(engine.start(source).resid)
 
 
 class Mean(_Observed):
@@ -174,26 +194,36 @@ class Mean(_Observed):
     def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
         return engine.start(None).total_var * _grow(ns)
 
+    def row_losses(self, engine: Engine, source: str | None) -> np.ndarray | None:
+        return _loo_mean_losses(engine.start(None).resid)
 
-class FinetuneRidge(Strategy):
+
+class _UserRidge(Strategy):
+    """The user's leave-one-out ridge (``RidgeCV``) from a start: the bootstrap's curve."""
+
+    def start_of(self, source: str | None) -> str | None:
+        return source if self.uses_source else None
+
+    def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
+        return engine.learned_mse(engine.ridge_excess(self.start_of(source), ns), ns)
+
+    def row_losses(self, engine: Engine, source: str | None) -> np.ndarray | None:
+        return engine.start(self.start_of(source)).loo_resid ** 2
+
+
+class FinetuneRidge(_UserRidge):
     name = "finetune_ridge"
     abbrev = "ridge"
     simplicity = 3.0
     fits = "every slope, ridge towards the source (alpha by leave-one-out)"
 
-    def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
-        return engine.learned_mse(engine.ridge_excess(source, ns), ns)
 
-
-class Scratch(Strategy):
+class Scratch(_UserRidge):
     name = "scratch"
     abbrev = "scr"
     uses_source = False
     simplicity = 4.0
     fits = "every slope, ridge towards zero (alpha by leave-one-out)"
-
-    def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
-        return engine.learned_mse(engine.ridge_excess(None, ns), ns)
 
 
 class Finetune(Strategy):
@@ -203,17 +233,21 @@ class Finetune(Strategy):
     fits = "every slope, gradient descent from the source to zero training loss"
 
     def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
-        return engine.learned_mse(engine.interp_excess(source, ns), ns)
+        """The expected test MSE; where it is infinite (next to ``n = d``, where the noise
+        term of a Gaussian design's interpolant has no mean), the median of one design's test
+        MSE, which is finite (the bootstrap's)."""
+        mse = engine.learned_mse(engine.interp_excess(source, ns), ns)
+        if np.all(np.isfinite(mse)):
+            return mse
+        med = engine.learned_mse(engine.interp_median_excess(source, ns), ns)
+        return np.where(np.isfinite(mse), mse, med)
 
     def log_se(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
-        """The default, plus half the share of label noise in the risk: interpolation's test
-        MSE varies most from draw to draw where its noise term diverges (near ``n = d``)."""
+        """The default and, in quadrature, how far one interpolant's test MSE strays from its
+        expectation from design to design (the bootstrap's spread of ``log`` test MSE): near
+        ``n = d`` it varies by orders of magnitude, and the user fits one design."""
         out = super().log_se(engine, source, ns)
-        total = self.median(engine, source, ns)
-        nf = np.asarray(ns, dtype=np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(np.isfinite(total), engine.noise_var * _grow(nf) / total, 1.0)
-        return out + 0.5 * np.clip(share, 0.0, 1.0)
+        return np.hypot(out, engine.interp_log_sd(source, ns))
 
 
 _REGISTRY: dict[str, Strategy] = {}

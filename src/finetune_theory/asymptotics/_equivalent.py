@@ -40,6 +40,15 @@ class DeterministicEquivalent:
     exact : bool
         True when the covariance is isotropic (on its range): the bias parts are then exact
         expectations and ``noise_factor`` is the exact Wishart value.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> eq = deterministic_equivalent(np.eye(100), 20)
+    >>> eq.rank, eq.exact, round(float(eq.kappa[0]), 12)
+    (100, True, 4.0)
+    >>> round(float(eq.noise_factor[0]), 6)  # the exact n / (d - n - 1)
+    0.253165
     """
 
     n: np.ndarray
@@ -68,6 +77,23 @@ def deterministic_equivalent(
     Returns
     -------
     DeterministicEquivalent
+
+    Examples
+    --------
+    For an isotropic covariance the expected ``||P_perp theta||^2_Sigma`` of a unit vector is
+    ``1 - n / d`` and the bias weights total ``d - n``:
+
+    >>> import numpy as np
+    >>> eq = deterministic_equivalent(np.eye(100), [20, 50])
+    >>> np.round(eq.bias_weights.sum(axis=1), 9).tolist()
+    [80.0, 50.0]
+
+    A power-law spectrum takes the finite-size forms (``exact`` is False):
+
+    >>> from finetune_theory import covariance
+    >>> eq = deterministic_equivalent(covariance.power_law(200, 1.0), [10, 100])
+    >>> eq.exact, bool(np.all(np.diff(eq.bias_weights.sum(axis=1)) < 0))
+    (False, True)
     """
     cov = as_covariance(cov)
     lam = cov.eigvals

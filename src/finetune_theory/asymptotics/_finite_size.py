@@ -18,11 +18,15 @@ from ._constants import (
     EVAL_EIGVALS,
     GRID_LOW,
     GRID_REACH,
+    HEAD_MASS,
     HEAD_SPLIT,
+    NEAR_RANK,
     NODES_PER_EFOLD,
+    RIDGE_FADE,
     SCALE_NODES,
     TAIL_TERMS,
     TAIL_X,
+    TAPER_WIDTH,
 )
 from ._dual import _dual_bias_weights
 from ._kappa import _first_order_weights
@@ -67,9 +71,6 @@ def _noise_eps(q: np.ndarray, c0: np.ndarray) -> np.ndarray:
     return den * den * c / (n * np.where(sum_qq > 0, sum_qq, 1.0))
 
 
-_NEAR = 3.0
-
-
 def _finite_size_bias(
     lam: np.ndarray, kappa: np.ndarray, nf: np.ndarray, eps: np.ndarray, mu0: np.ndarray
 ) -> np.ndarray:
@@ -106,34 +107,28 @@ def _finite_size_bias(
     k0, n, m0 = kappa[rows], nf[rows], mu0[rows]
     qe = ev[None, :] / (ev[None, :] + k0[:, None])
     q_all = lam[None, :] / (lam[None, :] + k0[:, None])
-    # Near the rank the spectrum without i is itself near its rank and the expansions
-    # overshoot by a factor that depends on the room left, m = r - 1 - sum_j q_j (r - 1 - n
-    # for interpolation; a ridge adds n - sum q): measured on i^-1 and i^-2 at d = 30, 60 and
-    # 200, +3 % at m = 9, +10 % at m = 5, +23 % at m = 3, +31..48 % at m = 1, whatever the
-    # spectrum. The weights are divided by the fitted 1 + 3 / (m^2 + 6) (docs/linear.md,
-    # 3.2: an empirical factor, not derived) and, for m <= 1, replaced by the first order
-    # (between m = 1 and 3 a linear blend). For interpolation the dual route below replaces
-    # all of this up to DUAL_FULL samples from the rank and is blended in up to DUAL_LAST;
-    # the factor and the first order remain for a ridge and for tiny ranks
+    # Near the rank (docs/linear.md, 3.3 and 3.4): the Laplace weights divided by the fitted
+    # near-rank factor of the room m = r - 1 - sum q (a ridge adds c0 = n - sum q to it),
+    # tapered to the first order below m = 1; for interpolation the dual route replaces them
+    # up to DUAL_FULL samples from the rank, blended out by DUAL_LAST. Each fitted constant
+    # is in _constants with its measured effect on the stored Monte Carlo grid
     w = _first_order_weights(ev, qe, (q_all * q_all).sum(axis=1) / n)
     # (below the rank only: from n = r on, with a ridge, the expansions hold again within 1 %
     # for n >= r + 5 or a moderate ridge, measured; at n ~ r with a tiny ridge neither form
     # is accurate, the expectation being dominated by nearly singular designs)
     room = np.where(n < rank, rank - 1.0 - q_all.sum(axis=1), np.inf)
-    taper = np.clip((room - 1.0) / 2.0, 0.0, 1.0)
-    # a ridge keeps K + n ridge I away from singular: the factor fades with c0 = n ridge /
-    # kappa = n - sum q (0 for interpolation, n for a huge ridge, where the route is exact)
+    taper = np.clip((room - 1.0) / TAPER_WIDTH, 0.0, 1.0)
+    # a ridge keeps K + n ridge I away from singular: the factor and the dual route fade with
+    # c0 = n ridge / kappa (0 for interpolation, n for a huge ridge, where the route is exact)
     c0 = m0 / k0
     with np.errstate(over="ignore"):
-        near = 1.0 + _NEAR / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** 4)
-    # within a few samples of the rank the unseen space is small: the dual route, exact in its
-    # average over the direction's own column, takes over (fully up to DUAL_FULL samples from
-    # the rank, blended out by DUAL_LAST; a ridge fades it as it fades the factor above)
+        near = 1.0 + NEAR_RANK / ((np.maximum(room, 0.0) ** 2 + 6.0) * (1.0 + c0) ** RIDGE_FADE)
+    # the dual route: exact in its average over the direction's own column
     k_left = rank - n
     share = np.clip((DUAL_LAST - k_left) / (DUAL_LAST - DUAL_FULL), 0.0, 1.0)
     share = np.where((k_left >= 1) & (n >= 2.0 * k_left), share, 0.0)
     with np.errstate(over="ignore"):
-        share = share / (1.0 + c0) ** 4
+        share = share / (1.0 + c0) ** RIDGE_FADE
     # (the rows it replaces whole skip the Laplace route)
     live = np.nonzero((taper > 0) & (share < 1.0))[0]
     e = eps[rows]
@@ -186,7 +181,7 @@ def _grid_nodes(
     """
     q = lam[None, :] / (lam[None, :] + k0[:, None])
     room = np.maximum(n - (q * q).sum(axis=1), TINY)
-    low = np.minimum(GRID_LOW, np.floor(np.log(1e-7 / room)))
+    low = np.minimum(GRID_LOW, np.floor(np.log(HEAD_MASS / room)))
     top = (GRID_REACH * (scale / k0[:, None]).max(axis=1) + m0 / k0 + (lam.sum() / k0)) / n + 1.0
     nodes = np.ceil((np.log(top) - low) * NODES_PER_EFOLD).astype(np.int64) + 1
     return low, nodes
@@ -320,13 +315,15 @@ def _grid_sums(lam_r: np.ndarray, kr: np.ndarray) -> tuple[np.ndarray, ...]:
         series = (node[:, None] ** -k[None, :]) @ (coef * moments).T  # (G, 4)
         # repeated eigenvalues (a flat bulk) once each, with their multiplicity
         head, count = np.unique(head, return_counts=True)
-        q = head / (head + node[:, None])
-        qc = q * count
-        q2c = qc * q
-        out[0, r] = qc.sum(axis=-1) + series[:, 0]
-        out[1, r] = q2c.sum(axis=-1) + series[:, 1]
-        out[2, r] = (q2c * q).sum(axis=-1) + series[:, 2]
-        out[3, r] = (qc * head).sum(axis=-1) + node * series[:, 3]
+        count = count.astype(np.float64)
+        q = np.add(head, node[:, None])
+        np.divide(head, q, out=q)
+        q2 = q * q
+        out[0, r] = q @ count + series[:, 0]
+        out[3, r] = q @ (count * head) + node * series[:, 3]
+        out[1, r] = q2 @ count + series[:, 1]
+        np.multiply(q2, q, out=q)
+        out[2, r] = q @ count + series[:, 2]
     return out[0], out[1], out[2], out[3]
 
 

@@ -10,7 +10,14 @@ from .._validation import check_positive_int_array
 
 
 def numerical_rank(eigvals: np.ndarray) -> int:
-    """Number of eigenvalues above ``1e-12`` times the largest."""
+    """Number of eigenvalues above ``1e-12`` times the largest.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> numerical_rank(np.array([2.0, 1.0, 1e-20, 0.0]))
+    2
+    """
     lam = np.asarray(eigvals, dtype=np.float64)
     if lam.size == 0 or lam[0] <= 0:
         return 0
@@ -32,6 +39,14 @@ def solve_kappa(eigvals: np.ndarray, n: ArrayLike) -> np.ndarray:
     ndarray
         ``kappa`` for each ``n`` (same shape as ``np.atleast_1d(n)``); ``0`` where ``n`` is at
         least the numerical rank.
+
+    Examples
+    --------
+    An isotropic spectrum of rank ``d`` has the closed form ``kappa = d / n - 1``:
+
+    >>> import numpy as np
+    >>> np.round(solve_kappa(np.ones(100), [20, 50, 100]), 12).tolist()
+    [4.0, 1.0, 0.0]
     """
     lam = np.sort(np.asarray(eigvals, dtype=np.float64))[::-1]
     r = numerical_rank(lam)

@@ -30,7 +30,17 @@ class RidgeEquivalent:
         theta_T, v_i>^2``: to first order ``kappa^2 lambda_i / (lambda_i + kappa)^2 / (1 -
         rho)``; the finite-size weights of :func:`_finite_size_bias` (``docs/linear.md``, 3.2).
     noise_factor : ndarray, shape (k,)
-        ``rho / (1 - rho)``: multiply by the noise variance for the noise part.
+        Multiply by the noise variance for the noise part: ``rho / (1 - rho)`` to first
+        order, with the finite-size correction of the interpolation path.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> eq = ridge_equivalent(np.eye(50), 20, 0.1)
+    >>> eq.n.tolist(), eq.ridge.tolist(), eq.bias_weights.shape
+    ([20], [0.1], (1, 50))
+    >>> bool(0 < eq.noise_factor[0] < 20 / (50 - 20 - 1))  # below the interpolation value
+    True
     """
 
     n: np.ndarray
@@ -54,7 +64,8 @@ def ridge_equivalent(
               + sigma^2 rho / (1 - rho)
 
     to first order; the bias weights returned are the finite-size ones of the interpolation
-    path (the same Laplace route at ``mu0 = n ridge``), the noise factor the first-order one.
+    path (the same Laplace route at ``mu0 = n ridge``), the noise factor with the same
+    central-limit correction at ``mu0``.
 
     As ``ridge -> 0`` this tends to the interpolation formula of
     :func:`deterministic_equivalent` (below the rank) or to the least-squares limit; as

@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(sub)
     for command in sub.choices.values():
+        command.set_defaults(command_parser=command)  # its usage errors name its --help
         # after the command name too; SUPPRESS keeps a --debug given before it
         command.add_argument(
             "--debug",
@@ -96,7 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # reported by the command's parser, which points to its own --help
+            owner = getattr(args, "command_parser", parser)
+            owner.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help, --version, usage errors: already printed
         return exc.code if isinstance(exc.code, int) else 2
     handler = getattr(args, "handler", None)

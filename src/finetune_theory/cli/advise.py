@@ -6,16 +6,29 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ._common import formatter, positive_float, positive_int
+from ._common import (
+    PLOT_SUFFIXES,
+    check_output,
+    flatten,
+    formatter,
+    positive_float,
+    positive_int,
+)
+
+#: the file formats ``advise --out`` writes, by suffix (as ``risk --out``)
+_OUT_SUFFIXES = (".csv", ".json")
 
 _ADVISE_EPILOG = """\
 examples:
   finetune-theory advise --example
-  finetune-theory advise --data examples/data/target.csv --target log_price \\
-      --source examples/data/source_coef.json
-  finetune-theory advise --data target.csv --target y --source a.json --source b.csv \\
-      --unlabelled more_inputs.csv --eps 0.1 --json advice.json --plot advice.png
+  finetune-theory advise --data houses.csv --target log_price --source source_coef.json
+  finetune-theory advise --data target.csv --target y --source a.json b.csv \\
+      --unlabelled more_inputs.csv --eps 0.1 --out advice.json --plot advice.png
   finetune-theory advise --data target.csv --target y --source a.json --format csv
+  finetune-theory advise --data target.csv --target y --source a.json --features x1 x2 x3
+
+Lists take their values separated by spaces (--source a.json b.csv, --features x1 x2); for
+--features commas work too (--features x1,x2), and repeating an option adds to its list.
 
 A source file is JSON {"coef": {feature: value, ...} or [values], "intercept": value} (the
 intercept is required: write 0 if the model has none), or a CSV (one row with a header of
@@ -29,9 +42,9 @@ def add_advise(sub: Any) -> None:
         "advise",
         help="compare keeping, fine-tuning and replacing source models on your data",
         description=(
-            "From labelled target data (CSV) and one or more source models, predict the test "
-            "MSE of every strategy (the source as is, with its intercept refitted, fine-tuned "
-            "to zero training loss, ridge towards it, ridge from scratch, the mean) at the "
+            "From labelled target data (CSV) and one or more source models, predict the test\n"
+            "MSE of every strategy (the source as is, with its intercept refitted, fine-tuned\n"
+            "to zero training loss, ridge towards it, ridge from scratch, the mean) at the\n"
             "labelled n and beyond, and recommend one."
         ),
         epilog=_ADVISE_EPILOG,
@@ -47,14 +60,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="name of the label column in --data (required too)")
     parser.add_argument(
         "--source",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="FILE",
-        help="source model coefficients (.json or .csv); repeat for several sources",
+        help="source model coefficients, one file (.json or .csv) per source",
     )
     parser.add_argument("--unlabelled", help="CSV of extra target inputs without labels")
     parser.add_argument(
-        "--features", help="comma-separated feature columns (default: every other column)"
+        "--features",
+        action="extend",
+        nargs="+",
+        type=_names,
+        metavar="NAME",
+        help="feature columns (default: every column but the target)",
     )
     parser.add_argument(
         "--eps", type=positive_float, help="requested test MSE: report the n each strategy needs"
@@ -74,14 +93,26 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         default="table",
         help="what to print: a table with the recommendation (default), CSV rows or JSON",
     )
-    parser.add_argument("--json", metavar="FILE", help="also write the full advice as JSON")
-    parser.add_argument("--plot", metavar="FILE", help="write a figure (PNG/SVG) to this file")
+    parser.add_argument(
+        "--out", metavar="FILE", help="also write the advice to FILE (.csv rows or .json)"
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the full advice as JSON (as --out FILE.json)"
+    )
+    parser.add_argument(
+        "--plot", metavar="FILE", help="also draw the advice to FILE (.png/.svg/.pdf)"
+    )
     parser.add_argument(
         "--example",
         action="store_true",
         help="use the example shipped with the package (40 target houses and a source model) "
         "for --data, --target and --source",
     )
+
+
+def _names(text: str) -> list[str]:
+    """The column names of one ``--features`` value (commas separate names too)."""
+    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def _use_example(args: argparse.Namespace) -> None:
@@ -92,9 +123,8 @@ def _use_example(args: argparse.Namespace) -> None:
         from ..data import advisor_example
 
         example = advisor_example()
-        args.data, args.target, args.source = str(example.data), example.target, [
-            str(example.source)
-        ]
+        args.data, args.target = str(example.data), example.target
+        args.source = [str(example.source)]
     elif not args.data or not args.target:
         raise ValueError("--data and --target are required (or --example for a demonstration)")
 
@@ -116,11 +146,11 @@ def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
             f"(columns: {_columns(table.columns)})"
         )
     if args.features is not None:
-        feats = [f.strip() for f in args.features.split(",") if f.strip()]
+        feats = list(dict.fromkeys(flatten(args.features) or []))
         if not feats:
             raise ValueError(
-                "--features is empty; give comma-separated column names, or leave it out to "
-                "use every column but the target"
+                "--features is empty; give column names separated by spaces, or leave it out "
+                "to use every column but the target"
             )
         missing = [f for f in feats if f not in table.columns]
         if missing:
@@ -157,16 +187,14 @@ def _cmd_advise(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from .. import advisor
-    from .._userfiles import check_writable
 
-    # fail before the analysis when an output cannot be written
+    # fail before the analysis when an output cannot be written (as every command)
+    if args.out:
+        check_output(args.out, "--out", _OUT_SUFFIXES)
     if args.json:
-        check_writable(args.json, "--json")
+        check_output(args.json, "--json", (".json",))
     if args.plot:
-        check_writable(args.plot, "--plot")
-        suffix = Path(args.plot).suffix.lower()
-        if suffix not in (".png", ".svg", ".pdf"):
-            raise ValueError(f"--plot {args.plot!r}: use a .png, .svg or .pdf file name")
+        check_output(args.plot, "--plot", PLOT_SUFFIXES)
     if not 0 < args.confidence < 1:
         raise ValueError(f"--confidence must lie in (0, 1), got {args.confidence}")
     X, y, unl = _read_cli_data(args)
@@ -197,6 +225,15 @@ def _cmd_advise(args: argparse.Namespace) -> int:
         narrow = width is not None and width < 120
         for line in (advice.legend() if narrow else []) + advice.lines():
             console.print(line, highlight=False, markup=False)
+    # file messages on stderr when stdout is data, as risk does
+    stream = sys.stdout if args.format == "table" else sys.stderr
+    if args.out:
+        from ..runner.files import atomic_write
+
+        json_out = args.out.lower().endswith(".json")
+        text = advice.to_json() + "\n" if json_out else advice.to_csv()
+        atomic_write(check_output(args.out, "--out"), text)
+        print(f"written: {args.out}", file=stream)
     if args.json:
         advice.to_json(args.json)
     if args.plot:

@@ -32,7 +32,7 @@ def int_in_range(low: int, high: int) -> Any:
 # ------------------------------------------------------------------ reproduce
 _REPRODUCE_EPILOG = """\
 examples:
-  finetune-theory reproduce                          all experiments, default size, into results/
+  finetune-theory reproduce                          every experiment, default size
   finetune-theory reproduce measure depth --size quick --out /tmp/quick
   finetune-theory reproduce --workers 1              everything in this process
   finetune-theory reproduce --scheduler local:4      on a Dask LocalCluster with 4 workers
@@ -115,7 +115,10 @@ def add_reproduce(sub: Any) -> None:
         help="end a Dask run that has no worker or no scheduler for this long (default: 60)",
     )
     p.add_argument(
-        "--dpi", type=int_at_least(10), default=None, help="resolution of the PNG figures"
+        "--dpi",
+        type=int_at_least(10),
+        default=None,
+        help="also write each figure as PNG at this resolution (default: SVG only)",
     )
     p.add_argument("--fresh", action="store_true", help="forget stored units of these experiments")
     p.add_argument("--quiet", action="store_true", help="no progress bars and no summary")
@@ -198,7 +201,13 @@ def _print_outcomes(result: Any) -> None:
     )
     for column in ("experiment", "verdict", "claims", "units (new/stored)", "wall time"):
         table.add_column(column)
-    colors = {"holds": "green", "does not hold": "red", "failed": "red", "no claims": "yellow"}
+    colors = {
+        "holds": "green",
+        "does not hold": "red",
+        "failed": "red",
+        "no claims": "yellow",
+        "not judged": "yellow",
+    }
     for o in result.outcomes:
         units = f"{o.sweep.units_computed}/{o.sweep.units_reused}" if o.sweep else "-"
         claims = f"{o.claims_held}/{len(o.verdicts)}" if o.verdicts else "-"

@@ -277,12 +277,14 @@ def _ratio_cell(value: float) -> str:
 
 def _needed_lines(needed: dict[str, Any], eps: float) -> list[str]:
     lines = []
+    # with no sample, fine-tuning predicts with the source and learning from scratch with zero
+    starts = {"fine_tuned": "the source alone", "from_scratch": "the zero predictor"}
     for key, label in (("fine_tuned", "fine-tuned"), ("from_scratch", "from scratch")):
         n = needed[key]
         if n is None:
             where = "no n up to the rank"
         elif n == 0:
-            where = "n = 0 (the source alone is within it)"
+            where = f"n = 0 ({starts[key]} is within it)"
         else:
             where = f"n = {n}"
         lines.append(f"{label}: excess risk {eps:g} first reached at {where}")

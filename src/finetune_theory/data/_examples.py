@@ -19,7 +19,7 @@ __all__ = ["AdvisorExample", "advisor_example"]
 class AdvisorExample:
     """Where the advisor's example lies, and how to read it.
 
-    Attributes
+    Parameters
     ----------
     data : pathlib.Path
         The labelled target table (CSV).

@@ -26,9 +26,10 @@ __all__ = ["GroupedTable", "load_diamonds", "load_ames", "load_table", "TABLES",
 class GroupedTable:
     """A regression table whose rows fall into groups.
 
-    Attributes
+    Parameters
     ----------
     name : str
+        The table's name.
     frame : pandas.DataFrame
         One row per example: the label, the group column and the feature columns.
     label : str
@@ -65,7 +66,13 @@ class GroupedTable:
         return self.frame[self.group].value_counts()
 
     def rows(self, value: object) -> pd.DataFrame:
-        """The rows of one group (``ValueError`` for an unknown group)."""
+        """The rows of one group (``ValueError`` for an unknown group).
+
+        Parameters
+        ----------
+        value : object
+            A value of the group column.
+        """
         mask = self.frame[self.group] == value
         if not mask.any():
             known = ", ".join(map(str, self.group_sizes().index))
@@ -73,7 +80,15 @@ class GroupedTable:
         return self.frame.loc[mask]
 
     def feature_map(self, random_features: int = 0, seed: SeedLike = 0) -> FeatureMap:
-        """A :class:`FeatureMap` over this table's feature columns."""
+        """A :class:`FeatureMap` over this table's feature columns.
+
+        Parameters
+        ----------
+        random_features : int, default 0
+            Number of random ReLU features appended (``0`` for none).
+        seed : int, SeedSequence or Generator, default 0
+            Seed of the random features.
+        """
         return FeatureMap(
             self.numeric, self.categorical, random_features=random_features, seed=seed
         )

@@ -40,6 +40,7 @@ def _fluctuation_terms(
     c2: float,
     depth: float,
     cov: dict[str, np.ndarray],
+    cross: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(E s - s, E R - R)`` of the fluctuations of the norms, one entry per row.
 
@@ -52,7 +53,8 @@ def _fluctuation_terms(
     by ``t / E t`` (it comes from the seen components of the source) and the chi-square part
     of the noise, ``Var(xi' (XX')^-1 xi)``, kept whole (``docs/deep_linear.md``, section 6.1).
     Rows whose variance is too large for a Beta law with both parameters above 1 keep the plain
-    second-order expansion in ``(a2, b2)``.
+    second-order expansion in ``(a2, b2)``. ``cross`` (:func:`_noise_cross`) times ``E s_a`` is
+    the mean of the noise cross term ``2 <X^+ xi, P_perp (s theta_S - theta_T)>_Sigma``.
     """
     ds, dr = np.zeros(a2.shape), np.zeros(a2.shape)
     vbb, vab = cov["bb"], cov["ab"]
@@ -74,6 +76,7 @@ def _fluctuation_terms(
             0.5 * (h_aa * g["aa"] + h_bb * g["bb"] + 2 * h_ab * g["ab"])
             + 2 * s0 * (s_a * g["Aa"] + s_b * g["Ab"])
             - 2 * (s_a * g["Ba"] + s_b * g["Bb"])
+            + cross[fb] * s_a
         )
     for j in np.flatnonzero(beta_ok):
         t, w = beta_rule(m[j] * total[j], (1.0 - m[j]) * total[j], _BETA_NODES)
@@ -94,11 +97,37 @@ def _fluctuation_terms(
             + (big_a * s_a**2 + (big_a * sj - big_b) * s_aa) * va
             + 2 * sj * s_a * c_aa
             - 2 * s_a * c_ba
+            + cross[j] * s_a
         )
         s0 = scale_root(a2[j], b2[j], c2, depth, seen_sq=seen[j])
         ds[j] = w @ e_s - s0
         dr[j] = w @ e_r - (a_bar[j] * s0**2 - 2 * b_bar[j] * s0)
     return ds, dr
+
+
+def _noise_cross(
+    lam: np.ndarray, u: np.ndarray, v: np.ndarray, eq: DeterministicEquivalent, sigma: float
+) -> np.ndarray:
+    """``4 sigma^2 E theta_T' (X'X)^+ Sigma P_perp theta_S``, per row of ``eq``.
+
+    The noise cross term ``2 <X^+ xi, P_perp (s theta_S - theta_T)>_Sigma`` has mean ``2 E s
+    xi' X^{+T} Sigma P_perp theta_S``: by Stein's lemma over ``xi`` (``s`` depends on it
+    through ``a2 = ||X^+ y||^2``, whose gradient in ``xi`` is ``2 X^{+T} theta_T`` plus a
+    term of higher order) it is ``s_a`` times this. The matrix is diagonal in the eigenbasis
+    (sign flips of the coordinates keep the law of ``X``), and ``mu (X'X + mu)^-1 Sigma mu
+    (X'X + mu)^-1 = P_perp Sigma P_perp + mu ((X'X)^+ Sigma P_perp + P_perp Sigma (X'X)^+) +
+    O(mu^2)``, so its diagonal is half the ``mu``-derivative at 0 of the ridge bias weights
+    (``mu = n ridge``). At first order, with ``D = n (1 - rho)`` and ``d kappa / d mu = 1 /
+    D``: ``m_i = w_i (q_i - sum q^2 (1 - q) / D) / (kappa D)``, ``w_i = lambda_i (1 - q_i)^2
+    / (1 - rho)`` (docs/deep_linear.md, section 6.1).
+    """
+    kappa = eq.kappa[:, None]
+    q = lam[None, :] / (lam[None, :] + kappa)
+    den = eq.n[:, None] * (1.0 - eq.rho[:, None])
+    first = lam[None, :] * (1.0 - q) ** 2 / (1.0 - eq.rho[:, None])
+    spread = (q * q * (1.0 - q)).sum(axis=1, keepdims=True) / den
+    m = first * (q - spread) / (kappa * den)
+    return 4.0 * sigma**2 * (m @ (u * v))
 
 
 def _expected_scale(
@@ -142,8 +171,9 @@ def _expected_scale(
         cov = norm_covariances(c.eigvals, u, v, sub, sigma)
         a_bar = sub.bias_weights @ cs
         b_bar = sub.bias_weights @ (u * v)
+        cross = _noise_cross(c.eigvals, u, v, sub, sigma)
         ds[idx], dr[idx] = _fluctuation_terms(
-            target_sq[idx], perp_sq[idx], seen_sq[idx], a_bar, b_bar, c2, depth, cov
+            target_sq[idx], perp_sq[idx], seen_sq[idx], a_bar, b_bar, c2, depth, cov, cross
         )
     return s, ds, dr
 

@@ -1,10 +1,11 @@
 """Figure helpers shared by the experiment modules (one home for how figures are written).
 
 Every figure is meant to be shown on a slide: text is at least :data:`MIN_FONT_PT` points at
-the saved size (:func:`finish` raises any smaller text to it), the PNG resolution is set by
-:func:`figure_options` (the runner passes the ``--dpi`` of the command line), and each figure
-carries a caption sentence saying what to see (stored in the PNG and SVG metadata, read back
-by the report with :func:`read_caption`).
+the saved size (:func:`finish` raises any smaller text to it), each figure is written once, as
+SVG (the report inlines it), plus a PNG only where a resolution is asked for
+(:func:`figure_options`; the runner passes the ``--dpi`` of the command line), and each figure
+carries a caption sentence saying what to see (stored in the files' metadata, read back by the
+report with :func:`read_caption`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from matplotlib.typing import RcKeyType
+from typing import Any
 
 __all__ = [
     "DEFAULT_DPI",
@@ -31,19 +29,21 @@ __all__ = [
     "legend_outside",
     "legend_below",
     "infinity_break",
+    "legend_over_data",
     "read_caption",
     "svg_font_sizes",
 ]
 
-#: resolution of the PNG files (dots per inch) unless :func:`figure_options` says otherwise
+#: a resolution for PNG files (dots per inch) fit for slides; figures are written as SVG only
+#: unless a resolution is asked for (:func:`figure_options`, the runner's ``--dpi``)
 DEFAULT_DPI = 150
 #: the smallest text size, in points at the saved size, that a figure may carry
 MIN_FONT_PT = 10.0
 
-_OPTIONS: dict[str, Any] = {"dpi": DEFAULT_DPI}
+_OPTIONS: dict[str, Any] = {"dpi": None}
 
 #: the look of every figure: readable text, vector text in SVG (small files, selectable)
-_STYLE: dict[RcKeyType, Any] = {
+_STYLE: dict[str, Any] = {
     "font.size": 11.0,
     "axes.titlesize": 11.0,
     "axes.labelsize": 11.0,
@@ -63,7 +63,8 @@ def pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matplotlib.rcParams.update(_STYLE)
+    params: Any = matplotlib.rcParams  # its keys are typed as literals
+    params.update(_STYLE)
     return plt
 
 
@@ -81,14 +82,15 @@ def figure_options(*, dpi: int | None = None) -> Iterator[None]:
     Parameters
     ----------
     dpi : int, optional
-        Resolution of the PNG files, in dots per inch (the SVG files are vector graphics).
+        Also write each figure as PNG at this resolution, in dots per inch (the SVG files are
+        vector graphics and always written).
 
     Examples
     --------
     >>> with figure_options(dpi=300):
     ...     _OPTIONS["dpi"]
     300
-    >>> _OPTIONS["dpi"] == DEFAULT_DPI
+    >>> _OPTIONS["dpi"] is None
     True
     """
     if dpi is not None and (isinstance(dpi, bool) or not isinstance(dpi, int) or dpi < 10):
@@ -179,46 +181,79 @@ def _plain_log_labels(fig: Any) -> None:
 
 
 def save_figure(fig: Any, stem: Path, *, dpi: int | None = None, caption: str = "") -> list[Path]:
-    """Write ``stem.png`` (for slides) and ``stem.svg`` (for the report and papers).
+    """Write ``stem.svg`` and, when a resolution is asked for, ``stem.png`` at it.
 
-    The figure is drawn once on its Agg canvas (which also runs its layout engine); the PNG is
-    that canvas's pixels, and the SVG is written with the layout frozen, so no layout is
-    computed twice. ``caption`` goes into both files' metadata (``Description``).
+    The SVG (vector graphics, text kept as text) is what the report inlines and what papers
+    take. A PNG, for slides, is written only where ``dpi`` is given here or by
+    :func:`figure_options` (the runner's ``--dpi``); the figure is then drawn once on its Agg
+    canvas (which also runs its layout engine), the PNG is that canvas's pixels, and the SVG
+    is written with the layout frozen, so no layout is computed twice. ``caption`` goes into
+    the files' metadata (``Description``).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to write.
+    stem : pathlib.Path
+        The path of the files without their suffix (its folder is created).
+    dpi : int, optional
+        Also write a PNG at this resolution (dots per inch); default: the resolution set by
+        :func:`figure_options`, and no PNG when none is set.
+    caption : str, optional
+        One sentence saying what the figure shows.
 
     Returns
     -------
     list of pathlib.Path
-        The PNG and SVG paths.
+        The SVG path, then the PNG path when one was written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> plt = pyplot()
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.plot([1, 2, 3])
+    >>> stem = Path(tempfile.mkdtemp()) / "line"
+    >>> [p.name for p in save_figure(fig, stem)]
+    ['line.svg']
+    >>> [p.name for p in save_figure(fig, stem, dpi=72)]
+    ['line.svg', 'line.png']
+    >>> plt.close(fig)
     """
     import matplotlib
-    import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.image import imsave
 
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    dpi = int(_OPTIONS["dpi"] if dpi is None else dpi)
-    fig.set_dpi(dpi)
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    imsave(
-        png,
-        np.asarray(canvas.buffer_rgba()),
-        format="png",
-        dpi=dpi,
-        metadata={"Description": caption} if caption else None,
-    )
+    svg = stem.with_suffix(".svg")
+    chosen = _OPTIONS["dpi"] if dpi is None else dpi
+    png = None
+    if chosen is not None:
+        import numpy as np
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.image import imsave
+
+        png = stem.with_suffix(".png")
+        fig.set_dpi(int(chosen))
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        imsave(
+            png,
+            np.asarray(canvas.buffer_rgba()),
+            format="png",
+            dpi=int(chosen),
+            metadata={"Description": caption} if caption else None,
+        )
     engine = fig.get_layout_engine()
-    fig.set_layout_engine("none")  # keep the positions of the draw above
+    if png is not None:
+        fig.set_layout_engine("none")  # keep the positions of the draw above
     try:
         # distinct ids per figure: several SVGs inlined in one page must not share ids
         with matplotlib.rc_context({"svg.hashsalt": stem.name}):
             fig.savefig(svg, format="svg", metadata={"Description": caption or None})
     finally:
-        if engine is not None:
+        if engine is not None and png is not None:
             fig.set_layout_engine(engine)
-    return [png, svg]
+    return [svg] if png is None else [svg, png]
 
 
 def finish(
@@ -229,12 +264,27 @@ def finish(
     caption: str = "",
     layout: str = "tight",
 ) -> list[Path]:
-    """Lay ``fig`` out, write it as PNG and SVG, and close it.
+    """Lay ``fig`` out, write it with :func:`save_figure` (SVG, PNG on demand), and close it.
 
     Text smaller than :data:`MIN_FONT_PT` is raised to it first. ``layout`` is ``"tight"``
     (within ``rect``) or ``"constrained"`` (needed by colour bars over several panels and by
     :func:`legend_outside`). ``caption`` is one sentence saying what the figure shows and what
-    to see in it; the report prints it under the figure.
+    to see in it; the report prints it under the figure. A legend drawn inside its axes over
+    data points (:func:`legend_over_data`) is moved below the axes and the figure written
+    again, so no legend hides data.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to write.
+    stem : pathlib.Path
+        The path of the files without their suffix.
+    rect : tuple of float, optional
+        The part of the figure the tight layout fills, ``(left, bottom, right, top)``.
+    caption : str, optional
+        One sentence saying what the figure shows.
+    layout : {"tight", "constrained"}, default "tight"
+        The layout engine.
 
     Examples
     --------
@@ -242,7 +292,7 @@ def finish(
     >>> plt, out = open_figures(Path(tempfile.mkdtemp()))
     >>> fig, ax = plt.subplots()
     >>> _ = ax.plot([1, 2, 3])
-    >>> png, svg = finish(fig, out / "line", caption="A straight line.")
+    >>> [svg] = finish(fig, out / "line", caption="A straight line.")
     >>> read_caption(svg.read_text()), min(svg_font_sizes(svg.read_text())) >= MIN_FONT_PT
     ('A straight line.', True)
     """
@@ -255,9 +305,85 @@ def finish(
     else:
         fig.set_layout_engine(TightLayoutEngine(rect=rect or (0, 0, 1, 1)))
     try:
-        return save_figure(fig, stem, caption=caption)
+        paths = save_figure(fig, stem, caption=caption)
+        covering = _legends_over_data(fig)
+        if covering:
+            for ax in covering:
+                legend = ax.get_legend()
+                ncol = max(1, min(3, len(legend.get_texts())))
+                legend.remove()
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=ncol, frameon=False)
+            fig.set_layout_engine(ConstrainedLayoutEngine())
+            paths = save_figure(fig, stem, caption=caption)
+        return paths
     finally:
         pyplot().close(fig)
+
+
+def _legends_over_data(fig: Any) -> list[Any]:
+    """The axes of ``fig`` whose legend, inside them, covers one of their data points."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = fig.canvas if hasattr(fig.canvas, "get_renderer") else FigureCanvasAgg(fig)
+    renderer = canvas.get_renderer()
+    covering = []
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is None or not legend.get_visible():
+            continue
+        box = legend.get_window_extent(renderer)
+        if not ax.get_window_extent(renderer).overlaps(box):
+            continue  # drawn outside the axes
+        points = [
+            line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+            for line in ax.lines
+            if len(line.get_xydata())
+        ]
+        points += [
+            coll.get_offset_transform().transform(np.asarray(coll.get_offsets(), dtype=float))
+            for coll in ax.collections
+            if len(coll.get_offsets())
+        ]
+        if not points:
+            continue
+        xy = np.concatenate(points)
+        xy = xy[np.isfinite(xy).all(axis=1)]
+        x, y = xy[:, 0], xy[:, 1]
+        if np.any((x >= box.x0) & (x <= box.x1) & (y >= box.y0) & (y <= box.y1)):
+            covering.append(ax)
+    return covering
+
+
+def legend_over_data(fig: Any) -> list[str]:
+    """The titles of the axes of a drawn ``fig`` whose legend, inside them, covers a data point.
+
+    A data point is a vertex of a line (markers included) or the offset of a scatter point;
+    :func:`finish` moves such a legend below its axes.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        A figure already drawn (or saved), so that its legends have their place.
+
+    Returns
+    -------
+    list of str
+        One title per covering legend (empty: no legend covers data).
+
+    Examples
+    --------
+    >>> plt = pyplot()
+    >>> fig, ax = plt.subplots()
+    >>> _ = ax.scatter([0.0, 0.1, 1.0], [1.0, 0.9, 0.0], label="points")
+    >>> _ = ax.set_title("crowded corner")
+    >>> _ = ax.legend(loc="upper left")
+    >>> fig.canvas.draw()
+    >>> legend_over_data(fig)
+    ['crowded corner']
+    >>> plt.close(fig)
+    """
+    return [ax.get_title() for ax in _legends_over_data(fig)]
 
 
 def legend_outside(fig: Any, axes: Any, *, ncol: int = 3) -> Any:

@@ -13,8 +13,9 @@ another task of the same data by full-batch gradient descent with squared loss:
 Each data set also has the source ``init``: the same network at its random initialisation
 (no pretraining). The target rows are split once per unit into test rows, unlabelled rows
 (the spectrum), a few labelled pilot rows (the residual's energy profile) and a pool the
-training sets are drawn from. For every source, ``n`` and repeat (one batched run through
-``torch.func.vmap``):
+training sets are drawn from. For every source, ``n`` and repeat (for each ``n``, one batched
+run of every source and repeat through ``torch.func.vmap``, each problem from its own source's
+weights):
 
 * full fine-tuning by gradient descent (every parameter, ``steps`` steps of size
   ``lr_fraction / lambda_max(K / n)``, ``K`` the empirical NTK of the training rows at the
@@ -89,6 +90,9 @@ class Config:
         Gradient-descent steps of fine-tuning (both routes).
     lr_fraction : float
         Step of each run as a fraction of ``1 / lambda_max(K / n)`` at the source weights.
+    device : str
+        Where torch computes (``"cpu"``; a CUDA device such as ``"cuda"`` where one is
+        present, untested here). Results are returned as float64 NumPy arrays either way.
     """
 
     datasets: tuple[str, ...] = DATASETS
@@ -103,6 +107,7 @@ class Config:
     pretrain_lr: float = 0.01
     steps: int = 100
     lr_fraction: float = 0.5
+    device: str = "cpu"
 
 
 SIZES = {
@@ -184,11 +189,13 @@ def _network(name: str, inputs: int | None, width: int) -> Any:
 
 
 def _pretrain(net: Any, x: np.ndarray, y: np.ndarray, config: Config) -> None:
-    """Full-batch Adam (written out: ``torch.optim`` would import the compiler stack, seconds
-    of CPU for nothing here)."""
+    """Full-batch Adam in float32 (written out: ``torch.optim`` would import the compiler
+    stack, seconds of CPU for nothing here); the network is float64 again afterwards."""
     torch = torch_module()
 
-    xt, yt = torch.as_tensor(x), torch.as_tensor(y)
+    net.float()  # the source in single precision (convolutions are twice as fast)
+    xt = torch.as_tensor(x, dtype=torch.float32, device=config.device)
+    yt = torch.as_tensor(y, dtype=torch.float32, device=config.device)
     params = list(net.parameters())
     m1 = [torch.zeros_like(p) for p in params]
     m2 = [torch.zeros_like(p) for p in params]
@@ -202,6 +209,7 @@ def _pretrain(net: Any, x: np.ndarray, y: np.ndarray, config: Config) -> None:
                 b.mul_(b2).addcmul_(g, g, value=1 - b2)
                 denom = (b / (1 - b2**step)).sqrt_().add_(eps)
                 p.addcdiv_(a, denom, value=-config.pretrain_lr / (1 - b1**step))
+    net.double()  # fine-tuning and every kernel in float64
 
 
 # ---------------------------------------------------------------------------- one unit
@@ -225,6 +233,7 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
     _check(config)
     (name,) = config.datasets
     torch.set_num_threads(1)
+    dev = config.device
     ss_data, ss_torch, ss_sets = seed_sequence(seed).spawn(3)
     rng = np.random.default_rng(ss_data)
     data = _diamonds(config, rng) if name == "diamonds" else _digits(config, rng)
@@ -239,62 +248,82 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
     set_rng = np.random.default_rng(ss_sets)
     copies = [(n, r) for n in config.ns for r in range(config.repeats)]
     subsets = [np.sort(set_rng.choice(len(pool), n, replace=False)) for n, _ in copies]
-    nmax = max(config.ns)
+    used = np.unique(np.concatenate(subsets))
+    slot = np.zeros(len(pool), dtype=np.int64)
+    slot[used] = np.arange(used.size)
     records: list[dict[str, Any]] = []
+    x_of = {k: xt_all[v] for k, v in
+            {"test": test, "unl": unl, "pilot": pilot, "pool": pool}.items()}
+    y_pool, y_test, y_pilot = yt_all[pool], yt_all[test], yt_all[pilot]
+    state: dict[str, dict[str, Any]] = {}
     for s_idx, source in enumerate(SOURCES[name]):
         torch.manual_seed(int(torch_seeds[s_idx]))
-        net = _network(name, data["inputs"], config.width)
+        net = _network(name, data["inputs"], config.width).to(config.device)
         if source != "init":
-            src_x, src_y = data["sources"][source]
-            _pretrain(net, src_x, src_y, config)
-        x_of = {k: xt_all[v] for k, v in
-                {"test": test, "unl": unl, "pilot": pilot, "pool": pool}.items()}
-        jac = {k: nw.jacobian(net, v) for k, v in x_of.items()}
-        pen = {k: nw.penultimate_features(net, v) for k, v in x_of.items()}
+            x_src, y_src = data["sources"][source]
+            _pretrain(net, x_src, y_src, config)
+        # Jacobian rows of the pool only where a training set draws them
+        jac = {k: nw.jacobian(net, v, device=dev) for k, v in x_of.items() if k != "pool"}
+        jac_pool = nw.jacobian(net, x_of["pool"][used], device=dev)
+        pen = {k: nw.penultimate_features(net, v, device=dev) for k, v in x_of.items()}
         f_s = {k: p.outputs() for k, p in pen.items()}
         design = {k: p.design() for k, p in pen.items()}
-        y_pool, y_test, y_pilot = yt_all[pool], yt_all[test], yt_all[pilot]
         # the predictions: spectra from the unlabelled rows, profiles from the pilot rows
         spec_full = nw.kernel_spectrum(jac["unl"] @ jac["unl"].T)
         coords_full = spec_full.coords(jac["pilot"] @ jac["unl"].T)
         spec_last = nw.feature_spectrum(design["unl"])
         coords_last = spec_last.coords(design["pilot"])
         resid = y_pilot - f_s["pilot"]
-        prof_full = nw.fit_residual_profile(spec_full, coords_full, resid)
-        prof_last = nw.fit_residual_profile(spec_last, coords_last, resid)
-        # the runs: every (n, repeat) of this source in one batch, padded to the largest n
-        c = len(copies)
-        shape = x_of["pool"].shape[1:]
-        xb, yb = np.zeros((c, nmax, *shape)), np.zeros((c, nmax))
-        rows = np.array([n for n, _ in copies])
-        lr_full, lr_last = np.empty(c), np.empty(c)
+        lr_full, lr_last = np.empty(len(copies)), np.empty(len(copies))
         for i, idx in enumerate(subsets):
-            n = idx.size
-            xb[i, :n], yb[i, :n] = x_of["pool"][idx], y_pool[idx]
-            j = jac["pool"][idx]
-            lr_full[i] = config.lr_fraction / _top_eig(j @ j.T / n)
+            jr = jac_pool[slot[idx]]
+            lr_full[i] = config.lr_fraction / _top_eig(jr @ jr.T / idx.size)
             a = design["pool"][idx]
-            lr_last[i] = config.lr_fraction / _top_eig(a.T @ a / n)
-        res = nw.train(net, xb, yb, lr=lr_full, max_steps=config.steps, rows=rows)
-        out = res.outputs(net, x_of["test"])
+            lr_last[i] = config.lr_fraction / _top_eig(a.T @ a / idx.size)
+        state[source] = {
+            "net": net, "jac": jac, "jac_pool": jac_pool, "pen": pen, "f_s": f_s,
+            "design": design, "lr_full": lr_full, "lr_last": lr_last,
+            "prof_full": nw.fit_residual_profile(spec_full, coords_full, resid),
+            "prof_last": nw.fit_residual_profile(spec_last, coords_last, resid),
+        }
+    # the runs: for each n, every (source, repeat) in one batch, each from its own source
+    net0 = state[SOURCES[name][0]]["net"]
+    runs: dict[tuple[str, int], tuple[Any, int, np.ndarray]] = {}
+    for n in config.ns:
+        probs = [(src, i) for src in SOURCES[name] for i, (m, _) in enumerate(copies) if m == n]
+        xb = np.stack([x_of["pool"][subsets[i]] for _, i in probs])
+        yb = np.stack([y_pool[subsets[i]] for _, i in probs])
+        start = {k: torch.stack([dict(state[src]["net"].named_parameters())[k].detach()
+                                 for src, _ in probs]) for k, _ in net0.named_parameters()}
+        lr = np.array([state[src]["lr_full"][i] for src, i in probs])
+        res = nw.train(net0, xb, yb, lr=lr, max_steps=config.steps, start=start, device=dev)
+        out = res.outputs(net0, x_of["test"])
+        for b, prob in enumerate(probs):
+            runs[prob] = (res, b, out[b])
+    for source in SOURCES[name]:
+        st = state[source]
+        net, jac, jac_pool, pen = st["net"], st["jac"], st["jac_pool"], st["pen"]
+        f_s, design, lr_last = st["f_s"], st["design"], st["lr_last"]
+        prof_full, prof_last = st["prof_full"], st["prof_last"]
         cells: dict[int, dict[str, list[float]]] = {n: {} for n in config.ns}
         for i, ((n, _rep), idx) in enumerate(zip(copies, subsets, strict=True)):
-            j0 = jac["pool"][idx]
+            res, b, out_i = runs[(source, i)]
+            j0 = jac_pool[slot[idx]]
             k0 = j0 @ j0.T
-            j1 = nw.jacobian(net, x_of["pool"][idx], params=res.replica(i))
+            j1 = nw.jacobian(net, x_of["pool"][idx], params=res.replica(b), device=dev)
             drift = float(np.linalg.norm(j1 @ j1.T - k0) / np.linalg.norm(k0))
             lin = nw.kernel_finetune(k0, jac["test"] @ j0.T, y_pool[idx], f_s["pool"][idx],
-                                     f_s["test"], time=float(res.time[i]))
+                                     f_s["test"], time=float(res.time[b]))
             a = design["pool"][idx]
             theta = _head_gd(a, y_pool[idx], pen["pool"].theta, lr_last[i], config.steps)
             cell = cells[n]
             for key, val in (
-                ("full", np.mean((out[i] - y_test) ** 2)),
+                ("full", np.mean((out_i - y_test) ** 2)),
                 ("linearised", np.mean((lin.predictions - y_test) ** 2)),
                 ("last", np.mean((design["test"] @ theta - y_test) ** 2)),
                 ("drift", drift),
-                ("movement", float(res.movement[i])),
-                ("time_full", float(res.time[i])),
+                ("movement", float(res.movement[b])),
+                ("time_full", float(res.time[b])),
                 ("time_last", lr_last[i] * config.steps),
             ):
                 cell.setdefault(key, []).append(float(val))

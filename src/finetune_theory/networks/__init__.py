@@ -10,6 +10,9 @@ For any ``torch.nn.Module`` with one output per row (or a chosen output column):
 * :func:`linearised_predictor` / :func:`kernel_finetune`: the network fine-tuned in its
   linearisation, ``f_S(x) + K(x, X) alpha`` (ridge and early stopping included), and
   :func:`train`: real gradient descent from the pretrained weights, a batch of problems at once;
+* :func:`advise`: the advisor's table for a pretrained network, with fine-tuning of the head
+  (``finetune_last_layer``), of the linearised network (``finetune_linearised``) and, when
+  asked, of the real network (``finetune_network``) beside the advisor's strategies;
 * :func:`predict_curve`: the fine-tuning learning curve from unlabelled target inputs (the
   spectrum) and a few labelled rows (the residual's energy profile), by the deterministic
   equivalents of :mod:`finetune_theory.linear`, for full fine-tuning or the head alone.
@@ -18,9 +21,11 @@ torch is imported only when a function needs it (``pip install 'finetune-theory[
 this module itself imports without it. Computation is float64 on the CPU by default; every
 function takes ``device=`` (a GPU device is accepted but has not been tested). Private
 modules: ``_core`` (the functional view of a module), ``_ntk``, ``_linearised`` (features,
-predictor, training), ``_curve`` (the learning-curve prediction).
+predictor, training), ``_curve`` (the learning-curve prediction), ``_advise`` (the advisor
+with a network as the source).
 """
 
+from ._advise import NETWORK_STRATEGIES, advise
 from ._core import torch_module
 from ._curve import (
     ROUTES,
@@ -33,6 +38,7 @@ from ._curve import (
     predict_curve,
     predict_from_profile,
     predict_from_spectrum,
+    residual_profile,
 )
 from ._linearised import (
     LinearisedFit,
@@ -47,6 +53,8 @@ from ._linearised import (
 from ._ntk import empirical_ntk, jacobian
 
 __all__ = [
+    "NETWORK_STRATEGIES",
+    "advise",
     "ROUTES",
     "CurvePrediction",
     "LinearisedFit",
@@ -66,6 +74,7 @@ __all__ = [
     "predict_curve",
     "predict_from_profile",
     "predict_from_spectrum",
+    "residual_profile",
     "torch_module",
     "train",
 ]

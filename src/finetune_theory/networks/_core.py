@@ -17,9 +17,9 @@ __all__ = ["torch_module", "Functional", "functional", "last_linear", "as_tensor
 
 
 def torch_module() -> Any:
-    """``torch``, or the :class:`~finetune_theory.exceptions.MissingExtraError` (an
+    """``torch``, or the :class:`~finetune_theory.data.MissingExtraError` (an
     ``ImportError``) that says ``pip install 'finetune-theory[torch]'``."""
-    from .._optional import require
+    from ..data import require
 
     return require("torch", extra="torch", purpose="finetune_theory.networks")
 

@@ -42,6 +42,7 @@ __all__ = [
     "fit_residual_profile",
     "ResidualProfile",
     "predict_curve",
+    "residual_profile",
     "ROUTES",
 ]
 
@@ -242,7 +243,7 @@ def fit_residual_profile(
     >>> prof.source_mse  # a source that is exactly right
     0.0
     """
-    from ..advisor._fit import fit_profiles
+    from ..advisor import fit_profiles
 
     p = as_array(coords, "coords", min_ndim=2, max_ndim=2)
     r = as_array(residual, "residual", min_ndim=1, max_ndim=1)
@@ -344,6 +345,75 @@ def predict_from_spectrum(
     return predict_from_profile(profile, n, ridge=ridge, time=time)
 
 
+def residual_profile(
+    model: Any,
+    X_unlabelled: ArrayLike,
+    X_labelled: ArrayLike,
+    y_labelled: ArrayLike,
+    *,
+    route: str = "full",
+    parameters: str | Sequence[str] = "all",
+    output: int | None = None,
+    layer: str | None = None,
+    noise_var: float | None = None,
+    landmarks: int = 1000,
+    seed: Any = 0,
+    method: str = "auto",
+    device: Any = "cpu",
+) -> ResidualProfile:
+    """The spectrum of a network's fine-tuning features and its residual's energy along it.
+
+    The first half of :func:`predict_curve` (which takes the same arguments): the spectrum
+    from ``X_unlabelled``, the profile fitted to the residuals ``y - f_S(x)`` of the labelled
+    rows. :func:`predict_from_profile` turns it into a curve at any ridge or time.
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    >>> rng = np.random.default_rng(0)
+    >>> U, X = rng.standard_normal((60, 3)), rng.standard_normal((20, 3))
+    >>> prof = residual_profile(net, U, X, np.cos(X[:, 0]), route="last")
+    >>> prof.route, prof.eigvals.size  # 16 features and the bias
+    ('last', 17)
+    """
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+    lab = as_array(y_labelled, "y_labelled", min_ndim=1, max_ndim=1)
+    if route == "last":
+        pen_u = penultimate_features(model, X_unlabelled, layer=layer, output=output,
+                                     device=device)
+        pen_l = penultimate_features(model, X_labelled, layer=layer, output=output, device=device)
+        if pen_l.features.shape[0] != lab.size:
+            raise ValueError(f"y_labelled has {lab.size} values for "
+                             f"{pen_l.features.shape[0]} labelled rows")
+        spec = feature_spectrum(pen_u.design())
+        coords = spec.coords(pen_l.design())
+        residual = lab - pen_l.outputs()
+    else:
+        torch = torch_module()
+        fn = functional(model, parameters, output=output, device=device)
+        u = as_tensor(X_unlabelled, "X_unlabelled", dtype=fn.dtype, device=device)
+        xl = as_tensor(X_labelled, "X_labelled", dtype=fn.dtype, device=device)
+        if xl.shape[0] != lab.size:
+            raise ValueError(f"y_labelled has {lab.size} values for {xl.shape[0]} labelled rows")
+        m = check_positive_int(landmarks, "landmarks", minimum=2)
+        opts = {"parameters": parameters, "output": output, "method": method, "device": device}
+        if u.shape[0] <= m:
+            anchors = u
+            spec = kernel_spectrum(empirical_ntk(model, u, **opts))
+        else:
+            idx = np.sort(as_generator(seed).choice(u.shape[0], m, replace=False))
+            anchors = u[torch.as_tensor(idx)]
+            k_ul = empirical_ntk(model, u, anchors, **opts)
+            spec = kernel_spectrum(k_ul, k_ul[idx])
+        coords = spec.coords(empirical_ntk(model, xl, anchors, **opts))
+        with torch.no_grad():
+            residual = lab - to_numpy(fn(fn.params, xl))
+    return fit_residual_profile(spec, coords, residual, noise_var=noise_var, route=route)
+
+
 def predict_curve(
     model: Any,
     X_unlabelled: ArrayLike,
@@ -406,37 +476,8 @@ def predict_curve(
     >>> bool(np.all(np.diff(full.mse) < 0)), full.route, last.route
     (True, 'full', 'last')
     """
-    if route not in ROUTES:
-        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
-    lab = as_array(y_labelled, "y_labelled", min_ndim=1, max_ndim=1)
-    if route == "last":
-        pen_u = penultimate_features(model, X_unlabelled, layer=layer, output=output,
-                                     device=device)
-        pen_l = penultimate_features(model, X_labelled, layer=layer, output=output, device=device)
-        if pen_l.features.shape[0] != lab.size:
-            raise ValueError(f"y_labelled has {lab.size} values for "
-                             f"{pen_l.features.shape[0]} labelled rows")
-        spec = feature_spectrum(pen_u.design())
-        coords = spec.coords(pen_l.design())
-        residual = lab - pen_l.outputs()
-    else:
-        torch = torch_module()
-        fn = functional(model, parameters, output=output, device=device)
-        u = as_tensor(X_unlabelled, "X_unlabelled", dtype=fn.dtype, device=device)
-        xl = as_tensor(X_labelled, "X_labelled", dtype=fn.dtype, device=device)
-        if xl.shape[0] != lab.size:
-            raise ValueError(f"y_labelled has {lab.size} values for {xl.shape[0]} labelled rows")
-        m = check_positive_int(landmarks, "landmarks", minimum=2)
-        opts = {"parameters": parameters, "output": output, "method": method, "device": device}
-        if u.shape[0] <= m:
-            anchors = u
-            spec = kernel_spectrum(empirical_ntk(model, u, **opts))
-        else:
-            idx = np.sort(as_generator(seed).choice(u.shape[0], m, replace=False))
-            anchors = u[torch.as_tensor(idx)]
-            k_ul = empirical_ntk(model, u, anchors, **opts)
-            spec = kernel_spectrum(k_ul, k_ul[idx])
-        coords = spec.coords(empirical_ntk(model, xl, anchors, **opts))
-        with torch.no_grad():
-            residual = lab - to_numpy(fn(fn.params, xl))
-    return predict_from_spectrum(spec, coords, residual, n, ridge=ridge, time=time, route=route)
+    profile = residual_profile(
+        model, X_unlabelled, X_labelled, y_labelled, route=route, parameters=parameters,
+        output=output, layer=layer, landmarks=landmarks, seed=seed, method=method, device=device,
+    )
+    return predict_from_profile(profile, n, ridge=ridge, time=time)

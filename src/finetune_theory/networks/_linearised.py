@@ -435,7 +435,7 @@ def train(
     [[1.0]]
     """
     torch = torch_module()
-    from torch.func import grad, vmap
+    from torch.func import vmap
 
     fn = functional(model, parameters, output=output, device=device)
     x = as_tensor(X, "X", dtype=fn.dtype, device=device)
@@ -464,8 +464,16 @@ def train(
     def loss(params: dict[str, Any], xr: Any, yr: Any, mr: Any, ir: Any) -> Any:
         return 0.5 * torch.sum(mr * (fn(params, xr) - yr) ** 2) * ir
 
-    batched_grad = vmap(grad(loss))
     batched_loss = vmap(loss)
+
+    def batched_grad(params: dict[str, Any], *rest: Any) -> dict[str, Any]:
+        # the problems' losses are separable: one reverse pass of their sum gives each
+        # problem's gradient (plain autograd; torch.func.grad would import the compiler stack)
+        with torch.enable_grad():
+            leaves = {k: params[k].detach().requires_grad_(True) for k in fn.names}
+            total = batched_loss(leaves, *rest).sum()
+            grads = torch.autograd.grad(total, [leaves[k] for k in fn.names])
+        return dict(zip(fn.names, grads, strict=True))
     if start is None:
         params = {k: v.unsqueeze(0).expand(reps, *v.shape).clone() for k, v in fn.params.items()}
     else:

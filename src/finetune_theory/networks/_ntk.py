@@ -1,8 +1,9 @@
 """The empirical neural tangent kernel ``K(x, x') = <grad_w f(x), grad_w f(x')>`` at given weights.
 
-Two routes give the same matrix. ``"jacobian"``: per-row Jacobians by ``vmap(jacrev)`` on
+Two routes give the same matrix. ``"jacobian"``: per-row Jacobians (one reverse pass through
+the outputs of ``vmap`` over rows, each row with its own broadcast copy of the weights) on
 blocks of rows, ``K = J1 J2^T`` (fast while a block of ``J`` fits in memory). ``"jvp"``: per-row
-gradients of a block of the second rows by ``vmap(grad)``, then one forward-mode product of the
+gradients of a block of the second rows the same way, then one forward-mode product of the
 network over all first rows per gradient, ``K[:, j] = J1 g_j`` (``torch.func.jvp``): only a
 block of gradient rows is ever held, never ``J1``, so it serves networks with up to about a
 million parameters.
@@ -31,13 +32,31 @@ def _blocks(n: int, size: int) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def per_row_grads(fn: Functional, x: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Gradients ``{name: (rows, *shape)}`` of each row's output in the chosen parameters.
+
+    Every row gets its own copy of the parameters (a broadcast view, no memory), the rows'
+    outputs are computed by ``vmap`` over rows and copies, and one reverse pass of their sum
+    gives each copy's gradient: the row's Jacobian row. Plain autograd through ``vmap`` (not
+    ``torch.func.grad``, whose first call imports the compiler stack, about 2 s of CPU).
+    """
+    torch = torch_module()
+    from torch.func import vmap
+
+    rows = x.shape[0]
+    base = fn.params if params is None else params
+    with torch.enable_grad():
+        leaves = {k: base[k].detach().requires_grad_(True) for k in fn.names}
+        copies = {k: v.unsqueeze(0).expand(rows, *v.shape) for k, v in leaves.items()}
+        out = vmap(fn.single())(copies, x)
+        grads = torch.autograd.grad(out.sum(), [copies[k] for k in fn.names])
+    return {k: g.detach() for k, g in zip(fn.names, grads, strict=True)}
+
+
 def _jac_rows(fn: Functional, x: Any) -> Any:
     """Jacobian rows ``(rows, P)`` of the chosen parameters on the rows of ``x``."""
     torch = torch_module()
-    from torch.func import grad, vmap
-
-    # one scalar output per row: its Jacobian row is its gradient (jacrev of a scalar)
-    jac = vmap(grad(fn.single()), in_dims=(None, 0))(fn.params, x)
+    jac = per_row_grads(fn, x)
     return torch.cat([jac[k].reshape(x.shape[0], -1) for k in fn.names], dim=1)
 
 
@@ -49,13 +68,12 @@ def _jacobian(fn: Functional, x: Any) -> Any:
 
 def _ntk_jvp(fn: Functional, x1: Any, x2: Any) -> Any:
     torch = torch_module()
-    from torch.func import grad, jvp, vmap
+    from torch.func import jvp, vmap
 
     rows = max(1, min(64, JACOBIAN_FLOATS // max(fn.n_params, 1)))
-    single = fn.single()
     cols = []
     for b in _blocks(x2.shape[0], rows):
-        g = vmap(grad(single), in_dims=(None, 0))(fn.params, x2[b])
+        g = per_row_grads(fn, x2[b])
 
         def column(tangent: dict[str, Any]) -> Any:
             return jvp(lambda p: fn(p, x1), (fn.params,), (tangent,))[1]

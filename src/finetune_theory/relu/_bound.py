@@ -29,6 +29,16 @@ def residual_bound(
     ``r`` is what training has to fit: the labels from scratch, ``y - f_S(X)`` when fine-tuning
     from a source network ``f_S``. See :func:`rkhs_norm_sq` for the arguments.
 
+    Parameters
+    ----------
+    X : array_like, shape (..., n, d)
+        Training inputs on the unit sphere.
+    residual : array_like, shape (..., n)
+        What training has to fit.
+    normalize : bool, default False
+        ``False``: rows off the unit sphere raise ``ValueError``; ``True``: rows are divided by
+        their norm first.
+
     Examples
     --------
     >>> import numpy as np
@@ -48,6 +58,13 @@ def confidence_term(n: ArrayLike, delta: float = DEFAULT_DELTA) -> np.ndarray | 
     ``1 + sqrt(n/2)`` grid values (``delta' = delta / (1 + sqrt(n/2))``), which is why the
     smallest eigenvalue ``lambda_0`` of ``H`` does not appear (see ``docs/relu.md``).
     Decreasing in ``n`` for every ``delta < 1``.
+
+    Parameters
+    ----------
+    n : int or array_like
+        Number of target samples.
+    delta : float, default 0.05
+        The bound holds with probability ``1 - delta``.
 
     Examples
     --------
@@ -95,6 +112,9 @@ def generalization_bound(
         The ramp loss on the training set at the end of training (0 at interpolation).
     delta : float
         Failure probability, in ``(0, 1)``.
+    normalize : bool, default False
+        ``False``: rows of ``X`` off the unit sphere raise ``ValueError``; ``True``: rows are
+        divided by their norm first.
 
     Examples
     --------
@@ -145,6 +165,17 @@ def predicted_bound(
     norm when the source error is itself a linear function), or use
     :func:`generalization_bound` with the measured residual.
 
+    Parameters
+    ----------
+    distance : float or array_like
+        The teacher distance ``D``.
+    n : int or array_like
+        Number of target samples.
+    label_scale : float, default 1.0
+        ``s`` in the labels ``s theta^T x``.
+    delta : float, default 0.05
+        The bound holds with probability ``1 - delta``.
+
     Examples
     --------
     >>> import numpy as np
@@ -175,6 +206,17 @@ def sample_complexity_bound(
     Fine-tuning: ``distance = ||theta_T - theta_S||``; from scratch: ``distance = ||theta_T||``.
     For small ``eps`` it behaves as ``8 s^2 D^2 / eps^2`` plus the confidence term's share.
     Broadcasts over ``distance`` and ``eps`` (an integer bisection run on all entries at once).
+
+    Parameters
+    ----------
+    distance : float or array_like
+        The teacher distance ``D``.
+    eps : float or array_like
+        The requested risk.
+    label_scale : float, default 1.0
+        ``s`` in the labels ``s theta^T x``.
+    delta : float, default 0.05
+        The bound holds with probability ``1 - delta``.
 
     Raises
     ------
@@ -233,6 +275,19 @@ def risk_bound(
     :mod:`~finetune_theory.linear` and :mod:`~finetune_theory.deep_linear` (no covariance:
     the inputs are uniform on the sphere); a scalar ``n`` gives a float, an array an array.
 
+    Parameters
+    ----------
+    theta_source : array_like, shape (d,)
+        The source teacher (0: training from scratch).
+    theta_target : array_like, shape (d,)
+        The target teacher.
+    n : int or array_like
+        Number of target samples.
+    label_scale : float, default 1.0
+        ``s`` in the labels ``s theta^T x``.
+    delta : float, default 0.05
+        The bound holds with probability ``1 - delta``.
+
     Examples
     --------
     >>> import numpy as np
@@ -258,6 +313,19 @@ def sample_complexity(
 
     :func:`sample_complexity_bound` at ``D = ||theta_T - theta_S||``; ``theta_source = 0`` is
     training from scratch. The counterpart of ``sample_complexity`` in the linear modules.
+
+    Parameters
+    ----------
+    theta_source : array_like, shape (d,)
+        The source teacher (0: training from scratch).
+    theta_target : array_like, shape (d,)
+        The target teacher.
+    eps : float or array_like
+        The requested risk.
+    label_scale : float, default 1.0
+        ``s`` in the labels ``s theta^T x``.
+    delta : float, default 0.05
+        The bound holds with probability ``1 - delta``.
 
     Raises
     ------

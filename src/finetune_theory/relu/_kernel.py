@@ -76,6 +76,14 @@ def ntk(X1: ArrayLike, X2: ArrayLike | None = None, *, normalize: bool = False) 
 def ntk_lambda_min(X: ArrayLike, *, normalize: bool = False) -> np.ndarray | float:
     """``lambda_0``: the smallest eigenvalue of the NTK Gram matrix of ``X`` (batched).
 
+    Parameters
+    ----------
+    X : array_like, shape (..., n, d)
+        Inputs on the unit sphere (leading axes are a batch).
+    normalize : bool, default False
+        ``False``: rows off the unit sphere raise ``ValueError``; ``True``: rows are divided by
+        their norm first.
+
     Examples
     --------
     >>> import numpy as np

@@ -30,6 +30,17 @@ def sample_sphere(
 ) -> np.ndarray:
     """``n`` points drawn uniformly on the unit sphere of ``R^d``, shape ``(*batch, n, d)``.
 
+    Parameters
+    ----------
+    n : int
+        Number of points per draw.
+    d : int
+        Dimension.
+    seed : int, SeedSequence or Generator, default 0
+        Random seed.
+    batch : int or tuple of int, default ()
+        Leading batch shape (independent draws).
+
     Examples
     --------
     >>> import numpy as np
@@ -125,6 +136,13 @@ class ReluNetwork:
 
         ``K(x, x') = x^T x' (1/m) sum_r 1(w_r^T x > 0) 1(w_r^T x' > 0)``; it tends to
         :func:`ntk` as the width grows when the weights are standard Gaussian.
+
+        Parameters
+        ----------
+        X1 : array_like, shape (..., n1, d)
+            Inputs.
+        X2 : array_like, shape (..., n2, d), optional
+            Second set of inputs; ``X1`` when omitted.
         """
         x1 = self._inputs(X1, "X1")
         x2 = x1 if X2 is None else self._inputs(X2, "X2")
@@ -138,7 +156,13 @@ class ReluNetwork:
         return np.concatenate(parts, axis=-2)
 
     def relative_distance(self, other: ReluNetwork) -> np.ndarray | float:
-        """``||W - W_other||_F / ||W_other||_F`` per network: how far training moved."""
+        """``||W - W_other||_F / ||W_other||_F`` per network: how far training moved.
+
+        Parameters
+        ----------
+        other : ReluNetwork
+            The network to measure from (the starting weights), of the same shape.
+        """
         if other.weights.shape[-2:] != self.weights.shape[-2:]:
             raise ValueError("other must have the same width and input dimension")
         num = np.linalg.norm(self.weights - other.weights, axis=(-2, -1))
@@ -163,6 +187,19 @@ def init_network(
     signs (``w_{r + m/2} = w_r``, ``a_r = +1``, ``a_{r + m/2} = -1``), so the initial output is
     exactly 0 and training starts from the zero function; ``width`` must then be even.
     Otherwise every neuron is drawn independently and the signs are random.
+
+    Parameters
+    ----------
+    width : int
+        Number of hidden neurons ``m`` (even when ``symmetric``).
+    d : int
+        Input dimension.
+    seed : int, SeedSequence or Generator, default 0
+        Random seed.
+    batch : int or tuple of int, default ()
+        Leading batch shape (independent draws).
+    symmetric : bool, default True
+        Neurons in pairs of opposite output signs, so the initial output is exactly 0.
 
     Examples
     --------
@@ -227,6 +264,15 @@ def loss_and_gradient(
 
     The gradient is written by hand: ``(1/n) (a_r / sqrt(m)) sum_i e_i 1(w_r^T x_i > 0) x_i``
     with ``e = f(X) - y`` (ReLU's derivative at 0 taken as 0).
+
+    Parameters
+    ----------
+    network : ReluNetwork
+        The network (possibly a batch of networks).
+    X : array_like, shape (..., n, d)
+        Inputs.
+    y : array_like, shape (..., n)
+        Labels.
 
     Returns
     -------

@@ -93,6 +93,19 @@ def kernel_predictor(
 
     The arguments are those of :func:`finetune` (``X_train``, ``y_train`` are its ``X``, ``y``).
 
+    Parameters
+    ----------
+    X_train : array_like, shape (..., n, d)
+        Training inputs on the unit sphere.
+    y_train : array_like, shape (..., n)
+        Training labels.
+    X_test : array_like, shape (..., t, d)
+        Where to predict.
+    start : ReluNetwork, optional
+        The weights training starts from; ``None``: training from scratch.
+    kernel : {"analytic", "empirical"}, default "analytic"
+        The infinite-width kernel, or the NTK of ``start``.
+
     Examples
     --------
     >>> import numpy as np

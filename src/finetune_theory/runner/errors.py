@@ -64,7 +64,28 @@ class RunEnded(RunnerError):
 
 
 class StoreError(RunEnded):
-    """The store cannot be used (not SQLite, corrupted, foreign, locked, read-only, ...)."""
+    """The store cannot be used (not SQLite, corrupted, foreign, locked, read-only, ...).
+
+    Parameters
+    ----------
+    message
+        One line.
+    hint
+        A key of :data:`HINTS`: which remedy the command line should add, if any.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from finetune_theory.runner import ResultStore
+    >>> path = Path(tempfile.mkdtemp()) / "store.sqlite"
+    >>> _ = path.write_text("not a database")
+    >>> try:
+    ...     ResultStore(path)
+    ... except StoreError as error:
+    ...     print(isinstance(error, RunnerError))
+    True
+    """
 
 
 class OutputError(RunEnded):
@@ -94,7 +115,20 @@ class ForeignCode(RunEnded):
 class UnitFailed(RuntimeError):
     """One unit of work raised; carries the worker's traceback text.
 
-    ``missing`` names the module that could not be imported, when that was the cause.
+    Parameters
+    ----------
+    message
+        One line: which unit failed and why.
+    details
+        The traceback text of the process that ran the unit.
+    missing
+        The module that could not be imported, when that was the cause.
+
+    Examples
+    --------
+    >>> error = UnitFailed("toy unit 1: ModuleNotFoundError", "Traceback ...", "torch")
+    >>> str(error), error.missing, missing_extra(error.missing)
+    ('toy unit 1: ModuleNotFoundError', 'torch', 'pip install "finetune-theory[torch]"')
     """
 
     def __init__(self, message: str, details: str = "", missing: str | None = None) -> None:

@@ -293,6 +293,20 @@ def make_executor(
     timeout
         Seconds of wall time a Dask run may go without a finished unit while its scheduler
         does not answer or its workers are gone or hung, before it ends.
+
+    Returns
+    -------
+    Executor
+        In-process for one worker, a pool of local processes for several, or a Dask client.
+
+    Examples
+    --------
+    >>> make_executor(1).description
+    'in-process (1 worker)'
+    >>> make_executor(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers must be an integer >= 1, got 0
     """
     if not connect_timeout > 0:
         raise ValueError(f"connect timeout must be > 0 seconds, got {connect_timeout}")

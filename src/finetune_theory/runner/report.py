@@ -1,8 +1,10 @@
 """The HTML report: one self-contained page per reproduction, fit to be shown in a talk.
 
 Figures are inlined as SVG (a PNG, base64-encoded, where an experiment wrote no SVG), the style
-sheet is inline, and nothing is fetched from the network or read from beside the page, so the
-file works when mailed, moved or archived on its own. For each experiment the page shows its
+sheet is inline, each experiment's records CSV is embedded as a ``data:`` link (one larger than
+:data:`MAX_EMBEDDED_CSV_BYTES` is named as the file beside the page, without a link), and
+nothing is fetched from the network or read from beside the page, so the file works when
+mailed, moved or archived on its own. For each experiment the page shows its
 claims with the verdict computed from the records (and the number behind it), the figures with
 the caption sentence each carries, a captioned summary table, and how the records were
 obtained (units computed or read back from the store, wall time).
@@ -27,14 +29,15 @@ from typing import Any
 import pandas as pd
 
 from .files import atomic_write
-from .results import ExperimentOutcome, RunInfo, RunResult
+from .results import NOT_JUDGED, ExperimentOutcome, RunInfo, RunResult, verdict_status
 
 __all__ = ["render_report", "write_report", "presentation_problems"]
 
-#: evidence that starts with this is a claim the records cannot decide (shown as such)
-NOT_JUDGED = "not judged"
-
 _MAX_TABLE_ROWS = 40
+
+#: a records CSV up to this size is embedded in the page (a ``data:`` link); a larger one is
+#: named as the file beside the page
+MAX_EMBEDDED_CSV_BYTES = 2 * 1024**2
 
 _CSS = """
 :root { --ok: #1a7f37; --bad: #b42318; --warn: #9a6700; --muted: #57606a; --line: #d0d7de; }
@@ -98,8 +101,14 @@ def _numbered(title: str, number: int) -> str:
     return title if re.match(r"E\d", title) else f"E{number} · {title}"
 
 
-def _badge(status: str) -> str:
-    return f'<span class="badge {_css_class(status)}">{_e(status)}</span>'
+def _badge(status: str, title: str = "") -> str:
+    tip = f' title="{_e(title)}"' if title else ""
+    return f'<span class="badge {_css_class(status)}"{tip}>{_e(status)}</span>'
+
+
+def _why(outcome: ExperimentOutcome) -> str:
+    """Why an experiment is not judged (shown on hovering over its badge)."""
+    return "; ".join(outcome.not_judged) if outcome.status == NOT_JUDGED else ""
 
 
 def _seconds(value: float) -> str:
@@ -146,7 +155,7 @@ def _table_html(table: pd.DataFrame) -> str:
         values = shown.iloc[:, pos]
         columns.append((_header(label), values.tolist(), _is_numeric(values)))
     heads = "".join(
-        f'<th class="{"num" if numeric else "text"}">{_e(head)}</th>'
+        f'<th class="{"num" if numeric else "text"}">{_breakable(head)}</th>'
         for head, _, numeric in columns
     )
     rows = []
@@ -167,6 +176,11 @@ def _table_html(table: pd.DataFrame) -> str:
         f'{caption_html}<div class="tablewrap"><table><thead><tr>{heads}</tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>{note}"
     )
+
+
+def _breakable(head: str) -> str:
+    """A column header, escaped, that may wrap after ``_`` and ``/`` (``measured_full``)."""
+    return re.sub(r"([_/])", r"\1<wbr>", _e(head))
 
 
 def _is_numeric(values: pd.Series) -> bool:
@@ -193,7 +207,7 @@ def _figure_caption(path: Path, data: bytes) -> str:
     return ""
 
 
-def _figure_html(path: Path, out: Path) -> str:
+def _figure_html(path: Path, png: Path | None, out: Path) -> str:
     """The figure inlined (SVG markup, or a base64 PNG) with its caption sentence."""
     try:
         data = path.read_bytes()
@@ -208,13 +222,52 @@ def _figure_html(path: Path, out: Path) -> str:
     else:
         encoded = base64.b64encode(data).decode("ascii")
         body = f'<img alt="{_e(caption or path.stem)}" src="data:image/png;base64,{encoded}">'
-    try:
-        where = path.with_suffix("").relative_to(out).as_posix()
-    except ValueError:
-        where = path.with_suffix("").name
-    files = f'<span class="files">files: {_e(where)}.png, .svg</span>'
+    written = [path] if png is None or png == path else [path, png]
+    files = f'<span class="files">files: {_e(", ".join(_relative(f, out) for f in written))}</span>'
     text = _e(caption) if caption else "(this figure has no caption)"
     return f"<figure>{body}<figcaption>{text} {files}</figcaption></figure>"
+
+
+def _relative(path: Path, out: Path) -> str:
+    try:
+        return path.relative_to(out).as_posix()
+    except ValueError:
+        return path.name
+
+
+def _records_html(csv: Path) -> str:
+    """The records CSV embedded as a ``data:`` link (one file: the page) when small enough.
+
+    A larger CSV is named as the file beside the report, without a link that would break once
+    the page is moved on its own.
+    """
+    try:
+        size = csv.stat().st_size
+    except OSError:
+        size = None
+    if size is not None and size <= MAX_EMBEDDED_CSV_BYTES:
+        try:
+            data = base64.b64encode(csv.read_bytes()).decode("ascii")
+        except OSError:
+            data = None
+        if data is not None:
+            return (
+                f'records: <a download="{_e(csv.name)}" href="data:text/csv;base64,{data}">'
+                f"{_e(csv.name)}</a> (embedded in this page, {_bytes(size)})"
+            )
+    shown = f"{_bytes(size)}, " if size is not None else ""
+    return (
+        f"records: <code>{_e(csv.name)}</code> ({shown}not embedded: the file written beside "
+        "this page in the results folder)"
+    )
+
+
+def _bytes(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024**2:
+        return f"{size / 1024:.0f} KiB"
+    return f"{size / 1024**2:.1f} MiB"
 
 
 def _claims_html(outcome: ExperimentOutcome) -> str:
@@ -226,18 +279,12 @@ def _claims_html(outcome: ExperimentOutcome) -> str:
         return '<p class="meta">This experiment states no claim.</p>'
     items = []
     for verdict in outcome.verdicts:
-        status = _verdict_status(verdict)
+        status = verdict_status(verdict)
         items.append(
             f'<li class="{_css_class(status)}">{_badge(status)} {_e(verdict.claim)}'
             f'<div class="evidence">{_e(verdict.evidence)}</div></li>'
         )
     return f'<ul class="claims">{"".join(items)}</ul>'
-
-
-def _verdict_status(verdict: Any) -> str:
-    if str(verdict.evidence).strip().lower().startswith(NOT_JUDGED):
-        return NOT_JUDGED
-    return "holds" if verdict.holds else "does not hold"
 
 
 def _provenance(outcome: ExperimentOutcome) -> str:
@@ -252,7 +299,7 @@ def _provenance(outcome: ExperimentOutcome) -> str:
         parts.append(f"unit compute time {_seconds(sweep.compute_seconds)}")
         parts.extend(note.split(": ", 1)[1] for note in sweep.notes)
     if outcome.csv is not None:
-        parts.append(f'records: <a href="{_e(outcome.csv.name)}">{_e(outcome.csv.name)}</a>')
+        parts.append(_records_html(outcome.csv))
     return (
         '<p class="meta">'
         + "; ".join(p if p.startswith("records:") else _e(p) for p in parts)
@@ -267,6 +314,12 @@ def _experiment_html(outcome: ExperimentOutcome, number: int, out: Path) -> str:
         f'<p class="meta">experiment <code>{_e(outcome.name)}</code></p>',
         f"<p>{_e(outcome.description)}</p>",
     ]
+    if outcome.status == NOT_JUDGED:
+        reasons = "; ".join(outcome.not_judged)
+        body.append(
+            f'<p class="meta">No claim fails, but the records cannot decide every claim: '
+            f"{_e(reasons)}</p>"
+        )
     if outcome.error is not None:
         body.append(
             f'<div class="error"><strong>This experiment failed:</strong> {_e(outcome.error)}'
@@ -277,7 +330,7 @@ def _experiment_html(outcome: ExperimentOutcome, number: int, out: Path) -> str:
     body.append(_claims_html(outcome))
     if outcome.figures:
         body.append("<h3>Figures</h3>")
-        body.extend(_figure_html(shown, out) for shown, _ in _figure_files(outcome.figures))
+        body.extend(_figure_html(shown, png, out) for shown, png in _figure_files(outcome.figures))
     if outcome.table is not None and len(outcome.table):
         body.append("<h3>Summary table</h3>")
         body.append(_table_html(outcome.table))
@@ -294,7 +347,7 @@ def _summary_html(result: RunResult) -> str:
         claims = f"{outcome.claims_held} / {len(outcome.verdicts)}" if outcome.verdicts else "-"
         rows.append(
             f'<tr><td><a href="#{_e(outcome.name)}">{_e(_numbered(outcome.title, number))}</a>'
-            f"</td><td>{_badge(outcome.status)}</td><td>{claims}</td>"
+            f"</td><td>{_badge(outcome.status, _why(outcome))}</td><td>{claims}</td>"
             f"<td>{_e(_seconds(outcome.wall_seconds))}</td></tr>"
         )
     return (

@@ -319,7 +319,8 @@ def reproduce(
     command
         The command line, for the report's metadata.
     dpi
-        Resolution of the PNG figures in dots per inch (default 150).
+        Also write each figure as PNG at this resolution, in dots per inch (by default the
+        figures are written as SVG only).
 
     Returns
     -------
@@ -333,6 +334,15 @@ def reproduce(
         read-only or not a store, the disk is full, the folder was removed, a worker died,
         the Dask cluster went away, a source file changed, stale bytecode); the message ends
         with what was kept.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> out = Path(tempfile.mkdtemp()) / "results"
+    >>> result = reproduce(["scaling"], size="quick", out=out, workers=1)
+    >>> [o.name for o in result.outcomes], result.report.name, (out / "scaling.csv").exists()
+    (['scaling'], 'report.html', True)
     """
     seed = int(seed)
     if seed < 0:

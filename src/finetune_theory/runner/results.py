@@ -11,7 +11,35 @@ import pandas as pd
 from ..experiments.base import Verdict
 from .sweep import SweepResult
 
-__all__ = ["ExperimentOutcome", "RunInfo", "RunResult"]
+__all__ = ["ExperimentOutcome", "RunInfo", "RunResult", "NOT_JUDGED", "verdict_status"]
+
+#: evidence that starts with this is a claim the records cannot decide (shown as such)
+NOT_JUDGED = "not judged"
+
+
+def verdict_status(verdict: Verdict) -> str:
+    """``holds``, ``does not hold`` or ``not judged`` (evidence starting with ``not judged``).
+
+    Parameters
+    ----------
+    verdict : Verdict
+        A claim tested on the records.
+
+    Returns
+    -------
+    str
+        The status shown for the claim.
+
+    Examples
+    --------
+    >>> verdict_status(Verdict("c", False, "not judged: no case at small n"))
+    'not judged'
+    >>> verdict_status(Verdict("c", False, "rho 0.2"))
+    'does not hold'
+    """
+    if str(verdict.evidence).strip().lower().startswith(NOT_JUDGED):
+        return NOT_JUDGED
+    return "holds" if verdict.holds else "does not hold"
 
 
 @dataclass
@@ -35,17 +63,29 @@ class ExperimentOutcome:
 
     @property
     def status(self) -> str:
-        """``failed``, ``no claims``, ``holds`` or ``does not hold``."""
+        """``failed``, ``no claims``, ``holds``, ``does not hold`` or ``not judged``.
+
+        ``does not hold`` when a judged claim fails; else ``not judged`` when a claim could
+        not be judged (:attr:`not_judged` says why); else ``holds``.
+        """
         if self.error is not None:
             return "failed"
         if not self.verdicts:
             return "no claims"
-        return "holds" if all(v.holds for v in self.verdicts) else "does not hold"
+        statuses = [verdict_status(v) for v in self.verdicts]
+        if "does not hold" in statuses:
+            return "does not hold"
+        return NOT_JUDGED if NOT_JUDGED in statuses else "holds"
+
+    @property
+    def not_judged(self) -> list[str]:
+        """The evidence of each claim that could not be judged (it says why)."""
+        return [v.evidence for v in self.verdicts if verdict_status(v) == NOT_JUDGED]
 
     @property
     def claims_held(self) -> int:
-        """How many of the verdicts hold."""
-        return sum(bool(v.holds) for v in self.verdicts)
+        """How many of the verdicts hold (a claim not judged does not)."""
+        return sum(verdict_status(v) == "holds" for v in self.verdicts)
 
 
 @dataclass

@@ -233,6 +233,15 @@ class ResultStore(StoreFiles):
 
         A row whose bytes are not valid UTF-8 or JSON, or whose checksum is missing or does
         not match its fields, comes back with ``unit=None`` and ``damage`` saying what is wrong.
+
+        Parameters
+        ----------
+        experiment : str
+            The experiment's name.
+        config_hash : str
+            Hash of the experiment's full config.
+        seed : int
+            The root seed of the sweep.
         """
         try:
             cursor = self._require().execute(
@@ -278,6 +287,19 @@ class ResultStore(StoreFiles):
         """The intact finished units of one sweep (same config, root seed, version, and code).
 
         ``fingerprint=None`` accepts any code fingerprint; damaged rows are left out.
+
+        Parameters
+        ----------
+        experiment : str
+            The experiment's name.
+        config_hash : str
+            Hash of the experiment's full config.
+        seed : int
+            The root seed of the sweep.
+        version : str
+            The package version the units must have been computed with.
+        fingerprint : str, optional
+            The code fingerprint they must carry; any when ``None``.
         """
         return {
             row.unit_index: row.unit
@@ -306,6 +328,31 @@ class ResultStore(StoreFiles):
 
         ``fingerprint`` is that of the process that computed the unit; with ``run_fingerprint``
         given, a unit of other code is refused.
+
+        Parameters
+        ----------
+        experiment : str
+            The experiment's name.
+        config_hash : str
+            Hash of the experiment's full config.
+        unit_index : int
+            The unit's index in the sweep.
+        seed : int
+            The root seed of the sweep.
+        unit_hash : str
+            Hash of the unit's own config.
+        unit_seed : int
+            The seed the unit ran with.
+        version : str
+            The package version that computed it.
+        records : sequence of dict, or str
+            The unit's records (or their JSON text).
+        seconds : float
+            How long the unit took.
+        fingerprint : str, default ""
+            The code fingerprint of the process that computed it.
+        run_fingerprint : str, optional
+            The run's fingerprint, which ``fingerprint`` must equal.
 
         Raises
         ------
@@ -352,7 +399,13 @@ class ResultStore(StoreFiles):
         self._check_still_there()
 
     def clear(self, experiment: str) -> int:
-        """Forget every stored unit of ``experiment``; the number of rows removed."""
+        """Forget every stored unit of ``experiment``; the number of rows removed.
+
+        Parameters
+        ----------
+        experiment : str
+            The experiment's name.
+        """
         try:
             with self._transaction() as conn:
                 cur = conn.execute("DELETE FROM units WHERE experiment = ?", (experiment,))
@@ -363,7 +416,13 @@ class ResultStore(StoreFiles):
         return removed
 
     def count(self, experiment: str | None = None) -> int:
-        """How many units are stored (for one experiment, or in all)."""
+        """How many units are stored (for one experiment, or in all).
+
+        Parameters
+        ----------
+        experiment : str, optional
+            The experiment's name; every stored unit when ``None``.
+        """
         conn = self._require()
         if experiment is None:
             return int(conn.execute("SELECT count(*) FROM units").fetchone()[0])

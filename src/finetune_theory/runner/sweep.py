@@ -42,6 +42,13 @@ def unit_seed(root_seed: int, index: int) -> int:
     ``n > index``, without spawning the others. This is the one definition of the seed rule
     (:func:`finetune_theory.experiments.base.unit_seeds` uses it).
 
+    Parameters
+    ----------
+    root_seed : int
+        The root seed of the sweep.
+    index : int
+        The unit's index in the sweep.
+
     Examples
     --------
     >>> import numpy as np
@@ -146,6 +153,33 @@ def run_sweep(
         A unit raised (the units finished before it stay stored).
     SourceChanged, ForeignCode
         A source file changed during the run, or a unit was computed by other code.
+
+    Examples
+    --------
+    An experiment of three units run in this process; a second sweep reads them back from
+    the store.
+
+    >>> import dataclasses, tempfile
+    >>> from pathlib import Path
+    >>> import pandas as pd
+    >>> from finetune_theory.experiments import Experiment
+    >>> from finetune_theory.runner import ResultStore, make_executor
+    >>> @dataclasses.dataclass(frozen=True)
+    ... class Config:
+    ...     unit: int = -1
+    ...     units: int = 3
+    >>> toy = Experiment(
+    ...     name="toy", title="Toy", description="", config_cls=Config, sizes={"quick": Config()},
+    ...     units=lambda c: [Config(unit=i) for i in range(c.units)],
+    ...     run_unit=lambda c, seed: [{"unit": c.unit}],
+    ...     claims=lambda r: [], plot=lambda r, out: [], table=lambda r: pd.DataFrame(),
+    ... )
+    >>> with ResultStore(Path(tempfile.mkdtemp()) / "store.sqlite") as store:
+    ...     kw = dict(seed=0, store=store, executor=make_executor(1), version="0")
+    ...     first = run_sweep(toy, Config(), **kw)
+    ...     again = run_sweep(toy, Config(), **kw)
+    >>> first.records["unit"].tolist(), first.units_computed, again.units_reused
+    ([0, 1, 2], 3, 3)
     """
     start = time.perf_counter()
     units = list(experiment.units(config))
