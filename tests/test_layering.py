@@ -202,7 +202,6 @@ def test_the_lab_as_a_lazy_attribute_is_deprecated_and_imports_are_not(statement
 #: modules without their own test file, each with where it is tested meanwhile (a shrinking
 #: list: a new module brings its test file)
 WITHOUT_MIRROR: dict[str, str] = {
-    "finetune_theory._ridge_loo": "tests/test_advisor_bootstrap.py and tests/test_estimator.py",
     "finetune_theory._sample_search": "each sample_complexity, tests/test_linear.py",
     "finetune_theory.cli.risk": "tests/test_cli.py",
     "finetune_theory.data.features": "tests/test_data.py",
