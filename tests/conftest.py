@@ -108,6 +108,12 @@ SLOW: dict[str, dict[str, set[str]]] = {
     "test_linear_ridge.py": {
         "tests": {"test_ridge_deterministic_equivalent_against_monte_carlo"},
     },
+    "test_reduction.py": {
+        "tests": {
+            "test_run_gives_the_records_of_run_all_and_of_the_sweep",
+            "test_depth_verdict_holds_and_flips_when_depth_is_ignored",
+        },
+    },
     "test_relu.py": {"tests": {"test_hand_gradient_matches_torch_autograd"}},
     "test_runner_faults.py": {
         "tests": {

@@ -32,6 +32,7 @@ CONST = f"{PKG}/asymptotics/_constants.py"
 RIDGE = f"{PKG}/asymptotics/_ridge.py"
 LIN_RISK = f"{PKG}/linear/_risk.py"
 LIN_SC = f"{PKG}/linear/_sample_complexity.py"
+SEARCH = f"{PKG}/_sample_search.py"
 LIN_SIM = f"{PKG}/linear/_similarity.py"
 DEEP = f"{PKG}/deep_linear/_risk.py"
 CLOSED = f"{PKG}/deep_linear/_closed.py"
@@ -204,21 +205,21 @@ MUTANTS: list[tuple[str, str, str, list[str], str]] = [
         "expected_risk: sigma instead of sigma^2",
     ),
     (
-        LIN_SC,
+        SEARCH,
         "    if curve.source_risk <= eps:\n        return 0",
         "    if curve.source_risk < 0:\n        return 0",
         T_LIN_FAST,
         "sample_complexity: the source-suffices case dropped",
     ),
     (
-        LIN_SC,
-        "                if curve(mid)[0] <= eps:",
-        "                if curve(mid)[0] < 0.9 * eps:",
+        SEARCH,
+        "                if curve(np.array([mid]))[0] <= eps:",
+        "                if curve(np.array([mid]))[0] < 0.9 * eps:",
         T_LIN_FAST,
         "sample_complexity: 10% slack in the bisection",
     ),
     (
-        LIN_SC,
+        SEARCH,
         "            lo = int(grid[i - 1]) if i > 0 else 1",
         "            lo = int(grid[i])",
         T_LIN_FAST,

@@ -264,6 +264,22 @@ def test_sample_complexity_is_the_first_n_under_eps(depth, noise):
     assert dl.sample_complexity(cov, ts, tt, 2.0 * source_risk, depth) == 0
 
 
+@pytest.mark.parametrize(("depth", "noise"), [(2, 0.0), (5, 0.3), (math.inf, 0.1)])
+def test_sample_complexity_search_is_the_full_scan(depth, noise):
+    # the shared bracket-and-bisect search against every n up to past the least-squares boundary
+    cov = cv.power_law(24, 1.2)
+    pair = teachers.scaled_pair(24, alpha=1.8, eps=0.4, seed=6)
+    ts, tt = pair.theta_source, pair.theta_target
+    ns = np.arange(1, 400)
+    risks = np.atleast_1d(dl.expected_risk(cov, ts, tt, ns, depth, noise=noise))
+    source_risk = float(cov.quad(ts - tt))
+    for eps in source_risk * np.geomspace(0.8, 2e-3, 12):
+        hits = np.flatnonzero(risks <= eps)
+        if not hits.size:
+            continue
+        assert dl.sample_complexity(cov, ts, tt, eps, depth, noise=noise) == ns[hits[0]]
+
+
 # ------------------------------------------------------------------- depth 1
 def test_depth_one_is_the_linear_engine():
     ts, tt, x, y = problem()

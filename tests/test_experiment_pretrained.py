@@ -34,6 +34,7 @@ def test_missing_chgnet_leaves_the_experiment_out_with_one_line(monkeypatch, cap
     _hide(monkeypatch, "chgnet")
     assert "pretrained" not in experiments.available()
     assert experiments.skipped() == {"pretrained": E9.INSTALL}
+    assert E9.INSTALL == 'pip install "finetune-theory[pretrained]"'  # the extra of pyproject
     assert E9.missing() == E9.INSTALL
     wanted = reproduction._wanted(None)
     assert "pretrained" not in wanted and "measure" in wanted

@@ -21,6 +21,7 @@ from finetune_theory.experiments.realistic import (
     PLANTED_TOLERANCE,
     Config,
     _SharedDesign,
+    _wide_pinv,
     claims,
     run,
     units,
@@ -245,6 +246,18 @@ def test_every_real_task_claim_flips_on_records_that_contradict_it():
     assert [v.holds for v in claims(_fake_tasks(good_predicted=1.5))] == [True, False, True]
     # predictions 30% off at small n: the accuracy claim fails alone
     assert [v.holds for v in claims(_fake_tasks(rel_error=0.3))] == [True, True, False]
+
+
+def test_wide_pinv_is_the_pseudo_inverse_and_falls_back_on_bad_designs():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 5, 12))
+    x[1, 4] = x[1, 3]  # rank deficient: the Gram route would divide by a rounding error
+    x[2, :, 0] *= 1e5  # badly conditioned: the Gram route would lose 10 digits
+    got = _wide_pinv(x)
+    want = np.linalg.pinv(x, rcond=12 * np.finfo(float).eps)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    tall = rng.standard_normal((2, 9, 4))  # more rows than columns: the SVD route
+    np.testing.assert_allclose(_wide_pinv(tall), np.linalg.pinv(tall), rtol=1e-9, atol=1e-12)
 
 
 def test_shared_design_from_zero_is_the_minimum_norm_solution():

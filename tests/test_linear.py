@@ -474,10 +474,15 @@ def test_sample_complexity_reduction():
     tt = np.random.default_rng(15).standard_normal(200)
     ts = tt.copy()
     ts[:3] += 0.5  # the source differs from the target only in the top directions
+    # the brute-force oracle: every n up to the rank, one curve per start for both levels
+    ns = np.arange(1, 201)
+    tuned = lin.expected_risk(c, ts, tt, ns)
+    scratch = lin.expected_risk(c, np.zeros(200), tt, ns)
     for eps in (1e-2, 1e-3):
         out = lin.sample_complexity_reduction(c, ts, tt, eps)
-        assert out.n_finetune == _brute_force(c, ts, tt, eps, 0.0, 210)
-        assert out.n_scratch == _brute_force(c, np.zeros(200), tt, eps, 0.0, 210)
+        assert c.quad(ts - tt) > eps  # the source alone does not suffice: n >= 1
+        assert out.n_finetune == ns[np.flatnonzero(tuned <= eps)[0]]
+        assert out.n_scratch == ns[np.flatnonzero(scratch <= eps)[0]]
         assert out.reduction == pytest.approx(out.n_scratch / out.n_finetune)
         assert out.reduction > 10 and out.eps == eps
 
@@ -605,6 +610,26 @@ def test_expected_risk_with_zero_covariance_is_zero_even_with_noise() -> None:
     sim = lin.simulate_risk(cov, [1.0, 0.0, 2.0], [0.0, 1.0, 0.0], [1, 2, 5], noise=0.7)
     np.testing.assert_array_equal(risk, 0.0)
     np.testing.assert_array_equal(sim.mean, 0.0)
+
+
+@pytest.mark.parametrize("centre", [240, 250, 130, 70])
+def test_bracket_search_finds_a_narrow_dip_between_its_sizes(centre):
+    # a unimodal curve below eps only within 5 of its minimum, wherever that lies between the
+    # log-spaced sizes (left or right of the lowest one): the first n of the full scan
+    from finetune_theory._sample_search import smallest_n
+
+    class Dip:
+        rank, sigma, source_risk = 1000, 0.0, 100.0
+        calls: list[int] = []
+
+        def __call__(self, ns):
+            ns = np.asarray(ns, dtype=float)
+            self.calls += [len(ns)]
+            return 1.0 + np.abs(ns - centre) / 10.0
+
+    curve = Dip()
+    assert smallest_n(curve, 1.5, None) == centre - 5
+    assert sum(curve.calls) < 60  # O(log r) sizes, not a scan
 
 
 @pytest.mark.parametrize(

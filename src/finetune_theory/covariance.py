@@ -291,12 +291,16 @@ def family(name: str, d: int, *, a: float = 1.0, spikes: ArrayLike = (10.0,)) ->
 
     Parameters
     ----------
-    name : {"isotropic", "power_law", "spiked"}
-        The family; a hyphen may stand for the underscore (``"power-law"``).
+    name : str
+        The family: ``"isotropic"``, ``"power_law"`` or ``"spiked"``; a hyphen may stand for the
+        underscore (``"power-law"``). ``"power_law:<a>"`` carries the exponent in the name
+        (``"power_law:1.5"``) and then takes precedence over ``a``; the other families take no
+        parameter.
     d : int
         Dimension.
     a : float, default 1.0
-        Exponent of ``power_law`` (``lambda_i = i^-a``); ignored by the other families.
+        Exponent of ``power_law`` (``lambda_i = i^-a``) when the name carries none; ignored by
+        the other families.
     spikes : sequence of float, default (10.0,)
         Leading eigenvalues of ``spiked`` on a unit spectrum; ignored by the others.
 
@@ -304,12 +308,31 @@ def family(name: str, d: int, *, a: float = 1.0, spikes: ArrayLike = (10.0,)) ->
     --------
     >>> family("power-law", 4, a=2.0).eigvals.round(4)
     array([1.    , 0.25  , 0.1111, 0.0625])
+    >>> family("power_law:2", 4).eigvals.round(4)
+    array([1.    , 0.25  , 0.1111, 0.0625])
+    >>> family("spiked", 4, spikes=(3.0,)).eigvals
+    array([3., 1., 1., 1.])
     >>> family("gaussian", 4)
     Traceback (most recent call last):
     ...
     ValueError: spectrum must be one of isotropic, power_law, spiked, got 'gaussian'
+    >>> family("isotropic:2", 4)
+    Traceback (most recent call last):
+    ...
+    ValueError: only power_law takes a parameter in its name ('power_law:<a>'), got 'isotropic:2'
     """
-    key = str(name).strip().lower().replace("-", "_")
+    key, sep, arg = str(name).strip().lower().replace("-", "_").partition(":")
+    if sep:
+        if key != "power_law":
+            raise ValueError(
+                f"only power_law takes a parameter in its name ('power_law:<a>'), got {name!r}"
+            )
+        try:
+            a = float(arg)
+        except ValueError:
+            raise ValueError(
+                f"the exponent in {name!r} must be a number ('power_law:1.5')"
+            ) from None
     if key == "isotropic":
         return isotropic(d)
     if key == "power_law":

@@ -32,14 +32,28 @@ SPECTRA = ("isotropic", "power-law", "spiked")
 def make_covariance(
     spectrum: str, d: int, a: float = 1.0, spikes: Sequence[float] = (10.0,)
 ) -> Covariance:
-    """The target covariance of a named spectrum family (see :func:`covariance.family`)."""
+    """The target covariance of a named spectrum family (see :func:`covariance.family`).
+
+    Examples
+    --------
+    >>> make_covariance("spiked", 4, spikes=(3.0,)).eigvals
+    array([3., 1., 1., 1.])
+    >>> make_covariance("power-law", 3, a=2.0).eigvals.round(4)
+    array([1.    , 0.25  , 0.1111])
+    """
     from . import covariance
 
     return covariance.family(spectrum, d, a=a, spikes=tuple(spikes))
 
 
 def default_sample_sizes(d: int) -> list[int]:
-    """Eight sample sizes spread geometrically from about d/50 to d/2."""
+    """Eight sample sizes spread geometrically from about d/50 to d/2.
+
+    Examples
+    --------
+    >>> default_sample_sizes(200)
+    [4, 6, 10, 16, 25, 40, 63, 100]
+    """
     sizes = np.geomspace(max(2, d // 50), max(3, d // 2), 8)
     return sorted({int(n) for n in np.round(sizes) if 1 <= n < d})
 
@@ -102,6 +116,14 @@ def learning_curve(
     -------
     pandas.DataFrame
         Columns ``n``, ``fine_tuned``, ``from_scratch`` and ``gain`` (scratch / fine-tuned).
+
+    Examples
+    --------
+    >>> curve = learning_curve(d=50, n_values=[5, 20], alpha=2.0)
+    >>> curve["n"].tolist()
+    [5, 20]
+    >>> bool((curve["fine_tuned"].diff().iloc[1] < 0) and (curve["gain"] > 0).all())
+    True
     """
     from ._validation import check_depth, check_nonnegative, check_positive_int
 
@@ -127,7 +149,21 @@ def learning_curve(
 
 
 def plot_curve(curve: pd.DataFrame, path: str | Path, title: str = "") -> Path:
-    """Draw a learning curve (log-log) to ``path``; the format follows the file suffix."""
+    """Draw a learning curve (log-log) to ``path``; the format follows the file suffix.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> out = plot_curve(learning_curve(d=40, n_values=[4, 10, 20]), folder / "curve.svg")
+    >>> out.name, out.stat().st_size > 0
+    ('curve.svg', True)
+    >>> plot_curve(learning_curve(d=40, n_values=[4]), folder / "curve")
+    Traceback (most recent call last):
+    ...
+    ValueError: plot file .../curve needs a suffix such as .png, .svg or .pdf
+    """
     import matplotlib
 
     matplotlib.use("Agg")

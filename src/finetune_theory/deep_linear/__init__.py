@@ -16,9 +16,10 @@ Contents, each job in its own private module: weights (``_weights``: :func:`bala
 :func:`end_to_end`, :func:`imbalance`), training (``_train``: :func:`train`, :func:`default_lr`,
 :func:`pretrain`), the closed-form limit (``_limit``: :func:`finetune`, :func:`finetune_scale`;
 ``_closed``: :func:`solve_scale` and the other closed-form pieces), risks (``_risk``:
-:func:`expected_scale`, :func:`expected_risk`, :func:`simulate_risk`, :func:`sample_complexity`,
-:func:`frozen_risk_floor`); ``_nets`` is the gradient-descent engine. Batches follow the
-package's convention: leading axes, ``X (..., n, d)``, layers ``(..., h_j, h_{j-1})``.
+:func:`expected_scale`, :func:`expected_risk`, :func:`simulate_risk`,
+:func:`frozen_risk_floor`; ``_sample_complexity``: :func:`sample_complexity`); ``_nets`` is the
+gradient-descent engine. Batches follow the package's convention: leading axes, ``X (..., n, d)``,
+layers ``(..., h_j, h_{j-1})``.
 """
 
 from .._risk import SimulatedRisk
@@ -30,9 +31,9 @@ from ._risk import (
     expected_risk,
     expected_scale,
     frozen_risk_floor,
-    sample_complexity,
     simulate_risk,
 )
+from ._sample_complexity import sample_complexity
 from ._train import DEFAULT_LR_FRACTION, default_lr, pretrain, train
 from ._weights import balanced_init, end_to_end, imbalance
 

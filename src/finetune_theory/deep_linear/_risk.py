@@ -12,14 +12,12 @@ from .._risk import SimulatedRisk, monte_carlo, risk_setting
 from .._validation import (
     check_depth,
     check_nonnegative,
-    check_positive,
     check_positive_int,
     output_like,
     sample_sizes,
 )
-from ..asymptotics import DeterministicEquivalent, deterministic_equivalent, numerical_rank
+from ..asymptotics import DeterministicEquivalent, deterministic_equivalent
 from ..covariance import CovarianceLike
-from ..exceptions import UnreachableRiskError
 from ._closed import (
     beta_rule,
     norm_covariances,
@@ -343,99 +341,3 @@ def frozen_risk_floor(
     cross = float(np.sum(c.eigvals * c.coords(ts) * c.coords(tt)))
     a = cross / qs if qs > 0 else 0.0
     return float(c.quad(a * ts - tt))
-
-
-#: the bisection above the rank gives up beyond this sample size
-_N_CEILING = 2**40
-
-
-def sample_complexity(
-    cov: CovarianceLike,
-    theta_source: ArrayLike,
-    theta_target: ArrayLike,
-    eps: float,
-    depth: float,
-    *,
-    noise: float = 0.0,
-    n_max: int | None = None,
-    correct: bool = True,
-) -> int:
-    """The smallest ``n`` whose expected risk (:func:`expected_risk`) is at most ``eps``.
-
-    The deep-linear counterpart of :func:`finetune_theory.linear.sample_complexity` (depth 1
-    gives its answer). Below the rank ``r`` of ``cov`` every ``n`` is scanned (with noise the
-    risk may rise again near ``n = r``); above it the scale of the source no longer matters
-    and only the noise term, decreasing in ``n``, remains: its crossing is found by bisection
-    on the values :func:`expected_risk` itself returns.
-
-    Parameters
-    ----------
-    cov, theta_source, theta_target, depth, noise, correct
-        As for :func:`expected_risk`.
-    eps : float
-        Target excess risk, ``> 0``.
-    n_max : int, optional
-        Largest sample size allowed.
-
-    Returns
-    -------
-    int
-        ``0`` when the source alone already meets ``eps`` (no target sample is needed).
-
-    Raises
-    ------
-    UnreachableRiskError
-        When no ``n <= n_max`` reaches ``eps`` (the message gives the best risk on offer).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from finetune_theory import covariance, linear
-    >>> c = covariance.isotropic(10)
-    >>> sample_complexity(c, np.zeros(10), np.ones(10), 5.0, 1)  # depth 1 is linear regression
-    5
-    >>> linear.sample_complexity(c, np.zeros(10), np.ones(10), 5.0)
-    5
-    >>> sample_complexity(c, np.full(10, 0.9), np.ones(10), 0.5, 3)  # the source suffices
-    0
-    """
-    c, ts, tt = risk_setting(cov, theta_source, theta_target)
-    eps = check_positive(eps, "eps")
-    sigma = check_nonnegative(noise, "noise")
-    depth = check_depth(depth)
-    if n_max is not None:
-        n_max = check_positive_int(n_max, "n_max")
-    if float(c.quad(ts - tt)) <= eps:
-        return 0
-
-    def risk(n: Any) -> np.ndarray:
-        return np.atleast_1d(expected_risk(c, ts, tt, n, depth, noise=sigma, correct=correct))
-
-    r = numerical_rank(c.eigvals)
-    top = r if n_max is None else min(r, n_max)
-    ns = np.arange(1, top + 1)
-    below = risk(ns)
-    hits = np.flatnonzero(below <= eps)
-    if hits.size:
-        return int(ns[hits[0]])
-    if n_max is not None and n_max <= r:
-        n_star = None
-    elif sigma == 0:
-        n_star = r  # noiseless: zero risk from the rank on
-    else:
-        lo, hi = r + 1, r + 2  # the noise term is infinite at n = r + 1
-        while float(risk(hi)[0]) > eps:
-            lo, hi = hi, 2 * hi
-            if hi > _N_CEILING:
-                raise UnreachableRiskError(f"no n <= {_N_CEILING} reaches risk eps = {eps:.3g}")
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if float(risk(mid)[0]) <= eps else (mid, hi)
-        n_star = hi
-    if n_star is not None and (n_max is None or n_star <= n_max):
-        return int(n_star)
-    best = int(ns[np.argmin(below)])
-    raise UnreachableRiskError(
-        f"no n <= n_max = {n_max} reaches risk eps = {eps:.3g}: the lowest expected risk there "
-        f"is {float(below.min()):.3g} (at n = {best})"
-    )

@@ -32,7 +32,7 @@ REGISTRY: dict[str, str] = {
 #: optional experiments -> (the modules they need, the line that installs them); an optional
 #: experiment whose modules are missing is left out of :func:`available` (see :func:`skipped`)
 OPTIONAL: dict[str, tuple[tuple[str, ...], str]] = {
-    "pretrained": (("chgnet", "ase"), 'pip install "chgnet>=0.4,<0.5" "ase>=3.23"'),
+    "pretrained": (("chgnet", "ase"), 'pip install "finetune-theory[pretrained]"'),
 }
 
 
@@ -52,7 +52,13 @@ def skipped() -> dict[str, str]:
 
 
 def available() -> list[str]:
-    """Names of the experiments whose module (and optional packages) are present, in order."""
+    """Names of the experiments whose module (and optional packages) are present, in order.
+
+    Examples
+    --------
+    >>> available()[:3]
+    ['measure', 'depth', 'scaling']
+    """
     missing = skipped()
     return [
         name
@@ -62,7 +68,17 @@ def available() -> list[str]:
 
 
 def get(name: str) -> Experiment:
-    """The experiment called ``name``; ``ValueError`` for an unknown one."""
+    """The experiment called ``name``; ``ValueError`` for an unknown one.
+
+    Examples
+    --------
+    >>> get("measure").title
+    'E1 - linear regression: the covariance-aware similarity measure'
+    >>> get("nothing")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown experiment 'nothing'; choose from measure, ...
+    """
     names = available()
     if name not in names:
         raise ValueError(f"unknown experiment {name!r}; choose from {', '.join(names)}")

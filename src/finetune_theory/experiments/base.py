@@ -44,7 +44,14 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Verdict:
-    """A claim tested on the records: does it hold, and the number behind the answer."""
+    """A claim tested on the records: does it hold, and the number behind the answer.
+
+    Examples
+    --------
+    >>> v = Verdict("risks fall with n", holds=True, evidence="Spearman -1.00")
+    >>> v.holds, v.evidence
+    (True, 'Spearman -1.00')
+    """
 
     claim: str
     holds: bool
@@ -52,13 +59,26 @@ class Verdict:
 
 
 def single_unit(config: Any) -> list[Any]:
-    """The default split: the whole config is one unit."""
+    """The default split: the whole config is one unit.
+
+    Examples
+    --------
+    >>> single_unit("whole sweep")
+    ['whole sweep']
+    """
     return [config]
 
 
 def unit_seeds(seed: int, count: int) -> list[int]:
     """The seeds of ``count`` units under the root ``seed``: unit ``i`` gets
-    :func:`finetune_theory.runner.sweep.unit_seed` ``(seed, i)``, the one seed rule."""
+    :func:`finetune_theory.runner.sweep.unit_seed` ``(seed, i)``, the one seed rule.
+
+    Examples
+    --------
+    >>> seeds = unit_seeds(0, 3)
+    >>> len(set(seeds)), seeds[:2] == unit_seeds(0, 2), seeds == unit_seeds(1, 3)
+    (3, True, False)
+    """
     from .._random import seed_sequence
     from ..runner.sweep import unit_seed  # here: runner.sweep imports this module
 
@@ -77,6 +97,12 @@ def run_units(
     The one place a whole config is run: an experiment's ``run(config, seed)``,
     :meth:`Experiment.run_all` and (unit by unit, resumably) the runner's sweep all give the
     same records for the same root seed.
+
+    Examples
+    --------
+    >>> halves = lambda config: [config // 2, config - config // 2]
+    >>> run_units(halves, lambda unit, seed: [{"size": unit}], 5, seed=0)
+    [{'size': 2}, {'size': 3}]
     """
     parts = units(config)
     records: list[dict[str, Any]] = []
@@ -86,12 +112,35 @@ def run_units(
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a frozen config dataclass (tuples become lists)."""
+    """A JSON-ready dict of a frozen config dataclass (tuples become lists).
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Sweep:
+    ...     d: int = 10
+    ...     spectra: tuple[str, ...] = ("isotropic", "spiked")
+    >>> config_to_dict(Sweep())
+    {'d': 10, 'spectra': ['isotropic', 'spiked']}
+    """
     return json.loads(json.dumps(dataclasses.asdict(config), default=str))
 
 
 def config_hash(config: Any) -> str:
-    """A stable short hash of a config (its class name and field values)."""
+    """A stable short hash of a config (its class name and field values).
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Sweep:
+    ...     d: int = 10
+    >>> len(config_hash(Sweep())), config_hash(Sweep()) == config_hash(Sweep(d=10))
+    (16, True)
+    >>> config_hash(Sweep()) == config_hash(Sweep(d=11))
+    False
+    """
     payload = json.dumps(
         {"type": type(config).__name__, "fields": config_to_dict(config)}, sort_keys=True
     )

@@ -9,10 +9,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .._risk import risk_setting
+from .._sample_search import smallest_n
 from .._validation import check_nonnegative, check_positive, check_positive_int
 from ..asymptotics import deterministic_equivalent, numerical_rank
 from ..covariance import Covariance, CovarianceLike
-from ..exceptions import UnreachableRiskError
 from ._risk import _interpolation_risk
 
 
@@ -28,6 +28,14 @@ class SampleComplexity:
         ``n_scratch / n_finetune``; ``inf`` when the source suffices (``n_finetune == 0``) and
         scratch needs data, ``1`` when neither needs any. Keep the ``source_suffices`` cases
         apart from true reductions; a value below 1 means fine-tuning needs *more* samples.
+
+    Examples
+    --------
+    >>> out = SampleComplexity(eps=0.1, n_finetune=20, n_scratch=100, reduction=5.0)
+    >>> out.helps, out.source_suffices
+    (True, False)
+    >>> SampleComplexity(eps=0.1, n_finetune=0, n_scratch=100, reduction=float("inf")).helps
+    True
     """
 
     eps: float
@@ -96,7 +104,7 @@ def sample_complexity(
     if n_max is not None:
         n_max = check_positive_int(n_max, "n_max")
     curve = _RiskCurve(c, ts - tt, sigma)
-    return _smallest_n(curve, eps, n_max)
+    return smallest_n(curve, eps, n_max)
 
 
 class _RiskCurve:
@@ -136,81 +144,6 @@ class _RiskCurve:
         return _interpolation_risk(weights, noise, self.coords2, self.sigma)
 
 
-#: sizes per factor of two in the first look at the curve below the rank
-_PER_OCTAVE = 2
-
-
-def _smallest_n(curve: _RiskCurve, eps: float, n_max: int | None) -> int:
-    """:func:`sample_complexity` on a prepared curve (bracket, then bisect on ``n``).
-
-    Below the rank the risk falls with ``n`` (its bias) and, with noise, rises again close to
-    the rank (its noise factor diverges there): it is unimodal. Log-spaced sizes find the first
-    one at or below ``eps``; the first crossing lies between it and the size before, and
-    bisection finds it. When no size hits, the minimum is refined by a ternary search between
-    the neighbours of the lowest one, which finds a dip below ``eps`` between the sizes.
-    """
-    if curve.source_risk <= eps:
-        return 0  # the source suffices: with no target data the model is the source
-    sigma, r = curve.sigma, curve.rank
-    top = r if n_max is None else min(r, n_max)
-    best_n, best_risk = 0, math.inf
-    if top >= 1:
-        count = max(2, int(math.ceil(_PER_OCTAVE * math.log2(top))) + 1)
-        grid = np.unique(np.rint(np.geomspace(1, top, count)).astype(np.int64))
-        risk = curve(grid)
-        hits = np.flatnonzero(risk <= eps)
-        if hits.size == 0:
-            i = int(np.argmin(risk))
-            lo = int(grid[i - 1]) if i > 0 else 1
-            hi = int(grid[i + 1]) if i + 1 < grid.size else int(grid[i])
-            m = _lowest(curve, lo, hi)
-            best_n, best_risk = m, float(curve(m)[0])
-            if best_risk <= eps:
-                grid, hits = np.array([lo, m]), np.array([1])
-        if hits.size:
-            j = int(hits[0])
-            below, above = (int(grid[j - 1]) if j > 0 else 0), int(grid[j])
-            while above - below > 1:  # curve(below) > eps >= curve(above)
-                mid = (below + above) // 2
-                if curve(mid)[0] <= eps:
-                    above = mid
-                else:
-                    below = mid
-            return above
-    # above the rank only noise remains, sigma^2 r / (n - r - 1), decreasing in n
-    if sigma > 0:
-        # first guess from the formula, then settle the boundary on the very values that
-        # expected_risk returns, so that rounding cannot move the answer by one either way
-        guess = r + 1 + max(1, math.ceil(sigma**2 * r / eps))
-        window = np.arange(max(r + 2, guess - 2), guess + 3)
-        tail = curve(window)
-        n_ls = int(window[np.flatnonzero(tail <= eps)[0]]) if np.any(tail <= eps) else guess + 3
-        while float(curve(n_ls)[0]) > eps:
-            n_ls += 1
-    else:
-        n_ls = r
-    if n_max is None or n_ls <= n_max:
-        return int(n_ls)
-    raise UnreachableRiskError(
-        f"no n <= n_max = {n_max} reaches risk eps = {eps:.3g}: the lowest expected risk there "
-        f"is {best_risk:.3g} (at n = {best_n})"
-        + (f"; the label noise alone needs n >= {n_ls}" if sigma > 0 else "")
-    )
-
-
-def _lowest(curve: _RiskCurve, lo: int, hi: int) -> int:
-    """The ``n`` in ``[lo, hi]`` of lowest risk, by ternary search (the curve is unimodal)."""
-    while hi - lo > 2:
-        a, b = lo + (hi - lo) // 3, hi - (hi - lo) // 3
-        fa, fb = curve([a, b])
-        if fa <= fb:
-            hi = b
-        else:
-            lo = a
-    ns = np.arange(lo, hi + 1)
-    return int(ns[np.argmin(curve(ns))])
-
-
 def sample_complexity_reduction(
     cov: CovarianceLike,
     theta_source: ArrayLike,
@@ -243,8 +176,8 @@ def sample_complexity_reduction(
     if n_max is not None:
         n_max = check_positive_int(n_max, "n_max")
     tuned = _RiskCurve(c, ts - tt, sigma)
-    n_ft = _smallest_n(tuned, eps, n_max)
-    n_sc = _smallest_n(tuned.with_delta(-tt), eps, n_max)
+    n_ft = smallest_n(tuned, eps, n_max)
+    n_sc = smallest_n(tuned.with_delta(-tt), eps, n_max)
     if n_ft > 0:
         reduction = n_sc / n_ft
     else:

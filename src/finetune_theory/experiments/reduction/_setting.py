@@ -108,12 +108,7 @@ SIZES = {
 # ------------------------------------------------------------------ settings
 def make_covariance(spectrum: str, d: int, spikes: tuple[float, ...] = (40.0, 20.0, 10.0, 5.0)):
     """The covariance named ``spectrum`` (``power_law:<a>`` carries its exponent)."""
-    name, _, arg = spectrum.partition(":")
-    if name == "power_law":
-        return covmod.family("power_law", d, a=float(arg) if arg else 1.0)
-    if arg:
-        raise ValueError(f"only power_law takes a parameter, got spectrum {spectrum!r}")
-    return covmod.family(name, d, spikes=spikes)
+    return covmod.family(spectrum, d, spikes=spikes)
 
 
 def target_teacher(cov: covmod.Covariance, decay: float, rng: np.random.Generator) -> np.ndarray:
