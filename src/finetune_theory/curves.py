@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .runner.errors import RunnerError
+from .exceptions import RunnerError
+
+if TYPE_CHECKING:
+    from .covariance import Covariance
 
 __all__ = ["SPECTRA", "make_covariance", "default_sample_sizes", "learning_curve", "plot_curve"]
 
@@ -28,7 +31,7 @@ SPECTRA = ("isotropic", "power-law", "spiked")
 
 def make_covariance(
     spectrum: str, d: int, a: float = 1.0, spikes: Sequence[float] = (10.0,)
-) -> Any:
+) -> Covariance:
     """The target covariance of a named spectrum family (see :func:`covariance.family`).
 
     Examples

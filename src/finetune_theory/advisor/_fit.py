@@ -90,7 +90,9 @@ def helmert(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
-def _profile_nll(g: np.ndarray, rt2: np.ndarray, rest: np.ndarray, m: int) -> np.ndarray:
+def _profile_nll(
+    g: np.ndarray, rt2: np.ndarray, rest: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Negative log-likelihood with ``s`` profiled out, for every source and every ratio phi.
 
     ``g``: nonzero eigenvalues of ``P D_t P^T`` normalised to mean one, shape (q,);
@@ -258,17 +260,17 @@ def fit_profiles(
     exact = rr <= 1e-28 * max(float(rr.max(initial=0.0)), 1.0)
     empty = exact | ~np.isfinite(best_nll)
     best_s = np.where(empty, 0.0, best_s)
-    noise_var = np.where(empty, 0.0, best_noise)
+    noise_fit = np.where(empty, 0.0, best_noise)
     energy = np.zeros((n_src, d))
     mean = np.zeros((n_src, d))
     for t in np.unique(best_t):
         idx = np.flatnonzero(best_t == t)
-        mean[idx], energy[idx] = _posterior_moments(p, res[idx], best_s[idx], t, noise_var[idx])
+        mean[idx], energy[idx] = _posterior_moments(p, res[idx], best_s[idx], t, noise_fit[idx])
     prior = best_s[:, None] * k[None, :] ** best_t[:, None]
     return ProfileFit(
         tilt=best_t,
         scale=best_s,
-        noise_var=noise_var,
+        noise_var=noise_fit,
         energy=energy,
         mean=mean,
         prior_energy=prior,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._numerics import EIG_RTOL, TINY
 from .._validation import check_positive_int_array
@@ -67,7 +67,9 @@ class DeterministicEquivalent:
     exact: bool
 
 
-def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> DeterministicEquivalent:
+def deterministic_equivalent(
+    cov: Covariance | np.ndarray, n: ArrayLike
+) -> DeterministicEquivalent:
     """The deterministic equivalent of minimum-distance interpolation at each ``n``.
 
     Parameters

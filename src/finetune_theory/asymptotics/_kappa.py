@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._numerics import EIG_RTOL, ROUNDING, TINY
 from .._validation import check_positive_int_array
@@ -35,7 +34,7 @@ def numerical_rank(eigvals: np.ndarray) -> int:
     return int(np.count_nonzero(lam > EIG_RTOL * lam[0]))
 
 
-def solve_kappa(eigvals: np.ndarray, n: Any) -> np.ndarray:
+def solve_kappa(eigvals: np.ndarray, n: ArrayLike) -> np.ndarray:
     """Solve ``n = sum_i lambda_i / (lambda_i + kappa)`` for ``kappa``, vectorised over ``n``.
 
     Parameters
@@ -98,7 +97,7 @@ def solve_kappa(eigvals: np.ndarray, n: Any) -> np.ndarray:
     return kappa
 
 
-def solve_ridge_kappa(eigvals: np.ndarray, n: Any, ridge: Any) -> np.ndarray:
+def solve_ridge_kappa(eigvals: np.ndarray, n: ArrayLike, ridge: ArrayLike) -> np.ndarray:
     """Solve ``ridge = kappa (1 - (1/n) sum_i lambda_i / (lambda_i + kappa))`` for ``kappa``.
 
     Vectorised over ``n`` and ``ridge`` (broadcast together). The left side minus the right

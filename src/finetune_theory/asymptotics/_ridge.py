@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..covariance import Covariance, as_covariance
 from ._equivalent import _isotropic_calibration, _isotropy
@@ -54,7 +54,9 @@ class RidgeEquivalent:
     noise_factor: np.ndarray
 
 
-def ridge_equivalent(cov: Covariance | np.ndarray, n: Any, ridge: Any) -> RidgeEquivalent:
+def ridge_equivalent(
+    cov: Covariance | np.ndarray, n: ArrayLike, ridge: ArrayLike
+) -> RidgeEquivalent:
     """Deterministic equivalent of ridge regression towards the source at each ``(n, ridge)``.
 
     The estimator is ``theta_S + (X^T X / n + ridge I)^{-1} X^T (y - X theta_S) / n``; its

@@ -355,7 +355,7 @@ def gradient_descent(
     n = x.shape[1]
     b = net.batch
     mask = _layer_mask(trainable, b)
-    trainable = mask.any(axis=0)  # layers some repeat trains
+    trainable = np.asarray(mask.any(axis=0))  # layers some repeat trains
     # a layer trained by some repeats only: its update is multiplied by 0 or 1 per repeat
     partly = {j: mask[:, j, None, None].astype(np.float64) for j in range(depth)}
     partly = {j: m for j, m in partly.items() if trainable[j] and not mask[:, j].all()}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -135,7 +135,7 @@ def default_lr(
     start: Layers | None = None,
     *,
     fraction: float = DEFAULT_LR_FRACTION,
-    frozen: Iterable[int] | int = (),
+    frozen: Iterable[int] | Sequence[Iterable[int]] | int = (),
 ) -> np.ndarray | float:
     """The default step of :func:`train`: ``fraction`` over a bound on the loss curvature.
 
@@ -198,7 +198,7 @@ def train(
     max_steps: int = DEFAULT_MAX_STEPS,
     tol: float = DEFAULT_TOL,
     strict: bool = True,
-    frozen: Iterable[int] | int = (),
+    frozen: Iterable[int] | Sequence[Iterable[int]] | int = (),
 ) -> TrainResult:
     """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` for a deep linear network.
 
@@ -230,8 +230,9 @@ def train(
         (default). With False, return the weights reached and mark those problems in
         ``converged`` (useful where the limit is approached sublinearly, e.g. a frozen first
         layer and a product of several trainable layers shrinking towards zero).
-    frozen : collection of int
+    frozen : collection of int, or a list of them
         Indices of layers kept fixed; 0 is the input layer ``W_1``, ``N - 1`` the output layer.
+        A list with one collection per repeat freezes each repeat of a batch its own way.
 
     Returns
     -------

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._training import (
     DEFAULT_MAX_STEPS,
@@ -19,7 +18,11 @@ from .._validation import as_matrix, check_lr, check_positive, output_like, regr
 
 
 def default_lr(
-    X: Any, y: Any = None, start: Any = None, *, fraction: float = 1.0
+    X: ArrayLike,
+    y: ArrayLike | None = None,
+    start: ArrayLike | None = None,
+    *,
+    fraction: float = 1.0,
 ) -> np.ndarray | float:
     """The default step of :func:`train`: ``fraction / L`` with ``L = lambda_max(X^T X / n)``.
 
@@ -63,11 +66,11 @@ def _default_lr(x: np.ndarray) -> np.ndarray:
 
 @renamed_start("theta_source")
 def train(
-    X: Any,
-    y: Any,
-    start: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    start: ArrayLike,
     *,
-    lr: Any = None,
+    lr: ArrayLike | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     tol: float = DEFAULT_TOL,
     strict: bool = True,
