@@ -51,13 +51,18 @@ def test_the_covariance_is_the_named_family():
     assert sorted(np.linalg.eigvalsh(cov.matrix))[-2:] == pytest.approx([3.0, 5.0])
 
 
-@pytest.mark.parametrize("d", [3, 5, 50, 200, 1000])
+@pytest.mark.parametrize("d", [2, 3, 5, 50, 200, 1000])
 def test_default_sample_sizes_are_below_d_increasing_and_few(d):
     sizes = curves.default_sample_sizes(d)
     assert sizes == sorted(set(sizes)) and 1 <= len(sizes) <= 8
     assert all(1 <= n < d for n in sizes)
     if d >= 50:
         assert sizes[0] <= d // 50 + 1 and sizes[-1] == d // 2
+
+
+def test_default_sample_sizes_refuse_a_single_feature():
+    with pytest.raises(ValueError, match="at least 2"):
+        curves.default_sample_sizes(1)
 
 
 @pytest.mark.parametrize(

@@ -53,8 +53,12 @@ def default_sample_sizes(d: int) -> list[int]:
     --------
     >>> default_sample_sizes(200)
     [4, 6, 10, 16, 25, 40, 63, 100]
+    >>> default_sample_sizes(2)
+    [1]
     """
-    sizes = np.geomspace(max(2, d // 50), max(3, d // 2), 8)
+    if d < 2:
+        raise ValueError(f"d must be at least 2 for a learning curve below the rank, got {d}")
+    sizes = np.geomspace(min(max(2, d // 50), d - 1), max(3, d // 2), 8)
     return sorted({int(n) for n in np.round(sizes) if 1 <= n < d})
 
 
