@@ -21,18 +21,18 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/finetune-theory reproduce
 
-# ruff, then the tests, the docstring examples (doctests), the README quick tour and every
-# gallery example, on 2 worker processes.
-test: $(STAMP)
-	$(BIN)/ruff check $(LINTED)
+# ruff and mypy (the type check of src/, configured in pyproject.toml), then the tests, the
+# docstring examples (doctests), the README quick tour and every gallery example, on 2 worker
+# processes.
+test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
-test-fast: $(STAMP)
-	$(BIN)/ruff check $(LINTED)
+test-fast: lint
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
+	$(BIN)/python -m mypy
 
 # The site, offline, warnings as errors (numpydoc's included): docs/_build/html/index.html.
 # The gallery scripts run at their documentation sizes (about a minute of CPU in all).
@@ -43,4 +43,4 @@ bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) results build dist .pytest_cache docs/_build docs/auto_examples docs/sg_execution_times.rst
+	rm -rf $(VENV) results build dist .pytest_cache .mypy_cache docs/_build docs/auto_examples docs/sg_execution_times.rst

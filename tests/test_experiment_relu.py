@@ -26,7 +26,11 @@ def test_registered_with_three_sizes() -> None:
     assert exp.name == "relu" and exp is e5.EXPERIMENT
     assert set(exp.sizes) == {"quick", "default", "paper"}
     sizes = [exp.config(s) for s in ("quick", "default", "paper")]
-    assert sizes[0].repeats <= sizes[1].repeats <= sizes[2].repeats
+    # each size trains more than the one before (the default has fewer repeats than the quick
+    # size, on wider networks, more inputs and more sizes)
+    work = [c.repeats * sum(c.widths) * sum(c.ns) * c.d for c in sizes]
+    assert work[0] < work[1] < work[2]
+    assert sizes[1].repeats <= sizes[2].repeats
     assert max(sizes[1].widths) <= max(sizes[2].widths)
 
 

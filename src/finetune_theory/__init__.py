@@ -20,6 +20,8 @@ an array. Batches are leading axes, seeds keyword-only, and failures raise the c
 from __future__ import annotations
 
 import importlib
+import sys
+import warnings
 from typing import Any
 
 __version__ = "0.1.0"
@@ -31,7 +33,6 @@ _SUBMODULES = {
     "covariance",
     "teachers",
     "asymptotics",
-    "experiments",
     "data",
     "estimator",
     "advisor",
@@ -46,11 +47,27 @@ _NAMES = {
     "PretrainResult": "_training",
 }
 
+#: the lab wing (experiments, their runner and the command line) is built on the library and
+#: not offered by it: import it by name (``from finetune_theory import experiments``)
+_LAB = {"experiments"}
+
 __all__ = sorted(_SUBMODULES | set(_NAMES) | {"__version__"})
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAB:
+        # ``from finetune_theory import experiments`` asks through the import system's
+        # _handle_fromlist, which then imports the subpackage: only plain attribute access of a
+        # package that did not import it is deprecated
+        if sys._getframe(1).f_code.co_name != "_handle_fromlist":
+            warnings.warn(
+                f"finetune_theory.{name} as a lazy attribute is deprecated: the lab wing is not "
+                f"part of the library; import it (from finetune_theory import {name})",
+                DeprecationWarning,
+                stacklevel=2,
+            )
         return importlib.import_module(f".{name}", __name__)
     if name in _NAMES:
         return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)

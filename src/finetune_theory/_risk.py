@@ -8,13 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._random import SeedLike, as_generator
 from ._validation import output_like, teacher_vectors
-from .covariance import Covariance, as_covariance
+from .covariance import Covariance, CovarianceLike, as_covariance
 
 __all__ = ["SimulatedRisk", "risk_setting", "monte_carlo"]
 
@@ -23,14 +23,17 @@ __all__ = ["SimulatedRisk", "risk_setting", "monte_carlo"]
 class SimulatedRisk:
     """Monte Carlo estimate of the expected risk.
 
-    Attributes
+    Parameters
     ----------
     n : int or ndarray of int
         The sample sizes (an int when a single ``n`` was asked for).
-    mean, stderr : float or ndarray
-        Mean excess risk over repeats and its standard error, one per ``n`` (floats for a
-        single ``n``).
+    mean : float or ndarray
+        Mean excess risk over repeats, one per ``n`` (a float for a single ``n``).
+    stderr : float or ndarray
+        Its standard error: the sample standard deviation over repeats divided by
+        ``sqrt(repeats)`` (``inf`` for a single repeat), of the same shape.
     repeats : int
+        Number of independent training sets drawn per ``n``.
 
     Examples
     --------
@@ -40,14 +43,14 @@ class SimulatedRisk:
     ('SimulatedRisk', 2, 5)
     """
 
-    n: Any
-    mean: Any
-    stderr: Any
+    n: int | np.ndarray
+    mean: float | np.ndarray
+    stderr: float | np.ndarray
     repeats: int
 
 
 def risk_setting(
-    cov: Any, theta_source: Any, theta_target: Any
+    cov: CovarianceLike, theta_source: ArrayLike, theta_target: ArrayLike
 ) -> tuple[Covariance, np.ndarray, np.ndarray]:
     """Validate one source, one target and a covariance of their dimension."""
     ts, tt = teacher_vectors(theta_source, theta_target)

@@ -81,7 +81,7 @@ class TrainResult:
     Array fields have the batch shape of the problems trained together (shape ``()`` or a
     Python scalar for a single problem, as each module documents).
 
-    Attributes
+    Parameters
     ----------
     weights : ndarray, list of ndarray or ReluNetwork
         The trained parameters in the architecture's own form: the weight vector ``(..., d)``
@@ -150,7 +150,7 @@ class PretrainResult:
     """Outcome of ``pretrain`` in :mod:`~finetune_theory.deep_linear` and
     :mod:`~finetune_theory.relu`: a network trained on source data, ready to fine-tune.
 
-    Attributes
+    Parameters
     ----------
     weights : list of ndarray or ReluNetwork
         The pretrained parameters, the ``start`` to pass to ``train``: the list of layers (deep
@@ -163,10 +163,10 @@ class PretrainResult:
         source sample over the labels' root mean square, ``sqrt(loss / zero loss)`` (ReLU).
     training : TrainResult
         The pretraining run.
-    imbalance : float, ndarray or None
+    imbalance : float, ndarray or None, default None
         How far the layers are from balanced (deep linear, see
         :func:`~finetune_theory.deep_linear.imbalance`); None for ReLU networks.
-    rank_one : float, ndarray or None
+    rank_one : float, ndarray or None, default None
         Largest ratio, over layers, of the second to the first singular value (deep linear);
         None for ReLU networks.
 

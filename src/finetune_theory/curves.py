@@ -13,12 +13,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from .runner.errors import RunnerError
+from .exceptions import RunnerError
+
+if TYPE_CHECKING:
+    from .covariance import Covariance
 
 __all__ = ["SPECTRA", "make_covariance", "default_sample_sizes", "learning_curve", "plot_curve"]
 
@@ -28,7 +31,7 @@ SPECTRA = ("isotropic", "power-law", "spiked")
 
 def make_covariance(
     spectrum: str, d: int, a: float = 1.0, spikes: Sequence[float] = (10.0,)
-) -> Any:
+) -> Covariance:
     """The target covariance of a named spectrum family (see :func:`covariance.family`).
 
     Examples
@@ -50,8 +53,12 @@ def default_sample_sizes(d: int) -> list[int]:
     --------
     >>> default_sample_sizes(200)
     [4, 6, 10, 16, 25, 40, 63, 100]
+    >>> default_sample_sizes(2)
+    [1]
     """
-    sizes = np.geomspace(max(2, d // 50), max(3, d // 2), 8)
+    if d < 2:
+        raise ValueError(f"d must be at least 2 for a learning curve below the rank, got {d}")
+    sizes = np.geomspace(min(max(2, d // 50), d - 1), max(3, d // 2), 8)
     return sorted({int(n) for n in np.round(sizes) if 1 <= n < d})
 
 

@@ -211,7 +211,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
 
     def __init__(
         self,
-        source_coef: Any = None,
+        source_coef: ArrayLike | Mapping[str, float] | None = None,
         source_intercept: float = 0.0,
         *,
         fit_intercept: bool = True,
@@ -263,7 +263,7 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         """A Series or dict ``source_coef`` aligned with the fitted feature names."""
         from ._validation import check_finite_scalar
 
-        src = self.source_coef
+        src: Any = self.source_coef  # a Mapping or a pandas Series (pandas ships no types)
         mapping = dict(src.items()) if hasattr(src, "items") else dict(src)
         mapping = {str(k): v for k, v in mapping.items()}
         names = getattr(self, "feature_names_in_", None)
@@ -360,18 +360,19 @@ class FineTunedRegressor(RegressorMixin, BaseEstimator):
         """
         for attr in _FITTED:  # a refit starts from a clean slate
             self.__dict__.pop(attr, None)
-        X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
-        y = _one_target(y)
-        ts, b0, depth = self._check_params(X.shape[1])
+        xs: np.ndarray
+        xs, ys = validate_data(self, X, y, dtype=np.float64, y_numeric=True, multi_output=True)
+        ys = _one_target(ys)
+        ts, b0, depth = self._check_params(xs.shape[1])
         sw = None
         if sample_weight is not None:
-            sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            sw = _check_sample_weight(sample_weight, xs, dtype=np.float64, ensure_non_negative=True)
         if self.fit_intercept:
-            x_mean = np.average(X, axis=0, weights=sw)
-            y_mean = float(np.average(y, weights=sw))
-            xc, yc = X - x_mean, y - y_mean
+            x_mean = np.average(xs, axis=0, weights=sw)
+            y_mean = float(np.average(ys, weights=sw))
+            xc, yc = xs - x_mean, ys - y_mean
         else:
-            xc, yc = X, y - b0
+            xc, yc = xs, ys - b0
         if sw is not None:  # weighted squared error = plain squared error of scaled rows
             root = np.sqrt(sw)
             xc, yc = xc * root[:, None], yc * root

@@ -9,6 +9,11 @@
   (text where numbers are expected, an object that is not the architecture's parameters) is
   an :class:`InputTypeError`, which is a :class:`TypeError` and, so that code catching the
   ``ValueError`` of every bad argument keeps working, also a :class:`ValueError`.
+* :class:`MissingExtraError` -- an optional package (an extra such as ``torch`` or ``data``)
+  is not installed; the message names the ``pip install`` line (an :class:`ImportError`).
+* :class:`RunnerError` -- a run that cannot go on (a missing optional package, a broken worker
+  pool, an unusable store); the runner's own faults (``finetune_theory.runner.errors``) are
+  its subclasses.
 
 >>> from finetune_theory.exceptions import ConvergenceError, TrainingError
 >>> issubclass(ConvergenceError, TrainingError) and issubclass(TrainingError, RuntimeError)
@@ -23,6 +28,8 @@ __all__ = [
     "ConvergenceError",
     "UnreachableRiskError",
     "InputTypeError",
+    "MissingExtraError",
+    "RunnerError",
 ]
 
 
@@ -93,3 +100,43 @@ class InputTypeError(TypeError, ValueError):
     ...     print(type(err).__name__, isinstance(err, ValueError))
     InputTypeError True
     """
+
+
+class MissingExtraError(ImportError):
+    """An optional package is missing; the message says which extra installs it.
+
+    Examples
+    --------
+    >>> from finetune_theory._optional import require
+    >>> try:
+    ...     require("no_such_package", "data")
+    ... except MissingExtraError as exc:
+    ...     print(str(exc).split("; ")[1])
+    install the 'data' extra: pip install 'finetune-theory[data]'
+    """
+
+
+class RunnerError(RuntimeError):
+    """A run cannot go on (bad scheduler, missing extra, broken worker pool, ...).
+
+    Library messages say what happened and name no command-line option; where a remedy involves
+    one, the error carries a ``hint`` and the command line words it with its options.
+
+    Parameters
+    ----------
+    message
+        One line.
+    hint
+        A key of ``finetune_theory.runner.errors.HINTS``: which remedy the command line should
+        add, if any.
+
+    Examples
+    --------
+    >>> err = RunnerError("the Dask scheduler is gone", hint="scheduler")
+    >>> str(err), err.hint, isinstance(err, RuntimeError)
+    ('the Dask scheduler is gone', 'scheduler', True)
+    """
+
+    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint

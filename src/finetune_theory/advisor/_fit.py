@@ -39,10 +39,15 @@ _PHIS = np.concatenate([[0.0], np.logspace(-10, 4, 57)])
 class ProfileFit:
     """Fitted profile of one or more sources (arrays have a leading source axis).
 
-    Attributes
+    Parameters
     ----------
-    tilt, scale, noise_var : ndarray, shape (S,)
-        ``t``, ``s`` and ``sigma^2`` at the maximum of the marginal likelihood.
+    tilt : ndarray, shape (S,)
+        The profile's tilt ``t`` (prior energy ``s k^t`` of the ``k``-th eigendirection) at
+        the maximum of the marginal likelihood.
+    scale : ndarray, shape (S,)
+        The profile's scale ``s`` at that maximum.
+    noise_var : ndarray, shape (S,)
+        The label-noise variance ``sigma^2`` at that maximum.
     energy : ndarray, shape (S, d)
         Posterior ``E[<Delta, v_k>^2 | data]`` in the estimated eigenbasis.
     mean : ndarray, shape (S, d)
@@ -85,7 +90,9 @@ def helmert(a: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
-def _profile_nll(g: np.ndarray, rt2: np.ndarray, rest: np.ndarray, m: int) -> np.ndarray:
+def _profile_nll(
+    g: np.ndarray, rt2: np.ndarray, rest: np.ndarray, m: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Negative log-likelihood with ``s`` profiled out, for every source and every ratio phi.
 
     ``g``: nonzero eigenvalues of ``P D_t P^T`` normalised to mean one, shape (q,);
@@ -253,17 +260,17 @@ def fit_profiles(
     exact = rr <= 1e-28 * max(float(rr.max(initial=0.0)), 1.0)
     empty = exact | ~np.isfinite(best_nll)
     best_s = np.where(empty, 0.0, best_s)
-    noise_var = np.where(empty, 0.0, best_noise)
+    noise_fit = np.where(empty, 0.0, best_noise)
     energy = np.zeros((n_src, d))
     mean = np.zeros((n_src, d))
     for t in np.unique(best_t):
         idx = np.flatnonzero(best_t == t)
-        mean[idx], energy[idx] = _posterior_moments(p, res[idx], best_s[idx], t, noise_var[idx])
+        mean[idx], energy[idx] = _posterior_moments(p, res[idx], best_s[idx], t, noise_fit[idx])
     prior = best_s[:, None] * k[None, :] ** best_t[:, None]
     return ProfileFit(
         tilt=best_t,
         scale=best_s,
-        noise_var=noise_var,
+        noise_var=noise_fit,
         energy=energy,
         mean=mean,
         prior_energy=prior,

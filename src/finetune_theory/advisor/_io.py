@@ -19,9 +19,7 @@ __all__ = [
     "Source",
     "as_inputs",
     "as_labels",
-    "check_writable",
     "load_sources",
-    "read_csv",
 ]
 
 #: values above this overflow float64 when squared and summed: refused by column
@@ -261,10 +259,10 @@ def _one_source(
     if hasattr(obj, "coef_"):
         what = f"source {name or index} ({type(obj).__name__})"
         coef = _vector(np.asarray(obj.coef_), f"{what} coef_")
-        intercept = np.ravel(np.asarray(getattr(obj, "intercept_", 0.0), dtype=np.float64))
-        if intercept.size != 1:
-            raise ValueError(f"{what} must have a single output (intercept_ has {intercept.size})")
-        return Source(name or f"{type(obj).__name__}_{index + 1}", coef, float(intercept[0]))
+        icpts = np.ravel(np.asarray(getattr(obj, "intercept_", 0.0), dtype=np.float64))
+        if icpts.size != 1:
+            raise ValueError(f"{what} must have a single output (intercept_ has {icpts.size})")
+        return Source(name or f"{type(obj).__name__}_{index + 1}", coef, float(icpts[0]))
     if isinstance(obj, Mapping):
         what = f"source {name or index + 1}"
         if "coef" in obj:
@@ -305,6 +303,7 @@ def load_sources(
     """
     if sources is None:
         return []
+    given: list[str | None]
     if isinstance(sources, Mapping) and not _is_single(sources):
         keys = list(sources)
         items = [sources[k] for k in keys]
@@ -343,47 +342,3 @@ def load_sources(
     if "scratch" in seen:
         raise ValueError("the name 'scratch' is reserved for training from scratch")
     return out
-
-
-# -------------------------------------------------------------------------------- CLI
-def read_csv(path: Any, what: str) -> Any:
-    """Read a CSV file into a DataFrame, or raise a one-line ``ValueError``."""
-    import pandas as pd
-
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{what} {str(p)!r} is a directory; give a CSV file")
-    if not p.is_file():
-        raise ValueError(f"{what} file {str(p)!r} does not exist")
-    try:
-        table = pd.read_csv(p)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"{what} file {p.name!r} could not be read as CSV ({first})") from None
-    if table.shape[0] == 0:
-        raise ValueError(f"{what} file {p.name!r} has no rows")
-    if table.shape[1] == 1:
-        col = str(table.columns[0])
-        for sep, label in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
-            if sep in col:
-                raise ValueError(
-                    f"{what} file {p.name!r} has a single column {col[:40]!r} whose name holds "
-                    f"{label}: the file seems to use {label} as the separator; save it with "
-                    "commas"
-                )
-    return table
-
-
-def check_writable(path: Any, option: str) -> Path:
-    """Fail early, naming ``option``, when ``path`` cannot be written (before any analysis)."""
-    p = Path(path)
-    if p.is_dir():
-        raise ValueError(f"{option} {str(p)!r} is a directory; give a file name")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise ValueError(f"{option} {str(p)!r}: the folder {str(parent)!r} does not exist")
-    import os
-
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ValueError(f"{option} {str(p)!r} is not writable")
-    return p

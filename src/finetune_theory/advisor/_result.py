@@ -41,11 +41,12 @@ def label(source: str | None, strategy: str) -> str:
 class Recommendation:
     """The advised (source, strategy) pair at the labelled ``n``.
 
-    Attributes
+    Parameters
     ----------
     source : str or None
         Source name (None for strategies that use no source).
     strategy : str
+        Name of the advised strategy.
     n : int
         The labelled ``n`` the recommendation is for.
     risk : float
@@ -56,15 +57,18 @@ class Recommendation:
         The pair of lowest predicted risk; differs from ``source, strategy`` only when the
         simpler pair's prediction is within the tie tolerance of it (``tie`` is then True).
     best_risk : float
+        Predicted test MSE of the pair of lowest predicted risk.
     tie : bool
-    tie_se : float
-        With ``tie``: the standard error (log scale) of the difference between the two
-        predictions that the simpler pair lies within (``TIE_SE`` of them).
-    runner_up : tuple or None
+        True when the advised pair is a simpler one whose prediction cannot be told apart
+        from the lowest.
+    runner_up : tuple or None, default None
         ``(source, strategy, risk)`` of the next best pair.
-    within_noise : bool
+    within_noise : bool, default False
         True when the runner-up's prediction lies inside the recommendation's interval: the
         rows cannot tell the two apart.
+    tie_se : float, default 0.0
+        With ``tie``: the standard error (log scale) of the difference between the two
+        predictions that the simpler pair lies within (``TIE_SE`` of them).
 
     Examples
     --------
@@ -123,11 +127,18 @@ class Recommendation:
 class Advice:
     """The advisor's answer (see :func:`~finetune_theory.advisor.advise`).
 
-    Attributes
+    Parameters
     ----------
-    n_labelled, n_unlabelled, n_features : int
+    n_labelled : int
+        Number of labelled target rows.
+    n_unlabelled : int
+        Number of unlabelled target rows (0 when none were given).
+    n_features : int
+        Number of feature columns ``d`` of the inputs (constant columns included).
     feature_names : list of str or None
+        Names of the features (None when the inputs had none).
     source_names : list of str
+        Names of the sources, in the order given.
     eigvals : list of float
         Estimated covariance spectrum of the target inputs (descending).
     noise_var : float
@@ -140,21 +151,27 @@ class Advice:
         Sample sizes of the table's columns (the labelled ``n``, ``2n``, ``5n``, at most
         ``n_max``).
     n_max : int
+        Largest sample size considered.
     eps : float or None
+        The requested test MSE (None when none was requested).
     confidence : float
+        Level of the intervals, in (0, 1).
     recommendation : Recommendation
+        The advised pair at the labelled ``n``.
     ranking : list of str
         Sources by increasing best predicted risk (over their strategies) at the labelled n.
-    n_for_eps : dict
+    n_for_eps : dict, default {}
         ``"source/strategy" -> n`` (None: not reached up to ``n_max``), when ``eps`` is given.
-    crossover_n : dict
+    crossover_n : dict, default {}
         ``source -> n``: the ``n`` from which on (up to ``n_max``) training from scratch is
         predicted to beat ridge towards that source (None: not at ``n_max``).
-    allowance : dict
+    allowance : dict, default {}
         ``source -> f`` (``"scratch"`` for zero): the misspecification allowance measured on
         the labelled rows (1: the Gaussian-linear theory as is).
-    assumptions : list of str
-    dropped : dict
+    assumptions : list of str, default []
+        The assumptions the predictions rest on, and notes on how the rows were read, one
+        sentence each.
+    dropped : dict, default {}
         Columns constant on the labelled rows, dropped, with their value (their effect is in
         every source's intercept).
 
@@ -223,6 +240,20 @@ class Advice:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(risk, low, high)`` of a pair at each ``n`` of ``ns``.
 
+        Parameters
+        ----------
+        source : str or None
+            Source name (ignored, may be None, for strategies that use no source).
+        strategy : str
+            Strategy name.
+        ns : array-like of int
+            Labelled sample sizes (whole numbers, at least 1).
+
+        Returns
+        -------
+        risk, low, high : numpy.ndarray
+            Predicted test MSE at each ``n`` and its interval at the advice's confidence.
+
         Examples
         --------
         >>> import numpy as np
@@ -252,6 +283,15 @@ class Advice:
         does not depend on ``n``. An unknown source or strategy is a ``ValueError`` listing
         the valid names.
 
+        Parameters
+        ----------
+        source : str or None
+            Source name.
+        strategy : str
+            Strategy name.
+        n : int
+            Number of labelled rows.
+
         Examples
         --------
         >>> import numpy as np
@@ -266,6 +306,20 @@ class Advice:
 
     def predict_interval(self, source: str | None, strategy: str, n: int) -> tuple[float, float]:
         """The interval of :meth:`predict_risk` at the advice's confidence.
+
+        Parameters
+        ----------
+        source : str or None
+            Source name (ignored, may be None, for strategies that use no source).
+        strategy : str
+            Strategy name.
+        n : int
+            Number of labelled rows.
+
+        Returns
+        -------
+        low, high : float
+            The interval's ends.
 
         Examples
         --------
@@ -374,7 +428,30 @@ class Advice:
         return _jsonable(out)
 
     def to_json(self, path: str | Path | None = None, *, indent: int = 2) -> str:
-        """The advice as JSON; also written to ``path`` when given."""
+        """The advice as JSON; also written to ``path`` when given.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path, optional
+            File to write the JSON to (with a final newline).
+        indent : int, default 2
+            Indentation of the JSON text.
+
+        Returns
+        -------
+        str
+            The JSON text of :meth:`to_dict`.
+
+        Examples
+        --------
+        >>> import json
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(4)
+        >>> x = rng.standard_normal((12, 3)); y = x.sum(axis=1) + rng.standard_normal(12)
+        >>> json.loads(advise(x, y).to_json())["n_labelled"]
+        12
+        """
         text = json.dumps(self.to_dict(), indent=indent)
         if path is not None:
             Path(path).write_text(text + "\n")
@@ -387,7 +464,23 @@ class Advice:
     # --------------------------------------------------------------- rendering
     def table(self, width: int | None = None) -> Any:
         """A ``rich.table.Table`` of every pair (abbreviated to fit ``width`` columns when
-        given; see :meth:`legend`)."""
+        given; see :meth:`legend`).
+
+        Parameters
+        ----------
+        width : int, optional
+            Width of the display in characters; below the full layout's width the table
+            abbreviates its source labels. None: the full layout.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(5)
+        >>> x = rng.standard_normal((12, 3)); y = x.sum(axis=1) + rng.standard_normal(12)
+        >>> type(advise(x, y).table()).__name__
+        'Table'
+        """
         return _render.table(self, width)
 
     def legend(self) -> list[str]:
@@ -399,7 +492,23 @@ class Advice:
         return _render.lines(self)
 
     def summary(self, width: int = 400) -> str:
-        """The table, the recommendation and the assumptions as plain text."""
+        """The table, the recommendation and the assumptions as plain text.
+
+        Parameters
+        ----------
+        width : int, default 400
+            Width of the text in characters (a narrow width abbreviates the table and adds
+            its legend).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(5)
+        >>> x = rng.standard_normal((12, 3)); y = x.sum(axis=1) + rng.standard_normal(12)
+        >>> "Recommended:" in advise(x, y).summary(width=80)
+        True
+        """
         return _render.summary(self, width)
 
     def __str__(self) -> str:
@@ -413,6 +522,30 @@ class Advice:
 
         Returns the Axes; with ``path`` the figure is also saved there. A path given as the
         first argument is accepted too (it is saved, and the Axes returned).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Axes to draw on (a new figure when None).
+        path : str or pathlib.Path, optional
+            File to save the figure to.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(6)
+        >>> x = rng.standard_normal((12, 3)); y = x.sum(axis=1) + rng.standard_normal(12)
+        >>> ax = advise(x, y).plot()
+        >>> ax.get_xlabel()
+        'labelled target rows n'
+        >>> import matplotlib.pyplot as plt; plt.close(ax.figure)
         """
         if isinstance(ax, str | Path):
             ax, path = None, ax

@@ -79,13 +79,67 @@ class Strategy:
     fits: ClassVar[str] = ""
 
     def median(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
-        """Predicted test MSE (median-unbiased) after ``n`` labelled rows, for each ``n``."""
+        """Predicted test MSE (median-unbiased) after ``n`` labelled rows, for each ``n``.
+
+        Parameters
+        ----------
+        engine : Engine
+            The advisor's model of the target rows (covariance, noise and the sources'
+            starts).
+        source : str or None
+            Source name (None for strategies that use no source).
+        ns : numpy.ndarray of int
+            Labelled sample sizes.
+
+        Returns
+        -------
+        numpy.ndarray
+            The prediction at each ``n`` of ``ns``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> risk = get("scratch").median(engine, None, np.array([20, 200]))
+        >>> bool(risk[1] < risk[0])  # more rows, lower predicted risk
+        True
+        """
         raise NotImplementedError
 
     def log_se(self, engine: Engine, source: str | None, ns: np.ndarray) -> np.ndarray:
         """Standard error of ``log`` of the prediction: by default the sampling error of what
         the learned strategies are scaled to, and :data:`MODEL_SE` growing with the distance
-        ``|log(n / n_labelled)|`` to the labelled size."""
+        ``|log(n / n_labelled)|`` to the labelled size.
+
+        Parameters
+        ----------
+        engine : Engine
+            The advisor's model of the target rows (covariance, noise and the sources'
+            starts).
+        source : str or None
+            Source name (None for strategies that use no source).
+        ns : numpy.ndarray of int
+            Labelled sample sizes.
+
+        Returns
+        -------
+        numpy.ndarray
+            The standard error at each ``n`` of ``ns``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> se = get("scratch").log_se(engine, None, np.array([20, 2000]))
+        >>> bool(se[1] > se[0])  # farther from the labelled n, less certain
+        True
+        """
         ns = np.asarray(ns, dtype=np.float64)
         far = np.abs(np.log(np.maximum(ns, 1.0) / engine.n_labelled))
         base = engine.observed_log_se(source)
@@ -94,19 +148,96 @@ class Strategy:
     def sampling_log_se(self, engine: Engine, source: str | None, n: int) -> float:
         """The part of :meth:`log_se` at the labelled ``n`` that comes from the rows' own
         sampling error (no model error): what the tie rule compares differences with when
-        :meth:`row_losses` is not available."""
+        :meth:`row_losses` is not available.
+
+        Parameters
+        ----------
+        engine : Engine
+            The advisor's model of the target rows (covariance, noise and the sources'
+            starts).
+        source : str or None
+            Source name (None for strategies that use no source).
+        n : int
+            The labelled sample size.
+
+        Returns
+        -------
+        float
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> get("scratch").sampling_log_se(engine, None, 20) > 0
+        True
+        """
         return engine.observed_log_se(source)
 
     def row_losses(self, engine: Engine, source: str | None) -> np.ndarray | None:
         """Squared error of the strategy on each labelled row, that row held out (None: not
         available). The tie rule compares two strategies by the paired differences of these
-        (:func:`~finetune_theory.advisor._advise.recommend`)."""
+        (:func:`~finetune_theory.advisor._advise.recommend`).
+
+        Parameters
+        ----------
+        engine : Engine
+            The advisor's model of the target rows (covariance, noise and the sources'
+            starts).
+        source : str or None
+            Source name (None for strategies that use no source).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n,), or None
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> get("scratch").row_losses(engine, None).shape
+        (20,)
+        """
         return None
 
     def interval(
         self, engine: Engine, source: str | None, ns: np.ndarray, confidence: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The ``confidence`` interval of the expected test MSE (log-normal by default)."""
+        """The ``confidence`` interval of the expected test MSE (log-normal by default).
+
+        Parameters
+        ----------
+        engine : Engine
+            The advisor's model of the target rows (covariance, noise and the sources'
+            starts).
+        source : str or None
+            Source name (None for strategies that use no source).
+        ns : numpy.ndarray of int
+            Labelled sample sizes.
+        confidence : float
+            Level of the interval, in (0, 1).
+
+        Returns
+        -------
+        low, high : numpy.ndarray
+            The interval's ends at each ``n`` of ``ns``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> engine = advise(x, y).engine
+        >>> lo, hi = get("scratch").interval(engine, None, np.array([20]), 0.8)
+        >>> bool(0 < lo[0] < hi[0])
+        True
+        """
         return log_normal_interval(
             self.median(engine, source, ns), self.log_se(engine, source, ns), confidence
         )
@@ -114,7 +245,36 @@ class Strategy:
     def predict(
         self, engine: Engine, source: str | None, ns: np.ndarray, confidence: float
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(risk, low, high)`` at each ``n``."""
+        """``(risk, low, high)`` at each ``n`` (infinite below ``n = 2``).
+
+        Parameters
+        ----------
+        engine : Engine
+            The advisor's model of the target rows (covariance, noise and the sources'
+            starts).
+        source : str or None
+            Source name (None for strategies that use no source).
+        ns : numpy.ndarray of int
+            Labelled sample sizes.
+        confidence : float
+            Level of the interval, in (0, 1).
+
+        Returns
+        -------
+        risk, low, high : numpy.ndarray
+            :meth:`median` and :meth:`interval` at each ``n`` of ``ns``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from finetune_theory.advisor import advise
+        >>> rng = np.random.default_rng(0)
+        >>> x = rng.standard_normal((20, 3)); y = x.sum(axis=1) + rng.standard_normal(20)
+        >>> adv = advise(x, y)
+        >>> risk, lo, hi = get("scratch").predict(adv.engine, None, np.array([1, 20]), 0.8)
+        >>> bool(np.isinf(risk[0]) and lo[1] < risk[1] < hi[1])
+        True
+        """
         ns = np.asarray(ns, dtype=np.int64)
         risk = np.asarray(self.median(engine, source, ns), dtype=np.float64)
         lo, hi = self.interval(engine, source, ns, confidence)
@@ -294,6 +454,11 @@ def register(strategy: Strategy, *, replace: bool = False) -> Strategy:
 def unregister(name: str) -> None:
     """Remove the strategy ``name`` (a ``ValueError`` listing the names when unknown).
 
+    Parameters
+    ----------
+    name : str
+        Name of a registered strategy.
+
     Examples
     --------
     >>> unregister("nope")
@@ -308,6 +473,15 @@ def unregister(name: str) -> None:
 
 def get(name: str) -> Strategy:
     """The registered strategy ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Name of a registered strategy (a ``ValueError`` listing the names when unknown).
+
+    Returns
+    -------
+    Strategy
 
     Examples
     --------

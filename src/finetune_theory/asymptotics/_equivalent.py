@@ -7,9 +7,9 @@ import contextvars
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._numerics import EIG_RTOL, TINY
 from .._validation import check_positive_int_array
@@ -22,10 +22,15 @@ from ._kappa import _first_order_weights, _fractions, numerical_rank, solve_kapp
 class DeterministicEquivalent:
     """Per-direction weights of the asymptotic risk at each sample size.
 
-    Attributes
+    Parameters
     ----------
     n : ndarray, shape (k,)
-    kappa, rho : ndarray, shape (k,)
+        The sample sizes.
+    kappa : ndarray, shape (k,)
+        The root of ``n = sum_i lambda_i / (lambda_i + kappa)`` (:func:`solve_kappa`; 0 from
+        the rank on).
+    rho : ndarray, shape (k,)
+        ``(1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2`` below the rank, 1 from it on.
     bias_weights : ndarray, shape (k, d)
         ``w_i``: the expected ``||P_perp theta||^2_Sigma`` is ``sum_i w_i <theta, v_i>^2``.
     perp_weights : ndarray, shape (k, d)
@@ -97,7 +102,9 @@ def reuse_equivalents() -> Iterator[None]:
         _REUSED.reset(token)
 
 
-def deterministic_equivalent(cov: Covariance | np.ndarray, n: Any) -> DeterministicEquivalent:
+def deterministic_equivalent(
+    cov: Covariance | np.ndarray, n: ArrayLike
+) -> DeterministicEquivalent:
     """The deterministic equivalent of minimum-distance interpolation at each ``n``.
 
     Parameters

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._numerics import EIG_RTOL, ROUNDING, TINY
 from .._validation import check_positive_int_array
@@ -12,6 +11,16 @@ from .._validation import check_positive_int_array
 
 def numerical_rank(eigvals: np.ndarray) -> int:
     """Number of eigenvalues above ``1e-12`` times the largest.
+
+    Parameters
+    ----------
+    eigvals : ndarray, shape (d,)
+        Eigenvalues of a covariance, in descending order (the first is taken as the largest).
+
+    Returns
+    -------
+    int
+        0 when there are none or the first is not positive.
 
     Examples
     --------
@@ -25,7 +34,7 @@ def numerical_rank(eigvals: np.ndarray) -> int:
     return int(np.count_nonzero(lam > EIG_RTOL * lam[0]))
 
 
-def solve_kappa(eigvals: np.ndarray, n: Any) -> np.ndarray:
+def solve_kappa(eigvals: np.ndarray, n: ArrayLike) -> np.ndarray:
     """Solve ``n = sum_i lambda_i / (lambda_i + kappa)`` for ``kappa``, vectorised over ``n``.
 
     Parameters
@@ -88,13 +97,27 @@ def solve_kappa(eigvals: np.ndarray, n: Any) -> np.ndarray:
     return kappa
 
 
-def solve_ridge_kappa(eigvals: np.ndarray, n: Any, ridge: Any) -> np.ndarray:
+def solve_ridge_kappa(eigvals: np.ndarray, n: ArrayLike, ridge: ArrayLike) -> np.ndarray:
     """Solve ``ridge = kappa (1 - (1/n) sum_i lambda_i / (lambda_i + kappa))`` for ``kappa``.
 
     Vectorised over ``n`` and ``ridge`` (broadcast together). The left side minus the right
     increases in ``kappa`` above the interpolation root (:func:`solve_kappa`, zero when
     ``n`` is at least the rank), so bisection in ``log kappa`` between that root and
     ``ridge + sum(lambda) / n`` finds the unique root.
+
+    Parameters
+    ----------
+    eigvals : ndarray, shape (d,)
+        Eigenvalues of the covariance (any order, ``>= 0``).
+    n : int or array of int
+        Sample sizes.
+    ridge : float or array of float
+        Ridge ``lambda`` (positive, finite), broadcast against ``n``.
+
+    Returns
+    -------
+    ndarray
+        ``kappa``, of the broadcast shape of ``np.atleast_1d(n)`` and ``ridge``.
 
     Examples
     --------

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..covariance import Covariance, as_covariance
 from ._equivalent import _isotropic_calibration, _isotropy
@@ -17,14 +17,17 @@ from ._kappa import _fractions, numerical_rank, solve_ridge_kappa
 class RidgeEquivalent:
     """Per-direction weights of the asymptotic risk of ridge towards the source.
 
-    Attributes
+    Parameters
     ----------
     n : ndarray, shape (k,)
+        The sample sizes.
     ridge : ndarray, shape (k,)
         The ridge ``lambda`` (in the convention ``(X^T X / n + lambda I)^{-1}``).
-    kappa, rho : ndarray, shape (k,)
-        ``kappa`` solves ``lambda = kappa (1 - (1/n) sum_i lambda_i / (lambda_i + kappa))``;
-        ``rho = (1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2``.
+    kappa : ndarray, shape (k,)
+        The root of ``lambda = kappa (1 - (1/n) sum_i lambda_i / (lambda_i + kappa))``
+        (:func:`solve_ridge_kappa`).
+    rho : ndarray, shape (k,)
+        ``(1/n) sum_i lambda_i^2 / (lambda_i + kappa)^2``.
     bias_weights : ndarray, shape (k, d)
         ``w_i``, the expected bias part of the excess risk being ``sum_i w_i <theta_S -
         theta_T, v_i>^2``: to first order ``kappa^2 lambda_i / (lambda_i + kappa)^2 / (1 -
@@ -51,7 +54,9 @@ class RidgeEquivalent:
     noise_factor: np.ndarray
 
 
-def ridge_equivalent(cov: Covariance | np.ndarray, n: Any, ridge: Any) -> RidgeEquivalent:
+def ridge_equivalent(
+    cov: Covariance | np.ndarray, n: ArrayLike, ridge: ArrayLike
+) -> RidgeEquivalent:
     """Deterministic equivalent of ridge regression towards the source at each ``(n, ridge)``.
 
     The estimator is ``theta_S + (X^T X / n + ridge I)^{-1} X^T (y - X theta_S) / n``; its

@@ -136,7 +136,7 @@ def _columns(cols: Any, limit: int = 10) -> str:
 
 
 def _read_cli_data(args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    from ..advisor._io import read_csv
+    from .._userfiles import read_csv
 
     _use_example(args)
     table = read_csv(args.data, "--data")

@@ -7,9 +7,8 @@ Pillow, which matplotlib already requires).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import check_positive_int
 
@@ -55,7 +54,9 @@ def patch_grid(shape: tuple[int, int], size: int, stride: int) -> tuple[int, int
     return (h - size) // stride + 1, (w - size) // stride + 1
 
 
-def image_patches(size: int = 12, stride: int = 6, images: Any = None) -> np.ndarray:
+def image_patches(
+    size: int = 12, stride: int = 6, images: ArrayLike | None = None
+) -> np.ndarray:
     """Square grayscale patches cut on a regular grid, flattened row by row.
 
     Parameters

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ._optional import require
+from .._optional import require
+from .._random import SeedLike
 from .features import FeatureMap
 
 __all__ = ["GroupedTable", "load_diamonds", "load_ames", "load_table", "TABLES", "rdataset"]
@@ -65,7 +65,7 @@ class GroupedTable:
         """Rows per group, largest first."""
         return self.frame[self.group].value_counts()
 
-    def rows(self, value: Any) -> pd.DataFrame:
+    def rows(self, value: object) -> pd.DataFrame:
         """The rows of one group (``ValueError`` for an unknown group).
 
         Parameters
@@ -79,7 +79,7 @@ class GroupedTable:
             raise ValueError(f"group {value!r} is not in column {self.group!r} (groups: {known})")
         return self.frame.loc[mask]
 
-    def feature_map(self, random_features: int = 0, seed: Any = 0) -> FeatureMap:
+    def feature_map(self, random_features: int = 0, seed: SeedLike = 0) -> FeatureMap:
         """A :class:`FeatureMap` over this table's feature columns.
 
         Parameters

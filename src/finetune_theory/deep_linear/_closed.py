@@ -45,6 +45,25 @@ def solve_scale(
     (``||X^+ y||^2``), ``b^2 = perp_sq`` (``||P_perp theta_S||^2``) and ``c^2 = source_sq``
     (``||theta_S||^2``); see :func:`scale_root`, which this validates ``depth`` for.
 
+    Parameters
+    ----------
+    target_sq : array-like
+        ``||X^+ y||^2``, the squared norm of the minimum-norm interpolant.
+    perp_sq : array-like
+        ``||P_perp theta_S||^2``, the squared norm of the source outside the row space of ``X``.
+    source_sq : array-like
+        ``||theta_S||^2`` (positive).
+    depth : int or math.inf
+        Depth ``N`` of the network (depth 1 gives ``s = 1``).
+    seen_sq : array-like, optional
+        ``||P_X theta_S||^2``, used at ``depth = inf`` instead of ``source_sq - perp_sq`` to
+        avoid the cancellation.
+
+    Returns
+    -------
+    ndarray
+        ``s_N``, of the broadcast shape of the norms.
+
     Examples
     --------
     >>> import math

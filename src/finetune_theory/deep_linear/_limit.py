@@ -52,6 +52,22 @@ def finetune_scale(
 ) -> np.ndarray | float:
     """The scale ``s_N`` of the source inside the unseen subspace (see :func:`finetune`).
 
+    Parameters
+    ----------
+    X : array-like, shape (..., n, d)
+        Target inputs; leading axes are a batch of independent problems.
+    y : array-like, shape (..., n)
+        Target labels.
+    theta_source : array-like, shape (..., d)
+        End-to-end vector of the pretrained (balanced) network; must be nonzero for ``N >= 2``.
+    depth : int or math.inf
+        Depth ``N`` of the network.
+
+    Returns
+    -------
+    float or ndarray
+        ``s_N`` (a float for a single problem, else of the batch shape).
+
     Examples
     --------
     >>> import math

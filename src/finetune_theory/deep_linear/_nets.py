@@ -359,7 +359,7 @@ def gradient_descent(
     m_t = np.matmul(first, np.swapaxes(x, 1, 2))  # (M)^T = W_1(0) X^T, (B, h_1, n)
     k_mat = np.matmul(x, np.swapaxes(x, 1, 2))  # K = X X^T, (B, n, n), symmetric
     coef = np.zeros((b, first.shape[1], n))  # W_1 = W_1(0) + coef @ X
-    shared = (mask.any(axis=0), [w.shape[1:] for w in layers])
+    shared = (np.asarray(mask.any(axis=0)), [w.shape[1:] for w in layers])
     loss = np.zeros(b)
     t = 0
     rows = np.arange(b)

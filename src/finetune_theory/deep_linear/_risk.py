@@ -197,6 +197,28 @@ def expected_scale(
     ``s_N`` is convex in the norms, so the plug-in alone is low at small ``n``
     (``docs/deep_linear.md``, section 6).
 
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+        Covariance of the target inputs.
+    theta_source : array-like, shape (d,)
+        The source (pretrained) end-to-end vector.
+    theta_target : array-like, shape (d,)
+        The target teacher.
+    n : int or array-like of int
+        Number of target samples.
+    depth : int or math.inf
+        Depth ``N`` of the balanced network.
+    noise : float, default 0.0
+        Label-noise standard deviation.
+    correct : bool, default True
+        Add the correction for the spread of the norms over designs (see above).
+
+    Returns
+    -------
+    float or ndarray
+        ``s_N`` at each ``n`` (a float for a single ``n``).
+
     Examples
     --------
     >>> import math
@@ -299,6 +321,29 @@ def simulate_risk(
     batch (in memory-bounded chunks). The same seed gives the same numbers; a single ``n``
     gives a float ``mean`` and ``stderr``.
 
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+        Covariance of the target inputs.
+    theta_source : array-like, shape (d,)
+        The source (pretrained) end-to-end vector.
+    theta_target : array-like, shape (d,)
+        The target teacher.
+    n : int or array-like of int
+        Number of target samples.
+    depth : int or math.inf
+        Depth ``N`` of the balanced network.
+    noise : float, default 0.0
+        Label-noise standard deviation.
+    repeats : int, default 100
+        Independent designs drawn per ``n``.
+    seed : int, SeedSequence or Generator, default 0
+        Seed of the draws.
+
+    Returns
+    -------
+    SimulatedRisk
+
     Examples
     --------
     >>> import numpy as np
@@ -329,6 +374,19 @@ def frozen_risk_floor(
     best such predictor scales by ``a* = <theta_S, theta_T>_Sigma / ||theta_S||^2_Sigma``. When
     ``theta_T`` is ``Sigma``-orthogonal to ``theta_S`` the floor is ``||theta_T||^2_Sigma``, the
     risk of predicting zero, whatever the number of samples.
+
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+        Covariance of the target inputs.
+    theta_source : array-like, shape (d,)
+        The source (pretrained) end-to-end vector, the direction of the frozen ``W_1``.
+    theta_target : array-like, shape (d,)
+        The target teacher.
+
+    Returns
+    -------
+    float
 
     Examples
     --------

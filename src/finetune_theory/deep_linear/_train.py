@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -135,7 +135,7 @@ def default_lr(
     start: Layers | None = None,
     *,
     fraction: float = DEFAULT_LR_FRACTION,
-    frozen: Iterable[int] | int = (),
+    frozen: Iterable[int] | Sequence[Iterable[int]] | int = (),
 ) -> np.ndarray | float:
     """The default step of :func:`train`: ``fraction`` over a bound on the loss curvature.
 
@@ -148,6 +148,20 @@ def default_lr(
     ``||theta||^(1/N)``, so the bound is multiplied by ``(||X^+ y|| / ||theta_0||)^(2 - 2/N)``
     when the data asks for a larger end-to-end vector than the start. GD is stable for
     ``fraction < 2``; the default 0.5 leaves room for the neglected residual term.
+
+    Parameters
+    ----------
+    X : array-like, shape (n, d) or (..., n, d)
+        Training inputs; leading axes are a batch of independent problems.
+    y : array-like, shape (n,) or (..., n)
+        Training labels (required).
+    start : list of arrays
+        The weights training starts from, as in :func:`train` (required).
+    fraction : float, default 0.5
+        The step as a fraction of the inverse curvature bound, in ``(0, 2)``.
+    frozen : int or collection of int, default ()
+        Indices of layers kept fixed (their gradients do not enter the bound); 0 is the input
+        layer ``W_1``, ``N - 1`` the output layer.
 
     Returns
     -------
@@ -184,7 +198,7 @@ def train(
     max_steps: int = DEFAULT_MAX_STEPS,
     tol: float = DEFAULT_TOL,
     strict: bool = True,
-    frozen: Iterable[int] | int = (),
+    frozen: Iterable[int] | Sequence[Iterable[int]] | int = (),
 ) -> TrainResult:
     """Full-batch gradient descent on ``(1/2n) ||f(X) - y||^2`` for a deep linear network.
 
@@ -216,8 +230,9 @@ def train(
         (default). With False, return the weights reached and mark those problems in
         ``converged`` (useful where the limit is approached sublinearly, e.g. a frozen first
         layer and a product of several trainable layers shrinking towards zero).
-    frozen : collection of int
+    frozen : collection of int, or a list of them
         Indices of layers kept fixed; 0 is the input layer ``W_1``, ``N - 1`` the output layer.
+        A list with one collection per repeat freezes each repeat of a batch its own way.
 
     Returns
     -------

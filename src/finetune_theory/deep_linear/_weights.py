@@ -131,6 +131,12 @@ def balanced_init(
 def end_to_end(weights: Layers) -> np.ndarray:
     """The end-to-end vector ``(W_N ... W_1)^T`` of layers ``(..., h_j, h_{j-1})``.
 
+    Parameters
+    ----------
+    weights : list of arrays
+        The layers ``[W_1 (..., h_1, d), ..., W_N (..., 1, h_{N-1})]``, all with the same
+        leading (batch) axes, or none.
+
     Returns
     -------
     ndarray, shape (..., d)
@@ -151,6 +157,12 @@ def imbalance(weights: Layers) -> np.ndarray | float:
 
     ``max_j ||W_{j+1}^T W_{j+1} - W_j W_j^T||_F / max(||W_j W_j^T||_F, ||W_{j+1}^T W_{j+1}||_F)``
     over consecutive layers (0 for depth 1 and for balanced weights).
+
+    Parameters
+    ----------
+    weights : list of arrays
+        The layers ``[W_1 (..., h_1, d), ..., W_N (..., 1, h_{N-1})]``, all with the same
+        leading (batch) axes, or none.
 
     Returns
     -------

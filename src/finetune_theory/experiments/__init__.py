@@ -1,4 +1,4 @@
-"""Experiments E1-E6, found by name.
+"""Experiments E1-E9, found by name (E9 optional).
 
 Each module holds one :class:`~finetune_theory.experiments.base.Experiment` named
 ``EXPERIMENT``. Modules are imported only when asked for, so a missing optional dependency of

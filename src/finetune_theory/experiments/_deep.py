@@ -60,7 +60,7 @@ def train_and_compare(
     depth: int,
     *,
     lr_fraction: float,
-    frozen: Sequence[int] = (),
+    frozen: Sequence[int] | Sequence[Sequence[int]] = (),
     closed: np.ndarray | None = None,
     max_steps: int = 500_000,
     strict: bool = True,
@@ -73,20 +73,22 @@ def train_and_compare(
     source = dl.end_to_end(weights)
     lr = dl.default_lr(X, y, weights, frozen=frozen, fraction=lr_fraction)
     result = dl.train(X, y, weights, lr=lr, frozen=frozen, max_steps=max_steps, strict=strict)
+    theta = result.theta
+    assert theta is not None  # a deep linear network's result carries its end-to-end vector
     if closed is None:
         closed = dl.finetune(X, y, source, depth)
-    gap = np.linalg.norm(result.theta - closed, axis=1) / np.maximum(
+    gap = np.linalg.norm(theta - closed, axis=1) / np.maximum(
         np.linalg.norm(closed, axis=1), 1e-300
     )
     return {
-        "theta": result.theta,
+        "theta": theta,
         "closed": closed,
         "gap": gap,
         "steps": result.steps,
         "lr": result.lr,
         "interpolated": result.interpolated,
         "converged": result.converged,
-        "scale": fitted_scale(result.theta, X, y, source),
+        "scale": fitted_scale(theta, X, y, source),
     }
 
 

@@ -174,7 +174,7 @@ def _unit(config: Config, alpha: float, rng: np.random.Generator) -> list[dict[s
         nan = np.full(b, np.nan)
         r_tr = risks(cov, fit["theta"], target) if fit else nan
         for i in range(b):
-            rec = dict(
+            rec: dict[str, Any] = dict(
                 base,
                 depth=float(depth),
                 init=init,

@@ -111,14 +111,14 @@ def _pairs(config: Config, spectrum: str, rng: np.random.Generator) -> list[dict
     targets = sources - profiled_deltas(cov, distance, tilt, seed=rng)
     x = cov.sample(n, seed=rng, batch=p)
     y = np.einsum("pnd,pd->pn", x, targets)
-    true_risk = linear.excess_risk(cov, linear.finetune(x, y, sources), targets)
+    true_risk = np.asarray(linear.excess_risk(cov, linear.finetune(x, y, sources), targets))
     measures = linear.similarity(cov, sources, targets, n)
     records = []
     for i in range(p):
         rec = {"kind": "pair", "spectrum": spectrum, "pair": i, "n": n, "tilt": float(tilt[i])}
         rec["distance"] = float(distance[i])
         rec["true_risk"] = float(true_risk[i])
-        rec.update({name: float(values[i]) for name, values in measures.items()})
+        rec.update({name: float(np.asarray(values)[i]) for name, values in measures.items()})
         records.append(rec)
     return records
 
@@ -131,13 +131,15 @@ def _curves(config: Config, spectrum: str, rng: np.random.Generator) -> list[dic
     ns = np.array([m for m in config.curve_n if m <= config.d], dtype=np.int64)
     for placement in ("top", "tail"):
         pair = placed_pair(cov, distance=1.0, where=placement, k=k, theta_source=source, seed=rng)
-        eps = config.eps_fraction * cov.quad(pair.theta_target)
+        eps = config.eps_fraction * float(cov.quad(pair.theta_target))
         starts = {"finetune": pair.theta_source, "scratch": np.zeros(config.d)}
         for method, start in starts.items():
             if method == "scratch" and placement == "tail":
                 continue  # scratch does not depend on the placement
             label = f"finetune ({placement})" if method == "finetune" else "scratch"
-            pred = linear.expected_risk(cov, start, pair.theta_target, ns, noise=config.noise)
+            pred = np.asarray(
+                linear.expected_risk(cov, start, pair.theta_target, ns, noise=config.noise)
+            )
             sim = linear.simulate_risk(
                 cov,
                 start,
@@ -155,8 +157,8 @@ def _curves(config: Config, spectrum: str, rng: np.random.Generator) -> list[dic
                         "method": label,
                         "n": int(m),
                         "predicted": float(pred[j]),
-                        "simulated": float(sim.mean[j]),
-                        "stderr": float(sim.stderr[j]),
+                        "simulated": float(np.asarray(sim.mean)[j]),
+                        "stderr": float(np.asarray(sim.stderr)[j]),
                     }
                 )
             n_eps = linear.sample_complexity(cov, start, pair.theta_target, eps, noise=config.noise)

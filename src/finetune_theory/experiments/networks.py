@@ -331,7 +331,7 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
         conv_full = nw.predict_from_profile(prof_full, ns)
         conv_last = nw.predict_from_profile(prof_last, ns)
         source_mse = float(np.mean((f_s["test"] - y_test) ** 2))
-        for j, n in enumerate(config.ns):
+        for col, n in enumerate(config.ns):
             cell = cells[n]
             t_full, t_last = float(np.mean(cell["time_full"])), float(np.mean(cell["time_last"]))
             p_full = nw.predict_from_profile(prof_full, n, time=t_full)
@@ -345,9 +345,9 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
                 "source_mse": source_mse,
                 "predicted_source_mse": conv_full.source_mse,
                 "predicted_full": float(p_full.mse[0]),
-                "predicted_full_converged": float(conv_full.mse[j]),
+                "predicted_full_converged": float(conv_full.mse[col]),
                 "predicted_last": float(p_last.mse[0]),
-                "predicted_last_converged": float(conv_last.mse[j]),
+                "predicted_last_converged": float(conv_last.mse[col]),
                 "noise_full": conv_full.noise_var,
                 "noise_last": conv_last.noise_var,
                 "time_full": t_full,

@@ -227,7 +227,7 @@ class _Readout:
         torch = torch_module()
         import copy
 
-        class Readout(torch.nn.Module):  # type: ignore[name-defined,misc]  # torch is lazy
+        class Readout(torch.nn.Module):  # type: ignore[name-defined]  # torch: a lazy variable
             """CHGNet's atom-wise readout, its head moved after the mean over the atoms."""
 
             def __init__(self) -> None:

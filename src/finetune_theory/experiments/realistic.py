@@ -206,8 +206,9 @@ def _quad(err: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.sum((err @ matrix) * err, axis=-1)
 
 
-def _mean_se(values: np.ndarray) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1) / math.sqrt(values.size))
+def _mean_se(values: np.ndarray | float) -> tuple[float, float]:
+    arr = np.asarray(values)
+    return float(np.mean(arr)), float(np.std(arr, ddof=1) / math.sqrt(arr.size))
 
 
 def _depth_label(depth: float) -> str:
@@ -303,7 +304,7 @@ def _planted(config: Config, name: str, seed: int) -> list[dict[str, Any]]:
     ns = np.array(list(sizes), dtype=np.int64)
     k = min(config.k, d)
     records: list[dict[str, Any]] = []
-    source = rng.standard_normal(d)
+    source = rng.standard_normal((d,))
     source /= np.linalg.norm(source)
     pairs = {
         w: placed_pair(cov, distance=config.distance, where=w, k=k, theta_source=source, seed=rng)

@@ -286,10 +286,12 @@ def _run_width(config: Config, width: int, rng: np.random.Generator) -> list[dic
         }
         for method, out in results.items():
             dist = deltas if method == "fine-tune" else np.sqrt(1.0 + deltas**2)
-            pred = relu.predicted_bound(dist, n, label_scale=s, delta=config.delta_conf)
+            pred = np.asarray(
+                relu.predicted_bound(dist, n, label_scale=s, delta=config.delta_conf)
+            )
             n_pred = {
-                f"n_pred_{eps:g}": relu.sample_complexity_bound(
-                    dist, eps, label_scale=s, delta=config.delta_conf
+                f"n_pred_{eps:g}": np.asarray(
+                    relu.sample_complexity_bound(dist, eps, label_scale=s, delta=config.delta_conf)
                 )
                 for eps in config.eps
             }

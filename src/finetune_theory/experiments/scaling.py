@@ -142,6 +142,7 @@ def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
     }
     # every case of one depth trains in one batch (each repeat stops on its own)
     fits: dict[tuple[int, float], dict[str, np.ndarray]] = {}
+    depth: float
     for depth in config.depths:
         layer = [c ** (1.0 / depth) if mode == "source" else 1.0 for mode, c, *_ in cases]
         batch = train_and_compare(
@@ -169,7 +170,7 @@ def _unit(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
                 ]
             )
             for i in range(b):
-                rec = {
+                rec: dict[str, Any] = {
                     "mode": mode,
                     "factor": float(c),
                     "group": group,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._numerics import pinv
 from .._validation import check_nonnegative, regression_problem
 
 
-def finetune(X: Any, y: Any, theta_source: Any, *, ridge: float = 0.0) -> np.ndarray:
+def finetune(
+    X: ArrayLike, y: ArrayLike, theta_source: ArrayLike, *, ridge: float = 0.0
+) -> np.ndarray:
     """What gradient descent from ``theta_source`` converges to (or ridge towards it).
 
     Parameters

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._numerics import TINY
 from .._random import SeedLike
@@ -19,11 +19,13 @@ from .._validation import (
     sample_sizes,
 )
 from ..asymptotics import deterministic_equivalent, numerical_rank, ridge_equivalent
-from ..covariance import Covariance, as_covariance
+from ..covariance import Covariance, CovarianceLike, as_covariance
 from ._finetune import _finetune_fast
 
 
-def excess_risk(cov: Any, theta: Any, theta_target: Any) -> np.ndarray | float:
+def excess_risk(
+    cov: CovarianceLike, theta: ArrayLike, theta_target: ArrayLike
+) -> np.ndarray | float:
     """Excess population risk ``(theta - theta_T)^T Sigma (theta - theta_T)``.
 
     Parameters
@@ -60,10 +62,10 @@ def excess_risk(cov: Any, theta: Any, theta_target: Any) -> np.ndarray | float:
 
 
 def expected_risk(
-    cov: Any,
-    theta_source: Any,
-    theta_target: Any,
-    n: Any,
+    cov: CovarianceLike,
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
+    n: ArrayLike,
     *,
     noise: float = 0.0,
     ridge: float = 0.0,
@@ -143,7 +145,12 @@ def _ridge_curve(
 
 
 def optimal_ridge(
-    cov: Any, theta_source: Any, theta_target: Any, n: Any, *, noise: float
+    cov: CovarianceLike,
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
+    n: ArrayLike,
+    *,
+    noise: float,
 ) -> np.ndarray | float:
     """The ridge towards the source that minimises :func:`expected_risk`.
 
@@ -208,7 +215,13 @@ def optimal_ridge(
 
 
 def expected_risk_early_stopping(
-    cov: Any, theta_source: Any, theta_target: Any, n: Any, t: float, *, noise: float = 0.0
+    cov: CovarianceLike,
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
+    n: ArrayLike,
+    t: float,
+    *,
+    noise: float = 0.0,
 ) -> np.ndarray | float:
     """Approximate expected excess risk of gradient flow from the source stopped at time ``t``.
 
@@ -255,12 +268,35 @@ def expected_risk_early_stopping(
 
 
 def optimal_stopping_time(
-    cov: Any, theta_source: Any, theta_target: Any, n: Any, *, noise: float
+    cov: CovarianceLike,
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
+    n: ArrayLike,
+    *,
+    noise: float,
 ) -> np.ndarray | float:
     """The stopping time minimising :func:`expected_risk_early_stopping` (``1 / optimal_ridge``).
 
     ``inf`` means running to zero training loss is best; ``0`` means not moving from the
     source is best.
+
+    Parameters
+    ----------
+    cov : Covariance or (d, d) array
+        Covariance of the target inputs.
+    theta_source : array-like, shape (d,)
+        The source teacher, where gradient descent starts.
+    theta_target : array-like, shape (d,)
+        The target teacher.
+    n : int or array-like of int
+        Number of target samples.
+    noise : float
+        Label-noise standard deviation.
+
+    Returns
+    -------
+    float or ndarray
+        The gradient-flow time at each ``n`` (a float for a single ``n``).
 
     Examples
     --------
@@ -277,10 +313,10 @@ def optimal_stopping_time(
 
 
 def simulate_risk(
-    cov: Any,
-    theta_source: Any,
-    theta_target: Any,
-    n: Any,
+    cov: CovarianceLike,
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
+    n: ArrayLike,
     *,
     noise: float = 0.0,
     repeats: int = 100,

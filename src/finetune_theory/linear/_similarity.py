@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validation import as_vector, check_positive_int, output_like, sample_sizes
 from ..asymptotics import deterministic_equivalent
-from ..covariance import as_covariance
+from ..covariance import CovarianceLike, as_covariance
 
 #: the measures returned by :func:`similarity`, in display order, with a one-line meaning
 MEASURES: dict[str, str] = {
@@ -21,8 +20,13 @@ MEASURES: dict[str, str] = {
 
 
 def similarity(
-    cov: Any, theta_source: Any, theta_target: Any, n: Any, *, k: int | None = None
-) -> dict[str, Any]:
+    cov: CovarianceLike,
+    theta_source: ArrayLike,
+    theta_target: ArrayLike,
+    n: ArrayLike,
+    *,
+    k: int | None = None,
+) -> dict[str, np.ndarray | float]:
     """The covariance-aware similarity measure and its alternatives, by name.
 
     Parameters

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._training import (
     DEFAULT_MAX_STEPS,
@@ -19,7 +18,11 @@ from .._validation import as_matrix, check_lr, check_positive, output_like, regr
 
 
 def default_lr(
-    X: Any, y: Any = None, start: Any = None, *, fraction: float = 1.0
+    X: ArrayLike,
+    y: ArrayLike | None = None,
+    start: ArrayLike | None = None,
+    *,
+    fraction: float = 1.0,
 ) -> np.ndarray | float:
     """The default step of :func:`train`: ``fraction / L`` with ``L = lambda_max(X^T X / n)``.
 
@@ -27,6 +30,21 @@ def default_lr(
     ``y`` and ``start`` may be left out. GD is stable for ``fraction < 2``; the default
     ``1 / L`` never raises the loss. Batched over leading axes of ``X``; a zero design gets
     ``fraction``.
+
+    Parameters
+    ----------
+    X : array-like, shape (n, d) or (..., n, d)
+        Training inputs; leading axes are a batch of independent problems.
+    y : array-like, optional
+        Training labels (not used: the step does not depend on them).
+    start : array-like, optional
+        Starting weights (not used).
+    fraction : float, default 1.0
+        The step as a fraction of ``1 / L``, in ``(0, 2)``.
+
+    Returns
+    -------
+    float, or ndarray of the batch shape
 
     Examples
     --------
@@ -48,11 +66,11 @@ def _default_lr(x: np.ndarray) -> np.ndarray:
 
 @renamed_start("theta_source")
 def train(
-    X: Any,
-    y: Any,
-    start: Any,
+    X: ArrayLike,
+    y: ArrayLike,
+    start: ArrayLike,
     *,
-    lr: Any = None,
+    lr: ArrayLike | None = None,
     max_steps: int = DEFAULT_MAX_STEPS,
     tol: float = DEFAULT_TOL,
     strict: bool = True,

@@ -249,6 +249,13 @@ def advise(
         Also really fine-tune the network (``finetune_network``): ``folds``-fold
         cross-validation of ``max_steps`` gradient-descent steps of ``lr_fraction /
         lambda_max(K / n)`` against the linearised network for the same time.
+    max_steps : int, default 200
+        With ``train_network``: gradient-descent steps of each fold.
+    lr_fraction : float, default 0.5
+        With ``train_network``: the step size as a fraction of ``1 / lambda_max(K / n)``.
+    folds : int, default 5
+        With ``train_network``: folds of the cross-validation (at least 2; at most one per
+        labelled row).
     eps, n_max, confidence, misspecification
         As in :func:`finetune_theory.advisor.advise`.
 

@@ -54,7 +54,7 @@ ROUTES = ("last", "full")
 class Spectrum:
     """The estimated spectrum of ``Sigma = E[phi phi^T]`` and the map to its eigen-coordinates.
 
-    Attributes
+    Parameters
     ----------
     eigvals : ndarray, shape (k,)
         ``mu_k``, descending, positive.
@@ -63,6 +63,12 @@ class Spectrum:
         the features (explicit route) or the kernel against the ``m`` anchor inputs.
     n_inputs : int
         Unlabelled inputs the estimate used.
+
+    Examples
+    --------
+    >>> spec = feature_spectrum(np.diag([2.0, 1.0]))
+    >>> spec.eigvals.tolist(), spec.n_inputs
+    ([2.0, 0.5], 2)
     """
 
     eigvals: np.ndarray
@@ -70,7 +76,24 @@ class Spectrum:
     n_inputs: int
 
     def coords(self, rows: ArrayLike) -> np.ndarray:
-        """Eigen-coordinates ``(rows, k)`` of feature rows or kernel rows against the anchors."""
+        """Eigen-coordinates ``(rows, k)`` of feature rows or kernel rows against the anchors.
+
+        Parameters
+        ----------
+        rows : array-like, shape (r, m)
+            Feature rows (explicit route) or kernel rows against the ``m`` anchor inputs.
+
+        Returns
+        -------
+        ndarray, shape (r, k)
+            ``rows @ projection``.
+
+        Examples
+        --------
+        >>> spec = feature_spectrum(np.diag([2.0, 1.0]))
+        >>> np.abs(spec.coords([[1.0, 1.0]])).tolist()
+        [[1.0, 1.0]]
+        """
         m = as_array(rows, "rows", min_ndim=2, max_ndim=2)
         if m.shape[1] != self.projection.shape[0]:
             raise ValueError(f"rows must have {self.projection.shape[0]} columns, got {m.shape}")
@@ -83,6 +106,16 @@ def _positive(s: np.ndarray) -> np.ndarray:
 
 def feature_spectrum(features: ArrayLike) -> Spectrum:
     """The spectrum of ``Phi^T Phi / N`` from explicit feature rows ``Phi`` (uncentred).
+
+    Parameters
+    ----------
+    features : array-like, shape (N, h)
+        Feature rows ``phi(x)`` of ``N`` unlabelled inputs.
+
+    Returns
+    -------
+    Spectrum
+        The positive eigenvalues (descending) and the projection on their eigenvectors.
 
     Examples
     --------
@@ -151,7 +184,7 @@ def kernel_spectrum(K: ArrayLike, K_anchors: ArrayLike | None = None) -> Spectru
 class CurvePrediction:
     """A predicted fine-tuning learning curve.
 
-    Attributes
+    Parameters
     ----------
     n : ndarray, shape (s,)
         Target sample sizes.
@@ -163,12 +196,23 @@ class CurvePrediction:
         Fitted variance of the residual outside the feature span plus label noise.
     source_mse : float
         Predicted test MSE of the source unchanged (``sum_k mu_k energy_k + noise_var``).
-    eigvals, energy : ndarray, shape (k,)
-        The spectrum ``mu_k`` and the fitted ``E <beta, v_k>^2``.
+    eigvals : ndarray, shape (k,)
+        The spectrum ``mu_k``.
+    energy : ndarray, shape (k,)
+        The fitted ``E <beta, v_k>^2`` of the source's residual ``beta``.
     route : str
         ``"full"`` (linearised network) or ``"last"`` (head alone), or ``"features"``.
     ridge : float
+        Ridge towards the source the curve is for (0: to zero training loss).
     time : float or None
+        Gradient-flow time of early stopping the curve is for (None: to convergence).
+
+    Examples
+    --------
+    >>> prof = ResidualProfile(np.ones(100), np.full(100, 0.01), 0.5, "features")
+    >>> curve = predict_from_profile(prof, [10, 50])
+    >>> bool(np.allclose(curve.mse, curve.excess + curve.noise_var)), curve.source_mse
+    (True, 1.5)
     """
 
     n: np.ndarray
@@ -187,7 +231,7 @@ class CurvePrediction:
 class ResidualProfile:
     """The source's residual in the eigenbasis of a spectrum, fitted to labelled rows.
 
-    Attributes
+    Parameters
     ----------
     eigvals : ndarray, shape (k,)
         ``mu_k``.
@@ -197,6 +241,13 @@ class ResidualProfile:
     noise_var : float
         Variance of the residual outside the span plus label noise.
     route : str
+        A label carried to the prediction: ``"full"``, ``"last"`` or ``"features"``.
+
+    Examples
+    --------
+    >>> prof = ResidualProfile(np.array([2.0, 1.0]), np.array([0.5, 0.25]), 0.1, "features")
+    >>> prof.source_mse  # 2 * 0.5 + 1 * 0.25 + 0.1
+    1.35
     """
 
     eigvals: np.ndarray
@@ -330,6 +381,30 @@ def predict_from_spectrum(
 ) -> CurvePrediction:
     """:func:`fit_residual_profile` then :func:`predict_from_profile`.
 
+    Parameters
+    ----------
+    spectrum : Spectrum
+        The spectrum of the features (:func:`feature_spectrum`) or of the kernel.
+    coords : array-like, shape (l, k)
+        Eigen-coordinates of the ``l`` labelled rows (:meth:`Spectrum.coords`).
+    residual : array-like, shape (l,)
+        Their residuals ``y - f_S(x)``.
+    n : int or array-like of int
+        Sample sizes of the curve.
+    ridge : float, default 0.0
+        Ridge towards the source (convention of :func:`finetune_theory.linear.finetune`).
+    time : float, optional
+        Gradient-flow time of early stopping; ``None``: to convergence. Not together with
+        ``ridge``.
+    noise_var : float, optional
+        Hold the noise variance at this value instead of fitting it.
+    route : str, default "features"
+        A label carried to the prediction.
+
+    Returns
+    -------
+    CurvePrediction
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -366,6 +441,43 @@ def residual_profile(
     The first half of :func:`predict_curve` (which takes the same arguments): the spectrum
     from ``X_unlabelled``, the profile fitted to the residuals ``y - f_S(x)`` of the labelled
     rows. :func:`predict_from_profile` turns it into a curve at any ridge or time.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The pretrained network (its weights are the source).
+    X_unlabelled : array-like, shape (N, ...)
+        Target inputs without labels: the spectrum.
+    X_labelled : array-like, shape (l, ...)
+        Labelled target inputs.
+    y_labelled : array-like, shape (l,)
+        Their labels: the residual's energy profile and noise.
+    route : {"full", "last"}, default "full"
+        ``"full"``: the chosen ``parameters``, linearised (empirical NTK); ``"last"``: the
+        head alone on the penultimate features plus a constant.
+    parameters : "all", "last" or list of str, default "all"
+        Parameters of the ``"full"`` route.
+    output : int, optional
+        The output column, for networks with several outputs.
+    layer : str, optional
+        The head of the ``"last"`` route (an ``nn.Linear``); default: the network's last
+        ``nn.Linear``.
+    noise_var : float, optional
+        Hold the noise variance at this value instead of fitting it.
+    landmarks : int, default 1000
+        Above this many unlabelled inputs the ``"full"`` route uses Nystrom with this many
+        landmark inputs drawn from them (``seed``).
+    seed : int, SeedSequence or Generator, default 0
+        Seed of the choice of landmark inputs.
+    method : {"auto", "jacobian", "jvp"}, default "auto"
+        How the empirical NTK is computed (see
+        :func:`~finetune_theory.networks.empirical_ntk`).
+    device : str or torch.device, default "cpu"
+        Where to compute (GPU accepted but untested).
+
+    Returns
+    -------
+    ResidualProfile
 
     Examples
     --------
@@ -451,6 +563,11 @@ def predict_curve(
         constant, from the source head).
     parameters : "all", "last" or list of str
         Parameters of the ``"full"`` route.
+    output : int, optional
+        The output column, for networks with several outputs.
+    layer : str, optional
+        The head of the ``"last"`` route (an ``nn.Linear``); default: the network's last
+        ``nn.Linear``.
     ridge : float
         Ridge towards the source (0: gradient descent to zero training loss).
     time : float, optional
@@ -458,6 +575,13 @@ def predict_curve(
     landmarks : int
         Above this many unlabelled inputs the ``"full"`` route uses Nystrom with this many
         landmark inputs drawn from them (``seed``).
+    seed : int, SeedSequence or Generator, default 0
+        Seed of the choice of landmark inputs.
+    method : {"auto", "jacobian", "jvp"}, default "auto"
+        How the empirical NTK is computed (see
+        :func:`~finetune_theory.networks.empirical_ntk`).
+    device : str or torch.device, default "cpu"
+        Where to compute (GPU accepted but untested).
 
     Returns
     -------

@@ -41,7 +41,7 @@ __all__ = [
 class Penultimate:
     """The input of a network's head and the head itself.
 
-    Attributes
+    Parameters
     ----------
     features : ndarray, shape (rows, h)
         The input of the last ``nn.Linear`` on each row.
@@ -51,6 +51,12 @@ class Penultimate:
         The head's bias for the chosen output (0 without a bias).
     layer : str
         The name of the head module.
+
+    Examples
+    --------
+    >>> pen = Penultimate(np.ones((2, 3)), np.array([1.0, 2.0, 3.0]), 0.5, "head")
+    >>> pen.outputs().tolist(), pen.design().shape
+    ([6.5, 6.5], (2, 4))
     """
 
     features: np.ndarray
@@ -149,6 +155,17 @@ def advisor_inputs(
     The advisor predicts linear fine-tuning; on the penultimate features with the head as the
     source that is fine-tuning the network's last layer.
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The pretrained network.
+    X : array-like or tensor, shape (rows, ...)
+        Inputs as the network takes them.
+    layer : str, optional
+        The name of the head (an ``nn.Linear``); default: the last ``nn.Linear`` of the network.
+    output : int, optional
+        The output column, for heads with several outputs.
+
     Returns
     -------
     features : ndarray, shape (rows, h)
@@ -178,7 +195,7 @@ def advisor_inputs(
 class LinearisedFit:
     """Predictions of the linearised network after fine-tuning.
 
-    Attributes
+    Parameters
     ----------
     predictions : ndarray, shape (t,)
         ``f_S(x) + K(x, X) alpha`` on the test rows.
@@ -188,6 +205,12 @@ class LinearisedFit:
         ``alpha``: the dual coefficients of the residual.
     source_predictions : ndarray, shape (t,)
         ``f_S`` on the test rows (the pretrained network, not fine-tuned).
+
+    Examples
+    --------
+    >>> fit = kernel_finetune(np.eye(2), np.eye(2), [1.0, 2.0], np.zeros(2), np.zeros(2))
+    >>> fit.predictions.tolist(), fit.coef.tolist()
+    ([1.0, 2.0], [1.0, 2.0])
     """
 
     predictions: np.ndarray
@@ -300,6 +323,35 @@ def linearised_predictor(
     None``: gradient descent to zero training loss; exact for a network linear in the chosen
     parameters).
 
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The pretrained network (its weights are the source).
+    X_train : array-like or tensor, shape (n, ...)
+        Training inputs.
+    y_train : array-like, shape (n,)
+        Training labels.
+    X_test : array-like or tensor, shape (t, ...)
+        Inputs to predict on.
+    parameters : "all", "last" or list of str, default "all"
+        The parameters fine-tuned (see :func:`~finetune_theory.networks.jacobian`).
+    output : int, optional
+        The output column, for networks with several outputs.
+    ridge : float, default 0.0
+        Ridge towards the source, in the convention of
+        :func:`finetune_theory.linear.finetune`.
+    time : float, optional
+        Gradient-flow time (learning rate times steps); ``None``: to convergence.
+    method : {"auto", "jacobian", "jvp"}, default "auto"
+        How the empirical NTK is computed (see
+        :func:`~finetune_theory.networks.empirical_ntk`).
+    device : str or torch.device, default "cpu"
+        Where to compute (GPU accepted but untested).
+
+    Returns
+    -------
+    LinearisedFit
+
     Examples
     --------
     >>> import torch
@@ -327,7 +379,7 @@ def linearised_predictor(
 class NetworkTrainResult:
     """Outcome of :func:`train` on a batch of ``R`` fine-tuning problems.
 
-    Attributes
+    Parameters
     ----------
     params : dict of str to torch.Tensor
         The trained parameters, each with a leading axis of length ``R``.
@@ -343,6 +395,14 @@ class NetworkTrainResult:
         ``lr * steps``: the gradient-flow time of each problem.
     movement : ndarray, shape (R,)
         ``||w - w_S|| / ||w_S||`` over the trained parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(2, 1)
+    >>> res = train(net, [[1.0, 0.0], [0.0, 1.0]], [2.0, -1.0], lr=0.5, max_steps=10)
+    >>> res.steps, res.loss.shape
+    (10, (1,))
     """
 
     params: dict[str, Any]
@@ -354,11 +414,53 @@ class NetworkTrainResult:
     movement: np.ndarray
 
     def replica(self, i: int) -> dict[str, Any]:
-        """The parameters of problem ``i`` (for ``params=`` of the kernel functions)."""
+        """The parameters of problem ``i`` (for ``params=`` of the kernel functions).
+
+        Parameters
+        ----------
+        i : int
+            Index of the problem, in ``range(R)``.
+
+        Returns
+        -------
+        dict of str to torch.Tensor
+            Each trained parameter without the leading axis.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = torch.nn.Linear(2, 1)
+        >>> res = train(net, [[1.0, 0.0], [0.0, 1.0]], [2.0, -1.0], lr=0.5, max_steps=10)
+        >>> sorted(res.replica(0)), tuple(res.replica(0)["weight"].shape)
+        (['bias', 'weight'], (1, 2))
+        """
         return {k: v[i] for k, v in self.params.items()}
 
     def outputs(self, model: Any, X: ArrayLike, *, output: int | None = None) -> np.ndarray:
-        """Outputs ``(R, rows)`` of every trained problem on the same inputs ``X``."""
+        """Outputs ``(R, rows)`` of every trained problem on the same inputs ``X``.
+
+        Parameters
+        ----------
+        model : torch.nn.Module
+            The network that was trained (its parameters not in :attr:`params` are used as
+            they are).
+        X : array-like or tensor, shape (rows, ...)
+            Inputs.
+        output : int, optional
+            The output column, for networks with several outputs.
+
+        Returns
+        -------
+        ndarray, shape (R, rows)
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = torch.nn.Linear(2, 1)
+        >>> res = train(net, [[1.0, 0.0], [0.0, 1.0]], [2.0, -1.0], lr=0.5, max_steps=10)
+        >>> res.outputs(net, np.ones((3, 2))).shape
+        (1, 3)
+        """
         torch = torch_module()
         from torch.func import vmap
 

@@ -258,7 +258,7 @@ class _Workspace:
 
 
 def loss_and_gradient(
-    network: ReluNetwork, X: Any, y: Any
+    network: ReluNetwork, X: ArrayLike, y: ArrayLike
 ) -> tuple[np.ndarray | float, np.ndarray]:
     """The loss ``(1/2n) ||f(X) - y||^2`` and its gradient with respect to the weights.
 

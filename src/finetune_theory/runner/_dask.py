@@ -123,8 +123,8 @@ class DaskExecutor(Executor):
         except (UnitFailed, RunnerError):
             raise
         except CancelledError:
-            problem = self._problem(1.0) or f"the Dask scheduler at {self.address} dropped a unit"
-            raise ExecutorLost(problem) from None
+            lost = self._problem(1.0) or f"the Dask scheduler at {self.address} dropped a unit"
+            raise ExecutorLost(lost) from None
         except Exception as exc:
             problem = self._problem(1.0)
             if problem is not None:
@@ -152,8 +152,8 @@ class DaskExecutor(Executor):
                 except TimeoutError:
                     done = set()
                 except CancelledError:  # the client dropped every future: connection lost
-                    problem = self._problem(1.0) or f"lost the Dask scheduler at {self.address}"
-                    raise ExecutorLost(problem) from None
+                    lost = self._problem(1.0) or f"lost the Dask scheduler at {self.address}"
+                    raise ExecutorLost(lost) from None
                 for fut in done:
                     yield index[fut.key], self._result(fut)
                 if done:

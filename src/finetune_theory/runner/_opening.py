@@ -63,7 +63,9 @@ class StoreFiles:
     def _checkpoint(self) -> bool:  # pragma: no cover - defined by ResultStore
         raise NotImplementedError
 
-    def _error(self, exc: sqlite3.Error, doing: str) -> StoreError:  # pragma: no cover
+    def _error(  # pragma: no cover
+        self, exc: sqlite3.Error, doing: str
+    ) -> StoreError | OutputError:
         raise NotImplementedError
 
     def _check_existing_file(self) -> bool:

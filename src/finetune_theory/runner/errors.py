@@ -1,5 +1,8 @@
 """The runner's error types (each is reported as one line by the command line).
 
+Every one but :class:`UnitFailed` is a :class:`~finetune_theory.exceptions.RunnerError`, the
+base class kept with the package's other errors in :mod:`finetune_theory.exceptions`.
+
 Library messages say what happened and what was kept; they name no command-line option. Where
 a remedy involves one, the error carries a ``hint`` (a key of :data:`HINTS`) and the command
 line adds the option's wording.
@@ -16,6 +19,8 @@ import errno
 import os
 import sqlite3
 from pathlib import Path
+
+from ..exceptions import RunnerError
 
 __all__ = [
     "RunnerError",
@@ -52,30 +57,6 @@ EXTRAS = {
     "distributed": "dask",
     "dask": "dask",
 }
-
-
-class RunnerError(RuntimeError):
-    """A run cannot go on (bad scheduler, missing extra, broken worker pool, ...).
-
-    Parameters
-    ----------
-    message
-        One line.
-    hint
-        A key of :data:`HINTS`: which remedy the command line should add, if any.
-
-    Examples
-    --------
-    >>> error = RunnerError("the output folder is in use", hint="other-out")
-    >>> str(error), error.hint
-    ('the output folder is in use', 'other-out')
-    >>> isinstance(error, RuntimeError)
-    True
-    """
-
-    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
 
 
 class RunEnded(RunnerError):

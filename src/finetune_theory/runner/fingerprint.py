@@ -409,7 +409,7 @@ class CodeSnapshot:
                     (
                         m
                         for m in list(sys.modules.values())
-                        if getattr(m, "__file__", None) and _real(m.__file__) == real
+                        if (file := getattr(m, "__file__", None)) and _real(file) == real
                     ),
                     None,
                 )

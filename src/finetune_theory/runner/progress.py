@@ -63,7 +63,7 @@ class Progress:
     """
 
     def __init__(self, mode: bool | str, stream: Any = None, interval: float = 1.0) -> None:
-        self.mode = {True: "bars", False: "off"}.get(mode, mode)  # type: ignore[call-overload]
+        self.mode = ("bars" if mode else "off") if isinstance(mode, bool) else mode
         if self.mode not in ("bars", "lines", "off"):
             raise ValueError(f"progress mode must be bars, lines or off, got {mode!r}")
         self.enabled = self.mode == "bars"

@@ -161,7 +161,7 @@ class ResultStore(StoreFiles):
             raise
 
     # -- errors
-    def _error(self, exc: sqlite3.Error, doing: str) -> StoreError:
+    def _error(self, exc: sqlite3.Error, doing: str) -> StoreError | OutputError:
         """The one-line error for an SQLite failure while ``doing`` (e.g. "cannot use")."""
         reason = _sqlite_reason(exc, self.path)
         if reason == "locked":

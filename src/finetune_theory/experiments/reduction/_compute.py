@@ -123,18 +123,19 @@ def _mc_crossing(
     ns = np.unique(np.concatenate([np.geomspace(lo, hi, config.sim_points).round(), [n_pred]]))
     ns = ns.astype(np.int64)
     sim = linear.simulate_risk(cov, start, tt, ns, repeats=config.sim_repeats, seed=rng)
+    mean, stderr = np.asarray(sim.mean), np.asarray(sim.stderr)
     j = int(np.flatnonzero(ns == n_pred)[0])
     pred = float(linear.expected_risk(cov, start, tt, n_pred))
-    below = np.flatnonzero(sim.mean <= eps)
+    below = np.flatnonzero(mean <= eps)
     n_sim = math.nan
     if below.size and below[0] > 0:
         i = below[0]
         x0, x1 = ns[i - 1], ns[i]
-        y0, y1 = math.log(sim.mean[i - 1]), math.log(max(sim.mean[i], 1e-300))
+        y0, y1 = math.log(mean[i - 1]), math.log(max(mean[i], 1e-300))
         n_sim = float(x0 + (math.log(eps) - y0) * (x1 - x0) / (y1 - y0)) if y1 != y0 else x1
     elif below.size and ns[0] == 1:
         n_sim = 1.0
-    return n_sim, float(sim.mean[j]), float(sim.stderr[j]), pred
+    return n_sim, float(mean[j]), float(stderr[j]), pred
 
 
 def _simulated(config: Config, spectrum: str, rng: np.random.Generator) -> list[dict[str, Any]]:
