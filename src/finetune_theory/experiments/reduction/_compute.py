@@ -225,26 +225,23 @@ def _depth(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
         ts /= np.linalg.norm(ts)
         xi = rng.standard_normal(d)
         xi *= config.xi / np.linalg.norm(xi)
-        # every curve of the spectrum (scratch and each depth, at every alpha) reads the same
-        # deterministic equivalent over ``ns``: computed once, not once per curve
-        with reuse_equivalents():
-            for alpha in config.alphas:
-                tt = alpha * ts + xi
-                r0 = float(cov.quad(tt))
-                scratch = np.atleast_1d(linear.expected_risk(cov, np.zeros(d), tt, ns)) / r0
-                source_risk = float(cov.quad(ts - tt)) / r0
-                for depth in config.depths:
-                    curve = np.atleast_1d(dl.expected_risk(cov, ts, tt, ns, depth)) / r0
-                    fields = {
-                        "kind": "depth",
-                        "spectrum": spectrum,
-                        "d": d,
-                        "alpha": float(alpha),
-                        "depth": float(depth),
-                    }
-                    records += _eps_records(
-                        fields, curve, scratch, ns, source_risk, config.eps_fractions
-                    )
+        for alpha in config.alphas:
+            tt = alpha * ts + xi
+            r0 = float(cov.quad(tt))
+            scratch = np.atleast_1d(linear.expected_risk(cov, np.zeros(d), tt, ns)) / r0
+            source_risk = float(cov.quad(ts - tt)) / r0
+            for depth in config.depths:
+                curve = np.atleast_1d(dl.expected_risk(cov, ts, tt, ns, depth)) / r0
+                fields = {
+                    "kind": "depth",
+                    "spectrum": spectrum,
+                    "d": d,
+                    "alpha": float(alpha),
+                    "depth": float(depth),
+                }
+                records += _eps_records(
+                    fields, curve, scratch, ns, source_risk, config.eps_fractions
+                )
     return records
 
 
@@ -269,6 +266,15 @@ def _relu(config: Config) -> list[dict[str, Any]]:
 def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
     """Compute one unit of E7 (one part, and spectrum for the linear parts) from its own seed."""
     rng = as_generator(seed)
+    # the curves of a unit share covariances and sizes: the depth part reads every curve of a
+    # spectrum (scratch and each depth, at every alpha) off one deterministic equivalent, and
+    # the sample-size searches of the simulated and floor parts ask for the same sizes again
+    with reuse_equivalents():
+        return _run_parts(config, rng)
+
+
+def _run_parts(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The records of every unit of ``config``, in order, drawing from ``rng``."""
     records: list[dict[str, Any]] = []
     for unit in units(config):
         if unit.part == "theory":
