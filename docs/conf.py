@@ -90,19 +90,6 @@ numpydoc_validation_checks = {"GL08", "PR01", "PR02", "SS01"}
 #: complete (remove it) and on any other name that is not; it also checks these names against
 #: the build's other checks, which the exclusion below turns off for them.
 PARAMETERS_PENDING = {
-    "finetune_theory.curves.default_sample_sizes",
-    "finetune_theory.curves.make_covariance",
-    "finetune_theory.curves.plot_curve",
-    "finetune_theory.experiments.base.Experiment",
-    "finetune_theory.experiments.base.Experiment.config",
-    "finetune_theory.experiments.base.Experiment.run_all",
-    "finetune_theory.experiments.base.Experiment.units",
-    "finetune_theory.experiments.base.Verdict",
-    "finetune_theory.experiments.base.config_hash",
-    "finetune_theory.experiments.base.config_to_dict",
-    "finetune_theory.experiments.base.run_units",
-    "finetune_theory.experiments.base.single_unit",
-    "finetune_theory.experiments.base.unit_seeds",
     "finetune_theory.experiments.depth.Config",
     "finetune_theory.experiments.depth.claims",
     "finetune_theory.experiments.depth.plot",
@@ -152,9 +139,6 @@ PARAMETERS_PENDING = {
     "finetune_theory.experiments.scaling.run",
     "finetune_theory.experiments.scaling.table",
     "finetune_theory.experiments.scaling.units",
-    "finetune_theory.linear.SampleComplexity",
-    "finetune_theory.linear.sample_complexity_reduction",
-    "finetune_theory.relu.default_lr",
 }
 numpydoc_validation_exclude = {
     r"\.__init__$",
