@@ -89,25 +89,7 @@ numpydoc_validation_checks = {"GL08", "PR01", "PR02", "SS01"}
 #: PR01). This list only shrinks: tests/test_docs.py fails on a name here that has become
 #: complete (remove it) and on any other name that is not; it also checks these names against
 #: the build's other checks, which the exclusion below turns off for them.
-PARAMETERS_PENDING = {
-    "finetune_theory.experiments.freezing.Config",
-    "finetune_theory.experiments.freezing.claims",
-    "finetune_theory.experiments.freezing.plot",
-    "finetune_theory.experiments.freezing.run",
-    "finetune_theory.experiments.freezing.table",
-    "finetune_theory.experiments.freezing.units",
-    "finetune_theory.experiments.reduction.Config",
-    "finetune_theory.experiments.reduction.claims",
-    "finetune_theory.experiments.reduction.first_below",
-    "finetune_theory.experiments.reduction.make_covariance",
-    "finetune_theory.experiments.reduction.placed_differences",
-    "finetune_theory.experiments.reduction.plot",
-    "finetune_theory.experiments.reduction.run",
-    "finetune_theory.experiments.reduction.run_unit",
-    "finetune_theory.experiments.reduction.table",
-    "finetune_theory.experiments.reduction.target_teacher",
-    "finetune_theory.experiments.reduction.units",
-}
+PARAMETERS_PENDING: set[str] = set()
 numpydoc_validation_exclude = {
     r"\.__init__$",
     r"\.set_output$",
