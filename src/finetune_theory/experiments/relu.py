@@ -543,7 +543,7 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 # ----------------------------------------------------------------------- plots
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Error against distance and n, the bound, and laziness against width (PNG + SVG).
+    """Error against distance and n, the bound, and laziness against width (SVG).
 
     Parameters
     ----------
