@@ -34,6 +34,19 @@ def make_covariance(
 ) -> Covariance:
     """The target covariance of a named spectrum family (see :func:`covariance.family`).
 
+    Parameters
+    ----------
+    spectrum : str
+        The family name: ``"isotropic"``, ``"power_law"`` (or ``"power-law"``, or
+        ``"power_law:<a>"`` with the exponent in the name) or ``"spiked"``.
+    d : int
+        Dimension.
+    a : float, default 1.0
+        Exponent of ``power_law`` (``lambda_i = i^-a``) when the name carries none; ignored by
+        the other families.
+    spikes : sequence of float, default (10.0,)
+        Leading eigenvalues of ``spiked`` on a unit spectrum; ignored by the others.
+
     Examples
     --------
     >>> make_covariance("spiked", 4, spikes=(3.0,)).eigvals
@@ -48,6 +61,12 @@ def make_covariance(
 
 def default_sample_sizes(d: int) -> list[int]:
     """Eight sample sizes spread geometrically from about d/50 to d/2.
+
+    Parameters
+    ----------
+    d : int
+        Dimension, at least 2. The sizes are distinct integers ``1 <= n < d`` (duplicates after
+        rounding are dropped, so small ``d`` gives fewer than eight).
 
     Examples
     --------
@@ -154,6 +173,17 @@ def learning_curve(
 
 def plot_curve(curve: pd.DataFrame, path: str | Path, title: str = "") -> Path:
     """Draw a learning curve (log-log) to ``path``; the format follows the file suffix.
+
+    Parameters
+    ----------
+    curve : pandas.DataFrame
+        A learning curve as :func:`learning_curve` returns it: columns ``n``, ``fine_tuned``
+        and ``from_scratch``. The risk axis is logarithmic only when every risk is positive.
+    path : str or pathlib.Path
+        The file to write (``~`` is expanded); its suffix (``.png``, ``.svg``, ``.pdf``, ...)
+        picks the format, and its folder must exist.
+    title : str, default ""
+        Title of the plot; none when empty.
 
     Examples
     --------

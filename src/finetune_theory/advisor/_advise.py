@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._numerics import TINY
 from .._validation import check_positive, check_positive_int
 from ._constants import NOISE_FLOOR, TIE_SE
 from ._engine import Engine, build_engine
@@ -182,7 +183,7 @@ def _drop_constant(
 ) -> tuple[np.ndarray, np.ndarray | None, list[str] | None, np.ndarray, dict[str, float]]:
     """Columns constant on the labelled rows: the kept mask and ``{name: value}`` dropped."""
     spread = np.ptp(x, axis=0)
-    const = spread <= 1e-12 * np.maximum(np.abs(x).max(axis=0), 1e-300)
+    const = spread <= 1e-12 * np.maximum(np.abs(x).max(axis=0), TINY)
     dropped = {}
     for j in np.flatnonzero(const):
         dropped[names[j] if names is not None else f"column {j}"] = float(x[0, j])

@@ -113,7 +113,7 @@ def _profile_nll(
             logdet = logdet + outside * np.where(
                 phi > 0, np.log(np.where(phi > 0, phi, 1.0)), -np.inf
             )
-        nll = 0.5 * (m * np.log(np.maximum(s_hat, 1e-300)) + logdet[None, :])
+        nll = 0.5 * (m * np.log(np.maximum(s_hat, TINY)) + logdet[None, :])
     bad = ~np.isfinite(nll) | (s_hat <= 0) | ~np.isfinite(s_hat)
     return np.where(bad, np.inf, nll), s_hat
 
@@ -227,7 +227,7 @@ def fit_profiles(
     best_s = np.zeros(n_src)
     best_noise = np.zeros(n_src)
     if noise_var is not None:  # a floor keeps the fixed-noise likelihood finite
-        fixed = max(float(noise_var), 1e-10 * float(rr.mean()) / m, 1e-300)
+        fixed = max(float(noise_var), 1e-10 * float(rr.mean()) / m, TINY)
     cache = {} if cache is None else cache
     for t in TILTS:
         if float(t) not in cache:  # (the right factor is not kept: d columns per tilt)

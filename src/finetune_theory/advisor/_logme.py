@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from .._numerics import TINY
+
 __all__ = ["logme", "log_evidence", "logme_linear_source"]
 
 
@@ -75,12 +77,12 @@ def logme(
         m_coords = beta * proj / (alpha + beta * sig)  # posterior mean in that basis
         m2 = float(m_coords @ m_coords)
         # ||F m - y||^2 = ||y||^2 - 2 m^T F^T y + m^T F^T F m
-        res2 = max(y2 - 2.0 * float(m_coords @ proj) + float(sig @ (m_coords * m_coords)), 1e-300)
-        new_alpha = gamma / max(m2, 1e-300)
+        res2 = max(y2 - 2.0 * float(m_coords @ proj) + float(sig @ (m_coords * m_coords)), TINY)
+        new_alpha = gamma / max(m2, TINY)
         new_beta = max(n - gamma, 1e-12) / res2
         ratio_old = alpha / beta
         alpha, beta = new_alpha, new_beta
-        if abs(alpha / beta - ratio_old) / max(ratio_old, 1e-300) < tol:
+        if abs(alpha / beta - ratio_old) / max(ratio_old, TINY) < tol:
             break
     return log_evidence(f, yy, alpha, beta), alpha, beta
 

@@ -70,6 +70,16 @@ def available() -> list[str]:
 def get(name: str) -> Experiment:
     """The experiment called ``name``; ``ValueError`` for an unknown one.
 
+    Parameters
+    ----------
+    name : str
+        A name of the registry whose module can be imported (see :func:`available`).
+
+    Returns
+    -------
+    Experiment
+        The module's ``EXPERIMENT``.
+
     Examples
     --------
     >>> get("measure").title

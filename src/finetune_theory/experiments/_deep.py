@@ -14,7 +14,7 @@ import pandas as pd
 
 from .. import deep_linear as dl
 from .. import linear
-from .._numerics import pinv
+from .._numerics import TINY, pinv
 from ..covariance import Covariance
 
 __all__ = [
@@ -78,7 +78,7 @@ def train_and_compare(
     if closed is None:
         closed = dl.finetune(X, y, source, depth)
     gap = np.linalg.norm(theta - closed, axis=1) / np.maximum(
-        np.linalg.norm(closed, axis=1), 1e-300
+        np.linalg.norm(closed, axis=1), TINY
     )
     return {
         "theta": theta,

@@ -46,6 +46,15 @@ __all__ = [
 class Verdict:
     """A claim tested on the records: does it hold, and the number behind the answer.
 
+    Parameters
+    ----------
+    claim : str
+        The claim, in words.
+    holds : bool
+        Whether the records support it.
+    evidence : str
+        The numbers behind the answer, in words (a statistic, a count, a range).
+
     Examples
     --------
     >>> v = Verdict("risks fall with n", holds=True, evidence="Spearman -1.00")
@@ -61,6 +70,16 @@ class Verdict:
 def single_unit(config: Any) -> list[Any]:
     """The default split: the whole config is one unit.
 
+    Parameters
+    ----------
+    config : object
+        The config of a sweep (any object).
+
+    Returns
+    -------
+    list
+        ``[config]``.
+
     Examples
     --------
     >>> single_unit("whole sweep")
@@ -72,6 +91,18 @@ def single_unit(config: Any) -> list[Any]:
 def unit_seeds(seed: int, count: int) -> list[int]:
     """The seeds of ``count`` units under the root ``seed``: unit ``i`` gets
     :func:`finetune_theory.runner.sweep.unit_seed` ``(seed, i)``, the one seed rule.
+
+    Parameters
+    ----------
+    seed : int
+        The root seed of the run (checked as every root seed is).
+    count : int
+        The number of units.
+
+    Returns
+    -------
+    list of int
+        One seed per unit, in unit order; the first ``k`` do not depend on ``count``.
 
     Examples
     --------
@@ -98,6 +129,22 @@ def run_units(
     :meth:`Experiment.run_all` and (unit by unit, resumably) the runner's sweep all give the
     same records for the same root seed.
 
+    Parameters
+    ----------
+    units : callable
+        ``units(config) -> list`` splits the config into units.
+    run_unit : callable
+        ``run_unit(unit, unit_seed) -> list[dict]`` computes the records of one unit.
+    config : object
+        The config to run.
+    seed : int
+        The root seed; unit ``i`` runs with ``unit_seeds(seed, len(parts))[i]``.
+
+    Returns
+    -------
+    list of dict
+        The records of every unit, concatenated in unit order.
+
     Examples
     --------
     >>> halves = lambda config: [config // 2, config - config // 2]
@@ -114,6 +161,11 @@ def run_units(
 def config_to_dict(config: Any) -> dict[str, Any]:
     """A JSON-ready dict of a frozen config dataclass (tuples become lists).
 
+    Parameters
+    ----------
+    config : dataclass instance
+        The config; values JSON cannot hold are written as their ``str``.
+
     Examples
     --------
     >>> from dataclasses import dataclass
@@ -129,6 +181,17 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 def config_hash(config: Any) -> str:
     """A stable short hash of a config (its class name and field values).
+
+    Parameters
+    ----------
+    config : dataclass instance
+        The config to hash.
+
+    Returns
+    -------
+    str
+        The first 16 hex digits of the SHA-256 of its class name and
+        :func:`config_to_dict` (keys sorted).
 
     Examples
     --------
@@ -156,6 +219,37 @@ class Experiment:
     ``run_unit``: accepted by the constructor and readable as an attribute, with a
     ``DeprecationWarning``, for one release.
 
+    Parameters
+    ----------
+    *args, **kwargs
+        The fields listed under Attributes, by position (in that order) or by name.
+    run : callable, optional
+        Deprecated name of ``run_unit`` (a ``DeprecationWarning``); when given it takes the
+        place of ``run_unit``.
+
+    Attributes
+    ----------
+    name : str
+        The name the registry finds the experiment by.
+    title : str
+        A short human title.
+    description : str
+        One sentence on what the experiment shows.
+    config_cls : type
+        The class of its configs (a frozen dataclass).
+    sizes : mapping of str to config
+        The named configs (``quick``, ``default``, ``paper``).
+    run_unit : callable
+        ``run_unit(unit, unit_seed) -> list[dict]``: the records of one unit.
+    claims : callable
+        ``claims(records) -> list[Verdict]``.
+    plot : callable
+        ``plot(records, outdir) -> list[Path]``: the figures written.
+    table : callable
+        ``table(records) -> DataFrame``: the summary table.
+    units : callable, default single_unit
+        ``units(config) -> list``: the split of a config into units.
+
     Examples
     --------
     >>> import pandas as pd
@@ -181,7 +275,13 @@ class Experiment:
     units: Callable[[Any], list[Any]] = field(default=single_unit)
 
     def config(self, size: str = "default") -> Any:
-        """The config of a named size (``quick``, ``default``, ``paper``)."""
+        """The config of a named size (``quick``, ``default``, ``paper``).
+
+        Parameters
+        ----------
+        size : str, default "default"
+            A key of ``sizes``; another name raises ``ValueError``.
+        """
         if size not in self.sizes:
             raise ValueError(
                 f"experiment {self.name!r} has no size {size!r}; choose from {sorted(self.sizes)}"
@@ -189,7 +289,20 @@ class Experiment:
         return self.sizes[size]
 
     def run_all(self, config: Any, seed: int = 0) -> pd.DataFrame:
-        """Run every unit in this process, in order (no store, no parallelism)."""
+        """Run every unit in this process, in order (no store, no parallelism).
+
+        Parameters
+        ----------
+        config : object
+            The config to run (often ``self.config(size)``).
+        seed : int, default 0
+            The root seed (see :func:`run_units`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per record.
+        """
         return pd.DataFrame.from_records(run_units(self.units, self.run_unit, config, seed))
 
 

@@ -52,35 +52,37 @@ from .base import Experiment, Verdict, run_units
 class Config:
     """Settings of E2.
 
-    Attributes
+    Parameters
     ----------
-    d, n : int
-        Dimension and number of target samples (the paper's setting is ``n = d / 10``).
-    alphas : tuple of float
+    d : int, default 200
+        Dimension.
+    n : int, default 20
+        Number of target samples (the paper's setting is ``n = d / 10``).
+    alphas : tuple of float, default (0.5, 1.0, 2.0)
         Scales of the source inside the target.
-    eps : float
+    eps : float, default 0.1
         Norm of the perturbation ``xi``.
-    depths : tuple of int
+    depths : tuple of int, default (1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
         Depths of the trained networks.
-    infinite : bool
+    infinite : bool, default True
         Also report the infinite-depth limit (closed form and prediction).
-    repeats : int
+    repeats : int, default 10
         Independent (pair, design) draws per alpha; all depths share them.
-    width : int
+    width : int, default 16
         Hidden width (the balanced start is rank one, so the width does not change the
         trajectory; it only costs time).
-    lr_fraction : float
+    lr_fraction : float, default 0.1
         Step size as a fraction of the inverse curvature bound (:func:`deep_linear.default_lr`);
         the drift from the gradient-flow limit is about ``4e-3 * lr_fraction`` relative.
-    noise : float
+    noise : float, default 0.0
         Label-noise standard deviation on the target data.
-    spectrum : str
+    spectrum : str, default "isotropic"
         ``isotropic`` or ``power_law`` (``lambda_i = i^-a``) target covariance.
-    a : float
+    a : float, default 1.0
         Exponent of ``power_law``.
-    pretrained_depths : tuple of int
+    pretrained_depths : tuple of int, default (2, 5)
         Depths at which GD-pretrained source networks are fine-tuned too (empty: none).
-    source_factor : float
+    source_factor : float, default 2.0
         Source samples for pretraining, as a multiple of ``d``.
     """
 
@@ -115,7 +117,18 @@ def covariance(config: Config) -> covmod.Covariance:
 
 
 def units(config: Config) -> list[Config]:
-    """One unit per alpha."""
+    """One unit per alpha.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to split.
+
+    Returns
+    -------
+    list of Config
+        The units, in order; splitting a unit again gives that unit alone.
+    """
     return [dataclasses.replace(config, alphas=(a,)) for a in config.alphas]
 
 
@@ -254,6 +267,18 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
     """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
 
     Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to run.
+    seed : int
+        The root seed; unit ``i`` runs with ``unit_seeds(seed, len(units(config)))[i]``.
+
+    Returns
+    -------
+    list of dict
+        The tidy records of every unit, in unit order.
     """
     return run_units(units, run_unit, config, seed)
 
@@ -268,7 +293,17 @@ def summary(records: pd.DataFrame, init: str = "balanced") -> pd.DataFrame:
 
 
 def table(records: pd.DataFrame) -> pd.DataFrame:
-    """Relative risk per alpha (rows) and depth (columns): trained (closed form)."""
+    """Relative risk per alpha (rows) and depth (columns): trained (closed form).
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     s = summary(records)
     s["cell"] = [
         (f"{t:.3f} ({c:.3f})" if np.isfinite(t) else f"closed form {c:.3f}")
@@ -328,7 +363,17 @@ def _asymptotic_verdict(records: pd.DataFrame, s: pd.DataFrame) -> Verdict:
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
-    """Verdicts on depth, the closed form, the prediction and pretrained starts."""
+    """Verdicts on depth, the closed form, the prediction and pretrained starts.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    list of Verdict
+    """
     s = summary(records)
     finite = s[np.isfinite(s["depth"])]
     verdicts: list[Verdict] = []
@@ -403,7 +448,21 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Relative risk against depth, one panel per alpha: trained points beside theory lines."""
+    """Relative risk against depth, one panel per alpha: trained points beside theory lines.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+    outdir : pathlib.Path
+        Folder the figures are written to (created if missing).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written: SVG, and PNG where
+        :func:`finetune_theory.experiments.figure_options` sets a resolution.
+    """
     plt, outdir = open_figures(outdir)
     s = summary(records)
     alphas = sorted(s["alpha"].unique())

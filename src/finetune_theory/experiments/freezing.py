@@ -56,31 +56,38 @@ TARGETS = ("scaled", "orthogonal")
 class Config:
     """Settings of E4.
 
-    Attributes
+    Parameters
     ----------
-    d : int
+    d : int, default 60
         Dimension.
-    ns : tuple of int
+    ns : tuple of int, default (5, 10, 20, 40)
         Target sample sizes (one unit each).
-    depth, width : int
-        The network.
-    alpha, eps : float
-        The ``scaled`` target ``alpha theta_S + eps xi``.
-    targets : tuple of str
-        ``scaled`` and/or ``orthogonal``.
-    repeats : int
-    lr_fraction : float
+    depth : int, default 4
+        Number of layers ``N`` of the network.
+    width : int, default 16
+        Width of its hidden layers.
+    alpha : float, default 0.5
+        Scale of the ``scaled`` target ``alpha theta_S + eps xi``.
+    eps : float, default 0.3
+        Size of the perturbation of the ``scaled`` target (``xi`` a random unit vector).
+    targets : tuple of str, default ("scaled", "orthogonal")
+        Target kinds: ``scaled`` and/or ``orthogonal`` (a unit vector ``Sigma``-orthogonal to
+        ``theta_S``).
+    repeats : int, default 8
+        Independent repeats (source, design, targets) per sample size, trained as one batch.
+    lr_fraction : float, default 0.2
         Step as a fraction of the inverse curvature bound.
-    max_steps : int
+    max_steps : int, default 20000
         Step budget; runs that have not stopped by then are kept and marked (``converged``).
         Only a frozen first layer with a product of several trainable layers heading for zero
         converges sublinearly (like ``1/t``) and may use it all.
-    spectrum : str
+    spectrum : str, default "spiked"
         ``spiked`` (leading eigenvalues ``spikes``, the rest 1), ``power_law``
         (``lambda_i = i^-a``) or ``isotropic``.
-    a : float
+    a : float, default 1.0
         Exponent of ``power_law``.
-    spikes : tuple of float
+    spikes : tuple of float, default (8.0, 4.0, 2.0)
+        Leading eigenvalues of the ``spiked`` spectrum.
     """
 
     d: int = 60
@@ -121,7 +128,18 @@ def freeze_patterns(depth: int) -> dict[str, tuple[int, ...]]:
 
 
 def units(config: Config) -> list[Config]:
-    """One unit per sample size."""
+    """One unit per sample size.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to split.
+
+    Returns
+    -------
+    list of Config
+        The units, in order; splitting a unit again gives that unit alone.
+    """
     return [dataclasses.replace(config, ns=(n,)) for n in config.ns]
 
 
@@ -247,13 +265,36 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
     """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
 
     Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to run.
+    seed : int
+        The root seed; unit ``i`` runs with ``unit_seeds(seed, len(units(config)))[i]``.
+
+    Returns
+    -------
+    list of dict
+        The tidy records of every unit, in unit order.
     """
     return run_units(units, run_unit, config, seed)
 
 
 # ------------------------------------------------------------------ analysis
 def table(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean risk relative to predicting zero, per (target, freeze) and n; the floor as a row."""
+    """Mean risk relative to predicting zero, per (target, freeze) and n; the floor as a row.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows (target, frozen layers), one column per ``n``; its caption in ``attrs``.
+    """
     s = records.groupby(["target", "freeze", "n"])["rel_trained"].mean().unstack("n")
     fl = records.groupby(["target", "n"])["rel_floor"].mean().unstack("n")
     fl.index = pd.MultiIndex.from_tuples([(t, "(floor)") for t in fl.index])
@@ -270,7 +311,18 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
-    """Verdicts on the floor, the complete failure and the depth-1 equivalence."""
+    """Verdicts on the floor, the complete failure and the depth-1 equivalence.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    list of Verdict
+        Only the verdicts whose cases the records hold.
+    """
     verdicts: list[Verdict] = []
     first = records[records["freeze"].str.startswith("first")]
     if not first.empty:
@@ -343,7 +395,21 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Risk relative to predicting zero against n, per target kind and freezing pattern."""
+    """Risk relative to predicting zero against n, per target kind and freezing pattern.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+    outdir : pathlib.Path
+        Folder the figures are written to (created if missing).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written: SVG, and PNG where
+        :func:`finetune_theory.experiments.figure_options` sets a resolution.
+    """
     plt, outdir = open_figures(outdir)
     kinds = [t for t in TARGETS if t in set(records["target"])]
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.4 * len(kinds), 4.8), squeeze=False)

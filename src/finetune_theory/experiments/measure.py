@@ -37,31 +37,33 @@ SPECTRA = ("isotropic", "power_law", "spiked")
 class Config:
     """Settings of E1.
 
-    Attributes
+    Parameters
     ----------
-    d, n : int
-        Dimension and number of target samples for the measure comparison.
-    pairs : int
+    d : int, default 200
+        Dimension.
+    n : int, default 20
+        Number of target samples for the measure comparison.
+    pairs : int, default 300
         Random source/target pairs per spectrum.
-    spectra : tuple of str
+    spectra : tuple of str, default ('isotropic', 'power_law', 'spiked')
         Any of ``isotropic``, ``power_law`` (``i^-a``), ``spiked``.
-    a : float
+    a : float, default 1.0
         Power-law exponent.
-    spikes : tuple of float
+    spikes : tuple of float, default (40.0, 20.0, 10.0, 5.0)
         Leading eigenvalues of the spiked spectrum (the rest are 1).
-    tilt_range : (float, float)
+    tilt_range : (float, float), default (-3.0, 3.0)
         Energy profiles ``i^tilt`` of the differences are drawn uniformly in this range.
-    distance_range : (float, float)
+    distance_range : (float, float), default (0.3, 3.0)
         ``||Delta||`` drawn log-uniformly in this range.
-    noise : float
+    noise : float, default 0.0
         Label noise std of the learning curves.
-    curve_n : tuple of int
+    curve_n : tuple of int, default (2, 5, 10, 20, 40, 80, 120, 160, 190)
         Sample sizes of the learning curves.
-    curve_repeats : int
+    curve_repeats : int, default 50
         Monte Carlo designs per point of the learning curves.
-    eps_fraction : float
+    eps_fraction : float, default 0.05
         Sample complexity is computed for ``eps = eps_fraction * ||theta_T||^2_Sigma``.
-    part : str
+    part : str, default "all"
         ``all``, ``pairs`` or ``curves`` (units split the sweep by part and spectrum).
     """
 
@@ -93,7 +95,18 @@ def make_covariance(config: Config, spectrum: str) -> covmod.Covariance:
 
 
 def units(config: Config) -> list[Config]:
-    """One unit per (part, spectrum)."""
+    """One unit per (part, spectrum).
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to split.
+
+    Returns
+    -------
+    list of Config
+        The units, in order; splitting a unit again gives that unit alone.
+    """
     parts = ("pairs", "curves") if config.part == "all" else (config.part,)
     return [
         dataclasses.replace(config, spectra=(s,), part=p) for p in parts for s in config.spectra
@@ -189,6 +202,18 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
     """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
 
     Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to run.
+    seed : int
+        The root seed; unit ``i`` runs with ``unit_seeds(seed, len(units(config)))[i]``.
+
+    Returns
+    -------
+    list of dict
+        The tidy records of every unit, in unit order.
     """
     return run_units(units, run_unit, config, seed)
 
@@ -218,6 +243,15 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
 
     Rows are the measures of :data:`finetune_theory.linear.MEASURES`; columns the spectra
     (the Pearson correlations of the logs are in :func:`correlations`).
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    pandas.DataFrame
     """
     corr = correlations(records)
     spectra = list(dict.fromkeys(corr["spectrum"]))
@@ -287,7 +321,17 @@ def _placement_verdict(pairs: pd.DataFrame) -> Verdict:
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
-    """Verdicts on the measure comparison and the learning curves."""
+    """Verdicts on the measure comparison and the learning curves.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    list of Verdict
+    """
     verdicts = []
     has_pairs = "kind" in records and bool((records["kind"] == "pair").any())
     corr = correlations(records) if has_pairs else pd.DataFrame(columns=["spectrum"])
@@ -330,7 +374,21 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
-    """A scatter of true risk against each measure and the learning curves."""
+    """A scatter of true risk against each measure and the learning curves.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+    outdir : pathlib.Path
+        Folder the figures are written to (created if missing).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written: SVG, and PNG where
+        :func:`finetune_theory.experiments.figure_options` sets a resolution.
+    """
     plt, outdir = open_figures(outdir)
     paths: list[Path] = []
     pairs = records[records["kind"] == "pair"]

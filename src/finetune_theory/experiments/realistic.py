@@ -68,42 +68,44 @@ TASKS: dict[str, tuple[str, int]] = {"diamonds": ("color", 100), "ames": ("Neigh
 class Config:
     """Settings of E6.
 
-    Attributes
+    Parameters
     ----------
-    inputs : tuple of str
+    inputs : tuple of str, default ('patches', 'digits')
         Real input sets of part 1: ``patches`` and/or ``digits``.
-    patch_size, patch_stride : int
-        Patches of ``patch_size**2`` pixels on a grid of this stride.
-    n_fractions : tuple of float
+    patch_size : int, default 12
+        Patches have ``patch_size**2`` pixels.
+    patch_stride : int, default 6
+        Patches lie on a grid of this stride.
+    n_fractions : tuple of float, default (0.1, 0.2, 0.4, 0.6, 0.8)
         Part 1 sample sizes as fractions of the dimension ``d`` (rounded, at least 2).
-    placements : tuple of str
+    placements : tuple of str, default ('top', 'tail')
         Where the difference lies: ``top`` and/or ``tail``.
-    k : int
+    k : int, default 10
         Number of principal directions spanned by the difference.
-    distance : float
+    distance : float, default 1.0
         ``||theta_S - theta_T||`` (``theta_S`` a random unit vector).
-    depths : tuple of float
+    depths : tuple of float, default (1, 3, inf)
         Network depths of part 1; 1 is linear regression, ``math.inf`` allowed.
-    noise : float
+    noise : float, default 0.0
         Label-noise standard deviation of part 1.
-    repeats : int
+    repeats : int, default 200
         Training sets drawn per point (both parts).
-    held_out : float
+    held_out : float, default 0.5
         Fraction of each pool held out for measuring the risk.
-    shrinkage : None, str or float
+    shrinkage : None, str or float, default None
         Covariance estimator of part 1 (see :func:`finetune_theory.covariance.from_data`).
-    gaussian_control : bool
+    gaussian_control : bool, default True
         Also run part 1 on Gaussian inputs with the estimated covariance.
-    tables : tuple of str
+    tables : tuple of str, default ('diamonds', 'ames')
         Tables of part 2 (keys of :data:`TASKS`).
-    groups : int
+    groups : int, default 5
         Part 2 uses the ``groups`` largest groups of each table; each is the target in turn,
         the others are the sources.
-    rows_per_group : int
+    rows_per_group : int, default 2500
         At most this many rows of each group (drawn at random).
-    task_fractions : tuple of float
+    task_fractions : tuple of float, default (0.05, 0.1, 0.2, 0.35, 0.5)
         Part 2 sample sizes as fractions of the rank of the target's feature covariance.
-    ridge : float
+    ridge : float, default 0.001
         Ridge penalty (on the mean squared error) of the source and target-teacher fits.
     """
 
@@ -174,7 +176,18 @@ def _check(config: Config) -> None:
 
 
 def units(config: Config) -> list[Config]:
-    """One unit per input set of part 1 and one per table of part 2."""
+    """One unit per input set of part 1 and one per table of part 2.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to split.
+
+    Returns
+    -------
+    list of Config
+        The units, in order; splitting a unit again gives that unit alone.
+    """
     _check(config)
     out = [dataclasses.replace(config, inputs=(name,), tables=()) for name in config.inputs]
     out += [dataclasses.replace(config, inputs=(), tables=(name,)) for name in config.tables]
@@ -278,7 +291,17 @@ class _SharedDesign:
 
 # ------------------------------------------------------------------ part 1: planted
 def planted_inputs(name: str, config: Config) -> np.ndarray:
-    """The real inputs of part 1, uncentred: patches ``(14700, 144)`` or digits ``(1797, 61)``."""
+    """The real inputs of part 1, uncentred: patches ``(14700, 144)`` or digits ``(1797, 61)``.
+
+    Parameters
+    ----------
+    name : str
+        The input set: ``"patches"`` (image patches of ``config.patch_size`` and
+        ``config.patch_stride``) or ``"digits"`` (digit images, constant pixels dropped);
+        another name raises ``ValueError``.
+    config : Config
+        The settings (only the patch size and stride are read).
+    """
     from .. import data
 
     if name == "patches":
@@ -467,6 +490,18 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
     """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
 
     Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to run.
+    seed : int
+        The root seed; unit ``i`` runs with ``unit_seeds(seed, len(units(config)))[i]``.
+
+    Returns
+    -------
+    list of dict
+        The tidy records of every unit, in unit order.
     """
     return run_units(units, run_unit, config, seed)
 
@@ -497,7 +532,17 @@ def _top_tail(p: pd.DataFrame) -> pd.DataFrame:
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
-    """Verdicts of E6 computed from the records."""
+    """Verdicts of E6 computed from the records.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    list of Verdict
+    """
     out: list[Verdict] = []
     p = _planted_records(records)
     if len(p) and {"top", "tail"} <= set(p["where"]):
@@ -655,7 +700,17 @@ def _task_claims(t: pd.DataFrame) -> list[Verdict]:
 
 
 def table(records: pd.DataFrame) -> pd.DataFrame:
-    """Relative error of predicted vs measured risk, per data set, model or source, and n."""
+    """Relative error of predicted vs measured risk, per data set, model or source, and n.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     frames = []
     p = _planted_records(records)
     if len(p):
@@ -701,7 +756,21 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- plots
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Planted-teacher risk curves, real-task learning curves, predicted against measured."""
+    """Planted-teacher risk curves, real-task learning curves, predicted against measured.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+    outdir : pathlib.Path
+        Folder the figures are written to (created if missing).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written: SVG, and PNG where
+        :func:`finetune_theory.experiments.figure_options` sets a resolution.
+    """
     plt, outdir = open_figures(outdir)
     paths: list[Path] = []
     p = _planted_records(records)

@@ -47,38 +47,42 @@ _BUFFER_BYTES = 256 * 2**20
 class Config:
     """Settings of E5.
 
-    Attributes
+    Parameters
     ----------
-    d : int
+    d : int, default 20
         Input dimension (inputs uniform on the unit sphere).
-    widths : tuple of int
+    widths : tuple of int, default (4000, 1000, 50)
         Hidden widths (even); the widest are meant to be lazy, the smallest is not.
-    n_source : int
+    n_source : int, default 400
         Source samples for pretraining.
-    deltas : tuple of float
+    deltas : tuple of float, default (0.1, 0.25, 0.5, 1.0)
         Teacher distances ``||theta_T - theta_S||`` (``||theta_S|| = 1``).
-    ns : tuple of int
+    ns : tuple of int, default (25, 50, 100, 200)
         Target sample sizes.
-    repeats : int
+    repeats : int, default 4
         Independent repeats (teachers, data, initialisations).
-    repeat_start : int
+    repeat_start : int, default 0
         Index of the first repeat (set by :func:`units`; labels records only).
-    unit_repeats : int
+    unit_repeats : int, default 2
         Repeats per unit of work (fewer when the training buffer would be too large).
-    n_test : int
+    n_test : int, default 1000
         Test points for the risks.
-    label_scale : float or None
+    label_scale : float or None, default None
         Labels ``label_scale * theta^T x``; ``None`` means ``sqrt(d)``.
-    noise : float
+    noise : float, default 0.0
         Standard deviation of the label noise on training targets (test risk is measured
         against the noiseless target teacher).
-    lr_fraction, tol, max_steps : float, float, int
-        Gradient descent settings: the step is ``lr_fraction`` times
+    lr_fraction : float, default 1.5
+        Gradient descent step as a fraction: ``lr_fraction`` times
         :func:`finetune_theory.relu.default_lr` of each start (see
         :func:`finetune_theory.relu.train`).
-    delta_conf : float
+    tol : float, default 1e-08
+        Stopping tolerance of gradient descent (see :func:`finetune_theory.relu.train`).
+    max_steps : int, default 50000
+        Most gradient descent steps (see :func:`finetune_theory.relu.train`).
+    delta_conf : float, default 0.05
         Failure probability of the bound.
-    eps : tuple of float
+    eps : tuple of float, default (0.1, 0.2)
         Ramp-risk levels for the predicted sample complexities of the table.
     """
 
@@ -142,7 +146,18 @@ def _validate(config: Config) -> None:
 
 
 def units(config: Config) -> list[Config]:
-    """One unit per width and block of repeats (blocks keep the training buffer bounded)."""
+    """One unit per width and block of repeats (blocks keep the training buffer bounded).
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to split.
+
+    Returns
+    -------
+    list of Config
+        The units, in order; splitting a unit again gives that unit alone.
+    """
     _validate(config)
     out = []
     n_max = max(config.ns)
@@ -248,6 +263,18 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
     """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
 
     Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to run.
+    seed : int
+        The root seed; unit ``i`` runs with ``unit_seeds(seed, len(units(config)))[i]``.
+
+    Returns
+    -------
+    list of dict
+        The tidy records of every unit, in unit order.
     """
     return run_units(units, run_unit, config, seed)
 
@@ -336,6 +363,15 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
     Fine-tuned, kernel-predictor and scratch test MSE, the full bound for fine-tuning, how far
     the fine-tuned weights moved, and the predicted sample complexity at the first ``eps`` for
     fine-tuning and scratch. The CSV holds every run.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    pandas.DataFrame
     """
     wide = _widest(records)
     keys = ["delta", "n"]
@@ -384,7 +420,17 @@ BOUND_RANK = 0.8
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
-    """Verdicts of E5 computed from the records."""
+    """Verdicts of E5 computed from the records.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    list of Verdict
+    """
     verdicts = []
     wide = _widest(records)
     width = int(wide["width"].iloc[0])
@@ -497,7 +543,21 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 # ----------------------------------------------------------------------- plots
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Error against distance and n, the bound, and laziness against width (PNG + SVG)."""
+    """Error against distance and n, the bound, and laziness against width (SVG).
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+    outdir : pathlib.Path
+        Folder the figures are written to (created if missing).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written: SVG, and PNG where
+        :func:`finetune_theory.experiments.figure_options` sets a resolution.
+    """
     plt, outdir = open_figures(outdir)
     paths: list[Path] = []
     wide = _widest(records)

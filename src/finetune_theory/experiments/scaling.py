@@ -54,26 +54,31 @@ MODES = ("source", "target")
 class Config:
     """Settings of E3.
 
-    Attributes
+    Parameters
     ----------
-    d, n : int
-        Dimension and number of target samples.
-    eps : float
+    d : int, default 200
+        Dimension.
+    n : int, default 20
+        Number of target samples.
+    eps : float, default 0.1
         Perturbation of the base pair ``theta_T = theta_S + eps xi``.
-    factors : tuple of float
-        Values of ``c`` (default ``2^(k/2)``, ``k = -4 .. 4``: 1/4 to 4); a factor and its
-        inverse go in one unit (same draws).
-    modes : tuple of str
+    factors : tuple of float, default ``2^(k/2)`` for ``k = -4 .. 4`` (1/4 to 4)
+        Values of ``c``; a factor and its inverse go in one unit (same draws).
+    modes : tuple of str, default ('source', 'target')
         ``source`` and/or ``target``.
-    depths : tuple of int
+    depths : tuple of int, default (1, 7)
         Trained depths (the paper's comparison: 1 against 7).
-    infinite : bool
+    infinite : bool, default True
         Add the infinite-depth closed form.
-    repeats, width, lr_fraction
-        As in E2.
-    spectrum : str
+    repeats : int, default 8
+        Independent draws per unit, as in E2.
+    width : int, default 16
+        Hidden width of the trained networks, as in E2.
+    lr_fraction : float, default 0.1
+        Step size as a fraction of the inverse curvature bound, as in E2.
+    spectrum : str, default "isotropic"
         ``isotropic`` or ``power_law`` (exponent ``a``).
-    a : float
+    a : float, default 1.0
         Exponent of ``power_law``.
     """
 
@@ -104,7 +109,18 @@ def covariance(config: Config) -> covmod.Covariance:
 
 
 def units(config: Config) -> list[Config]:
-    """One unit per group ``{c, 1/c}`` of factors (so both sides share their draws)."""
+    """One unit per group ``{c, 1/c}`` of factors (so both sides share their draws).
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to split.
+
+    Returns
+    -------
+    list of Config
+        The units, in order; splitting a unit again gives that unit alone.
+    """
     groups: dict[float, list[float]] = {}
     for c in config.factors:
         if c <= 0:
@@ -208,6 +224,18 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
     """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
 
     Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to run.
+    seed : int
+        The root seed; unit ``i`` runs with ``unit_seeds(seed, len(units(config)))[i]``.
+
+    Returns
+    -------
+    list of dict
+        The tidy records of every unit, in unit order.
     """
     return run_units(units, run_unit, config, seed)
 
@@ -219,7 +247,17 @@ def summary(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def table(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean relative risk of the trained networks (closed form at infinite depth)."""
+    """Mean relative risk of the trained networks (closed form at infinite depth).
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
     s = summary(records)
     s["value"] = np.where(np.isfinite(s["rel_trained"]), s["rel_trained"], s["rel_closed"])
     s["column"] = [
@@ -238,7 +276,17 @@ def table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
-    """Verdicts on depth 7 against depth 1, the scaling symmetry and the closed form."""
+    """Verdicts on depth 7 against depth 1, the scaling symmetry and the closed form.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    list of Verdict
+    """
     verdicts: list[Verdict] = []
     s = summary(records)
     finite = s[np.isfinite(s["depth"])]
@@ -322,7 +370,21 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
 
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Relative risk against the factor c, one panel per mode, depths side by side."""
+    """Relative risk against the factor c, one panel per mode, depths side by side.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+    outdir : pathlib.Path
+        Folder the figures are written to (created if missing).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written: SVG, and PNG where
+        :func:`finetune_theory.experiments.figure_options` sets a resolution.
+    """
     plt, outdir = open_figures(outdir)
     s = summary(records)
     modes = [m for m in MODES if m in set(s["mode"])]

@@ -20,10 +20,15 @@ from ._risk import _interpolation_risk
 class SampleComplexity:
     """Samples needed to reach a risk, fine-tuning against training from scratch.
 
-    Attributes
+    Parameters
     ----------
     eps : float
-    n_finetune, n_scratch : int
+        The target excess risk both counts are for.
+    n_finetune : int
+        Samples fine-tuning from the source needs to reach ``eps`` (``0``: the source alone
+        does).
+    n_scratch : int
+        Samples training from scratch (``theta_S = 0``) needs to reach ``eps``.
     reduction : float
         ``n_scratch / n_finetune``; ``inf`` when the source suffices (``n_finetune == 0``) and
         scratch needs data, ``1`` when neither needs any. Keep the ``source_suffices`` cases
@@ -158,6 +163,26 @@ def sample_complexity_reduction(
     See :func:`sample_complexity` for the arguments; scratch is ``theta_S = 0``. When the source
     alone meets ``eps`` the fine-tuning count is ``0`` and ``reduction`` is ``inf``
     (``SampleComplexity.source_suffices``), not a ratio of sample sizes.
+
+    Parameters
+    ----------
+    cov, theta_source, theta_target, noise
+        As for :func:`expected_risk` (``noise`` defaults to ``0.0``); scratch starts from
+        ``theta_S = 0`` instead of ``theta_source``.
+    eps : float
+        Target excess risk, ``> 0``.
+    n_max : int, optional
+        Largest sample size allowed to either count (see :func:`sample_complexity`).
+
+    Returns
+    -------
+    SampleComplexity
+        Both counts and their ratio.
+
+    Raises
+    ------
+    UnreachableRiskError
+        When no ``n <= n_max`` reaches ``eps`` for one of the two.
 
     Examples
     --------

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .._numerics import TINY
 from .._validation import as_array, check_nonnegative, check_positive_int
 from ..advisor import MODEL_SE, Advice, Strategy, register, registered, unregister
 from ..advisor import advise as advise_linear
@@ -188,8 +189,8 @@ def _cv_ratio(
                               time=float(res.time[i]))
         real[i] = np.mean((out[i, h] - y[h]) ** 2)
         lin[i] = np.mean((fit.predictions - y[h]) ** 2)
-    ratio = float(real.sum() / max(lin.sum(), 1e-300))
-    logs = np.log(np.maximum(real, 1e-300) / np.maximum(lin, 1e-300))
+    ratio = float(real.sum() / max(lin.sum(), TINY))
+    logs = np.log(np.maximum(real, TINY) / np.maximum(lin, TINY))
     se = float(logs.std(ddof=1) / math.sqrt(k)) if k > 1 else float("inf")
     return ratio, se, float(res.time[0])
 

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._numerics import EIG_RTOL
+from .._numerics import EIG_RTOL, TINY
 from .._random import as_generator
 from .._validation import as_array, check_nonnegative, check_positive_int, sample_sizes
 from ._core import as_tensor, functional, to_numpy, torch_module
@@ -101,7 +101,7 @@ class Spectrum:
 
 
 def _positive(s: np.ndarray) -> np.ndarray:
-    return s > EIG_RTOL * max(float(s.max(initial=0.0)), 1e-300)
+    return s > EIG_RTOL * max(float(s.max(initial=0.0)), TINY)
 
 
 def feature_spectrum(features: ArrayLike) -> Spectrum:

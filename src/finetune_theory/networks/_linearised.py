@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .._numerics import EIG_RTOL
+from .._numerics import EIG_RTOL, TINY
 from .._validation import as_array, check_nonnegative, check_positive_int
 from ..exceptions import DivergenceError
 from ._core import as_tensor, functional, last_linear, select_output, to_numpy, torch_module
@@ -588,7 +588,7 @@ def train(
     origin = torch.cat([params[k].reshape(reps, -1) for k in fn.names], dim=1)
     with torch.no_grad():
         first = batched_loss(params, x, lab, mask, inv_n)
-    limit = 1e10 * torch.clamp(first, min=1e-300)
+    limit = 1e10 * torch.clamp(first, min=TINY)
     cur = first
     for i in range(steps):
         g = batched_grad(params, x, lab, mask, inv_n)
@@ -602,7 +602,7 @@ def train(
             if not bool(torch.isfinite(cur).all()) or bool((cur > limit).any()):
                 raise DivergenceError(f"the loss blew up at step {i + 1}; lower lr")
     flat = torch.cat([params[k].reshape(reps, -1) for k in fn.names], dim=1)
-    base = torch.clamp(torch.linalg.norm(origin, dim=1), min=1e-300)
+    base = torch.clamp(torch.linalg.norm(origin, dim=1), min=TINY)
     move = torch.linalg.norm(flat - origin, dim=1) / base
     return NetworkTrainResult(
         params={k: v.detach() for k, v in params.items()},

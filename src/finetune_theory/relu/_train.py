@@ -62,6 +62,18 @@ def default_lr(
     ``-(lr/n) K (f - y)``, stable for ``lr < 2 n / lambda_max(K)`` (``fraction < 2``); the ReLU
     loss has no curvature beyond this Gauss-Newton part between changes of activation pattern.
 
+    Parameters
+    ----------
+    X : array-like, shape (n, d) or (..., n, d)
+        Training inputs on the unit sphere (broadcast against the network batch).
+    y : array-like, optional
+        Training labels (not used for the step; checked against ``X`` when given).
+    start : ReluNetwork
+        The network training starts from, shape ``(..., m, d)``; required (keyword or third
+        argument).
+    fraction : float, default 1.0
+        The step as a fraction of ``n / lambda_max(K)``, in ``(0, 2)``.
+
     Returns
     -------
     float, or ndarray of the network batch shape

@@ -17,7 +17,22 @@ from ._setting import PARTS, Config, _setting, make_covariance, target_teacher, 
 
 
 def first_below(curve: np.ndarray, ns: np.ndarray, eps: float) -> int:
-    """The first ``n`` of ``ns`` whose ``curve`` value is at most ``eps`` (``-1``: none)."""
+    """The first ``n`` of ``ns`` whose ``curve`` value is at most ``eps`` (``-1``: none).
+
+    Parameters
+    ----------
+    curve : numpy.ndarray
+        Risks, one per entry of ``ns``.
+    ns : numpy.ndarray
+        Sample sizes, increasing.
+    eps : float
+        The risk level.
+
+    Returns
+    -------
+    int
+        The sample size, or ``-1`` when no value of ``curve`` reaches ``eps``.
+    """
     hits = np.flatnonzero(curve <= eps)
     return int(ns[hits[0]]) if hits.size else -1
 
@@ -264,7 +279,26 @@ def _relu(config: Config) -> list[dict[str, Any]]:
 
 
 def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
-    """Compute one unit of E7 (one part, and spectrum for the linear parts) from its own seed."""
+    """Compute one unit of E7 (one part, and spectrum for the linear parts) from its own seed.
+
+    Parameters
+    ----------
+    config : Config
+        The unit (a larger sweep is split by :func:`units` and its units run in turn, all
+        from the one generator).
+    seed : int
+        The unit's seed.
+
+    Returns
+    -------
+    list of dict
+        The tidy records of the unit.
+
+    Raises
+    ------
+    ValueError
+        If ``config.part`` is neither ``all`` nor one of :data:`PARTS`.
+    """
     rng = as_generator(seed)
     # the curves of a unit share covariances and sizes: the depth part reads every curve of a
     # spectrum (scratch and each depth, at every alpha) off one deterministic equivalent, and
@@ -296,5 +330,17 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
     """Every unit of ``config``, each with its own seed (:func:`~.base.run_units`).
 
     Exactly the records of ``EXPERIMENT.run_all(config, seed)`` and of the runner's sweep.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to run.
+    seed : int
+        The root seed; unit ``i`` runs with ``unit_seeds(seed, len(units(config)))[i]``.
+
+    Returns
+    -------
+    list of dict
+        The tidy records of every unit, in unit order.
     """
     return run_units(units, run_unit, config, seed)

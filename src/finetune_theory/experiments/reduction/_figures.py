@@ -15,7 +15,21 @@ _MARK = {"top": "o", "random": "s", "tail": "^"}
 
 
 def plot(records: pd.DataFrame, outdir: Path) -> list[Path]:
-    """Reduction against the normalised measure; depth; ReLU; simulated against predicted."""
+    """Reduction against the normalised measure; depth; ReLU; simulated against predicted.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+    outdir : pathlib.Path
+        Folder the figures are written to (created if missing).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written (only figures of the parts the records hold): SVG, and PNG where
+        :func:`finetune_theory.experiments.figure_options` sets a resolution.
+    """
     plt, outdir = open_figures(outdir)
     paths: list[Path] = []
     th = _kind(records, "theory")

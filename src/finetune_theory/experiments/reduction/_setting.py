@@ -22,41 +22,59 @@ PARTS = ("theory", "simulated", "floor", "depth", "relu")
 class Config:
     """Settings of E7.
 
-    Attributes
+    Parameters
     ----------
-    dims : tuple of int
+    dims : tuple of int, default (200, 1000)
         Dimensions of the theory curves.
-    spectra : tuple of str
+    spectra : tuple of str, default :data:`SPECTRA`
         ``isotropic``, ``spiked`` or ``power_law:<a>``.
-    spikes : tuple of float
+    spikes : tuple of float, default (40.0, 20.0, 10.0, 5.0)
         Leading eigenvalues of the spiked spectrum (on a unit spectrum).
-    placements : tuple of str
+    placements : tuple of str, default :data:`PLACEMENTS`
         Where the difference lies: ``top`` / ``tail`` (``k`` eigen-directions) or ``random``.
-    k : int
-        Directions spanned by a top or tail difference.
-    distances : tuple of float
+    k : int, default 10
+        Directions spanned by a top or tail difference (at most ``d // 4``).
+    distances : tuple of float, default (0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
         ``||Delta|| / ||theta_T||``.
-    eps_fractions : tuple of float
+    eps_fractions : tuple of float, default (0.2, 0.1, 0.05)
         ``eps / R_0``.
-    target_decay : float
+    target_decay : float, default 1.0
         The target's ``Sigma``-energy on the ``i``-th eigen-direction falls like
         ``i^-target_decay`` (on average), so that the scratch problem is not trivial.
-    sim_d, sim_repeats, sim_points, sim_eps, sim_distances, sim_placements
-        The simulated part: dimension, Monte Carlo designs per point, points of each learning
-        curve (spread geometrically over ``[n/3, 3n]`` around the predicted ``n_eps``), the risk
-        level ``eps / R_0``, and the cases simulated.
-    noise, floor_distance : float
-        Label-noise standard deviation of the floor part (``R_0 = 1``) and the distance
-        ``||Delta|| / ||theta_T||`` of its (top-placed) source.
-    floor_factors : tuple of float
+    sim_d : int, default 200
+        Dimension of the simulated part.
+    sim_repeats : int, default 24
+        Monte Carlo designs per point of a simulated learning curve.
+    sim_points : int, default 7
+        Points of each simulated learning curve, spread geometrically over ``[n/3, 3n]``
+        around the predicted ``n_eps`` (which is added to them).
+    sim_eps : float, default 0.1
+        Risk level ``eps / R_0`` of the simulated part.
+    sim_distances : tuple of float, default (0.1, 0.3, 1.0)
+        Distances ``||Delta|| / ||theta_T||`` simulated.
+    sim_placements : tuple of str, default ("top", "random")
+        Placements simulated.
+    noise : float, default 0.3
+        Label-noise standard deviation of the floor part (``R_0 = 1``).
+    floor_distance : float, default 0.3
+        Distance ``||Delta|| / ||theta_T||`` of the floor part's (top-placed) source.
+    floor_factors : tuple of float, default (0.5, 0.9, 1.1, 2.0)
         The floor part asks for ``eps`` at these multiples of the floor.
-    depth_d, depths, alphas, xi : the deep-linear part
-        Dimension, depths (``math.inf`` allowed), scales ``alpha`` and the norm of the
-        perturbation ``xi`` relative to ``||theta_S|| = 1``.
-    depth_spectra : tuple of str
-    relu_distances, relu_eps : the ReLU part
-        Teacher distances ``||theta_T - theta_S||`` (with ``||theta_T|| = 1``) and levels.
-    part : str
+    depth_d : int, default 200
+        Dimension of the deep-linear part.
+    depths : tuple of float, default (1, 2, 5, 10, math.inf)
+        Depths of the deep-linear part (``math.inf`` allowed).
+    alphas : tuple of float, default (0.5, 2.0, 4.0)
+        Scales ``alpha`` of the deep-linear targets ``theta_T = alpha theta_S + xi``.
+    xi : float, default 0.1
+        Norm of the perturbation ``xi`` relative to ``||theta_S|| = 1``.
+    depth_spectra : tuple of str, default ("isotropic", "power_law:1")
+        Spectra of the deep-linear part.
+    relu_distances : tuple of float, default (0.01, 0.03, 0.1, 0.3, 1.0)
+        Teacher distances ``||theta_T - theta_S||`` of the ReLU part (with ``||theta_T|| = 1``).
+    relu_eps : tuple of float, default (0.5, 0.3, 0.2)
+        Risk levels of the ReLU part.
+    part : str, default "all"
         ``all`` or one of ``theory``, ``simulated``, ``floor``, ``depth``, ``relu``.
     """
 
@@ -107,12 +125,43 @@ SIZES = {
 
 # ------------------------------------------------------------------ settings
 def make_covariance(spectrum: str, d: int, spikes: tuple[float, ...] = (40.0, 20.0, 10.0, 5.0)):
-    """The covariance named ``spectrum`` (``power_law:<a>`` carries its exponent)."""
+    """The covariance named ``spectrum`` (``power_law:<a>`` carries its exponent).
+
+    Parameters
+    ----------
+    spectrum : str
+        ``isotropic``, ``spiked`` or ``power_law:<a>`` (see
+        :func:`finetune_theory.covariance.family`).
+    d : int
+        Dimension.
+    spikes : tuple of float, default (40.0, 20.0, 10.0, 5.0)
+        Leading eigenvalues of the ``spiked`` spectrum.
+
+    Returns
+    -------
+    finetune_theory.covariance.Covariance
+    """
     return covmod.family(spectrum, d, spikes=spikes)
 
 
 def target_teacher(cov: covmod.Covariance, decay: float, rng: np.random.Generator) -> np.ndarray:
-    """A target with ``E lambda_i <theta_T, v_i>^2 ~ i^-decay``, scaled to ``R_0 = 1``."""
+    """A target with ``E lambda_i <theta_T, v_i>^2 ~ i^-decay``, scaled to ``R_0 = 1``.
+
+    Parameters
+    ----------
+    cov : finetune_theory.covariance.Covariance
+        The covariance (eigenvalues ``lambda_i``, eigenvectors ``v_i``; a zero eigenvalue
+        counts as 1 in the draw).
+    decay : float
+        Exponent of the decay of the target's ``Sigma``-energy along the eigen-directions.
+    rng : numpy.random.Generator
+        Source of the Gaussian coordinates.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(d,)``, with ``||theta_T||^2_Sigma = 1``.
+    """
     index = np.arange(1, cov.d + 1, dtype=np.float64)
     lam = np.where(cov.eigvals > 0, cov.eigvals, 1.0)
     coords = rng.standard_normal(cov.d) * np.sqrt(index**-decay / lam)
@@ -126,7 +175,30 @@ def placed_differences(
     k: int,
     rng: np.random.Generator,
 ) -> np.ndarray:
-    """Unit differences, one per placement, shape ``(len(placements), d)``."""
+    """Unit differences, one per placement, shape ``(len(placements), d)``.
+
+    Parameters
+    ----------
+    cov : finetune_theory.covariance.Covariance
+        The covariance whose eigen-directions place the differences.
+    placements : tuple of str
+        Each ``top`` (the ``k`` leading eigen-directions), ``tail`` (the ``k`` last) or
+        ``random`` (all of them), with Gaussian coordinates there.
+    k : int
+        Directions spanned by a top or tail difference.
+    rng : numpy.random.Generator
+        Source of the coordinates (``d`` normal draws per placement).
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(len(placements), d)``, each row of Euclidean norm 1.
+
+    Raises
+    ------
+    ValueError
+        If a placement is not one of :data:`PLACEMENTS`.
+    """
     out = np.zeros((len(placements), cov.d))
     for j, where in enumerate(placements):
         coords = np.zeros(cov.d)
@@ -157,7 +229,18 @@ def _setting(
 
 
 def units(config: Config) -> list[Config]:
-    """One unit per (part, spectrum) for the linear parts, one each for depth and ReLU."""
+    """One unit per (part, spectrum) for the linear parts, one each for depth and ReLU.
+
+    Parameters
+    ----------
+    config : Config
+        The sweep to split (its ``part`` selects the parts).
+
+    Returns
+    -------
+    list of Config
+        The units, in order; splitting a unit again gives that unit alone.
+    """
     parts = PARTS if config.part == "all" else (config.part,)
     out = []
     for p in parts:

@@ -45,7 +45,19 @@ def _true(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def table(records: pd.DataFrame) -> pd.DataFrame:
-    """Reductions by spectrum and placement (theory, largest d, median over distances and eps)."""
+    """Reductions by spectrum and placement (theory, largest d, median over distances and eps).
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows (spectrum, placement), its caption in ``attrs``; empty when the records hold no
+        theory part.
+    """
     th = _kind(records, "theory")
     if th.empty:
         return pd.DataFrame()
@@ -273,7 +285,18 @@ def _relu_verdict(rl: pd.DataFrame) -> list[Verdict]:
 
 
 def claims(records: pd.DataFrame) -> list[Verdict]:
-    """Verdicts of E7 computed from the records."""
+    """Verdicts of E7 computed from the records.
+
+    Parameters
+    ----------
+    records : pandas.DataFrame
+        The records of :func:`run` (one row per record; the runner's stored records).
+
+    Returns
+    -------
+    list of Verdict
+        Only the verdicts whose parts the records hold.
+    """
     verdicts: list[Verdict] = []
     th = _kind(records, "theory")
     if not th.empty:
