@@ -638,3 +638,21 @@ def test_finite_size_risk_against_stored_monte_carlo_in_the_audit_settings(s: di
         band = 0.04 * ref + 3 * ref_se
         assert abs(pred - ref) <= band, (sigma2, pred, ref, ref_se)
     assert mean - first > 0.04 * mean + 3 * se, (first, mean)
+
+
+def test_reused_equivalents_are_the_bits_of_fresh_ones_and_keyed_by_spectrum_and_sizes():
+    power, steeper = cv.power_law(40, 1.0), cv.power_law(40, 2.0)
+    fresh = asy.deterministic_equivalent(power, [3, 9, 20])
+    with asy.reuse_equivalents():
+        first = asy.deterministic_equivalent(power, [3, 9, 20])
+        again = asy.deterministic_equivalent(cv.power_law(40, 1.0), [3, 9, 20])
+        other_sizes = asy.deterministic_equivalent(power, [3, 9])
+        other_spectrum = asy.deterministic_equivalent(steeper, [3, 9, 20])
+        with pytest.raises(ValueError, match="read-only"):
+            first.bias_weights[0, 0] = 0.0  # shared rows cannot be changed by one caller
+    assert again is first and other_sizes is not first and other_spectrum is not first
+    for name in ("kappa", "bias_weights", "perp_weights", "noise_factor", "pinv_trace"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(fresh, name))
+    np.testing.assert_array_equal(other_sizes.bias_weights, fresh.bias_weights[:2])
+    assert not np.array_equal(other_spectrum.bias_weights, fresh.bias_weights)
+    assert asy.deterministic_equivalent(power, [3, 9, 20]) is not first  # the store ends

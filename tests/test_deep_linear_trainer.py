@@ -84,6 +84,38 @@ def test_a_stopped_repeat_keeps_its_weights_while_the_others_train():
         np.testing.assert_array_equal(got[0], start[0])
 
 
+def test_repeats_that_stop_at_different_steps_give_the_bits_of_separate_runs():
+    # stopped repeats leave the batch as they stop (the step loop shrinks): each repeat's
+    # weights, steps, flags and final loss must still be those of its run alone
+    rng = np.random.default_rng(5)
+    b, n, d, depth = 7, 4, 10, 3
+    source = rng.standard_normal((b, d))
+    x = rng.standard_normal((b, n, d))
+    shift = np.array([0.0, 0.01, 0.1, 0.3, 1.0, 2.0, 0.5])[:, None]  # 0: fits at the start
+    y = np.einsum("bnd,bd->bn", x, source + shift * rng.standard_normal((b, d)))
+    weights = dl.balanced_init(source, depth, 5, seed=1)
+    lr = dl.default_lr(x, y, weights)
+    lr[-1] *= 1e-3  # this repeat is still running at max_steps
+    together = dl.train(x, y, weights, lr=lr, max_steps=3000, strict=False)
+    assert len(set(together.steps.tolist())) >= 5  # the repeats do stop at different steps
+    assert together.steps[0] == 0 and together.steps[-1] == 3000
+    for r in range(b):
+        alone = dl.train(
+            x[r : r + 1],
+            y[r : r + 1],
+            [w[r : r + 1] for w in weights],
+            lr=lr[r : r + 1],
+            max_steps=3000,
+            strict=False,
+        )
+        assert together.steps[r] == alone.steps[0]
+        assert together.converged[r] == alone.converged[0]
+        assert together.interpolated[r] == alone.interpolated[0]
+        assert together.loss[r] == alone.loss[0]
+        for got, want in zip(together.weights, alone.weights, strict=True):
+            np.testing.assert_array_equal(got[r], want[0])
+
+
 def test_per_repeat_freezing_patterns_give_the_bits_of_separate_runs():
     rng = np.random.default_rng(0)
     b, n, d, depth = 3, 5, 12, 4

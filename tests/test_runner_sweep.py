@@ -176,6 +176,34 @@ def test_make_executor_picks_inline_or_processes():
     pool.close()
 
 
+@pytest.mark.parametrize(
+    ("size", "workers", "scheduler", "expected"),
+    [
+        ("quick", None, None, 1),  # too little work for a pool: runs in this process
+        ("default", None, None, None),  # one worker per core
+        ("quick", 2, None, 2),  # an explicit count wins
+        ("quick", None, "local:2", None),  # so does a scheduler
+    ],
+)
+def test_reproduce_picks_one_worker_at_the_quick_size_only(
+    tmp_path, monkeypatch, size, workers, scheduler, expected
+):
+    from finetune_theory.runner import reproduction
+
+    asked = []
+
+    def fake(w, sched, **kw):
+        asked.append(w)
+        return make_executor(1)
+
+    monkeypatch.setattr(reproduction, "make_executor", fake)
+    toy_experiment.register(monkeypatch)
+    reproduction.reproduce(
+        ["toy"], size=size, out=tmp_path / "out", workers=workers, scheduler=scheduler
+    )
+    assert asked == [expected]
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -28,13 +28,14 @@ This module is shared by the linear and deep-linear predictions; every formula a
 
 from __future__ import annotations
 
-from ._equivalent import DeterministicEquivalent, deterministic_equivalent
+from ._equivalent import DeterministicEquivalent, deterministic_equivalent, reuse_equivalents
 from ._kappa import numerical_rank, solve_kappa, solve_ridge_kappa
 from ._ridge import RidgeEquivalent, ridge_equivalent
 
 __all__ = [
     "DeterministicEquivalent",
     "deterministic_equivalent",
+    "reuse_equivalents",
     "solve_kappa",
     "numerical_rank",
     "RidgeEquivalent",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +70,38 @@ class DeterministicEquivalent:
     exact: bool
 
 
+#: the store of :func:`reuse_equivalents` while one is open (None: every call computes)
+_REUSED: contextvars.ContextVar[dict[tuple[bytes, bytes], DeterministicEquivalent] | None] = (
+    contextvars.ContextVar("reused_equivalents", default=None)
+)
+
+
+@contextlib.contextmanager
+def reuse_equivalents() -> Iterator[None]:
+    """Within the block, compute each deterministic equivalent once per spectrum and sizes.
+
+    :func:`deterministic_equivalent` depends on the covariance only through its eigenvalues,
+    so a repeated call with the same eigenvalues and the same sizes returns the stored result
+    (the same bits; its arrays are read-only). Used where many predictions share one
+    covariance and one grid of sizes, as the learning curves of several depths and targets;
+    the store is dropped when the block ends.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with reuse_equivalents():
+    ...     a = deterministic_equivalent(np.eye(50), [5, 10])
+    ...     b = deterministic_equivalent(np.eye(50), [5, 10])
+    >>> a is b, a is deterministic_equivalent(np.eye(50), [5, 10])
+    (True, False)
+    """
+    token = _REUSED.set({})
+    try:
+        yield
+    finally:
+        _REUSED.reset(token)
+
+
 def deterministic_equivalent(
     cov: Covariance | np.ndarray, n: ArrayLike
 ) -> DeterministicEquivalent:
@@ -103,6 +138,21 @@ def deterministic_equivalent(
     cov = as_covariance(cov)
     lam = cov.eigvals
     ns, _ = check_positive_int_array(n, "n")
+    store = _REUSED.get()
+    if store is None:
+        return _equivalent(lam, ns)
+    key = (lam.astype(np.float64).tobytes(), repr(ns.shape).encode() + ns.tobytes())
+    if key not in store:
+        eq = _equivalent(lam, ns)
+        for field in ("n", "kappa", "rho", "bias_weights", "perp_weights", "noise_factor"):
+            getattr(eq, field).flags.writeable = False
+        eq.pinv_trace.flags.writeable = False
+        store[key] = eq
+    return store[key]
+
+
+def _equivalent(lam: np.ndarray, ns: np.ndarray) -> DeterministicEquivalent:
+    """:func:`deterministic_equivalent` of the eigenvalues ``lam`` at the checked sizes ``ns``."""
     r = numerical_rank(lam)
     exact = r > 0 and bool(lam[0] - lam[r - 1] <= 1e-12 * lam[0])
     kappa = solve_kappa(lam, ns)

@@ -90,8 +90,8 @@ def add_reproduce(sub: Any) -> None:
         type=int_in_range(1, MAX_WORKERS),
         default=None,
         metavar="N",
-        help=f"local worker processes, 1 to {MAX_WORKERS} (default: one per core; 1 runs in "
-        "this process)",
+        help=f"local worker processes, 1 to {MAX_WORKERS} (default: one per core, "
+        "but 1 at --size quick; 1 runs in this process)",
     )
     p.add_argument(
         "--scheduler",

@@ -351,28 +351,95 @@ def gradient_descent(
       are slices of those buffers.
     """
     layers = [w.copy() for w in net.layers]  # net keeps the start
-    depth = len(layers)
     n = x.shape[1]
     b = net.batch
     mask = _layer_mask(trainable, b)
-    trainable = np.asarray(mask.any(axis=0))  # layers some repeat trains
-    # a layer trained by some repeats only: its update is multiplied by 0 or 1 per repeat
-    partly = {j: mask[:, j, None, None].astype(np.float64) for j in range(depth)}
-    partly = {j: m for j, m in partly.items() if trainable[j] and not mask[:, j].all()}
     monitor = Monitor(yy, (b,), tol, lr, max_steps)
     first = layers[0]
     m_t = np.matmul(first, np.swapaxes(x, 1, 2))  # (M)^T = W_1(0) X^T, (B, h_1, n)
     k_mat = np.matmul(x, np.swapaxes(x, 1, 2))  # K = X X^T, (B, n, n), symmetric
     coef = np.zeros((b, first.shape[1], n))  # W_1 = W_1(0) + coef @ X
+    shared = (np.asarray(mask.any(axis=0)), [w.shape[1:] for w in layers])
+    loss = np.zeros(b)
+    t = 0
+    rows = np.arange(b)
+    while True:
+        # the repeats still running, alone: a stopped repeat's weights no longer change (its
+        # steps have size zero), so it leaves the batch and its last loss stands for it
+        part = [w[rows] for w in layers[1:]]
+        t, part, coef_rows, loss, finished = _descend(
+            part,
+            coef[rows],
+            (m_t[rows], k_mat[rows], yy[rows], lr[rows], mask[rows]),
+            shared,
+            monitor,
+            rows,
+            loss,
+            t,
+            max_steps,
+            rows.size < b,
+        )
+        for w, w_rows in zip(layers[1:], part, strict=True):
+            w[rows] = w_rows
+        coef[rows] = coef_rows
+        if finished:
+            break
+        rows = np.flatnonzero(monitor.active)
+    layers[0] = first + np.matmul(coef, x)
+    monitor.finish(strict)
+    return _result(
+        net,
+        layers,
+        loss,
+        monitor.steps,
+        lr,
+        monitor.interpolated,
+        monitor.converged,
+        monitor.hist_t,
+        monitor.hist_l,
+    )
+
+
+def _descend(
+    hidden: list[np.ndarray],
+    coef: np.ndarray,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    shared: tuple[np.ndarray, list[tuple[int, ...]]],
+    monitor: Monitor,
+    rows: np.ndarray,
+    loss: np.ndarray,
+    t0: int,
+    max_steps: int,
+    resume: bool,
+) -> tuple[int, list[np.ndarray], np.ndarray, np.ndarray, bool]:
+    """Steps of :func:`gradient_descent` from step ``t0`` for the repeats ``rows`` of the batch.
+
+    ``hidden`` are the layers above the first (of these repeats), ``coef`` the first layer's
+    coefficients, ``data`` their ``M^T``, ``K``, labels, steps and layer masks; ``loss`` is the
+    whole batch's last loss (a new array each step: the stopping rule keeps the previous one).
+    Returns the step to resume at, the layers, coefficients and loss reached, and whether
+    training is over; it returns early (not over) once half
+    of ``rows`` have stopped, so that the caller can drop them from the batch. With
+    ``resume`` the stopping rule has seen the loss at ``t0`` already (an early return there).
+    """
+    m_t, k_mat, yy, lr, mask = data
+    trainable, shapes = shared  # layers some repeat of the whole batch trains, their shapes
+    layers: list[np.ndarray] = [m_t[:, :, :0]] + list(hidden)  # slot 0 unused (via coef)
+    depth = len(layers)
+    n = m_t.shape[2]
+    b = len(rows)
+    # a layer trained by some repeats only: its update is multiplied by 0 or 1 per repeat
+    partly = {j: mask[:, j, None, None].astype(np.float64) for j in range(depth)}
+    partly = {j: m for j, m in partly.items() if trainable[j] and not mask[:, j].all()}
     y_row = yy[:, None, :]
-    widths = [w.shape[1] for w in layers]  # h_j of a_j and b_j (h_N = 1)
+    widths = [shapes[j][0] for j in range(depth)]  # h_j of a_j and b_j (h_N = 1)
     wide = max(widths)
     a_buf = np.zeros((b, depth + 1, 1, wide))  # a_j = a_buf[:, j, :, :h_j]
     b_buf = np.zeros((b, depth, wide, 1))  # W_j ... W_1 g = b_buf[:, j, :h_j] (j >= 1)
     a = [a_buf[:, j, :, : widths[j - 1]] if j else a_buf[:, 0] for j in range(depth + 1)]
     a[depth][...] = 1.0
     bv = [b_buf[:, j, : widths[j - 1], :] if j else b_buf[:, 0] for j in range(depth)]
-    lo, hi = _hidden_run(trainable, [w.shape[1:] for w in layers])
+    lo, hi = _hidden_run(trainable, shapes)
     if hi > lo:
         stack = np.stack(layers[lo:hi], axis=1)  # (B, K, h, h)
         for k in range(lo, hi):
@@ -391,11 +458,12 @@ def gradient_descent(
     kr = np.empty((b, 1, n))
     rn_col = np.empty((b, n, 1))
     inv_n = 1.0 / n
-    stopped = 0
+    stopped = monitor.stopped
     # the step, folded into the gradient: b_j and the updates come out scaled by lr / n
-    step_col = (lr * inv_n)[:, None, None]
+    step_col = (lr * inv_n * monitor.active[rows])[:, None, None]
+    finished = True
     with np.errstate(over="ignore", invalid="ignore"):
-        for t in range(max_steps + 1):
+        for t in range(t0, max_steps + 1):
             for j in range(depth - 1, 0, -1):
                 np.matmul(a[j + 1], layers[j], out=a[j])
             np.matmul(a[1], m_t, out=res)
@@ -403,12 +471,17 @@ def gradient_descent(
                 np.matmul(a[1], coef, out=ca)
                 res += np.matmul(ca, k_mat, out=kr)
             res -= y_row
-            loss = np.matmul(res, res.swapaxes(1, 2), out=sq)[:, 0, 0] * (0.5 * inv_n)
-            if not monitor.update(t, loss) or t == max_steps:
+            loss = loss.copy()
+            loss[rows] = np.matmul(res, res.swapaxes(1, 2), out=sq)[:, 0, 0] * (0.5 * inv_n)
+            if not (resume and t == t0) and (not monitor.update(t, loss) or t == max_steps):
                 break
             if monitor.stopped != stopped:  # stopped repeats take steps of size zero
                 stopped = monitor.stopped
-                step_col = (lr * inv_n * monitor.active)[:, None, None]
+                active = monitor.active[rows]
+                if 2 * np.count_nonzero(active) <= b:
+                    finished = False  # the caller drops the stopped repeats
+                    break
+                step_col = (lr * inv_n * active)[:, None, None]
             np.multiply(res.swapaxes(1, 2), step_col, out=rn_col)  # lr r / n, a column
             if depth > 1:
                 np.matmul(m_t, rn_col, out=bv[1])
@@ -429,19 +502,7 @@ def gradient_descent(
                 if 0 in partly:
                     coef_step *= partly[0]
                 coef -= coef_step
-    layers[0] = first + np.matmul(coef, x)
-    monitor.finish(strict)
-    return _result(
-        net,
-        layers,
-        loss,
-        monitor.steps,
-        lr,
-        monitor.interpolated,
-        monitor.converged,
-        monitor.hist_t,
-        monitor.hist_l,
-    )
+    return t, layers[1:], coef, loss, finished
 
 
 def line_search_descent(

@@ -49,6 +49,13 @@ from .sweep import describe_failure, run_sweep
 
 __all__ = ["SIZES", "reproduce", "resolve_experiments", "prepare_output"]
 
+#: sizes run in this process unless ``workers`` or a scheduler is given: at ``quick`` the units
+#: total about 20 CPU-seconds (none above 4) and figures and the report (drawn here) take as
+#: long again, so a pool only adds its start-up (every worker imports the package) and CPU
+#: time; measured on the 2-core machine: 2 workers 41.5 CPU-s and the same wall time as one
+#: worker (36.5 CPU-s) when loaded, slower than one worker when quiet
+ONE_WORKER_SIZES = ("quick",)
+
 #: the sizes every experiment runs at, smallest first (``reproduce --size``)
 SIZES = ("quick", "default", "paper")
 
@@ -304,7 +311,9 @@ def reproduce(
     out
         Output folder (created).
     workers, scheduler, connect_timeout, timeout
-        Where units run; see :func:`~finetune_theory.runner.executors.make_executor`.
+        Where units run; see :func:`~finetune_theory.runner.executors.make_executor`. With
+        neither ``workers`` nor ``scheduler``, a size of :data:`ONE_WORKER_SIZES` (``quick``)
+        runs in this process, the others on one worker per core.
     fresh
         Forget the stored units of these experiments first.
     seed
@@ -373,6 +382,8 @@ def reproduce(
         folder = _Folder(out_path)
         results_store = stack.enter_context(ResultStore(store_path))
         own = executor is None
+        if workers is None and scheduler is None and size in ONE_WORKER_SIZES:
+            workers = 1  # too little work for a pool to pay off (see ONE_WORKER_SIZES)
         try:
             runner = (
                 make_executor(workers, scheduler, connect_timeout=connect_timeout, timeout=timeout)

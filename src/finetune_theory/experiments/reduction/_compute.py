@@ -11,7 +11,7 @@ from ... import covariance as covmod
 from ... import deep_linear as dl
 from ... import linear, relu
 from ..._random import as_generator
-from ...asymptotics import deterministic_equivalent
+from ...asymptotics import deterministic_equivalent, reuse_equivalents
 from ..base import run_units
 from ._setting import PARTS, Config, _setting, make_covariance, target_teacher, units
 
@@ -300,6 +300,15 @@ def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
         If ``config.part`` is neither ``all`` nor one of :data:`PARTS`.
     """
     rng = as_generator(seed)
+    # the curves of a unit share covariances and sizes: the depth part reads every curve of a
+    # spectrum (scratch and each depth, at every alpha) off one deterministic equivalent, and
+    # the sample-size searches of the simulated and floor parts ask for the same sizes again
+    with reuse_equivalents():
+        return _run_parts(config, rng)
+
+
+def _run_parts(config: Config, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """The records of every unit of ``config``, in order, drawing from ``rng``."""
     records: list[dict[str, Any]] = []
     for unit in units(config):
         if unit.part == "theory":
