@@ -43,6 +43,7 @@ import pandas as pd
 from .. import covariance as covmod
 from .. import deep_linear as dl
 from .. import linear
+from .._numerics import TINY
 from .._random import as_generator
 from ..teachers import random_units
 from ._deep import mean_se, risks, train_and_compare
@@ -168,7 +169,7 @@ def frozen_limit(x: np.ndarray, y: np.ndarray, source: np.ndarray, trainable: in
     so from the pretrained ``a = 1`` the limit is ``max(a*, 0)``.
     """
     u = np.matmul(x, source[:, :, None])[:, :, 0]
-    a = np.sum(u * y, 1) / np.maximum(np.sum(u * u, 1), 1e-300)
+    a = np.sum(u * y, 1) / np.maximum(np.sum(u * u, 1), TINY)
     if trainable >= 2:
         a = np.maximum(a, 0.0)
     return a[:, None] * source

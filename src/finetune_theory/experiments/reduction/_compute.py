@@ -10,6 +10,7 @@ import numpy as np
 from ... import covariance as covmod
 from ... import deep_linear as dl
 from ... import linear, relu
+from ..._numerics import TINY
 from ..._random import as_generator
 from ...asymptotics import deterministic_equivalent, reuse_equivalents
 from ..base import run_units
@@ -146,7 +147,7 @@ def _mc_crossing(
     if below.size and below[0] > 0:
         i = below[0]
         x0, x1 = ns[i - 1], ns[i]
-        y0, y1 = math.log(mean[i - 1]), math.log(max(mean[i], 1e-300))
+        y0, y1 = math.log(mean[i - 1]), math.log(max(mean[i], TINY))
         n_sim = float(x0 + (math.log(eps) - y0) * (x1 - x0) / (y1 - y0)) if y1 != y0 else x1
     elif below.size and ns[0] == 1:
         n_sim = 1.0
