@@ -82,14 +82,14 @@ SLOW: dict[str, dict[str, set[str]]] = {
         "fixtures": {"drift_runs"},
         "tests": {"test_gradients_match_torch_autograd", "test_asymptotic_bias_shrinks_with_n"},
     },
-    "test_experiment_measure.py": {"tests": {"test_plot_writes_svg"}},
-    "test_experiment_realistic.py": {
+    "test_experiments_measure.py": {"tests": {"test_plot_writes_svg"}},
+    "test_experiments_realistic.py": {
         "tests": {
             "test_quick_size_runs_offline",
             "test_run_gives_the_records_of_run_all_and_of_the_sweep",
         },
     },
-    "test_experiment_relu.py": {
+    "test_experiments_relu.py": {
         "fixtures": {"quick"},
         "tests": {
             "test_run_gives_the_records_of_run_all_and_of_the_sweep",
@@ -108,7 +108,7 @@ SLOW: dict[str, dict[str, set[str]]] = {
     "test_linear_ridge.py": {
         "tests": {"test_ridge_deterministic_equivalent_against_monte_carlo"},
     },
-    "test_reduction.py": {
+    "test_experiments_reduction.py": {
         "tests": {
             "test_run_gives_the_records_of_run_all_and_of_the_sweep",
             "test_depth_verdict_holds_and_flips_when_depth_is_ignored",

@@ -45,7 +45,7 @@ T_ACC = [
     "-k",
     "stored or isotropic or continuous or kappa or rank_deficient or vectorised or infinite",
 ]
-T_LIN = ["tests/test_linear.py", "tests/test_reduction.py"]
+T_LIN = ["tests/test_linear.py", "tests/test_experiments_reduction.py"]
 T_LIN_FAST = ["tests/test_linear.py", "-k", "sample_complexity or bracket or similarity"]
 T_DEEP = ["tests/test_deep_linear.py"]
 T_RELU = ["tests/test_relu.py"]

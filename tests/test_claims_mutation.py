@@ -1,9 +1,9 @@
 """Every verdict of E3 (scaling) and E4 (freezing) turns false on records that contradict it.
 
-E1, E2, E5 and E7 have the same check next to their other tests (``test_experiment_measure``,
-``test_experiments_deep``, ``test_experiment_relu``, ``test_reduction``). Each mutation below
-plants exactly the error its claim is about; the test also checks that every claim the
-experiment makes has a mutation here, so a new verdict cannot slip in untested.
+E1, E2, E5 and E7 have the same check next to their other tests (``test_experiments_measure``,
+``test_experiments_deep``, ``test_experiments_relu``, ``test_experiments_reduction``). Each
+mutation below plants exactly the error its claim is about; the test also checks that every
+claim the experiment makes has a mutation here, so a new verdict cannot slip in untested.
 """
 
 from __future__ import annotations
