@@ -380,16 +380,21 @@ def _fold(ratio: pd.Series) -> pd.Series:
     return np.maximum(r, 1.0 / r)
 
 
-def ranking_pairs(records: pd.DataFrame) -> pd.DataFrame:
-    """Every pair of sources per (data set, n, route): is the predicted order the measured one?"""
+def ranking_pairs(
+    records: pd.DataFrame, by: tuple[str, ...] = ("dataset", "n")
+) -> pd.DataFrame:
+    """Every pair of sources per (``by``..., route): is the predicted order the measured one?
+
+    E8 groups by data set and ``n``; E9, with one data set, by ``n`` alone.
+    """
     rows = []
-    for (ds, n), g in records.groupby(["dataset", "n"]):
+    for key, g in records.groupby(list(by)):
         g = g.set_index("source")
         for route in ("full", "last"):
             for a, b in itertools.combinations(g.index, 2):
                 pred = g.loc[a, f"predicted_{route}"] - g.loc[b, f"predicted_{route}"]
                 meas = g.loc[a, f"measured_{route}"] - g.loc[b, f"measured_{route}"]
-                rows.append({"dataset": ds, "n": n, "route": route, "pair": f"{a}/{b}",
+                rows.append({**dict(zip(by, key, strict=True)), "route": route, "pair": f"{a}/{b}",
                              "right": bool(np.sign(pred) == np.sign(meas))})
     return pd.DataFrame(rows)
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import io
-import itertools
 import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -47,6 +46,7 @@ from ..networks import torch_module
 from . import OPTIONAL
 from ._plotting import finish, legend_outside, open_figures
 from .base import Experiment, Verdict, run_units
+from .networks import _fold, _head_gd, _top_eig, ranking_pairs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -294,17 +294,6 @@ def chgnet_source(name: str, atoms: list[Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- one unit
-def _top_eig(k: np.ndarray) -> float:
-    return float(np.linalg.eigvalsh(k)[-1])
-
-
-def _head_gd(a: np.ndarray, y: np.ndarray, theta: np.ndarray, lr: float, steps: int) -> np.ndarray:
-    n = y.size
-    for _ in range(steps):
-        theta = theta - lr * (a.T @ (a @ theta - y)) / n
-    return theta
-
-
 def run_unit(config: Config, seed: int) -> list[dict[str, Any]]:
     """Fine-tune every source's readout over ``ns`` x repeats and predict the curves."""
     _check(config)
@@ -417,25 +406,6 @@ def run(config: Config, seed: int) -> list[dict[str, Any]]:
 
 
 # -------------------------------------------------------------------------- verdicts
-def _fold(ratio: pd.Series) -> pd.Series:
-    r = ratio.astype(float)
-    return np.maximum(r, 1.0 / r)
-
-
-def ranking_pairs(records: pd.DataFrame) -> pd.DataFrame:
-    """Every pair of sources per (n, route): is the predicted order the measured one?"""
-    rows = []
-    for n, g in records.groupby("n"):
-        g = g.set_index("source")
-        for route in ("full", "last"):
-            for a, b in itertools.combinations(g.index, 2):
-                pred = g.loc[a, f"predicted_{route}"] - g.loc[b, f"predicted_{route}"]
-                meas = g.loc[a, f"measured_{route}"] - g.loc[b, f"measured_{route}"]
-                rows.append({"n": n, "route": route, "pair": f"{a}/{b}",
-                             "right": bool(np.sign(pred) == np.sign(meas))})
-    return pd.DataFrame(rows)
-
-
 def claims(records: pd.DataFrame) -> list[Verdict]:
     """Verdicts of E9 computed from the records."""
     verdicts = []
@@ -462,7 +432,7 @@ def claims(records: pd.DataFrame) -> list[Verdict]:
     verdicts.append(Verdict(
         f"Where the kernel moves little CHGNet's readout fine-tunes as its linearisation "
         f"(within a factor {LINEARISED_FACTOR:g})", lin_holds, lin_evidence))
-    pairs = ranking_pairs(records)
+    pairs = ranking_pairs(records, by=("n",))
     if len(pairs):
         share = float(pairs["right"].mean())
         verdicts.append(Verdict(
