@@ -61,7 +61,7 @@ def test_default_sample_sizes_are_below_d_increasing_and_few(d):
 
 
 def test_default_sample_sizes_refuse_a_single_feature():
-    with pytest.raises(ValueError, match="at least 2"):
+    with pytest.raises(ValueError, match="d must be >= 2"):
         curves.default_sample_sizes(1)
 
 

@@ -75,8 +75,9 @@ def default_sample_sizes(d: int) -> list[int]:
     >>> default_sample_sizes(2)
     [1]
     """
-    if d < 2:
-        raise ValueError(f"d must be at least 2 for a learning curve below the rank, got {d}")
+    from ._validation import check_positive_int
+
+    d = check_positive_int(d, "d", minimum=2)  # n = 1 is the only size below the rank at d = 2
     sizes = np.geomspace(min(max(2, d // 50), d - 1), max(3, d // 2), 8)
     return sorted({int(n) for n in np.round(sizes) if 1 <= n < d})
 
