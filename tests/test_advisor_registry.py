@@ -70,6 +70,39 @@ def test_a_strategy_added_in_one_place_joins_the_table(toy):
     }
 
 
+def test_a_strategy_given_for_one_call_joins_that_table_only():
+    x, y, src = _problem()
+    adv = advise(x, y, src, strategies=[HalfRidge()])
+    assert ("near", "half_ridge") in adv.pairs() and "half_ridge" not in registered()
+    order = list(adv.strategies)
+    assert order.index("refit_intercept") < order.index("half_ridge") < order.index("finetune")
+    want = 0.5 * (
+        adv.predict_risk("near", "refit_intercept", 25)
+        + adv.predict_risk("near", "finetune_ridge", 25)
+    )
+    assert adv.predict_risk("near", "half_ridge", 25) == pytest.approx(want, rel=1e-12)
+    assert "half_ridge" not in advise(x, y, src).strategies
+
+
+def test_a_call_strategy_passes_the_registry_checks():
+    x, y, src = _problem()
+
+    class Clash(HalfRidge):
+        name = "as_is"
+
+    class Wide(HalfRidge):
+        abbrev = "toolong"
+
+    with pytest.raises(ValueError, match="registered or given twice"):
+        advise(x, y, src, strategies=[Clash()])
+    with pytest.raises(ValueError, match="registered or given twice"):
+        advise(x, y, src, strategies=[HalfRidge(), HalfRidge()])
+    with pytest.raises(ValueError, match="abbrev"):
+        advise(x, y, src, strategies=[Wide()])
+    with pytest.raises(TypeError, match="Strategy"):
+        advise(x, y, src, strategies=["half_ridge"])  # type: ignore[list-item]
+
+
 def test_registry_refuses_what_it_cannot_show():
     class Bad(Strategy):
         name, abbrev = "as_is", "x"

@@ -22,7 +22,7 @@ from ._constants import NOISE_FLOOR, TIE_SE
 from ._engine import Engine, build_engine
 from ._io import Source, as_inputs, as_labels, load_sources
 from ._result import Advice, Recommendation, key, pairs_of
-from ._strategies import _REGISTRY, Strategy, registered
+from ._strategies import Strategy, with_call_strategies
 
 #: ``(source, strategy, risk, low, high, se)`` at the labelled n (:func:`candidates`)
 Candidate = tuple[str | None, str, float, float, float, float]
@@ -212,6 +212,7 @@ def advise(
     misspecification: bool = True,
     pool_sources: bool = True,
     excess_factor: float | None = None,
+    strategies: Sequence[Strategy] = (),
 ) -> Advice:
     """Predict the test MSE of every strategy, for each source, and recommend one.
 
@@ -253,6 +254,10 @@ def advise(
     excess_factor : float, optional
         Deprecated: a fixed allowance for every start instead of the measured one (implies
         ``misspecification=False`` otherwise); use ``misspecification``.
+    strategies : sequence of Strategy, optional
+        Strategies for this call only, beside the registered ones (a name already registered
+        is an error); :func:`finetune_theory.networks.advise` passes its network strategies
+        this way, leaving the registry as it is.
 
     Returns
     -------
@@ -285,6 +290,7 @@ def advise(
     if float(np.ptp(yy)) == 0.0:
         raise ValueError("y is constant on the labelled rows; there is nothing to predict")
     srcs = load_sources(sources, d, feature_names, names)
+    pool = with_call_strategies(strategies)
     if eps is not None:
         eps = check_positive(eps, "eps")
     if n_max is None:
@@ -323,7 +329,6 @@ def advise(
     )
     if fixed is not None:
         engine.fixed_allowance = fixed
-    strategies: dict[str, Strategy] = {k: _REGISTRY[k] for k in registered()}
     names_ = engine.source_names
     grid = sorted({g for g in (n, 2 * n, 5 * n) if g <= n_max} | {n})
     advice = Advice(
@@ -345,9 +350,9 @@ def advise(
         dropped=dropped,
     )
     advice.engine = engine
-    advice.strategies = strategies
+    advice.strategies = pool
     cands, losses = candidates(advice)
-    simplicity = {k: s.simplicity for k, s in strategies.items()}
+    simplicity = {k: s.simplicity for k, s in pool.items()}
     advice.recommendation = recommend(cands, simplicity, n, losses=losses)
     per_source: dict[str, float] = {}
     for src, _, pred, *_ in cands:
@@ -356,10 +361,10 @@ def advise(
     advice.ranking = sorted(per_source, key=lambda s: per_source[s])
     scan = _scan_ns(n_max)
     if eps is not None:
-        for src, strat in pairs_of(names_, strategies):
+        for src, strat in pairs_of(names_, pool):
             risk = advice.curve(src, strat, scan)[0]
             advice.n_for_eps[key(src, strat)] = first_n(scan, risk <= eps)
-    if srcs and "scratch" in strategies and "finetune_ridge" in strategies:
+    if srcs and "scratch" in pool and "finetune_ridge" in pool:
         scratch = advice.curve(None, "scratch", scan)[0]
         for src in names_:
             ridge = advice.curve(src, "finetune_ridge", scan)[0]

@@ -26,6 +26,7 @@ The six built in:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import numpy as np
@@ -439,16 +440,38 @@ def register(strategy: Strategy, *, replace: bool = False) -> Strategy:
     True
     >>> unregister("half")
     """
+    _check_strategy(strategy)
+    if strategy.name in _REGISTRY and not replace:
+        raise ValueError(f"a strategy named {strategy.name!r} is registered (pass replace=True)")
+    _REGISTRY[strategy.name] = strategy
+    return strategy
+
+
+def _check_strategy(strategy: Strategy) -> None:
+    """What the advice table needs of a strategy: its type, an identifier name, an abbrev."""
     if not isinstance(strategy, Strategy):
         raise TypeError(f"strategy must be a Strategy, got {type(strategy).__name__}")
     if not strategy.name or not strategy.name.isidentifier():
         raise ValueError(f"a strategy needs a name that is an identifier, got {strategy.name!r}")
     if not 0 < len(strategy.abbrev) <= 5:
         raise ValueError(f"strategy {strategy.name!r}: abbrev must have 1 to 5 characters")
-    if strategy.name in _REGISTRY and not replace:
-        raise ValueError(f"a strategy named {strategy.name!r} is registered (pass replace=True)")
-    _REGISTRY[strategy.name] = strategy
-    return strategy
+
+
+def with_call_strategies(extra: Sequence[Strategy]) -> dict[str, Strategy]:
+    """The registered strategies plus ``extra`` for one call, simplest first.
+
+    Each of ``extra`` passes the checks of :func:`register`; a name that is registered or
+    given twice is an error. The registry itself is left as it is.
+    """
+    extra = list(extra)
+    for strategy in extra:
+        _check_strategy(strategy)
+    names = [s.name for s in extra]
+    taken = sorted({n for n in names if n in _REGISTRY or names.count(n) > 1})
+    if taken:
+        raise ValueError(f"strategies named {taken} are registered or given twice; pass other "
+                         "names or unregister them")
+    return simplest_first({**_REGISTRY, **{s.name: s for s in extra}})
 
 
 def unregister(name: str) -> None:
@@ -501,7 +524,12 @@ def registered() -> tuple[str, ...]:
     >>> registered()[:2]
     ('as_is', 'refit_intercept')
     """
-    return tuple(sorted(_REGISTRY, key=lambda k: (_REGISTRY[k].simplicity, k)))
+    return tuple(simplest_first(_REGISTRY))
+
+
+def simplest_first(pool: Mapping[str, Strategy]) -> dict[str, Strategy]:
+    """``pool`` ordered as the advice lists strategies: by simplicity, then by name."""
+    return {k: pool[k] for k in sorted(pool, key=lambda k: (pool[k].simplicity, k))}
 
 
 for _cls in (AsIs, RefitIntercept, Mean, FinetuneRidge, Scratch, Finetune):

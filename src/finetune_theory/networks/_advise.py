@@ -22,15 +22,15 @@ strategies, predicted by the learning curve of :mod:`._curve`:
 
 All three take the user's ridge towards the source or early-stopping time, as the linear
 advisor does (``ridge = 0``, ``time = None``: to zero training loss). They join the advisor's
-registry for the duration of the call only (:func:`finetune_theory.advisor.register`); the
-returned :class:`~finetune_theory.advisor.Advice` keeps them.
+table of that call only (the ``strategies`` argument of
+:func:`finetune_theory.advisor.advise`; the registry is left as it is); the returned
+:class:`~finetune_theory.advisor.Advice` keeps them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike
 
 from .._numerics import TINY
 from .._validation import as_array, check_nonnegative, check_positive_int
-from ..advisor import MODEL_SE, Advice, Strategy, register, registered, unregister
+from ..advisor import MODEL_SE, Advice, Strategy
 from ..advisor import advise as advise_linear
 from ._core import as_tensor, functional, to_numpy, torch_module
 from ._curve import (
@@ -114,24 +114,6 @@ class FinetuneNetwork(_CurveStrategy):
     def log_se(self, engine: Any, source: str | None, ns: np.ndarray) -> np.ndarray:
         """The linearised route's, plus the error of the cross-validated ratio."""
         return np.sqrt(super().log_se(engine, source, ns) ** 2 + self.ratio_se**2)
-
-
-@contextmanager
-def _registered(strategies: Sequence[Strategy]) -> Iterator[None]:
-    """Register ``strategies`` for the duration of the block (an error if a name is taken)."""
-    taken = [s.name for s in strategies if s.name in registered()]
-    if taken:
-        raise ValueError(f"strategies named {taken} are registered already; unregister them "
-                         "before advising on a network")
-    done: list[str] = []
-    try:
-        for s in strategies:
-            register(s)
-            done.append(s.name)
-        yield
-    finally:
-        for name in done:
-            unregister(name)
 
 
 def _stack(a: ArrayLike, b: ArrayLike | None) -> np.ndarray:
@@ -279,7 +261,8 @@ def advise(
     >>> risk = advice.predict_risk("mlp", "finetune_linearised", 40)
     >>> bool(risk < advice.predict_risk("mlp", "as_is", 40))
     True
-    >>> "finetune_linearised" in registered()  # registered for the call only
+    >>> from finetune_theory.advisor import registered
+    >>> "finetune_linearised" in registered()  # for this call only: the registry is untouched
     False
     """
     torch = None if isinstance(network, Mapping) else torch_module()
@@ -340,10 +323,9 @@ def advise(
             net_strategy.ratio_se = math.hypot(se, MODEL_SE) if math.isfinite(se) else se
             strategies.append(net_strategy)
     source = {"coef": coef, "intercept": intercept}
-    with _registered(strategies):
-        advice = advise_linear(feats, lab, {name: source}, X_unlabelled=feats_u, eps=eps,
-                               n_max=n_max, confidence=confidence,
-                               misspecification=misspecification)
+    advice = advise_linear(feats, lab, {name: source}, X_unlabelled=feats_u, eps=eps,
+                           n_max=n_max, confidence=confidence,
+                           misspecification=misspecification, strategies=strategies)
     what = "a network's" if torch is not None else "the given"
     advice.assumptions.append(
         f"The advisor's strategies act on {what} penultimate features ({feats.shape[1]} of "
