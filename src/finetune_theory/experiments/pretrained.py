@@ -43,7 +43,7 @@ import pandas as pd
 
 from .._random import seed_sequence
 from ..networks import torch_module
-from . import OPTIONAL
+from . import OPTIONAL, skipped
 from ._plotting import finish, legend_outside, open_figures
 from .base import Experiment, Verdict, run_units
 from .networks import _fold, _head_gd, _top_eig, ranking_pairs
@@ -81,9 +81,7 @@ def missing() -> str | None:
     >>> missing() in (None, INSTALL)
     True
     """
-    if any(importlib.util.find_spec(m) is None for m in REQUIRES):
-        return INSTALL
-    return None
+    return skipped().get("pretrained")
 
 
 def _require() -> None:
